@@ -1,1 +1,14 @@
+//! What the ingest and worker binaries share: settings, telemetry, signal
+//! handling, the PostgreSQL pool and migrations, the RabbitMQ topology and
+//! connection, the health endpoints, and the object type store.
 
+pub mod amqp;
+pub mod db;
+pub mod object_types;
+pub mod ops;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use amqp::{Broker, Topology};
+pub use settings::{Role, Settings};

@@ -1,0 +1,186 @@
+//! RabbitMQ: the topology both binaries declare, and a connection that is
+//! re-established on demand after the broker goes away.
+//!
+//! lapin's own auto-recovery is not relied on: a [`Broker`] hands out the
+//! live connection and, when it has died, opens a new one (and re-declares
+//! the topology) under a lock, so callers see either a working connection or
+//! an error they can turn into a 503 or a retry.
+
+use std::sync::{Arc, Mutex};
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, ExchangeDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::settings::AmqpSettings;
+
+/// The names of everything objectsync declares on the broker.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Quorum queue of batches; published to through the default exchange.
+    pub queue: String,
+    /// Fanout exchange that receives dead-lettered batches.
+    pub dead_exchange: String,
+    /// Where dead-lettered batches stay for operators to inspect or replay.
+    pub dead_queue: String,
+    /// A copy of each dead-lettered batch, consumed by workers to mark its
+    /// process `failed`.
+    pub dead_track_queue: String,
+    pub delivery_limit: u32,
+}
+
+impl Topology {
+    pub fn new(settings: &AmqpSettings) -> Self {
+        let p = &settings.prefix;
+        Self {
+            queue: format!("{p}.batches"),
+            dead_exchange: format!("{p}.dead"),
+            dead_queue: format!("{p}.batches.dead"),
+            dead_track_queue: format!("{p}.batches.dead.track"),
+            delivery_limit: settings.delivery_limit,
+        }
+    }
+
+    /// Declares the topology; idempotent, so every process does it at start.
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.dead_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        let mut main = quorum();
+        main.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+        );
+        main.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.dead_exchange.as_str().into()),
+        );
+        declare_queue(channel, &self.queue, main).await?;
+        for queue in [&self.dead_queue, &self.dead_track_queue] {
+            declare_queue(channel, queue, quorum()).await?;
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    self.dead_exchange.as_str().into(),
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes everything [`Topology::declare`] made (tests clean up with it).
+    pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
+        for queue in [&self.queue, &self.dead_queue, &self.dead_track_queue] {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        channel
+            .exchange_delete(
+                self.dead_exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await
+    }
+}
+
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args
+}
+
+async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> lapin::Result<()> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            args,
+        )
+        .await
+        .map(|_| ())
+}
+
+/// A broker connection that reconnects when asked for after it died.
+pub struct Broker {
+    url: String,
+    name: String,
+    topology: Topology,
+    current: Mutex<Option<Arc<Connection>>>,
+    reconnecting: tokio::sync::Mutex<()>,
+}
+
+impl Broker {
+    /// Does not connect yet: the first [`Broker::connection`] does.
+    pub fn new(settings: &AmqpSettings, name: &str) -> Self {
+        Self {
+            url: settings.url.clone(),
+            name: name.to_owned(),
+            topology: Topology::new(settings),
+            current: Mutex::new(None),
+            reconnecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    fn live(&self) -> Option<Arc<Connection>> {
+        let guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().filter(|c| c.status().connected()).cloned()
+    }
+
+    /// Whether the connection is up right now (for `/readyz`).
+    pub fn is_connected(&self) -> bool {
+        self.live().is_some()
+    }
+
+    /// The live connection, opening a new one (and declaring the topology on
+    /// it) if there is none.
+    pub async fn connection(&self) -> lapin::Result<Arc<Connection>> {
+        if let Some(c) = self.live() {
+            return Ok(c);
+        }
+        let _guard = self.reconnecting.lock().await;
+        if let Some(c) = self.live() {
+            return Ok(c);
+        }
+        let props = ConnectionProperties::default().with_connection_name(self.name.as_str().into());
+        let conn = Connection::connect(&self.url, props).await?;
+        let channel = conn.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        let _ = channel.close(200, "OK".into()).await;
+        tracing::info!(connection = %self.name, "connected to RabbitMQ");
+        let conn = Arc::new(conn);
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Closes the connection, if any (graceful shutdown).
+    pub async fn close(&self) {
+        let conn = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(conn) = conn {
+            let _ = conn.close(200, "shutting down".into()).await;
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! PostgreSQL: the connection pool, the migrations, and the question every
+//! caller needs answered about a database error — is it worth retrying?
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::DatabaseSettings;
+
+mod embedded {
+    refinery::embed_migrations!("../../migrations");
+}
+
+/// Key of the advisory lock that serializes migrations between processes
+/// starting at the same time ("objsync" in ASCII).
+const MIGRATION_LOCK: i64 = 0x006f_626a_7379_6e63;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database URL: {0}")]
+    Url(#[source] tokio_postgres::Error),
+    #[error("could not build the connection pool: {0}")]
+    Pool(#[from] deadpool_postgres::BuildError),
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+    #[error("could not get a database connection: {0}")]
+    Checkout(#[from] deadpool_postgres::PoolError),
+    #[error("stopped while waiting for the database schema")]
+    Cancelled,
+}
+
+/// Builds the pool. Connections are opened lazily, so this succeeds even
+/// while the database is down; callers find out on first use.
+pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
+    let config = tokio_postgres::Config::from_str(&settings.url).map_err(DbError::Url)?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let timeout = Some(Duration::from_millis(settings.pool_timeout_ms));
+    Ok(Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .wait_timeout(timeout)
+        .create_timeout(timeout)
+        .recycle_timeout(timeout)
+        .runtime(Runtime::Tokio1)
+        .build()?)
+}
+
+/// One connection outside the pool, for migrations and administration.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, DbError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "migration connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// The newest migration version this build knows.
+pub fn latest_migration() -> i32 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Applies pending migrations under an advisory lock, so that several
+/// instances starting at once apply each migration exactly once.
+/// Returns how many migrations were applied.
+pub async fn migrate(url: &str) -> Result<usize, DbError> {
+    let mut client = connect(url).await?;
+    client
+        .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = embedded::migrations::runner().run_async(&mut client).await;
+    // Dropping the connection would release the lock too; be explicit.
+    let _ = client
+        .execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    let report = result?;
+    for m in report.applied_migrations() {
+        tracing::info!(version = m.version(), name = m.name(), "migration applied");
+    }
+    Ok(report.applied_migrations().len())
+}
+
+/// The newest migration applied to the database, if any.
+pub async fn applied_version(pool: &Pool) -> Result<Option<i32>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "select max(version) from refinery_schema_history",
+            &[],
+        )
+        .await;
+    match row {
+        Ok(row) => Ok(row.and_then(|r| r.get(0))),
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Waits until the database holds every migration this build knows, so a
+/// worker started before ingest (or before `migrate`) does not fail.
+pub async fn wait_for_schema(pool: &Pool, cancel: &CancellationToken) -> Result<(), DbError> {
+    let wanted = latest_migration();
+    let mut logged = false;
+    loop {
+        match applied_version(pool).await {
+            Ok(Some(v)) if v >= wanted => return Ok(()),
+            Ok(v) if !logged => {
+                tracing::info!(applied = ?v, wanted, "waiting for the database schema");
+                logged = true;
+            }
+            Err(e) if !logged => {
+                tracing::warn!(error = %e, "waiting for the database");
+                logged = true;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return Err(DbError::Cancelled),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Whether the database answers a trivial query.
+pub async fn ping(pool: &Pool) -> bool {
+    match pool.get().await {
+        Ok(client) => client.simple_query("select 1").await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Whether a PostgreSQL error is worth retrying: the connection broke, the
+/// server is shutting down or overloaded, or the transaction lost a race
+/// (serialization failure, deadlock, a unique key taken concurrently).
+pub fn is_transient(error: &tokio_postgres::Error) -> bool {
+    let Some(code) = error.code() else {
+        // No SQLSTATE: an I/O or protocol error, i.e. the connection.
+        return true;
+    };
+    let class = &code.code()[..2];
+    matches!(
+        class,
+        "08" // connection exception
+        | "53" // insufficient resources
+        | "57" // operator intervention (admin shutdown, cancel)
+        | "58" // system error
+    ) || [
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::UNIQUE_VIOLATION,
+    ]
+    .contains(code)
+}
+
+/// Whether a pool error means the database is unreachable (always transient).
+pub fn pool_error_is_transient(error: &deadpool_postgres::PoolError) -> bool {
+    use deadpool_postgres::PoolError;
+    match error {
+        PoolError::Backend(e) => is_transient(e),
+        PoolError::Timeout(_) | PoolError::PostCreateHook(_) => true,
+        PoolError::Closed | PoolError::NoRuntimeSpecified => false,
+    }
+}

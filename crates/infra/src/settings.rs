@@ -1,0 +1,275 @@
+//! Configuration, layered with the `config` crate: built-in defaults, then an
+//! optional file (`--config FILE`), then `OBJECTSYNC__SECTION__KEY`
+//! environment variables, then `DATABASE_URL` and `AMQP_URL`, which win over
+//! everything because that is what deployment platforms set.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use config::{Config, Environment, File};
+use serde::Deserialize;
+
+/// Which binary is loading settings; the two differ only in defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Ingest,
+    Worker,
+}
+
+impl Role {
+    fn default_port(self) -> u16 {
+        match self {
+            Self::Ingest => 8080,
+            Self::Worker => 8081,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct SettingsError(#[from] config::ConfigError);
+
+/// Everything both binaries can be configured with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub http: HttpSettings,
+    pub admin: AdminSettings,
+    pub log: LogSettings,
+    pub worker: WorkerSettings,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// A `postgres://` URL.
+    pub url: String,
+    /// Connections in the pool of each process.
+    pub pool_size: usize,
+    /// How long a request waits for a free connection before it fails (ms).
+    pub pool_timeout_ms: u64,
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("pool_timeout_ms", &self.pool_timeout_ms)
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct AmqpSettings {
+    /// An `amqp://` URL; the vhost is its path (`%2f` for `/`).
+    pub url: String,
+    /// Prefix of every exchange and queue name, so that several deployments
+    /// (or tests) can share a vhost.
+    pub prefix: String,
+    /// Deliveries of one batch before the broker dead-letters it. Baked into
+    /// the queue's `x-delivery-limit` when the queue is first declared.
+    pub delivery_limit: u32,
+}
+
+impl fmt::Debug for AmqpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpSettings")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("delivery_limit", &self.delivery_limit)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct AdminSettings {
+    /// With no token the admin API answers 404: disabled, never open.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = self.token.as_ref().map(|_| "<redacted>");
+        f.debug_struct("AdminSettings").field("token", &token).finish()
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    /// Batches one worker process applies at once (the AMQP prefetch).
+    pub prefetch: u16,
+    /// Most linked records per associated type on one record (Brevo: 10).
+    pub max_links_per_type: u32,
+    /// How long a worker keeps retrying a transient failure within one
+    /// delivery before handing the batch back to the broker (ms).
+    pub retry_budget_ms: u64,
+    /// Seconds to let in-flight batches finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+fn redact_url(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:***@host
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Settings {
+    /// Loads settings from defaults, `file`, and the process environment.
+    pub fn load(role: Role, file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(role, file, std::env::vars().collect())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, for tests.
+    pub fn load_from(
+        role: Role,
+        file: Option<&Path>,
+        env: HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder()
+            .set_default("database.url", "postgres://postgres@127.0.0.1:5432/objectsync")?
+            .set_default("database.pool_size", 16)?
+            .set_default("database.pool_timeout_ms", 5000)?
+            .set_default("amqp.url", "amqp://guest:guest@127.0.0.1:5672/%2f")?
+            .set_default("amqp.prefix", "objectsync")?
+            .set_default("amqp.delivery_limit", 5)?
+            .set_default("http.host", "127.0.0.1")?
+            .set_default("http.port", role.default_port())?
+            .set_default("log.format", "auto")?
+            .set_default("worker.prefetch", 8)?
+            .set_default("worker.max_links_per_type", 10)?
+            .set_default("worker.retry_budget_ms", 30_000)?
+            .set_default("worker.shutdown_grace_secs", 30)?;
+        if let Some(file) = file {
+            builder = builder.add_source(File::from(file).required(true));
+        }
+        let conventional = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let database_url = conventional("DATABASE_URL");
+        let amqp_url = conventional("AMQP_URL");
+        builder = builder
+            .add_source(
+                Environment::with_prefix("OBJECTSYNC")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(env.into_iter().collect())),
+            )
+            .set_override_option("database.url", database_url)?
+            .set_override_option("amqp.url", amqp_url)?;
+        Ok(builder.build()?.try_deserialize()?)
+    }
+
+    /// The address the HTTP server binds to.
+    pub fn http_addr(&self) -> String {
+        format!("{}:{}", self.http.host, self.http.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_point_at_local_services() {
+        let s = Settings::load_from(Role::Ingest, None, HashMap::new()).unwrap();
+        assert_eq!(s.database.url, "postgres://postgres@127.0.0.1:5432/objectsync");
+        assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(s.http_addr(), "127.0.0.1:8080");
+        assert!(s.admin.token.is_none());
+        let w = Settings::load_from(Role::Worker, None, HashMap::new()).unwrap();
+        assert_eq!(w.http.port, 8081);
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_conventional_variables_win() {
+        let s = Settings::load_from(
+            Role::Ingest,
+            None,
+            env(&[
+                ("OBJECTSYNC__HTTP__PORT", "9000"),
+                ("OBJECTSYNC__ADMIN__TOKEN", "s3cret"),
+                ("OBJECTSYNC__DATABASE__URL", "postgres://ignored/x"),
+                ("DATABASE_URL", "postgres://u:pw@db:5432/prod"),
+                ("AMQP_URL", "amqp://mq:5672/%2f"),
+                ("OBJECTSYNC__WORKER__PREFETCH", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.port, 9000);
+        assert_eq!(s.admin.token.as_deref(), Some("s3cret"));
+        assert_eq!(s.database.url, "postgres://u:pw@db:5432/prod");
+        assert_eq!(s.amqp.url, "amqp://mq:5672/%2f");
+        assert_eq!(s.worker.prefetch, 3);
+    }
+
+    #[test]
+    fn a_file_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("objectsync-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("objectsync.toml");
+        std::fs::write(&path, "[http]\nport = 7000\nhost = \"0.0.0.0\"\n").unwrap();
+        let s = Settings::load_from(
+            Role::Ingest,
+            Some(&path),
+            env(&[("OBJECTSYNC__HTTP__PORT", "7001")]),
+        )
+        .unwrap();
+        assert_eq!(s.http.host, "0.0.0.0");
+        assert_eq!(s.http.port, 7001);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let s = Settings::load_from(
+            Role::Ingest,
+            None,
+            env(&[
+                ("OBJECTSYNC__ADMIN__TOKEN", "s3cret"),
+                ("DATABASE_URL", "postgres://u:pw@db/x"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("pw@"), "{shown}");
+    }
+}

@@ -1,0 +1,215 @@
+//! `objectsync-ingest admin ...`: the admin operations from a shell, straight
+//! against the database, so a newcomer gets a key and a type without
+//! writing JSON by hand.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use objectsync_infra::{Settings, db};
+use objectsync_model::{
+    AttributeDef, AttributeKey, AttributeType, CategoryOption, DefinitionInput, FieldError,
+    ObjectTypeName,
+};
+use serde_json::{Value, json};
+
+use super::service::{self, AdminError};
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an organization and print its first API key.
+    CreateOrg {
+        #[arg(long)]
+        name: String,
+        /// Create it with custom objects turned off (its API calls get 403).
+        #[arg(long)]
+        disable_custom_objects: bool,
+    },
+    /// Add an API key to an organization and print it.
+    CreateKey {
+        #[arg(long)]
+        org: i64,
+    },
+    /// Create or replace an object type.
+    ///
+    /// Attributes are KEY:TYPE or, for category types, KEY:TYPE:OPT1,OPT2
+    /// (option keys double as labels). The first is the primary attribute
+    /// and must be text. Example:
+    /// --attr name:text --attr price:number --attr color:category:red,blue
+    DefineType {
+        #[arg(long)]
+        org: i64,
+        /// The object type name, e.g. vehicle.
+        #[arg(long = "type")]
+        name: String,
+        /// Display label (defaults to the name).
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long = "attr", value_name = "KEY:TYPE[:OPTIONS]")]
+        attrs: Vec<String>,
+        /// An associated object type; repeat for several. Without any,
+        /// existing associations are kept.
+        #[arg(long = "assoc", value_name = "OBJECT_TYPE")]
+        assocs: Vec<String>,
+        /// Read the definition from a JSON file instead (the admin API's body).
+        #[arg(long, conflicts_with_all = ["attrs", "assocs", "label"])]
+        file: Option<PathBuf>,
+    },
+    /// Print the object types of an organization.
+    ListTypes {
+        #[arg(long)]
+        org: i64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Parses one `--attr` value.
+fn parse_attr(spec: &str) -> Result<AttributeDef, FieldError> {
+    let field = || format!("--attr {spec}");
+    let mut parts = spec.splitn(3, ':');
+    let key = parts.next().unwrap_or_default();
+    let kind = parts.next().ok_or_else(|| {
+        FieldError::new(field(), "expected KEY:TYPE, e.g. name:text")
+    })?;
+    let key = AttributeKey::parse(key).map_err(|e| FieldError::new(field(), e.to_string()))?;
+    let kind = AttributeType::parse(kind)
+        .ok_or_else(|| FieldError::new(field(), format!("'{kind}' is not an attribute type")))?;
+    let options: Vec<CategoryOption> = parts
+        .next()
+        .map(|opts| {
+            opts.split(',')
+                .filter(|o| !o.is_empty())
+                .map(|o| CategoryOption {
+                    key: o.to_owned(),
+                    label: o.to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(AttributeDef {
+        label: key.as_str().to_owned(),
+        key,
+        kind,
+        options,
+    })
+}
+
+/// Builds the definition from flags, then runs it through the same checks
+/// as the HTTP API.
+fn definition_from_flags(
+    name: &str,
+    label: Option<String>,
+    attrs: &[String],
+    assocs: &[String],
+) -> Result<DefinitionInput, FieldError> {
+    let attributes = attrs
+        .iter()
+        .map(|a| parse_attr(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let associations = if assocs.is_empty() {
+        None
+    } else {
+        Some(
+            assocs
+                .iter()
+                .map(|a| ObjectTypeName::parse(a.as_str()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FieldError::new("--assoc", e.to_string()))?,
+        )
+    };
+    let json = json!({
+        "label": label.unwrap_or_else(|| name.to_owned()),
+        "attributes": attributes,
+        "associations": associations,
+    });
+    DefinitionInput::from_json(&json)
+}
+
+/// Runs an admin command and returns what to print.
+pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, CliError> {
+    db::migrate(&settings.database.url).await?;
+    let mut client = db::connect(&settings.database.url).await?;
+    let out = match command {
+        AdminCommand::CreateOrg {
+            name,
+            disable_custom_objects,
+        } => {
+            let org = service::create_org(&mut client, &name, !disable_custom_objects).await?;
+            json!(org)
+        }
+        AdminCommand::CreateKey { org } => {
+            json!({"api_key": service::create_key(&client, org).await?})
+        }
+        AdminCommand::DefineType {
+            org,
+            name,
+            label,
+            attrs,
+            assocs,
+            file,
+        } => {
+            let input = match file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+                    let value: Value = serde_json::from_str(&text)
+                        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+                    DefinitionInput::from_json(&value).map_err(AdminError::from)?
+                }
+                None => definition_from_flags(&name, label, &attrs, &assocs)
+                    .map_err(AdminError::from)?,
+            };
+            let stored = service::put_object_type(&mut client, org, &name, input).await?;
+            service::definition_json(&stored)
+        }
+        AdminCommand::ListTypes { org } => Value::Array(
+            service::list_object_types(&client, org)
+                .await?
+                .iter()
+                .map(service::definition_json)
+                .collect(),
+        ),
+    };
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_attribute_flags() {
+        let def = definition_from_flags(
+            "vehicle",
+            None,
+            &[
+                "name:text".into(),
+                "price:number".into(),
+                "color:category:red,blue".into(),
+            ],
+            &["garage".into()],
+        )
+        .unwrap();
+        assert_eq!(def.label, "vehicle");
+        assert_eq!(def.attributes[2].options.len(), 2);
+        assert_eq!(def.associations.unwrap()[0].as_str(), "garage");
+    }
+
+    #[test]
+    fn refuses_bad_flags_with_the_flag_named() {
+        let e = definition_from_flags("v", None, &["name".into()], &[]).unwrap_err();
+        assert!(e.field.contains("--attr name"), "{e}");
+        let e = definition_from_flags("v", None, &["name:txt".into()], &[]).unwrap_err();
+        assert!(e.message.contains("txt"), "{e}");
+        let e = definition_from_flags("v", None, &["color:category".into()], &[]).unwrap_err();
+        assert!(e.field.contains("attributes[0]"), "{e}");
+    }
+}

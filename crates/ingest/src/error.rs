@@ -1,0 +1,103 @@
+//! The one error type of the HTTP API: a Brevo code and a message, rendered
+//! as `{"code": ..., "message": ...}` with the status that goes with the code.
+//!
+//! Internal failures are logged in full and answered with a generic message;
+//! database and broker outages become `503` so that clients retry.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use objectsync_model::{ApiCode, RequestError};
+use serde_json::json;
+
+use crate::publisher::PublishError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ApiCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ApiCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ApiCode::InvalidParameter, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ApiCode::DocumentNotFound, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ApiCode::Unauthorized, message)
+    }
+
+    /// Logs `error` and answers 503 (transient) or 500 (anything else).
+    pub fn internal(error: &dyn std::error::Error, transient: bool) -> Self {
+        if transient {
+            tracing::warn!(error = %error, "dependency unavailable");
+            Self::new(
+                ApiCode::ServiceUnavailable,
+                "The service cannot take the request right now; retry later",
+            )
+        } else {
+            tracing::error!(error = %error, "internal error");
+            Self::new(ApiCode::InternalError, "Internal error; see the server log")
+        }
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        Self::new(e.code, e.message)
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let transient = objectsync_infra::db::is_transient(&e);
+        Self::internal(&e, transient)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        let transient = objectsync_infra::db::pool_error_is_transient(&e);
+        Self::internal(&e, transient)
+    }
+}
+
+impl From<objectsync_infra::object_types::ObjectTypeError> for ApiError {
+    fn from(e: objectsync_infra::object_types::ObjectTypeError) -> Self {
+        match e {
+            objectsync_infra::object_types::ObjectTypeError::Postgres(e) => e.into(),
+            other => Self::internal(&other, false),
+        }
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Request(r) => r.into(),
+            PublishError::Unavailable(_) => Self::internal(&e, true),
+            PublishError::Internal(_) => Self::internal(&e, false),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(json!({"code": self.code, "message": self.message}))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

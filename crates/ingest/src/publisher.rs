@@ -1,0 +1,178 @@
+//! The embeddable `Publisher`: validates a batch, records its process and
+//! makes it durable in RabbitMQ, without HTTP.
+//!
+//! The process row is inserted in a transaction that commits only after the
+//! broker has confirmed the persistent message. So a process row exists only
+//! for a batch that is on the queue: if the broker or the database fails
+//! first, the caller gets an error and nothing is left `queued` forever. The
+//! reverse case — a message confirmed but its transaction not committed —
+//! leaves a message naming no process, which the worker drops once it is
+//! older than a grace period.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Channel, Confirmation};
+use objectsync_infra::{Broker, db, object_types};
+use objectsync_model::{ApiCode, Envelope, Job, ObjectTypeName, RequestError};
+
+/// How long to wait for the broker's confirm before answering 503.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The batch is refused: 4xx, nothing queued.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The database or the broker cannot take it now: 503, nothing queued.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected state: 500, nothing queued.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<tokio_postgres::Error> for PublishError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if db::is_transient(&e) {
+            Self::Unavailable(format!("database: {e}"))
+        } else {
+            Self::Internal(format!("database: {e}"))
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for PublishError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::Unavailable(format!("database: {e}"))
+    }
+}
+
+impl From<object_types::ObjectTypeError> for PublishError {
+    fn from(e: object_types::ObjectTypeError) -> Self {
+        match e {
+            object_types::ObjectTypeError::Postgres(e) => e.into(),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// What kind of process a job makes.
+fn process_name(job: &Job) -> &'static str {
+    match job {
+        Job::Upsert(_) => "OBJECT_RECORDS_UPSERT",
+        Job::Delete(_) => "OBJECT_RECORDS_DELETE",
+    }
+}
+
+/// Validates, records and publishes batches. Cheap to share behind an `Arc`.
+pub struct Publisher {
+    pool: Pool,
+    broker: Arc<Broker>,
+    channel: tokio::sync::Mutex<Option<Channel>>,
+}
+
+impl Publisher {
+    pub fn new(pool: Pool, broker: Arc<Broker>) -> Self {
+        Self {
+            pool,
+            broker,
+            channel: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The confirm-mode channel, reopened (with the connection if need be)
+    /// after the broker went away.
+    async fn channel(&self) -> lapin::Result<Channel> {
+        let mut cached = self.channel.lock().await;
+        if let Some(ch) = cached.as_ref().filter(|c| c.status().connected()) {
+            return Ok(ch.clone());
+        }
+        let conn = self.broker.connection().await?;
+        let ch = conn.create_channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        *cached = Some(ch.clone());
+        Ok(ch)
+    }
+
+    /// Accepts `job` for object type `object_type` of organization `org_id`
+    /// and returns the new process id once the batch is durable.
+    pub async fn submit(
+        &self,
+        org_id: i64,
+        object_type: &str,
+        job: Job,
+    ) -> Result<i64, PublishError> {
+        let object_type = ObjectTypeName::parse(object_type).map_err(|e| {
+            RequestError::invalid(format!("'{object_type}' is not a valid object type: {e}"))
+        })?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if object_types::find(&*tx, org_id, object_type.as_str())
+            .await?
+            .is_none()
+        {
+            return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
+        }
+        let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
+        let row = tx
+            .query_one(
+                "insert into processes (org_id, name, object_type, records_total)
+                 values ($1, $2::text::process_name, $3, $4)
+                 returning id",
+                &[&org_id, &process_name(&job), &object_type.as_str(), &total],
+            )
+            .await?;
+        let process_id: i64 = row.get(0);
+        let envelope = Envelope::new(process_id, org_id, object_type, job);
+        self.publish(&envelope).await?;
+        tx.commit().await?;
+        tracing::debug!(process_id, org_id, "batch accepted");
+        Ok(process_id)
+    }
+
+    /// Publishes persistently and waits for the broker's confirm.
+    async fn publish(&self, envelope: &Envelope) -> Result<(), PublishError> {
+        let unavailable = |e: lapin::Error| PublishError::Unavailable(format!("broker: {e}"));
+        let channel = self.channel().await.map_err(unavailable)?;
+        let queue = self.broker.topology().queue.as_str();
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from("application/json"))
+            .with_message_id(ShortString::from(envelope.process_id.to_string()))
+            .with_timestamp(u64::try_from(envelope.enqueued_at.timestamp()).unwrap_or(0));
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &envelope.to_bytes(),
+                properties,
+            )
+            .await
+            .map_err(unavailable)?;
+        let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+            .await
+            .map_err(|_| PublishError::Unavailable("broker: no confirm in time".into()))?
+            .map_err(unavailable)?;
+        match confirmation {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) => Err(PublishError::Unavailable(format!(
+                "broker: message returned ({}), is queue '{queue}' declared?",
+                returned.reply_text
+            ))),
+            Confirmation::Nack(_) => Err(PublishError::Unavailable(
+                "broker: message refused (nack)".into(),
+            )),
+            Confirmation::NotRequested => Err(PublishError::Internal(
+                "publisher confirms are not enabled on the channel".into(),
+            )),
+        }
+    }
+}

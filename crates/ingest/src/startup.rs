@@ -1,0 +1,118 @@
+//! Building and running the ingest service: migrations, broker topology,
+//! the router, and a listener (port 0 in tests).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use objectsync_infra::ops::{self, Probes};
+use objectsync_infra::{Broker, Settings, db};
+use objectsync_model::ApiCode;
+use objectsync_model::limits::MAX_BODY_BYTES;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::publisher::Publisher;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("could not bind the HTTP listener: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A built, bound, not yet running ingest service.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    broker: Arc<Broker>,
+    port: u16,
+}
+
+/// Runs migrations, retrying while the database is not up yet (as when all
+/// services start together), until `cancel` fires.
+async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db::DbError> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match db::migrate(url).await {
+            Ok(_) => return Ok(()),
+            Err(db::DbError::Postgres(e)) if db::is_transient(&e) => {
+                tracing::warn!(error = %e, "database not reachable yet; retrying");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return Err(db::DbError::Cancelled),
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, cancel: &CancellationToken) -> Result<Self, StartupError> {
+        migrate_when_up(&settings.database.url, cancel).await?;
+        let pool = db::pool(&settings.database)?;
+        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-ingest"));
+        if let Err(e) = broker.connection().await {
+            // Keep serving: the publisher reconnects on demand and /readyz
+            // says the broker is down until then.
+            tracing::warn!(error = %e, "RabbitMQ not reachable at start; batches get 503 until it is");
+        }
+        let state = AppState {
+            pool: pool.clone(),
+            publisher: Arc::new(Publisher::new(pool.clone(), broker.clone())),
+            admin_token: settings.admin.token.clone().filter(|t| !t.is_empty()).map(Arc::from),
+        };
+        let router = router(state, Probes {
+            pool,
+            broker: broker.clone(),
+        });
+        let listener = TcpListener::bind(settings.http_addr()).await?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            router,
+            broker,
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `cancel` fires, then stops accepting and lets in-flight
+    /// requests finish.
+    pub async fn run_until(self, cancel: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(port = self.port, "ingest listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await?;
+        self.broker.close().await;
+        tracing::info!("ingest stopped");
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface of ingest.
+pub fn router(state: AppState, probes: Probes) -> Router {
+    Router::new()
+        .merge(crate::api::router())
+        .merge(crate::admin::router(state.clone()))
+        .fallback(|| async {
+            ApiError::not_found("No such endpoint").into_response()
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ApiCode::MethodNotAllowed, "Method not allowed on this endpoint")
+                .into_response()
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+        .merge(ops::router(probes))
+}

@@ -1,0 +1,15 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+
+use crate::publisher::Publisher;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub publisher: Arc<Publisher>,
+    /// `None` disables the admin API.
+    pub admin_token: Option<Arc<str>>,
+}
