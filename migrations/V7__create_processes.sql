@@ -13,6 +13,7 @@ create table processes (
     records_deleted     integer         not null default 0,
     records_failed      integer         not null default 0,
     error               text,
+    last_error          text,
     deliveries          integer         not null default 0,
     created_at          timestamptz     not null default now(),
     started_at          timestamptz,

@@ -26,7 +26,8 @@ pub struct Topology {
     /// A copy of each dead-lettered batch, consumed by workers to mark its
     /// process `failed`.
     pub dead_track_queue: String,
-    pub delivery_limit: u32,
+    /// Deliveries of one batch, first one included (see `AmqpSettings`).
+    pub max_deliveries: u32,
 }
 
 impl Topology {
@@ -37,7 +38,7 @@ impl Topology {
             dead_exchange: format!("{p}.dead"),
             dead_queue: format!("{p}.batches.dead"),
             dead_track_queue: format!("{p}.batches.dead.track"),
-            delivery_limit: settings.delivery_limit,
+            max_deliveries: settings.max_deliveries.max(1),
         }
     }
 
@@ -58,7 +59,7 @@ impl Topology {
         let mut main = quorum();
         main.insert(
             "x-delivery-limit".into(),
-            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+            AMQPValue::LongLongInt(i64::from(self.max_deliveries) - 1),
         );
         main.insert(
             "x-dead-letter-exchange".into(),

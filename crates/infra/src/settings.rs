@@ -68,9 +68,11 @@ pub struct AmqpSettings {
     /// Prefix of every exchange and queue name, so that several deployments
     /// (or tests) can share a vhost.
     pub prefix: String,
-    /// Deliveries of one batch before the broker dead-letters it. Baked into
-    /// the queue's `x-delivery-limit` when the queue is first declared.
-    pub delivery_limit: u32,
+    /// Deliveries of one batch, first one included, before it is
+    /// dead-lettered and its process marked `failed`. Baked into the queue's
+    /// `x-delivery-limit` (which counts redeliveries: this minus one) when the
+    /// queue is first declared.
+    pub max_deliveries: u32,
 }
 
 impl fmt::Debug for AmqpSettings {
@@ -78,7 +80,7 @@ impl fmt::Debug for AmqpSettings {
         f.debug_struct("AmqpSettings")
             .field("url", &redact_url(&self.url))
             .field("prefix", &self.prefix)
-            .field("delivery_limit", &self.delivery_limit)
+            .field("max_deliveries", &self.max_deliveries)
             .finish()
     }
 }
@@ -163,7 +165,7 @@ impl Settings {
             .set_default("database.pool_timeout_ms", 5000)?
             .set_default("amqp.url", "amqp://guest:guest@127.0.0.1:5672/%2f")?
             .set_default("amqp.prefix", "objectsync")?
-            .set_default("amqp.delivery_limit", 5)?
+            .set_default("amqp.max_deliveries", 5)?
             .set_default("http.host", "127.0.0.1")?
             .set_default("http.port", role.default_port())?
             .set_default("log.format", "auto")?

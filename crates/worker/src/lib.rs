@@ -1,1 +1,88 @@
+//! The worker: consumes batches from RabbitMQ and applies them to
+//! PostgreSQL, set-based and exactly once in effect. Any number of workers
+//! can run side by side.
 
+pub mod apply;
+mod consumer;
+mod dead;
+pub mod error;
+mod headers;
+
+use std::sync::Arc;
+
+use axum::Router;
+use objectsync_infra::ops::{self, Probes};
+use objectsync_infra::{Broker, Settings, db};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::WorkerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("could not bind the HTTP listener: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A built, not yet running worker with its health endpoints bound.
+pub struct Worker {
+    ctx: Arc<consumer::Ctx>,
+    listener: TcpListener,
+    router: Router,
+    port: u16,
+}
+
+impl Worker {
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let pool = db::pool(&settings.database)?;
+        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker"));
+        let router = ops::router(Probes {
+            pool: pool.clone(),
+            broker: broker.clone(),
+        });
+        let listener = TcpListener::bind(settings.http_addr()).await?;
+        let port = listener.local_addr()?.port();
+        let ctx = Arc::new(consumer::Ctx {
+            pool,
+            broker,
+            settings: settings.worker.clone(),
+        });
+        Ok(Self {
+            ctx,
+            listener,
+            router,
+            port,
+        })
+    }
+
+    /// The port of `/healthz` and `/readyz`.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Waits for the schema, then consumes until `cancel` fires; in-flight
+    /// batches are finished and acknowledged before it returns.
+    pub async fn run_until(self, cancel: CancellationToken) -> Result<(), StartupError> {
+        let http_stop = CancellationToken::new();
+        let http = tokio::spawn(
+            axum::serve(self.listener, self.router)
+                .with_graceful_shutdown(http_stop.clone().cancelled_owned())
+                .into_future(),
+        );
+        tracing::info!(port = self.port, "worker health endpoints listening");
+        match db::wait_for_schema(&self.ctx.pool, &cancel).await {
+            Ok(()) | Err(db::DbError::Cancelled) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let tracker = tokio::spawn(dead::run(self.ctx.clone(), cancel.clone()));
+        consumer::run(self.ctx.clone(), cancel.clone()).await;
+        let _ = tracker.await;
+        self.ctx.broker.close().await;
+        http_stop.cancel();
+        let _ = http.await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}

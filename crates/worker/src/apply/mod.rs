@@ -1,0 +1,118 @@
+//! Applying one batch, exactly once in effect.
+//!
+//! Everything a batch changes — records, rejections, counters, the
+//! `completed` status — is written in one transaction that starts by locking
+//! the process row. A redelivered batch whose process is already completed
+//! (the worker died after commit, before ack) finds it so and changes
+//! nothing; one whose worker died before commit finds nothing of its first
+//! attempt, because that transaction never committed.
+
+mod plan;
+mod process;
+mod upsert;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use deadpool_postgres::Pool;
+use objectsync_infra::object_types;
+use objectsync_model::{Envelope, Identifiers, Job, RejectionCode};
+use serde_json::Value;
+
+pub(crate) use process::{mark_failed, record_attempt_error};
+
+use crate::error::WorkerError;
+
+/// How long a message may name a process that is not (yet) visible before it
+/// is taken for one whose request never committed, and dead-lettered.
+const ORPHAN_GRACE: Duration = Duration::from_secs(60);
+
+/// Record counters of a process.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub processed: i32,
+    pub created: i32,
+    pub updated: i32,
+    pub deleted: i32,
+    pub failed: i32,
+}
+
+/// One stored rejection.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorRow {
+    pub(crate) index: i32,
+    pub(crate) identifiers: Value,
+    pub(crate) code: RejectionCode,
+    pub(crate) message: String,
+}
+
+impl ErrorRow {
+    pub(crate) fn new(index: usize, ids: &Identifiers, code: RejectionCode, message: &str) -> Self {
+        Self {
+            index: i32::try_from(index).unwrap_or(i32::MAX),
+            identifiers: serde_json::to_value(ids).unwrap_or(Value::Null),
+            code,
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// What applying a job produced.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    pub(crate) counts: Counts,
+    pub(crate) errors: Vec<ErrorRow>,
+    /// The stored id of each record of the request, `None` if rejected.
+    pub(crate) record_ids: Vec<Option<i64>>,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Applied now, with these counts.
+    Applied(Counts),
+    /// Completed or failed before: nothing done.
+    AlreadyDone,
+}
+
+/// Applies `envelope` to the database.
+pub async fn handle(pool: &Pool, envelope: &Envelope) -> Result<Handled, WorkerError> {
+    let mut client = pool.get().await?;
+    process::mark_started(&client, envelope).await?;
+    let tx = client.transaction().await?;
+    match process::lock(&tx, envelope).await? {
+        Some(status) if status == "completed" || status == "failed" => {
+            return Ok(Handled::AlreadyDone);
+        }
+        Some(_) => {}
+        None => {
+            let age = (Utc::now() - envelope.enqueued_at).to_std().unwrap_or_default();
+            let id = envelope.process_id;
+            return Err(if age < ORPHAN_GRACE {
+                WorkerError::Transient(format!("process {id} is not visible yet"))
+            } else {
+                WorkerError::Permanent(format!(
+                    "process {id} does not exist: the request that queued it never completed"
+                ))
+            });
+        }
+    }
+    let name = envelope.object_type.as_str();
+    let Some(object_type) = object_types::find(&*tx, envelope.org_id, name).await? else {
+        return Err(WorkerError::Permanent(format!(
+            "object type '{name}' no longer exists"
+        )));
+    };
+    let applied = match &envelope.job {
+        Job::Upsert(batch) => upsert::apply(&tx, envelope.org_id, &object_type, batch).await?,
+        Job::Delete(_) => {
+            return Err(WorkerError::Permanent(
+                "delete batches are not supported by this worker yet".into(),
+            ));
+        }
+    };
+    process::write_errors(&tx, envelope, &applied.errors).await?;
+    process::complete(&tx, envelope, &applied.counts).await?;
+    tx.commit().await?;
+    Ok(Handled::Applied(applied.counts))
+}

@@ -1,0 +1,148 @@
+use super::*;
+use serde_json::json;
+
+fn ids(v: Value) -> Identifiers {
+    serde_json::from_value(v).unwrap()
+}
+
+fn attrs(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn run(records: &[(Value, Value)], existing: &Existing) -> Plan {
+    let idents: Vec<Identifiers> = records.iter().map(|(i, _)| ids(i.clone())).collect();
+    let candidates = idents
+        .iter()
+        .zip(records)
+        .map(|(i, (_, a))| Candidate {
+            identifiers: i,
+            attributes: Ok(attrs(a.clone())),
+        })
+        .collect();
+    plan(candidates, existing, "vehicle")
+}
+
+fn stored(rows: &[(i64, Option<&str>)]) -> Existing {
+    let mut e = Existing::default();
+    for (id, ext) in rows {
+        e.insert(*id, ext.map(str::to_owned));
+    }
+    e
+}
+
+#[test]
+fn new_existing_and_anonymous_records() {
+    let p = run(
+        &[
+            (json!({"ext_id": "new"}), json!({"a": 1})),
+            (json!({"ext_id": "old"}), json!({"a": 2})),
+            (json!({}), json!({"a": 3})),
+            (json!({"id": 7}), json!({"a": 4})),
+        ],
+        &stored(&[(5, Some("old")), (7, None)]),
+    );
+    assert_eq!(p.inserts, vec![Insert { ext_id: "new".into(), attributes: attrs(json!({"a": 1})) }]);
+    assert_eq!(p.updates.len(), 2);
+    assert_eq!(p.updates[0].id, 5);
+    assert_eq!(p.updates[1].id, 7);
+    assert_eq!(p.anonymous, vec![attrs(json!({"a": 3}))]);
+    assert_eq!(
+        p.outcomes,
+        vec![
+            Outcome::Created(Target::NewExt(0)),
+            Outcome::Updated(Target::Existing(0)),
+            Outcome::Created(Target::Anonymous(0)),
+            Outcome::Updated(Target::Existing(1)),
+        ]
+    );
+}
+
+#[test]
+fn the_same_ext_id_twice_folds_in_order() {
+    let p = run(
+        &[
+            (json!({"ext_id": "a"}), json!({"x": 1, "y": 1})),
+            (json!({"ext_id": "a"}), json!({"y": 2, "z": null})),
+        ],
+        &Existing::default(),
+    );
+    assert_eq!(p.inserts.len(), 1);
+    assert_eq!(
+        p.inserts[0].attributes,
+        attrs(json!({"x": 1, "y": 2, "z": null}))
+    );
+    assert_eq!(
+        p.outcomes,
+        vec![
+            Outcome::Created(Target::NewExt(0)),
+            Outcome::Updated(Target::NewExt(0))
+        ]
+    );
+}
+
+#[test]
+fn id_and_ext_id_of_one_row_fold_together() {
+    let p = run(
+        &[
+            (json!({"ext_id": "a"}), json!({"x": 1})),
+            (json!({"id": 5}), json!({"x": 2})),
+            (json!({"id": 5, "ext_id": "a"}), json!({"y": 3})),
+        ],
+        &stored(&[(5, Some("a"))]),
+    );
+    assert_eq!(p.updates.len(), 1);
+    assert_eq!(p.updates[0].attributes, attrs(json!({"x": 2, "y": 3})));
+    assert!(p.outcomes.iter().all(|o| *o == Outcome::Updated(Target::Existing(0))));
+}
+
+#[test]
+fn unknown_id_is_rejected_without_touching_anything() {
+    let p = run(&[(json!({"id": 9}), json!({"x": 1}))], &Existing::default());
+    assert!(p.updates.is_empty());
+    assert!(matches!(
+        &p.outcomes[0],
+        Outcome::Rejected(Rejection { code: RejectionCode::RecordNotFound, .. })
+    ));
+}
+
+#[test]
+fn both_identifiers_give_a_row_its_ext_id_or_conflict() {
+    let existing = stored(&[(5, None), (6, Some("b")), (7, Some("c"))]);
+    let p = run(
+        &[
+            (json!({"id": 5, "ext_id": "a"}), json!({})),
+            (json!({"ext_id": "a"}), json!({"x": 1})),
+            (json!({"id": 6, "ext_id": "zzz"}), json!({"x": 1})),
+            (json!({"id": 5, "ext_id": "c"}), json!({"x": 1})),
+        ],
+        &existing,
+    );
+    assert_eq!(p.updates.len(), 1, "rejected records must not touch rows");
+    assert_eq!(p.updates[0].set_ext_id.as_deref(), Some("a"));
+    assert_eq!(p.updates[0].attributes, attrs(json!({"x": 1})));
+    assert_eq!(p.outcomes[1], Outcome::Updated(Target::Existing(0)));
+    for o in &p.outcomes[2..] {
+        assert!(matches!(
+            o,
+            Outcome::Rejected(Rejection { code: RejectionCode::IdentifierConflict, .. })
+        ));
+    }
+}
+
+#[test]
+fn rejected_attributes_keep_the_record_out() {
+    let i = ids(json!({"ext_id": "a"}));
+    let p = plan(
+        vec![Candidate {
+            identifiers: &i,
+            attributes: Err(Rejection {
+                code: RejectionCode::InvalidAttributeValue,
+                message: "bad".into(),
+            }),
+        }],
+        &Existing::default(),
+        "vehicle",
+    );
+    assert!(p.inserts.is_empty());
+    assert!(matches!(p.outcomes[0], Outcome::Rejected(_)));
+}

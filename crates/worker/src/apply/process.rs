@@ -1,0 +1,166 @@
+//! State changes of a process row.
+//!
+//! `queued → in_process` is committed on its own as soon as a worker picks a
+//! batch up, so clients see progress; `in_process → completed` is committed
+//! with the batch's effects; `→ failed` is written when the batch is
+//! dead-lettered. A process that reached `completed` or `failed` never moves
+//! again.
+
+use deadpool_postgres::Object;
+use objectsync_model::Envelope;
+use deadpool_postgres::Transaction;
+use tokio_postgres::GenericClient;
+
+use super::{Counts, ErrorRow};
+use crate::error::WorkerError;
+
+/// Marks the process `in_process` and counts the delivery.
+pub(super) async fn mark_started(client: &Object, envelope: &Envelope) -> Result<(), WorkerError> {
+    let stmt = client
+        .prepare_cached(
+            "update processes
+                set status = 'in_process',
+                    started_at = coalesce(started_at, now()),
+                    deliveries = deliveries + 1
+              where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
+        )
+        .await?;
+    client
+        .execute(&stmt, &[&envelope.org_id, &envelope.process_id])
+        .await?;
+    Ok(())
+}
+
+/// Locks the process row for the rest of the transaction; its status, or
+/// `None` if no such process is visible.
+pub(super) async fn lock(
+    tx: &Transaction<'_>,
+    envelope: &Envelope,
+) -> Result<Option<String>, WorkerError> {
+    let stmt = tx
+        .prepare_cached(
+            "select status::text from processes where org_id = $1 and id = $2 for update",
+        )
+        .await?;
+    let row = tx
+        .query_opt(&stmt, &[&envelope.org_id, &envelope.process_id])
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+pub(super) async fn write_errors(
+    tx: &Transaction<'_>,
+    envelope: &Envelope,
+    errors: &[ErrorRow],
+) -> Result<(), WorkerError> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let positions: Vec<i32> = (0..).take(errors.len()).collect();
+    let indexes: Vec<i32> = errors.iter().map(|e| e.index).collect();
+    let identifiers: Vec<&serde_json::Value> = errors.iter().map(|e| &e.identifiers).collect();
+    let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    let stmt = tx
+        .prepare_cached(
+            "insert into process_errors
+                    (org_id, process_id, position, record_index, identifiers, code, message)
+             select $1, $2, u.pos, u.idx, u.ids, u.code, u.msg
+               from unnest($3::int4[], $4::int4[], $5::jsonb[], $6::text[], $7::text[])
+                 as u(pos, idx, ids, code, msg)",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &envelope.org_id,
+            &envelope.process_id,
+            &positions,
+            &indexes,
+            &identifiers,
+            &codes,
+            &messages,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn complete(
+    tx: &Transaction<'_>,
+    envelope: &Envelope,
+    counts: &Counts,
+) -> Result<(), WorkerError> {
+    let stmt = tx
+        .prepare_cached(
+            "update processes
+                set status = 'completed',
+                    records_processed = $3,
+                    records_created = $4,
+                    records_updated = $5,
+                    records_deleted = $6,
+                    records_failed = $7,
+                    completed_at = now(),
+                    last_error = null
+              where org_id = $1 and id = $2",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &envelope.org_id,
+            &envelope.process_id,
+            &counts.processed,
+            &counts.created,
+            &counts.updated,
+            &counts.deleted,
+            &counts.failed,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Notes why a delivery failed, so that if the batch is later dead-lettered
+/// its process says why. Best effort: the database may be what failed.
+pub(crate) async fn record_attempt_error(
+    client: &impl GenericClient,
+    org_id: i64,
+    process_id: i64,
+    reason: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "update processes set last_error = $3
+              where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
+            &[&org_id, &process_id, &reason],
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Marks a process `failed` unless it already ended. With
+/// `append_last_error`, the last delivery's failure is added to `reason`
+/// (the dead-letter tracker knows only that the broker gave up).
+/// Returns whether the row changed.
+pub(crate) async fn mark_failed(
+    client: &impl GenericClient,
+    org_id: i64,
+    process_id: i64,
+    reason: &str,
+    append_last_error: bool,
+) -> Result<bool, tokio_postgres::Error> {
+    let n = client
+        .execute(
+            "update processes
+                set status = 'failed',
+                    error = case when $4 and last_error is not null
+                                 then $3 || ': ' || last_error
+                                 else $3 end,
+                    completed_at = now()
+              where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
+            &[&org_id, &process_id, &reason, &append_last_error],
+        )
+        .await?;
+    Ok(n > 0)
+}

@@ -1,0 +1,206 @@
+//! Consuming batches: an explicit reconnect loop around one consumer
+//! channel, with up to `prefetch` batches applied at once.
+//!
+//! Each delivery ends in exactly one of:
+//! - `ack` — applied, or found already applied;
+//! - `nack` with requeue — a transient failure outlasted this delivery's
+//!   retry budget; the broker counts the delivery and redelivers;
+//! - `reject` without requeue — permanent failure, or the last allowed
+//!   delivery failed; the broker dead-letters it and the process is marked
+//!   `failed`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use objectsync_infra::Broker;
+use objectsync_infra::settings::WorkerSettings;
+use objectsync_model::Envelope;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::apply::{self, Handled, mark_failed, record_attempt_error};
+use crate::error::WorkerError;
+use crate::headers::previous_deliveries;
+
+/// What every delivery handler needs.
+pub(crate) struct Ctx {
+    pub(crate) pool: Pool,
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) settings: WorkerSettings,
+}
+
+impl Ctx {
+    fn max_deliveries(&self) -> u32 {
+        self.broker.topology().max_deliveries
+    }
+
+    /// Backoff for transient failures within one delivery: exponential with
+    /// jitter, bounded in total by the retry budget.
+    fn retry_policy(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(5))
+            .with_total_delay(Some(Duration::from_millis(self.settings.retry_budget_ms)))
+            .without_max_times()
+    }
+}
+
+/// Consumes until `cancel` fires, reconnecting after every broker failure.
+pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
+    let mut delay = Duration::from_millis(250);
+    while !cancel.is_cancelled() {
+        match consume(&ctx, &cancel, &mut delay).await {
+            Ok(()) => break,
+            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "batch consumer lost the broker"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn consume(
+    ctx: &Arc<Ctx>,
+    cancel: &CancellationToken,
+    delay: &mut Duration,
+) -> lapin::Result<()> {
+    let conn = ctx.broker.connection().await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .basic_qos(ctx.settings.prefetch.max(1), BasicQosOptions::default())
+        .await?;
+    let queue = ctx.broker.topology().queue.as_str();
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    *delay = Duration::from_millis(250);
+    tracing::info!(queue, prefetch = ctx.settings.prefetch, "consuming batches");
+    let mut tasks = JoinSet::new();
+    let outcome = loop {
+        tokio::select! {
+            () = cancel.cancelled() => break Ok(()),
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => {
+                    tasks.spawn(handle_delivery(ctx.clone(), delivery));
+                }
+                Some(Err(e)) => break Err(e),
+                None => break Err(lapin::Error::from(std::io::Error::other("consumer stream ended"))),
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    };
+    if outcome.is_ok() {
+        // Stop new deliveries; those prefetched but not started are
+        // requeued by the broker when the channel closes.
+        let _ = channel
+            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+            .await;
+    }
+    let grace = Duration::from_secs(ctx.settings.shutdown_grace_secs);
+    let in_flight = tasks.len();
+    if in_flight > 0 {
+        tracing::info!(in_flight, "waiting for in-flight batches");
+    }
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight batches did not finish in time; the broker will redeliver them");
+        tasks.abort_all();
+    }
+    let _ = channel.close(200, "OK".into()).await;
+    outcome
+}
+
+async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery) {
+    let attempt = previous_deliveries(&delivery.properties) + 1;
+    let envelope = match Envelope::from_bytes(&delivery.data) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, attempt, "malformed message; dead-lettering it");
+            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!(
+        "batch",
+        process_id = envelope.process_id,
+        org_id = envelope.org_id,
+        object_type = %envelope.object_type,
+        attempt,
+    );
+    settle(&ctx, &delivery, &envelope, attempt).instrument(span).await;
+}
+
+async fn settle(ctx: &Ctx, delivery: &Delivery, envelope: &Envelope, attempt: u32) {
+    let started = std::time::Instant::now();
+    let result = (|| apply::handle(&ctx.pool, envelope))
+        .retry(ctx.retry_policy())
+        .when(WorkerError::is_transient)
+        .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "transient failure"))
+        .await;
+    let (org, pid) = (envelope.org_id, envelope.process_id);
+    match result {
+        Ok(Handled::Applied(counts)) => {
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+            tracing::info!(
+                records = counts.processed,
+                created = counts.created,
+                updated = counts.updated,
+                deleted = counts.deleted,
+                failed = counts.failed,
+                ms = started.elapsed().as_millis() as u64,
+                "batch applied"
+            );
+        }
+        Ok(Handled::AlreadyDone) => {
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+            tracing::info!("batch already processed; acknowledged again");
+        }
+        Err(WorkerError::Transient(reason)) if attempt < ctx.max_deliveries() => {
+            tracing::warn!(%reason, "giving the batch back to the broker");
+            if let Ok(client) = ctx.pool.get().await {
+                let _ = record_attempt_error(&**client, org, pid, &reason).await;
+            }
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await;
+        }
+        Err(e) => {
+            let reason = match &e {
+                WorkerError::Transient(r) => {
+                    format!("gave up after {attempt} deliveries: {r}")
+                }
+                WorkerError::Permanent(r) => r.clone(),
+            };
+            tracing::error!(%reason, "dead-lettering the batch");
+            // If the database is what failed, the dead-letter tracker marks
+            // the process failed once it is back.
+            if let Ok(client) = ctx.pool.get().await {
+                let _ = mark_failed(&**client, org, pid, &reason, false).await;
+            }
+            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The dead-letter tracker: marks `failed` the process of every batch the
+//! broker dead-lettered.
+//!
+//! Most dead-lettered batches were rejected by a worker that already marked
+//! the process failed; this catches the rest — batches the broker gave up on
+//! after the delivery limit (say, a worker that crashed on every attempt),
+//! and batches rejected while the database was down. The dead-letter
+//! exchange copies every dead batch here and to the dead-letter queue that
+//! operators inspect, so consuming this copy loses nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use objectsync_model::Envelope;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::mark_failed;
+use crate::consumer::Ctx;
+use crate::headers::{death_reason, previous_deliveries};
+
+/// Tracks dead letters until `cancel` fires, reconnecting as needed.
+pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
+    let mut delay = Duration::from_millis(250);
+    while !cancel.is_cancelled() {
+        match track(&ctx, &cancel, &mut delay).await {
+            Ok(()) => break,
+            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "dead-letter tracker lost the broker"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn track(
+    ctx: &Ctx,
+    cancel: &CancellationToken,
+    delay: &mut Duration,
+) -> lapin::Result<()> {
+    let conn = ctx.broker.connection().await?;
+    let channel = conn.create_channel().await?;
+    channel.basic_qos(4, BasicQosOptions::default()).await?;
+    let queue = ctx.broker.topology().dead_track_queue.as_str();
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    *delay = Duration::from_millis(250);
+    let outcome = loop {
+        tokio::select! {
+            () = cancel.cancelled() => break Ok(()),
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => settle(ctx, &delivery, cancel).await,
+                Some(Err(e)) => break Err(e),
+                None => break Err(lapin::Error::from(std::io::Error::other("consumer stream ended"))),
+            },
+        }
+    };
+    let _ = channel.close(200, "OK".into()).await;
+    outcome
+}
+
+async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
+    let Ok(envelope) = Envelope::from_bytes(&delivery.data) else {
+        // A malformed message names no process; it stays in the
+        // dead-letter queue for operators.
+        let _ = delivery.ack(BasicAckOptions::default()).await;
+        return;
+    };
+    let why = death_reason(&delivery.properties).unwrap_or_else(|| "unknown".into());
+    let reason = match why.as_str() {
+        "delivery_limit" => format!(
+            "dead-lettered after {} deliveries",
+            ctx.broker.topology().max_deliveries
+        ),
+        other => format!("dead-lettered ({other})"),
+    };
+    let (org, pid) = (envelope.org_id, envelope.process_id);
+    let marked = match ctx.pool.get().await {
+        Ok(client) => mark_failed(&**client, org, pid, &reason, true)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match marked {
+        Ok(changed) => {
+            if changed {
+                tracing::warn!(process_id = pid, org_id = org, %reason, "process marked failed");
+            }
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+        }
+        Err(e) => {
+            // The database is away: try again later, without spinning.
+            let wait = Duration::from_secs(1).min(Duration::from_millis(
+                250 * u64::from(previous_deliveries(&delivery.properties) + 1),
+            ));
+            tracing::warn!(error = %e, process_id = pid, "could not mark process failed yet");
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await;
+        }
+    }
+}

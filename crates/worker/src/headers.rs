@@ -1,0 +1,86 @@
+//! Reading the headers RabbitMQ adds to redelivered and dead-lettered
+//! messages.
+
+use lapin::BasicProperties;
+use lapin::types::AMQPValue;
+#[cfg(test)]
+use lapin::types::FieldTable;
+
+fn header<'a>(props: &'a BasicProperties, name: &str) -> Option<&'a AMQPValue> {
+    props.headers().as_ref()?.inner().get(name)
+}
+
+fn as_u64(value: &AMQPValue) -> Option<u64> {
+    match value {
+        AMQPValue::ShortShortUInt(v) => Some(u64::from(*v)),
+        AMQPValue::ShortUInt(v) => Some(u64::from(*v)),
+        AMQPValue::LongUInt(v) => Some(u64::from(*v)),
+        AMQPValue::ShortShortInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::ShortInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
+        _ => None,
+    }
+}
+
+fn as_text(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// Deliveries before this one (`x-delivery-count`, set by quorum queues on
+/// redelivery; absent on the first).
+pub(crate) fn previous_deliveries(props: &BasicProperties) -> u32 {
+    header(props, "x-delivery-count")
+        .and_then(as_u64)
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(0)
+}
+
+/// Why the broker dead-lettered a message: the `reason` of the newest
+/// `x-death` entry (`rejected`, `delivery_limit`, `expired`, ...).
+pub(crate) fn death_reason(props: &BasicProperties) -> Option<String> {
+    let AMQPValue::FieldArray(deaths) = header(props, "x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
+        return None;
+    };
+    first.inner().get("reason").and_then(as_text)
+}
+
+/// The `x-delivery-count` header as a test would see it, for unit tests.
+#[cfg(test)]
+fn with_count(n: i64) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(n));
+    BasicProperties::default().with_headers(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::FieldArray;
+
+    #[test]
+    fn delivery_count_defaults_to_zero() {
+        assert_eq!(previous_deliveries(&BasicProperties::default()), 0);
+        assert_eq!(previous_deliveries(&with_count(3)), 3);
+    }
+
+    #[test]
+    fn death_reason_reads_the_newest_entry() {
+        let mut death = FieldTable::default();
+        death.insert("reason".into(), AMQPValue::LongString("delivery_limit".into()));
+        let mut deaths = FieldArray::default();
+        deaths.push(AMQPValue::FieldTable(death));
+        let mut headers = FieldTable::default();
+        headers.insert("x-death".into(), AMQPValue::FieldArray(deaths));
+        let props = BasicProperties::default().with_headers(headers);
+        assert_eq!(death_reason(&props).as_deref(), Some("delivery_limit"));
+        assert_eq!(death_reason(&BasicProperties::default()), None);
+    }
+}
