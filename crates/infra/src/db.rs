@@ -101,10 +101,7 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
 pub async fn applied_version(pool: &Pool) -> Result<Option<i32>, DbError> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
-            "select max(version) from refinery_schema_history",
-            &[],
-        )
+        .query_opt("select max(version) from refinery_schema_history", &[])
         .await;
     match row {
         Ok(row) => Ok(row.and_then(|r| r.get(0))),

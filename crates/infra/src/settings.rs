@@ -36,6 +36,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub http: HttpSettings,
+    #[serde(default)]
     pub admin: AdminSettings,
     pub log: LogSettings,
     pub worker: WorkerSettings,
@@ -92,7 +93,7 @@ pub struct HttpSettings {
     pub port: u16,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 pub struct AdminSettings {
     /// With no token the admin API answers 404: disabled, never open.
     pub token: Option<String>,
@@ -101,7 +102,9 @@ pub struct AdminSettings {
 impl fmt::Debug for AdminSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let token = self.token.as_ref().map(|_| "<redacted>");
-        f.debug_struct("AdminSettings").field("token", &token).finish()
+        f.debug_struct("AdminSettings")
+            .field("token", &token)
+            .finish()
     }
 }
 
@@ -160,7 +163,10 @@ impl Settings {
         env: HashMap<String, String>,
     ) -> Result<Self, SettingsError> {
         let mut builder = Config::builder()
-            .set_default("database.url", "postgres://postgres@127.0.0.1:5432/objectsync")?
+            .set_default(
+                "database.url",
+                "postgres://postgres@127.0.0.1:5432/objectsync",
+            )?
             .set_default("database.pool_size", 16)?
             .set_default("database.pool_timeout_ms", 5000)?
             .set_default("amqp.url", "amqp://guest:guest@127.0.0.1:5672/%2f")?
@@ -212,7 +218,10 @@ mod tests {
     #[test]
     fn defaults_point_at_local_services() {
         let s = Settings::load_from(Role::Ingest, None, HashMap::new()).unwrap();
-        assert_eq!(s.database.url, "postgres://postgres@127.0.0.1:5432/objectsync");
+        assert_eq!(
+            s.database.url,
+            "postgres://postgres@127.0.0.1:5432/objectsync"
+        );
         assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.http_addr(), "127.0.0.1:8080");
         assert!(s.admin.token.is_none());

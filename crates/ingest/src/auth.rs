@@ -31,7 +31,10 @@ pub fn hash_key(key: &str) -> Vec<u8> {
 /// Compares two secrets without leaking, through timing, how much matched.
 pub fn secrets_match(given: &str, expected: &str) -> bool {
     let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// The organization a public API request acts for: authenticated by its

@@ -96,7 +96,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(json!({"code": self.code, "message": self.message}))).into_response()
+        (
+            status,
+            Json(json!({"code": self.code, "message": self.message})),
+        )
+            .into_response()
     }
 }
 

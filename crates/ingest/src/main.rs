@@ -11,7 +11,11 @@ use objectsync_ingest::admin::cli::{self, AdminCommand};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "objectsync-ingest", version, about = "objectsync ingest: the HTTP API")]
+#[command(
+    name = "objectsync-ingest",
+    version,
+    about = "objectsync ingest: the HTTP API"
+)]
 struct Cli {
     /// A TOML file of settings (between the defaults and the environment).
     #[arg(long, global = true, value_name = "FILE")]

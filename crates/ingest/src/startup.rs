@@ -55,7 +55,10 @@ async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db
 }
 
 impl Application {
-    pub async fn build(settings: &Settings, cancel: &CancellationToken) -> Result<Self, StartupError> {
+    pub async fn build(
+        settings: &Settings,
+        cancel: &CancellationToken,
+    ) -> Result<Self, StartupError> {
         migrate_when_up(&settings.database.url, cancel).await?;
         let pool = db::pool(&settings.database)?;
         let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-ingest"));
@@ -67,12 +70,20 @@ impl Application {
         let state = AppState {
             pool: pool.clone(),
             publisher: Arc::new(Publisher::new(pool.clone(), broker.clone())),
-            admin_token: settings.admin.token.clone().filter(|t| !t.is_empty()).map(Arc::from),
+            admin_token: settings
+                .admin
+                .token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
         };
-        let router = router(state, Probes {
-            pool,
-            broker: broker.clone(),
-        });
+        let router = router(
+            state,
+            Probes {
+                pool,
+                broker: broker.clone(),
+            },
+        );
         let listener = TcpListener::bind(settings.http_addr()).await?;
         let port = listener.local_addr()?.port();
         Ok(Self {
@@ -105,12 +116,13 @@ pub fn router(state: AppState, probes: Probes) -> Router {
     Router::new()
         .merge(crate::api::router())
         .merge(crate::admin::router(state.clone()))
-        .fallback(|| async {
-            ApiError::not_found("No such endpoint").into_response()
-        })
+        .fallback(|| async { ApiError::not_found("No such endpoint").into_response() })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(ApiCode::MethodNotAllowed, "Method not allowed on this endpoint")
-                .into_response()
+            ApiError::new(
+                ApiCode::MethodNotAllowed,
+                "Method not allowed on this endpoint",
+            )
+            .into_response()
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

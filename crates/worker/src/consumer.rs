@@ -62,7 +62,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         match consume(&ctx, &cancel, &mut delay).await {
             Ok(()) => break,
-            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "batch consumer lost the broker"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "batch consumer lost the broker")
+            }
         }
         tokio::select! {
             () = cancel.cancelled() => break,
@@ -147,7 +149,9 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery) {
         object_type = %envelope.object_type,
         attempt,
     );
-    settle(&ctx, &delivery, &envelope, attempt).instrument(span).await;
+    settle(&ctx, &delivery, &envelope, attempt)
+        .instrument(span)
+        .await;
 }
 
 async fn settle(ctx: &Ctx, delivery: &Delivery, envelope: &Envelope, attempt: u32) {

@@ -28,7 +28,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         match track(&ctx, &cancel, &mut delay).await {
             Ok(()) => break,
-            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "dead-letter tracker lost the broker"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "dead-letter tracker lost the broker")
+            }
         }
         tokio::select! {
             () = cancel.cancelled() => break,
@@ -38,11 +40,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     }
 }
 
-async fn track(
-    ctx: &Ctx,
-    cancel: &CancellationToken,
-    delay: &mut Duration,
-) -> lapin::Result<()> {
+async fn track(ctx: &Ctx, cancel: &CancellationToken, delay: &mut Duration) -> lapin::Result<()> {
     let conn = ctx.broker.connection().await?;
     let channel = conn.create_channel().await?;
     channel.basic_qos(4, BasicQosOptions::default()).await?;

@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn death_reason_reads_the_newest_entry() {
         let mut death = FieldTable::default();
-        death.insert("reason".into(), AMQPValue::LongString("delivery_limit".into()));
+        death.insert(
+            "reason".into(),
+            AMQPValue::LongString("delivery_limit".into()),
+        );
         let mut deaths = FieldArray::default();
         deaths.push(AMQPValue::FieldTable(death));
         let mut headers = FieldTable::default();

@@ -9,7 +9,11 @@ use objectsync_worker::Worker;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "objectsync-worker", version, about = "objectsync worker: applies batches")]
+#[command(
+    name = "objectsync-worker",
+    version,
+    about = "objectsync worker: applies batches"
+)]
 struct Cli {
     /// A TOML file of settings (between the defaults and the environment).
     #[arg(long, value_name = "FILE")]

@@ -76,9 +76,9 @@ fn parse_attr(spec: &str) -> Result<AttributeDef, FieldError> {
     let field = || format!("--attr {spec}");
     let mut parts = spec.splitn(3, ':');
     let key = parts.next().unwrap_or_default();
-    let kind = parts.next().ok_or_else(|| {
-        FieldError::new(field(), "expected KEY:TYPE, e.g. name:text")
-    })?;
+    let kind = parts
+        .next()
+        .ok_or_else(|| FieldError::new(field(), "expected KEY:TYPE, e.g. name:text"))?;
     let key = AttributeKey::parse(key).map_err(|e| FieldError::new(field(), e.to_string()))?;
     let kind = AttributeType::parse(kind)
         .ok_or_else(|| FieldError::new(field(), format!("'{kind}' is not an attribute type")))?;

@@ -57,10 +57,11 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
 }
 
 fn org_id(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid(format!("organization id '{raw}' must be a positive integer")))
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "organization id '{raw}' must be a positive integer"
+        ))
+    })
 }
 
 async fn create_org(
@@ -71,12 +72,21 @@ async fn create_org(
     let name = match body.get("name") {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return Err(ApiError::invalid("name: must be a string")),
-        None => return Err(ApiError::new(ApiCode::MissingParameter, "name: is required")),
+        None => {
+            return Err(ApiError::new(
+                ApiCode::MissingParameter,
+                "name: is required",
+            ));
+        }
     };
     let enabled = match body.get("custom_objects_enabled") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::invalid("custom_objects_enabled: must be true or false")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "custom_objects_enabled: must be true or false",
+            ));
+        }
     };
     let mut client = state.pool.get().await?;
     let org = service::create_org(&mut client, name, enabled).await?;

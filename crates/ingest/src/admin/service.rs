@@ -78,7 +78,11 @@ async fn insert_key(client: &impl GenericClient, org_id: i64) -> Result<String, 
     Ok(key)
 }
 
-async fn require_org(client: &impl GenericClient, org_id: i64, lock: bool) -> Result<(), AdminError> {
+async fn require_org(
+    client: &impl GenericClient,
+    org_id: i64,
+    lock: bool,
+) -> Result<(), AdminError> {
     let sql = if lock {
         "select 1 from organizations where id = $1 for update"
     } else {
@@ -86,7 +90,9 @@ async fn require_org(client: &impl GenericClient, org_id: i64, lock: bool) -> Re
     };
     match client.query_opt(sql, &[&org_id]).await? {
         Some(_) => Ok(()),
-        None => Err(AdminError::NotFound(format!("organization {org_id} does not exist"))),
+        None => Err(AdminError::NotFound(format!(
+            "organization {org_id} does not exist"
+        ))),
     }
 }
 

@@ -22,7 +22,10 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v3/objects/{object_type}/batch/upsert", post(upsert::upsert))
+        .route(
+            "/v3/objects/{object_type}/batch/upsert",
+            post(upsert::upsert),
+        )
         .route("/v3/objects/{object_type}/records", get(records::list))
         .route("/v3/processes", get(processes::list))
         .route("/v3/processes/{process_id}", get(processes::get))

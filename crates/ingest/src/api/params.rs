@@ -74,9 +74,9 @@ impl Params {
                 )
             });
         };
-        let value: i64 = raw.parse().map_err(|_| {
-            ApiError::invalid(format!("'{name}' must be an integer, got '{raw}'"))
-        })?;
+        let value: i64 = raw
+            .parse()
+            .map_err(|_| ApiError::invalid(format!("'{name}' must be an integer, got '{raw}'")))?;
         if value > max {
             return Err(ApiError::new(
                 over_max,

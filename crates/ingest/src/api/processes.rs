@@ -49,10 +49,9 @@ fn process_json(row: &Row) -> Value {
 }
 
 fn process_id(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid(format!("processId must be a positive integer, got '{raw}'")))
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::invalid(format!("processId must be a positive integer, got '{raw}'"))
+    })
 }
 
 fn not_found(id: i64) -> ApiError {
@@ -68,7 +67,8 @@ pub(super) async fn get(
     let client = state.pool.get().await?;
     let sql = format!("select {COLUMNS} from processes where org_id = $1 and id = $2");
     let row = client.query_opt(sql.as_str(), &[&org.id, &id]).await?;
-    row.map(|r| Json(process_json(&r))).ok_or_else(|| not_found(id))
+    row.map(|r| Json(process_json(&r)))
+        .ok_or_else(|| not_found(id))
 }
 
 pub(super) async fn list(
@@ -85,9 +85,14 @@ pub(super) async fn list(
          order by id {} limit $2 offset $3",
         sort.sql()
     );
-    let rows = client.query(sql.as_str(), &[&org.id, &limit, &offset]).await?;
+    let rows = client
+        .query(sql.as_str(), &[&org.id, &limit, &offset])
+        .await?;
     let count: i64 = client
-        .query_one("select count(*) from processes where org_id = $1", &[&org.id])
+        .query_one(
+            "select count(*) from processes where org_id = $1",
+            &[&org.id],
+        )
         .await?
         .get(0);
     Ok(Json(json!({

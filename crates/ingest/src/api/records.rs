@@ -18,7 +18,9 @@ pub(super) async fn object_type(
     name: &str,
 ) -> ApiResult<ObjectType> {
     if objectsync_model::ObjectTypeName::parse(name).is_err() {
-        return Err(ApiError::invalid(format!("'{name}' is not a valid object type")));
+        return Err(ApiError::invalid(format!(
+            "'{name}' is not a valid object type"
+        )));
     }
     object_types::find(client, org_id, name)
         .await?
@@ -44,7 +46,13 @@ pub(super) async fn list(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     let limit = params.int("limit", None, 1, 1000, ApiCode::InvalidParameter)?;
-    let page = params.int("page_num", None, 1, i64::MAX / 1000, ApiCode::InvalidParameter)?;
+    let page = params.int(
+        "page_num",
+        None,
+        1,
+        i64::MAX / 1000,
+        ApiCode::InvalidParameter,
+    )?;
     let sort = params.sort()?;
     let _associations = params.flag("association")?;
     let client = state.pool.get().await?;
@@ -58,7 +66,10 @@ pub(super) async fn list(
         sort.sql()
     );
     let rows = client
-        .query(sql.as_str(), &[&org.id, &t.id, &limit, &((page - 1) * limit)])
+        .query(
+            sql.as_str(),
+            &[&org.id, &t.id, &limit, &((page - 1) * limit)],
+        )
         .await?;
     let count: i64 = client
         .query_one(

@@ -86,7 +86,9 @@ pub async fn handle(pool: &Pool, envelope: &Envelope) -> Result<Handled, WorkerE
         }
         Some(_) => {}
         None => {
-            let age = (Utc::now() - envelope.enqueued_at).to_std().unwrap_or_default();
+            let age = (Utc::now() - envelope.enqueued_at)
+                .to_std()
+                .unwrap_or_default();
             let id = envelope.process_id;
             return Err(if age < ORPHAN_GRACE {
                 WorkerError::Transient(format!("process {id} is not visible yet"))

@@ -120,7 +120,12 @@ impl Planner {
         into.extend(attrs);
     }
 
-    fn resolve(&mut self, ids: &Identifiers, existing: &Existing, type_name: &str) -> Result<Outcome, Rejection> {
+    fn resolve(
+        &mut self,
+        ids: &Identifiers,
+        existing: &Existing,
+        type_name: &str,
+    ) -> Result<Outcome, Rejection> {
         match (ids.id, ids.ext_id.as_deref()) {
             (Some(id), ext) => {
                 let Some(stored_ext) = existing.by_id.get(&id) else {
@@ -143,7 +148,8 @@ impl Planner {
                         });
                     }
                     (Some(ext), None)
-                        if self.ext_target.contains_key(ext) || existing.by_ext.contains_key(ext) =>
+                        if self.ext_target.contains_key(ext)
+                            || existing.by_ext.contains_key(ext) =>
                     {
                         return Err(Rejection {
                             code: RejectionCode::IdentifierConflict,
@@ -184,7 +190,9 @@ impl Planner {
             }
             (None, None) => {
                 self.plan.anonymous.push(Map::new());
-                Ok(Outcome::Created(Target::Anonymous(self.plan.anonymous.len() - 1)))
+                Ok(Outcome::Created(Target::Anonymous(
+                    self.plan.anonymous.len() - 1,
+                )))
             }
         }
     }

@@ -7,8 +7,8 @@
 //! again.
 
 use deadpool_postgres::Object;
-use objectsync_model::Envelope;
 use deadpool_postgres::Transaction;
+use objectsync_model::Envelope;
 use tokio_postgres::GenericClient;
 
 use super::{Counts, ErrorRow};

@@ -11,10 +11,10 @@
 
 use std::collections::HashMap;
 
+use deadpool_postgres::Transaction;
 use objectsync_model::prepare::check_attributes;
 use objectsync_model::{ObjectType, RejectionCode, UpsertBatch};
 use serde_json::{Map, Value};
-use deadpool_postgres::Transaction;
 
 use super::plan::{self, Candidate, Existing, Outcome, Rejection, Target};
 use super::{Applied, ErrorRow};
@@ -83,7 +83,11 @@ pub(crate) async fn apply(
         })
         .collect();
 
-    let ids: Vec<i64> = batch.records.iter().filter_map(|r| r.identifiers.id).collect();
+    let ids: Vec<i64> = batch
+        .records
+        .iter()
+        .filter_map(|r| r.identifiers.id)
+        .collect();
     let exts: Vec<&str> = batch
         .records
         .iter()
@@ -101,14 +105,19 @@ pub(crate) async fn apply(
 
     if !plan.updates.is_empty() {
         let ids: Vec<i64> = plan.updates.iter().map(|u| u.id).collect();
-        let exts: Vec<Option<&str>> = plan.updates.iter().map(|u| u.set_ext_id.as_deref()).collect();
+        let exts: Vec<Option<&str>> = plan
+            .updates
+            .iter()
+            .map(|u| u.set_ext_id.as_deref())
+            .collect();
         let attrs: Vec<Value> = plan
             .updates
             .iter()
             .map(|u| Value::Object(u.attributes.clone()))
             .collect();
         let stmt = tx.prepare_cached(UPDATE_EXISTING).await?;
-        tx.execute(&stmt, &[&org_id, &type_id, &ids, &exts, &attrs]).await?;
+        tx.execute(&stmt, &[&org_id, &type_id, &ids, &exts, &attrs])
+            .await?;
     }
 
     // ext_id → id of the rows this batch created or merged into.
@@ -142,7 +151,10 @@ pub(crate) async fn apply(
         }
         if !late_exts.is_empty() {
             let stmt = tx.prepare_cached(MERGE_RACED).await?;
-            for row in tx.query(&stmt, &[&org_id, &type_id, &late_exts, &late_attrs]).await? {
+            for row in tx
+                .query(&stmt, &[&org_id, &type_id, &late_exts, &late_attrs])
+                .await?
+            {
                 let ext: String = row.get(0);
                 if let Some(insert) = plan.inserts.iter().find(|i| i.ext_id == ext) {
                     new_ids.insert(insert.ext_id.as_str(), row.get(1));
@@ -155,10 +167,20 @@ pub(crate) async fn apply(
     if !plan.anonymous.is_empty() {
         let n = i32::try_from(plan.anonymous.len()).unwrap_or(i32::MAX);
         let stmt = tx.prepare_cached(NEXT_IDS).await?;
-        anonymous_ids = tx.query(&stmt, &[&n]).await?.iter().map(|r| r.get(0)).collect();
-        let attrs: Vec<Value> = plan.anonymous.iter().map(|a| without_nulls(a.clone())).collect();
+        anonymous_ids = tx
+            .query(&stmt, &[&n])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let attrs: Vec<Value> = plan
+            .anonymous
+            .iter()
+            .map(|a| without_nulls(a.clone()))
+            .collect();
         let stmt = tx.prepare_cached(INSERT_ANONYMOUS).await?;
-        tx.execute(&stmt, &[&org_id, &type_id, &anonymous_ids, &attrs]).await?;
+        tx.execute(&stmt, &[&org_id, &type_id, &anonymous_ids, &attrs])
+            .await?;
     }
 
     let record_id = |t: Target| -> Option<i64> {
@@ -187,7 +209,12 @@ pub(crate) async fn apply(
             Outcome::Rejected(r) => {
                 applied.counts.failed += 1;
                 applied.record_ids.push(None);
-                applied.errors.push(ErrorRow::new(index, &record.identifiers, r.code, &r.message));
+                applied.errors.push(ErrorRow::new(
+                    index,
+                    &record.identifiers,
+                    r.code,
+                    &r.message,
+                ));
             }
         }
     }

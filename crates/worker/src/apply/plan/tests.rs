@@ -41,7 +41,13 @@ fn new_existing_and_anonymous_records() {
         ],
         &stored(&[(5, Some("old")), (7, None)]),
     );
-    assert_eq!(p.inserts, vec![Insert { ext_id: "new".into(), attributes: attrs(json!({"a": 1})) }]);
+    assert_eq!(
+        p.inserts,
+        vec![Insert {
+            ext_id: "new".into(),
+            attributes: attrs(json!({"a": 1}))
+        }]
+    );
     assert_eq!(p.updates.len(), 2);
     assert_eq!(p.updates[0].id, 5);
     assert_eq!(p.updates[1].id, 7);
@@ -92,7 +98,11 @@ fn id_and_ext_id_of_one_row_fold_together() {
     );
     assert_eq!(p.updates.len(), 1);
     assert_eq!(p.updates[0].attributes, attrs(json!({"x": 2, "y": 3})));
-    assert!(p.outcomes.iter().all(|o| *o == Outcome::Updated(Target::Existing(0))));
+    assert!(
+        p.outcomes
+            .iter()
+            .all(|o| *o == Outcome::Updated(Target::Existing(0)))
+    );
 }
 
 #[test]
@@ -101,7 +111,10 @@ fn unknown_id_is_rejected_without_touching_anything() {
     assert!(p.updates.is_empty());
     assert!(matches!(
         &p.outcomes[0],
-        Outcome::Rejected(Rejection { code: RejectionCode::RecordNotFound, .. })
+        Outcome::Rejected(Rejection {
+            code: RejectionCode::RecordNotFound,
+            ..
+        })
     ));
 }
 
@@ -124,7 +137,10 @@ fn both_identifiers_give_a_row_its_ext_id_or_conflict() {
     for o in &p.outcomes[2..] {
         assert!(matches!(
             o,
-            Outcome::Rejected(Rejection { code: RejectionCode::IdentifierConflict, .. })
+            Outcome::Rejected(Rejection {
+                code: RejectionCode::IdentifierConflict,
+                ..
+            })
         ));
     }
 }

@@ -1,0 +1,9 @@
+//! Integration tests of the ingest service against the real PostgreSQL and
+//! RabbitMQ, with in-process workers (see `objectsync-testkit`).
+
+mod admin;
+mod auth;
+mod processes;
+mod records;
+mod upsert_apply;
+mod upsert_checks;

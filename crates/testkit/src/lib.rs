@@ -1,0 +1,454 @@
+//! Test support for the integration tests of every crate.
+//!
+//! [`spawn_app`] gives each test its own uuid-named PostgreSQL database and
+//! its own RabbitMQ queue names (a unique prefix on the default vhost), runs
+//! the migrations, starts ingest on port 0 and, unless asked otherwise, one
+//! in-process worker. Dropping the [`TestApp`] stops everything and removes
+//! the database and the queues, so tests run in parallel and leave nothing
+//! behind. Set `TEST_LOG=1` to see the services' logs.
+
+mod fixtures;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use objectsync_infra::{Role, Settings, Topology, db};
+use objectsync_ingest::Application;
+use objectsync_worker::Worker;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use fixtures::{garage_definition, vehicle_definition};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// An organization made for a test, with its API key.
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub id: i64,
+    pub key: String,
+}
+
+struct Running {
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// A running ingest (and workers) on a database and queues of its own.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT` of ingest.
+    pub address: String,
+    pub client: reqwest::Client,
+    /// The settings ingest and the workers run with.
+    pub settings: Settings,
+    /// A pool on the test database, for assertions.
+    pub pool: Pool,
+    db_name: String,
+    server: Running,
+    workers: Vec<Running>,
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let prefix = match base.rfind('/') {
+        Some(i) if i > base.find("://").map_or(0, |s| s + 2) => &base[..i],
+        _ => base,
+    };
+    format!("{prefix}/{name}{query}")
+}
+
+/// Ingest plus one worker.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(1, |_| {}).await
+}
+
+/// Ingest plus `workers` workers, with settings adjusted by `configure`.
+pub async fn spawn_app_with(workers: usize, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
+        .expect("default settings load");
+    let db_name = format!("objectsync_test_{id}");
+    let admin_url = with_database(&settings.database.url, "postgres");
+    let admin = db::connect(&admin_url)
+        .await
+        .expect("PostgreSQL is reachable");
+    admin
+        .execute(&format!("create database {db_name}"), &[])
+        .await
+        .expect("create test database");
+    settings.database.url = with_database(&settings.database.url, &db_name);
+    settings.database.pool_size = 8;
+    settings.amqp.prefix = format!("test-{id}");
+    settings.http.host = "127.0.0.1".into();
+    settings.http.port = 0;
+    settings.admin.token = Some(ADMIN_TOKEN.into());
+    settings.worker.retry_budget_ms = 3000;
+    settings.worker.shutdown_grace_secs = 10;
+    configure(&mut settings);
+
+    let cancel = CancellationToken::new();
+    let app = Application::build(&settings, &cancel)
+        .await
+        .expect("ingest builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            let _ = app.run_until(cancel).await;
+        }
+    });
+    let pool = db::pool(&settings.database).expect("test pool");
+    let mut test_app = TestApp {
+        address,
+        client: reqwest::Client::new(),
+        settings,
+        pool,
+        db_name,
+        server: Running { cancel, handle },
+        workers: Vec::new(),
+    };
+    for _ in 0..workers {
+        test_app.start_worker().await;
+    }
+    test_app
+}
+
+impl TestApp {
+    /// Starts one more in-process worker.
+    pub async fn start_worker(&mut self) {
+        let mut settings = self.settings.clone();
+        settings.http.port = 0;
+        let worker = Worker::build(&settings).await.expect("worker builds");
+        let cancel = CancellationToken::new();
+        let handle = tokio::spawn({
+            let cancel = cancel.clone();
+            async move {
+                let _ = worker.run_until(cancel).await;
+            }
+        });
+        self.workers.push(Running { cancel, handle });
+    }
+
+    /// Stops every worker gracefully (in-flight batches finish).
+    pub async fn stop_workers(&mut self) {
+        for w in self.workers.drain(..) {
+            w.cancel.cancel();
+            let _ = w.handle.await;
+        }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.settings.amqp)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    // ---- admin -------------------------------------------------------
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("admin-token", ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn admin_put(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .header("admin-token", ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A new organization (custom objects on or off) and its key.
+    pub async fn create_org(&self, custom_objects_enabled: bool) -> Org {
+        let resp = self
+            .admin_post(
+                "/admin/organizations",
+                &json!({"name": "Acme", "custom_objects_enabled": custom_objects_enabled}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.expect("json");
+        Org {
+            id: body["id"].as_i64().expect("id"),
+            key: body["api_key"].as_str().expect("api_key").to_owned(),
+        }
+    }
+
+    /// Defines `name` for `org`, asserting success.
+    pub async fn define_type(&self, org: &Org, name: &str, definition: &Value) -> Value {
+        let resp = self
+            .admin_put(
+                &format!("/admin/organizations/{}/objects/{name}", org.id),
+                definition,
+            )
+            .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// An enabled organization with `vehicle` defined.
+    pub async fn org_with_vehicles(&self) -> Org {
+        let org = self.create_org(true).await;
+        self.define_type(&org, "vehicle", &vehicle_definition())
+            .await;
+        org
+    }
+
+    // ---- public API --------------------------------------------------
+
+    pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("api-key", key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_bytes(&self, key: &str, path: &str, body: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("api-key", key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn upsert(&self, key: &str, object_type: &str, body: &Value) -> reqwest::Response {
+        self.post_bytes(
+            key,
+            &format!("/v3/objects/{object_type}/batch/upsert"),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    /// Posts a batch, asserts the 202 and returns the process id.
+    pub async fn upsert_accepted(&self, org: &Org, object_type: &str, records: Value) -> i64 {
+        let resp = self
+            .upsert(&org.key, object_type, &json!({ "records": records }))
+            .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["message"], "Batch object records are being processed");
+        body["processId"].as_i64().expect("processId")
+    }
+
+    pub async fn process(&self, org: &Org, id: i64) -> Value {
+        let resp = self.get(&org.key, &format!("/v3/processes/{id}")).await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("json")
+    }
+
+    /// Polls a process until it is `completed` or `failed` (30 s at most).
+    pub async fn wait_for_process(&self, org: &Org, id: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let p = self.process(org, id).await;
+            if p["status"] == "completed" || p["status"] == "failed" {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process {id} still {}",
+                p["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Posts a batch and waits for its process to end.
+    pub async fn upsert_and_wait(&self, org: &Org, object_type: &str, records: Value) -> Value {
+        let id = self.upsert_accepted(org, object_type, records).await;
+        self.wait_for_process(org, id).await
+    }
+
+    pub async fn process_errors(&self, org: &Org, id: i64) -> Value {
+        let resp = self
+            .get(&org.key, &format!("/v3/processes/{id}/errors?limit=1000"))
+            .await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("json")
+    }
+
+    /// Every record of a type, by ext_id (records without one under `#id`).
+    pub async fn records_by_ext_id(&self, org: &Org, object_type: &str) -> HashMap<String, Value> {
+        let mut out = HashMap::new();
+        for page in 1.. {
+            let resp = self
+                .get(
+                    &org.key,
+                    &format!("/v3/objects/{object_type}/records?limit=1000&page_num={page}"),
+                )
+                .await;
+            assert_eq!(resp.status(), 200);
+            let body: Value = resp.json().await.expect("json");
+            let records = body["records"].as_array().expect("records").clone();
+            if records.is_empty() {
+                break;
+            }
+            for r in records {
+                let key = match r["identifiers"]["ext_id"].as_str() {
+                    Some(ext) => ext.to_owned(),
+                    None => format!("#{}", r["identifiers"]["id"]),
+                };
+                out.insert(key, r);
+            }
+        }
+        out
+    }
+
+    /// How many processes exist in the test database.
+    pub async fn process_count(&self) -> i64 {
+        let client = self.pool.get().await.expect("db");
+        client
+            .query_one("select count(*) from processes", &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    /// Publishes raw bytes straight to the batch queue (poison tests).
+    pub async fn publish_raw(&self, payload: &[u8]) {
+        let conn = Connection::connect(&self.settings.amqp.url, ConnectionProperties::default())
+            .await
+            .expect("broker");
+        let channel = conn.create_channel().await.expect("channel");
+        channel
+            .confirm_select(Default::default())
+            .await
+            .expect("confirm");
+        channel
+            .basic_publish(
+                "".into(),
+                self.topology().queue.as_str().into(),
+                BasicPublishOptions::default(),
+                payload,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        let _ = conn.close(200, "OK".into()).await;
+    }
+
+    /// Messages waiting in a queue.
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        let conn = Connection::connect(&self.settings.amqp.url, ConnectionProperties::default())
+            .await
+            .expect("broker");
+        let channel = conn.create_channel().await.expect("channel");
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .expect("queue exists");
+        let _ = conn.close(200, "OK".into()).await;
+        q.message_count()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for w in self.workers.drain(..) {
+            w.cancel.cancel();
+            w.handle.abort();
+        }
+        self.server.cancel.cancel();
+        self.server.handle.abort();
+        let db_url = self.settings.database.url.clone();
+        let db_name = self.db_name.clone();
+        let amqp = self.settings.amqp.clone();
+        // Clean up on a thread of its own: Drop cannot await, and the test's
+        // runtime may be shutting down.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = db::connect(&with_database(&db_url, "postgres")).await {
+                    let _ = admin
+                        .execute(
+                            &format!("drop database if exists {db_name} with (force)"),
+                            &[],
+                        )
+                        .await;
+                }
+                if let Ok(conn) =
+                    Connection::connect(&amqp.url, ConnectionProperties::default()).await
+                    && let Ok(channel) = conn.create_channel().await
+                {
+                    let _ = Topology::new(&amqp).delete(&channel).await;
+                    let _ = conn.close(200, "OK".into()).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/objectsync", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}
