@@ -156,7 +156,7 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery) {
 
 async fn settle(ctx: &Ctx, delivery: &Delivery, envelope: &Envelope, attempt: u32) {
     let started = std::time::Instant::now();
-    let result = (|| apply::handle(&ctx.pool, envelope))
+    let result = (|| apply::handle(&ctx.pool, envelope, attempt))
         .retry(ctx.retry_policy())
         .when(WorkerError::is_transient)
         .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "transient failure"))

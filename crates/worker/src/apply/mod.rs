@@ -75,10 +75,15 @@ pub enum Handled {
     AlreadyDone,
 }
 
-/// Applies `envelope` to the database.
-pub async fn handle(pool: &Pool, envelope: &Envelope) -> Result<Handled, WorkerError> {
+/// Applies `envelope` to the database; `delivery` counts from 1 and is
+/// recorded on the process.
+pub async fn handle(
+    pool: &Pool,
+    envelope: &Envelope,
+    delivery: u32,
+) -> Result<Handled, WorkerError> {
     let mut client = pool.get().await?;
-    process::mark_started(&client, envelope).await?;
+    process::mark_started(&client, envelope, delivery).await?;
     let tx = client.transaction().await?;
     match process::lock(&tx, envelope).await? {
         Some(status) if status == "completed" || status == "failed" => {

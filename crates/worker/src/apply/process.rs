@@ -14,19 +14,31 @@ use tokio_postgres::GenericClient;
 use super::{Counts, ErrorRow};
 use crate::error::WorkerError;
 
-/// Marks the process `in_process` and counts the delivery.
-pub(super) async fn mark_started(client: &Object, envelope: &Envelope) -> Result<(), WorkerError> {
+/// Marks the process `in_process` and records which delivery this is
+/// (idempotent, so retries within one delivery do not count twice).
+pub(super) async fn mark_started(
+    client: &Object,
+    envelope: &Envelope,
+    delivery: u32,
+) -> Result<(), WorkerError> {
     let stmt = client
         .prepare_cached(
             "update processes
                 set status = 'in_process',
                     started_at = coalesce(started_at, now()),
-                    deliveries = deliveries + 1
+                    deliveries = greatest(deliveries, $3)
               where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
         )
         .await?;
     client
-        .execute(&stmt, &[&envelope.org_id, &envelope.process_id])
+        .execute(
+            &stmt,
+            &[
+                &envelope.org_id,
+                &envelope.process_id,
+                &i32::try_from(delivery).unwrap_or(i32::MAX),
+            ],
+        )
         .await?;
     Ok(())
 }

@@ -1,0 +1,182 @@
+//! Redelivery, poison messages, the retry cap and permanent failures.
+
+use std::time::Duration;
+
+use lapin::options::BasicGetOptions;
+use lapin::{Connection, ConnectionProperties};
+use objectsync_model::Envelope;
+use objectsync_testkit::{TestApp, spawn_app_with};
+use objectsync_worker::apply::{self, Handled};
+use serde_json::{Value, json};
+
+/// Takes the one message waiting in the batch queue, acknowledging it.
+async fn take_message(app: &TestApp) -> Vec<u8> {
+    let conn = Connection::connect(&app.settings.amqp.url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let msg = channel
+        .basic_get(
+            app.topology().queue.as_str().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("a message is waiting");
+    let data = msg.delivery.data.clone();
+    let _ = conn.close(200, "OK".into()).await;
+    data
+}
+
+async fn db_value(app: &TestApp, sql: &str) -> i64 {
+    let client = app.pool.get().await.unwrap();
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_delivered_twice_has_its_effect_once() {
+    let mut app = spawn_app_with(0, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    let id = app
+        .upsert_accepted(
+            &org,
+            "vehicle",
+            json!([
+                {"identifiers": {"ext_id": "a"}, "attributes": {"price": 1}},
+                {"attributes": {"name": "anonymous"}},
+                {"identifiers": {"ext_id": "b"}, "attributes": {"price": "bad"}}
+            ]),
+        )
+        .await;
+    let message = take_message(&app).await;
+    app.publish_raw(&message).await;
+    app.publish_raw(&message).await;
+    app.start_worker().await;
+    let p = app.wait_for_process(&org, id).await;
+    // Give the second copy time to be consumed too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.queue_depth(&app.topology().queue).await > 0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        p["info"]["records"],
+        json!({"total": 3, "processed": 3, "created": 2, "updated": 0, "deleted": 0, "failed": 1})
+    );
+    assert_eq!(app.process(&org, id).await["info"], p["info"]);
+    assert_eq!(db_value(&app, "select count(*) from records").await, 2);
+    assert_eq!(
+        db_value(&app, "select count(*) from process_errors").await,
+        1
+    );
+    assert_eq!(app.queue_depth(&app.topology().dead_queue).await, 0);
+
+    // And straight through the apply function: the second call is a no-op.
+    let envelope = Envelope::from_bytes(&message).unwrap();
+    assert_eq!(
+        apply::handle(&app.pool, &envelope, 3).await.unwrap(),
+        Handled::AlreadyDone
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_message_is_dead_lettered_and_does_not_block_the_queue() {
+    let app = spawn_app_with(1, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    app.publish_raw(b"this is not an envelope").await;
+    app.publish_raw(br#"{"v": 99, "process_id": 1}"#).await;
+    let p = app
+        .upsert_and_wait(&org, "vehicle", json!([{"identifiers": {"ext_id": "a"}}]))
+        .await;
+    assert_eq!(p["status"], "completed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.queue_depth(&app.topology().dead_queue).await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "poison not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.queue_depth(&app.topology().queue).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_keeps_failing_ends_failed_after_the_configured_deliveries() {
+    let app = spawn_app_with(1, |s| {
+        s.amqp.max_deliveries = 3;
+        s.worker.retry_budget_ms = 100;
+    })
+    .await;
+    let org = app.org_with_vehicles().await;
+    // A fault that fires on every attempt: inserting ext_id 'boom' raises a
+    // serialization failure, which the worker treats as transient.
+    let client = app.pool.get().await.unwrap();
+    client
+        .batch_execute(
+            "create function fail_boom() returns trigger language plpgsql as $$
+             begin
+               if new.ext_id = 'boom' then
+                 raise exception 'injected fault' using errcode = '40001';
+               end if;
+               return new;
+             end $$;
+             create trigger fail_boom before insert on records
+               for each row execute function fail_boom();",
+        )
+        .await
+        .unwrap();
+    let p = app
+        .upsert_and_wait(
+            &org,
+            "vehicle",
+            json!([{"identifiers": {"ext_id": "ok"}}, {"identifiers": {"ext_id": "boom"}}]),
+        )
+        .await;
+    assert_eq!(p["status"], "failed", "{p}");
+    let error = p["info"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("3 deliveries") && error.contains("injected fault"),
+        "{error}"
+    );
+    assert!(p["completed_at"].is_string());
+    let deliveries = db_value(&app, "select deliveries::int8 from processes").await;
+    assert_eq!(deliveries, 3);
+    assert_eq!(
+        db_value(&app, "select count(*) from records").await,
+        0,
+        "records untouched"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.queue_depth(&app.topology().dead_queue).await < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "batch not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_failure_fails_the_process_at_once() {
+    let mut app = spawn_app_with(0, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    let id = app
+        .upsert_accepted(&org, "vehicle", json!([{"identifiers": {"ext_id": "a"}}]))
+        .await;
+    // The object type disappears between accept and apply.
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute("delete from object_types", &[])
+        .await
+        .unwrap();
+    app.start_worker().await;
+    let p = app.wait_for_process(&org, id).await;
+    assert_eq!(p["status"], "failed");
+    let error: &Value = &p["info"]["error"];
+    assert!(error.as_str().unwrap().contains("no longer exists"), "{p}");
+    assert_eq!(
+        db_value(&app, "select deliveries::int8 from processes").await,
+        1
+    );
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the worker's delivery guarantees against the real
+//! PostgreSQL and RabbitMQ (see `objectsync-testkit`).
+
+mod concurrency;
+mod delivery;
