@@ -81,7 +81,13 @@ pub fn latest_migration() -> i32 {
 /// instances starting at once apply each migration exactly once.
 /// Returns how many migrations were applied.
 pub async fn migrate(url: &str) -> Result<usize, DbError> {
-    let mut client = connect(url).await?;
+    let mut client = match connect(url).await {
+        Err(DbError::Postgres(e)) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+            create_database(url).await?;
+            connect(url).await?
+        }
+        other => other?,
+    };
     client
         .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -95,6 +101,29 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
         tracing::info!(version = m.version(), name = m.name(), "migration applied");
     }
     Ok(report.applied_migrations().len())
+}
+
+/// Creates the database `url` names, through the `postgres` maintenance
+/// database of the same server, so that a first `migrate` on a fresh server
+/// just works.
+async fn create_database(url: &str) -> Result<(), DbError> {
+    let config = tokio_postgres::Config::from_str(url).map_err(DbError::Url)?;
+    let name = config.get_dbname().unwrap_or("objectsync").to_owned();
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let (client, connection) = maintenance.connect(NoTls).await?;
+    tokio::spawn(connection);
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match client
+        .execute(&format!("create database {quoted}"), &[])
+        .await
+    {
+        Ok(_) => tracing::info!(database = %name, "database created"),
+        // Another instance created it first.
+        Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 /// The newest migration applied to the database, if any.

@@ -76,6 +76,27 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher for a Rust producer that embeds objectsync: its own pool
+    /// and broker connection, from the same settings as the binaries.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use objectsync_infra::{Role, Settings};
+    /// use objectsync_ingest::Publisher;
+    /// use objectsync_model::{Job, UpsertBatch};
+    ///
+    /// let settings = Settings::load(Role::Ingest, None)?;
+    /// let publisher = Publisher::connect(&settings)?;
+    /// let batch = UpsertBatch::parse(br#"{"records": [{"identifiers": {"ext_id": "car-1"}}]}"#)?;
+    /// let process_id = publisher.submit(1, "vehicle", Job::Upsert(batch)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn connect(settings: &objectsync_infra::Settings) -> Result<Self, db::DbError> {
+        let pool = db::pool(&settings.database)?;
+        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-publisher"));
+        Ok(Self::new(pool, broker))
+    }
+
     pub fn new(pool: Pool, broker: Arc<Broker>) -> Self {
         Self {
             pool,

@@ -56,14 +56,32 @@ impl Ctx {
     }
 }
 
-/// Consumes until `cancel` fires, reconnecting after every broker failure.
-pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
+/// How a consuming session ended.
+pub(crate) enum Session {
+    /// `cancel` fired and the session wound down.
+    Stopped,
+    /// The broker went away; `consumed` says whether the session got as far
+    /// as consuming (which resets the reconnect backoff).
+    Lost { error: lapin::Error, consumed: bool },
+}
+
+/// Runs `session` again and again, with a growing pause after each broker
+/// failure, until `cancel` fires: the explicit reconnect loop that lapin's
+/// own recovery is not relied on for.
+pub(crate) async fn reconnecting<F, Fut>(what: &str, cancel: &CancellationToken, mut session: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Session>,
+{
     let mut delay = Duration::from_millis(250);
     while !cancel.is_cancelled() {
-        match consume(&ctx, &cancel, &mut delay).await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "batch consumer lost the broker")
+        match session().await {
+            Session::Stopped => break,
+            Session::Lost { error, consumed } => {
+                if consumed {
+                    delay = Duration::from_millis(250);
+                }
+                tracing::warn!(%error, retry_in = ?delay, "{what} lost the broker");
             }
         }
         tokio::select! {
@@ -74,18 +92,36 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     }
 }
 
-async fn consume(
-    ctx: &Arc<Ctx>,
-    cancel: &CancellationToken,
-    delay: &mut Duration,
-) -> lapin::Result<()> {
-    let conn = ctx.broker.connection().await?;
+/// Consumes batches until `cancel` fires.
+pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
+    reconnecting("batch consumer", &cancel, || consume(&ctx, &cancel)).await;
+}
+
+async fn consume(ctx: &Arc<Ctx>, cancel: &CancellationToken) -> Session {
+    let lost = |error| Session::Lost {
+        error,
+        consumed: false,
+    };
+    let conn = match ctx.broker.connection().await {
+        Ok(c) => c,
+        Err(e) => return lost(e),
+    };
+    match subscribe(ctx, &conn).await {
+        Ok((channel, consumer)) => drain(ctx, cancel, channel, consumer).await,
+        Err(e) => lost(e),
+    }
+}
+
+async fn subscribe(
+    ctx: &Ctx,
+    conn: &lapin::Connection,
+) -> lapin::Result<(lapin::Channel, lapin::Consumer)> {
     let channel = conn.create_channel().await?;
     channel
         .basic_qos(ctx.settings.prefetch.max(1), BasicQosOptions::default())
         .await?;
     let queue = ctx.broker.topology().queue.as_str();
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             queue.into(),
             "".into(),
@@ -93,8 +129,18 @@ async fn consume(
             FieldTable::default(),
         )
         .await?;
-    *delay = Duration::from_millis(250);
     tracing::info!(queue, prefetch = ctx.settings.prefetch, "consuming batches");
+    Ok((channel, consumer))
+}
+
+/// Hands deliveries to tasks until `cancel` fires or the broker goes away,
+/// then lets in-flight batches finish within the grace period.
+async fn drain(
+    ctx: &Arc<Ctx>,
+    cancel: &CancellationToken,
+    channel: lapin::Channel,
+    mut consumer: lapin::Consumer,
+) -> Session {
     let mut tasks = JoinSet::new();
     let outcome = loop {
         tokio::select! {
@@ -129,7 +175,13 @@ async fn consume(
         tasks.abort_all();
     }
     let _ = channel.close(200, "OK".into()).await;
-    outcome
+    match outcome {
+        Ok(()) => Session::Stopped,
+        Err(error) => Session::Lost {
+            error,
+            consumed: true,
+        },
+    }
 }
 
 async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery) {

@@ -19,33 +19,20 @@ use objectsync_model::Envelope;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::mark_failed;
-use crate::consumer::Ctx;
+use crate::consumer::{Ctx, Session, reconnecting};
 use crate::headers::{death_reason, previous_deliveries};
 
 /// Tracks dead letters until `cancel` fires, reconnecting as needed.
 pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
-    let mut delay = Duration::from_millis(250);
-    while !cancel.is_cancelled() {
-        match track(&ctx, &cancel, &mut delay).await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "dead-letter tracker lost the broker")
-            }
-        }
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
+    reconnecting("dead-letter tracker", &cancel, || track(&ctx, &cancel)).await;
 }
 
-async fn track(ctx: &Ctx, cancel: &CancellationToken, delay: &mut Duration) -> lapin::Result<()> {
+async fn subscribe(ctx: &Ctx) -> lapin::Result<(lapin::Channel, lapin::Consumer)> {
     let conn = ctx.broker.connection().await?;
     let channel = conn.create_channel().await?;
     channel.basic_qos(4, BasicQosOptions::default()).await?;
     let queue = ctx.broker.topology().dead_track_queue.as_str();
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             queue.into(),
             "".into(),
@@ -53,14 +40,29 @@ async fn track(ctx: &Ctx, cancel: &CancellationToken, delay: &mut Duration) -> l
             FieldTable::default(),
         )
         .await?;
-    *delay = Duration::from_millis(250);
+    Ok((channel, consumer))
+}
+
+async fn track(ctx: &Ctx, cancel: &CancellationToken) -> Session {
+    let (channel, mut consumer) = match subscribe(ctx).await {
+        Ok(s) => s,
+        Err(error) => {
+            return Session::Lost {
+                error,
+                consumed: false,
+            };
+        }
+    };
     let outcome = loop {
         tokio::select! {
-            () = cancel.cancelled() => break Ok(()),
+            () = cancel.cancelled() => break Session::Stopped,
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => settle(ctx, &delivery, cancel).await,
-                Some(Err(e)) => break Err(e),
-                None => break Err(lapin::Error::from(std::io::Error::other("consumer stream ended"))),
+                Some(Err(error)) => break Session::Lost { error, consumed: true },
+                None => break Session::Lost {
+                    error: lapin::Error::from(std::io::Error::other("consumer stream ended")),
+                    consumed: true,
+                },
             },
         }
     };

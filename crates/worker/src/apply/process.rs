@@ -25,7 +25,7 @@ pub(super) async fn mark_started(
         .prepare_cached(
             "update processes
                 set status = 'in_process',
-                    started_at = coalesce(started_at, now()),
+                    started_at = coalesce(started_at, clock_timestamp()),
                     deliveries = greatest(deliveries, $3)
               where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
         )
@@ -112,7 +112,7 @@ pub(super) async fn complete(
                     records_updated = $5,
                     records_deleted = $6,
                     records_failed = $7,
-                    completed_at = now(),
+                    completed_at = clock_timestamp(),
                     last_error = null
               where org_id = $1 and id = $2",
         )
@@ -169,7 +169,7 @@ pub(crate) async fn mark_failed(
                     error = case when $4 and last_error is not null
                                  then $3 || ': ' || last_error
                                  else $3 end,
-                    completed_at = now()
+                    completed_at = clock_timestamp()
               where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
             &[&org_id, &process_id, &reason, &append_last_error],
         )

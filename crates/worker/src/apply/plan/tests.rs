@@ -6,7 +6,10 @@ fn ids(v: Value) -> Identifiers {
 }
 
 fn attrs(v: Value) -> Map<String, Value> {
-    v.as_object().unwrap().clone()
+    match v {
+        Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
 }
 
 fn run(records: &[(Value, Value)], existing: &Existing) -> Plan {
