@@ -8,9 +8,14 @@ use tracing_subscriber::EnvFilter;
 
 use crate::settings::LogFormat;
 
+/// Used when `RUST_LOG` is unset: our own info, the libraries' warnings
+/// (refinery and tokio-postgres narrate every start at info level).
+const DEFAULT_FILTER: &str = "info,refinery_core=warn,tokio_postgres=warn";
+
 /// Installs the global subscriber. Calling it twice (as tests do) is harmless.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,

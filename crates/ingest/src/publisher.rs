@@ -119,6 +119,13 @@ impl Publisher {
         Ok(ch)
     }
 
+    /// Closes the publishing channel (before the connection, on shutdown).
+    pub async fn close(&self) {
+        if let Some(ch) = self.channel.lock().await.take() {
+            let _ = ch.close(200, "OK".into()).await;
+        }
+    }
+
     /// Accepts `job` for object type `object_type` of organization `org_id`
     /// and returns the new process id once the batch is durable.
     pub async fn submit(

@@ -30,6 +30,7 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    publisher: Arc<Publisher>,
     broker: Arc<Broker>,
     port: u16,
 }
@@ -67,9 +68,10 @@ impl Application {
             // says the broker is down until then.
             tracing::warn!(error = %e, "RabbitMQ not reachable at start; batches get 503 until it is");
         }
+        let publisher = Arc::new(Publisher::new(pool.clone(), broker.clone()));
         let state = AppState {
             pool: pool.clone(),
-            publisher: Arc::new(Publisher::new(pool.clone(), broker.clone())),
+            publisher: publisher.clone(),
             admin_token: settings
                 .admin
                 .token
@@ -89,6 +91,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            publisher,
             broker,
             port,
         })
@@ -105,6 +108,7 @@ impl Application {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(cancel.cancelled_owned())
             .await?;
+        self.publisher.close().await;
         self.broker.close().await;
         tracing::info!("ingest stopped");
         Ok(())

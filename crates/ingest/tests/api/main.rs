@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod ops;
 mod processes;
 mod records;
 mod upsert_apply;

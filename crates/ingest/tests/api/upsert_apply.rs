@@ -333,3 +333,38 @@ async fn a_thousand_records_in_one_batch() {
     assert_eq!(stored.len(), 1000);
     assert_eq!(stored["v0999"]["attributes"]["price"], 999);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifiers_naming_two_records_are_a_conflict() {
+    let app = spawn_app().await;
+    let org = app.org_with_vehicles().await;
+    app.upsert_and_wait(
+        &org,
+        "vehicle",
+        json!([{"identifiers": {"ext_id": "a"}}, {"identifiers": {"ext_id": "b"}}]),
+    )
+    .await;
+    let stored = app.records_by_ext_id(&org, "vehicle").await;
+    let a = stored["a"]["identifiers"]["id"].as_i64().unwrap();
+    let id = app
+        .upsert_accepted(
+            &org,
+            "vehicle",
+            json!([
+                {"identifiers": {"id": a, "ext_id": "b"}, "attributes": {"name": "x"}},
+                {"identifiers": {"id": a, "ext_id": "a"}, "attributes": {"name": "ok"}}
+            ]),
+        )
+        .await;
+    let p = app.wait_for_process(&org, id).await;
+    assert_eq!(counts(&p), (2, 0, 1, 1));
+    let errors = app.process_errors(&org, id).await;
+    assert_eq!(errors["errors"][0]["code"], "identifier_conflict");
+    assert_eq!(
+        errors["errors"][0]["identifiers"],
+        json!({"id": a, "ext_id": "b"})
+    );
+    let stored = app.records_by_ext_id(&org, "vehicle").await;
+    assert_eq!(stored["a"]["attributes"], json!({"name": "ok"}));
+    assert_eq!(stored["b"]["attributes"], json!({}));
+}
