@@ -32,7 +32,7 @@ async fn health_and_readiness() {
 async fn without_a_broker_batches_get_503_and_leave_no_process() {
     // Nothing listens on port 1: the broker is down for this ingest.
     let app = spawn_app_with(0, |s| {
-        s.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into()
+        s.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
     })
     .await;
     let org = app.org_with_vehicles().await;
