@@ -40,6 +40,12 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    fn apply_config(&self) -> apply::ApplyConfig {
+        apply::ApplyConfig {
+            max_links_per_type: self.settings.max_links_per_type,
+        }
+    }
+
     fn max_deliveries(&self) -> u32 {
         self.broker.topology().max_deliveries
     }
@@ -208,7 +214,7 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery) {
 
 async fn settle(ctx: &Ctx, delivery: &Delivery, envelope: &Envelope, attempt: u32) {
     let started = std::time::Instant::now();
-    let result = (|| apply::handle(&ctx.pool, envelope, attempt))
+    let result = (|| apply::handle(&ctx.pool, envelope, attempt, ctx.apply_config()))
         .retry(ctx.retry_policy())
         .when(WorkerError::is_transient)
         .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "transient failure"))

@@ -1,6 +1,7 @@
 //! The public API under `/v3`, and the helpers its handlers share for
 //! turning bodies and query strings into clear 4xx answers.
 
+mod associated;
 mod params;
 mod processes;
 mod records;
@@ -26,7 +27,15 @@ pub fn router() -> Router<AppState> {
             "/v3/objects/{object_type}/batch/upsert",
             post(upsert::upsert),
         )
+        .route(
+            "/v3/objects/{object_type}/batch/delete",
+            post(upsert::delete),
+        )
         .route("/v3/objects/{object_type}/records", get(records::list))
+        .route(
+            "/v3/objects/{object_type}/associated-records",
+            get(associated::list),
+        )
         .route("/v3/processes", get(processes::list))
         .route("/v3/processes/{process_id}", get(processes::get))
         .route("/v3/processes/{process_id}/errors", get(processes::errors))

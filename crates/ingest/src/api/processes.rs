@@ -13,7 +13,11 @@ use crate::state::AppState;
 
 const COLUMNS: &str = "id, name::text, status::text, object_type, records_total,
     records_processed, records_created, records_updated, records_deleted, records_failed,
-    error, created_at, started_at, completed_at";
+    links_created, links_removed, links_failed, error, created_at, started_at, completed_at";
+
+fn name_is_upsert(row: &Row) -> bool {
+    row.get::<_, &str>("name") == "OBJECT_RECORDS_UPSERT"
+}
 
 fn process_json(row: &Row) -> Value {
     let ts = |name: &str| {
@@ -33,6 +37,16 @@ fn process_json(row: &Row) -> Value {
             "failed": count("records_failed"),
         }),
     );
+    if name_is_upsert(row) {
+        info.insert(
+            "associations".into(),
+            json!({
+                "linked": count("links_created"),
+                "unlinked": count("links_removed"),
+                "failed": count("links_failed"),
+            }),
+        );
+    }
     if let Some(error) = row.get::<_, Option<String>>("error") {
         info.insert("error".into(), Value::String(error));
     }

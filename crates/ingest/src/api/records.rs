@@ -1,5 +1,7 @@
 //! `GET /v3/objects/{object_type}/records`.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use objectsync_infra::object_types;
@@ -54,7 +56,7 @@ pub(super) async fn list(
         ApiCode::InvalidParameter,
     )?;
     let sort = params.sort()?;
-    let _associations = params.flag("association")?;
+    let with_associations = params.flag("association")?;
     let client = state.pool.get().await?;
     let t = object_type(&**client, org.id, &name).await?;
     let sql = format!(
@@ -78,6 +80,12 @@ pub(super) async fn list(
         )
         .await?
         .get(0);
+    let ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
+    let mut linked = if with_associations {
+        linked_records(&client, org.id, &t, &ids).await?
+    } else {
+        HashMap::new()
+    };
     let records: Vec<Value> = rows
         .into_iter()
         .map(|r| {
@@ -85,13 +93,76 @@ pub(super) async fn list(
             if let Some(ext) = r.get::<_, Option<String>>("ext_id") {
                 identifiers["ext_id"] = Value::String(ext);
             }
-            json!({
+            let id: i64 = r.get("id");
+            let mut record = json!({
                 "identifiers": identifiers,
                 "attributes": visible_attributes(&t, r.get("attributes")),
                 "createdAt": timestamp(r.get("created_at")),
                 "updatedAt": timestamp(r.get("updated_at")),
-            })
+            });
+            if with_associations {
+                record["associations"] = Value::Array(linked.remove(&id).unwrap_or_default());
+            }
+            record
         })
         .collect();
     Ok(Json(json!({"count": count, "records": records})))
+}
+
+/// Linked records shown per associated type when listing, as Brevo does.
+const LINKS_SHOWN: usize = 5;
+
+/// For each of `ids`, its associations: per associated type (by name), the
+/// ids of up to five linked records, newest link first.
+async fn linked_records(
+    client: &tokio_postgres::Client,
+    org_id: i64,
+    t: &ObjectType,
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, Vec<Value>>> {
+    let names: HashMap<i32, String> = object_types::list(client, org_id)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name.to_string()))
+        .collect();
+    let rows = client
+        .query(
+            "select src_id, dst_type, dst_id
+               from record_links
+              where org_id = $1 and src_type = $2 and src_id = any($3)
+              order by src_id, dst_type, created_at desc, dst_id desc",
+            &[&org_id, &t.id, &ids],
+        )
+        .await?;
+    // src → type name → linked ids, in link order.
+    let mut grouped: HashMap<i64, Vec<(String, Vec<i64>)>> = HashMap::new();
+    for r in rows {
+        let (src, dst_type, dst): (i64, i32, i64) = (r.get(0), r.get(1), r.get(2));
+        let Some(name) = names.get(&dst_type) else {
+            continue;
+        };
+        let per_src = grouped.entry(src).or_default();
+        match per_src.last_mut() {
+            Some((n, linked)) if n == name => linked.push(dst),
+            _ => per_src.push((name.clone(), vec![dst])),
+        }
+    }
+    Ok(grouped
+        .into_iter()
+        .map(|(src, types)| {
+            let mut types: Vec<Value> = types
+                .into_iter()
+                .map(|(name, linked)| {
+                    let records: Vec<Value> = linked
+                        .into_iter()
+                        .take(LINKS_SHOWN)
+                        .map(|id| json!({"identifiers": {"id": id}}))
+                        .collect();
+                    json!({"object_type": name, "records": records})
+                })
+                .collect();
+            types.sort_by(|a, b| a["object_type"].as_str().cmp(&b["object_type"].as_str()));
+            (src, types)
+        })
+        .collect())
 }

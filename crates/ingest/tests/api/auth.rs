@@ -3,8 +3,10 @@
 use objectsync_testkit::spawn_app_with;
 use serde_json::{Value, json};
 
-const ENDPOINTS: [(&str, &str); 5] = [
+const ENDPOINTS: [(&str, &str); 7] = [
     ("POST", "/v3/objects/vehicle/batch/upsert"),
+    ("POST", "/v3/objects/vehicle/batch/delete"),
+    ("GET", "/v3/objects/vehicle/associated-records?ext_id=v1"),
     ("GET", "/v3/objects/vehicle/records?limit=10&page_num=1"),
     ("GET", "/v3/processes"),
     ("GET", "/v3/processes/1"),

@@ -2,7 +2,9 @@
 //! RabbitMQ, with in-process workers (see `objectsync-testkit`).
 
 mod admin;
+mod associations;
 mod auth;
+mod delete;
 mod ops;
 mod processes;
 mod records;

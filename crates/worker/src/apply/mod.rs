@@ -7,6 +7,9 @@
 //! nothing; one whose worker died before commit finds nothing of its first
 //! attempt, because that transaction never committed.
 
+mod associate;
+mod delete;
+mod links;
 mod plan;
 mod process;
 mod upsert;
@@ -35,6 +38,33 @@ pub struct Counts {
     pub updated: i32,
     pub deleted: i32,
     pub failed: i32,
+    pub links: LinkCounts,
+}
+
+/// Outcome counts of a batch's association entries.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LinkCounts {
+    /// Links made.
+    pub created: i32,
+    /// Links removed.
+    pub removed: i32,
+    /// Link requests refused (each has an error row).
+    pub failed: i32,
+}
+
+/// Limits the worker applies that come from its settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyConfig {
+    /// Most linked records per associated type on one record.
+    pub max_links_per_type: u32,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        Self {
+            max_links_per_type: 10,
+        }
+    }
 }
 
 /// One stored rejection.
@@ -81,6 +111,7 @@ pub async fn handle(
     pool: &Pool,
     envelope: &Envelope,
     delivery: u32,
+    config: ApplyConfig,
 ) -> Result<Handled, WorkerError> {
     let mut client = pool.get().await?;
     process::mark_started(&client, envelope, delivery).await?;
@@ -110,14 +141,31 @@ pub async fn handle(
             "object type '{name}' no longer exists"
         )));
     };
-    let applied = match &envelope.job {
-        Job::Upsert(batch) => upsert::apply(&tx, envelope.org_id, &object_type, batch).await?,
-        Job::Delete(_) => {
-            return Err(WorkerError::Permanent(
-                "delete batches are not supported by this worker yet".into(),
-            ));
+    let org = envelope.org_id;
+    let mut applied = match &envelope.job {
+        Job::Upsert(batch) => {
+            let mut applied = upsert::apply(&tx, org, &object_type, batch).await?;
+            if batch.records.iter().any(|r| !r.associations.is_empty()) {
+                let types = object_types::list(&*tx, org).await?;
+                let (errors, links) = associate::apply(
+                    &tx,
+                    org,
+                    &object_type,
+                    &types,
+                    batch,
+                    &applied.record_ids,
+                    config.max_links_per_type,
+                )
+                .await?;
+                applied.errors.extend(errors);
+                applied.counts.links = links;
+            }
+            applied
         }
+        Job::Delete(batch) => delete::apply(&tx, org, &object_type, batch).await?,
     };
+    // Record rejections and link refusals, in request order.
+    applied.errors.sort_by_key(|e| e.index);
     process::write_errors(&tx, envelope, &applied.errors).await?;
     process::complete(&tx, envelope, &applied.counts).await?;
     tx.commit().await?;

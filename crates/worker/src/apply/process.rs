@@ -112,6 +112,9 @@ pub(super) async fn complete(
                     records_updated = $5,
                     records_deleted = $6,
                     records_failed = $7,
+                    links_created = $8,
+                    links_removed = $9,
+                    links_failed = $10,
                     completed_at = clock_timestamp(),
                     last_error = null
               where org_id = $1 and id = $2",
@@ -127,6 +130,9 @@ pub(super) async fn complete(
             &counts.updated,
             &counts.deleted,
             &counts.failed,
+            &counts.links.created,
+            &counts.links.removed,
+            &counts.links.failed,
         ],
     )
     .await?;

@@ -75,7 +75,9 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
     // And straight through the apply function: the second call is a no-op.
     let envelope = Envelope::from_bytes(&message).unwrap();
     assert_eq!(
-        apply::handle(&app.pool, &envelope, 3).await.unwrap(),
+        apply::handle(&app.pool, &envelope, 3, Default::default())
+            .await
+            .unwrap(),
         Handled::AlreadyDone
     );
 }
