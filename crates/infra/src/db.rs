@@ -172,6 +172,26 @@ pub async fn ping(pool: &Pool) -> bool {
     }
 }
 
+/// A PostgreSQL error with its cause: `tokio_postgres::Error` displays only
+/// "db error" and keeps the server's message in its source.
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
+    }
+}
+
+/// A pool error with the database's cause, when there is one.
+pub fn describe_pool(error: &deadpool_postgres::PoolError) -> String {
+    match error {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        other => other.to_string(),
+    }
+}
+
 /// Whether a PostgreSQL error is worth retrying: the connection broke, the
 /// server is shutting down or overloaded, or the transaction lost a race
 /// (serialization failure, deadlock, a unique key taken concurrently).

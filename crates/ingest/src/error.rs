@@ -62,14 +62,20 @@ impl From<RequestError> for ApiError {
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
         let transient = objectsync_infra::db::is_transient(&e);
-        Self::internal(&e, transient)
+        let described =
+            std::io::Error::other(format!("database: {}", objectsync_infra::db::describe(&e)));
+        Self::internal(&described, transient)
     }
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         let transient = objectsync_infra::db::pool_error_is_transient(&e);
-        Self::internal(&e, transient)
+        let described = std::io::Error::other(format!(
+            "database: {}",
+            objectsync_infra::db::describe_pool(&e)
+        ));
+        Self::internal(&described, transient)
     }
 }
 

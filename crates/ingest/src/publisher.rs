@@ -37,17 +37,18 @@ pub enum PublishError {
 
 impl From<tokio_postgres::Error> for PublishError {
     fn from(e: tokio_postgres::Error) -> Self {
+        let described = format!("database: {}", db::describe(&e));
         if db::is_transient(&e) {
-            Self::Unavailable(format!("database: {e}"))
+            Self::Unavailable(described)
         } else {
-            Self::Internal(format!("database: {e}"))
+            Self::Internal(described)
         }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for PublishError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        Self::Unavailable(format!("database: {e}"))
+        Self::Unavailable(format!("database: {}", db::describe_pool(&e)))
     }
 }
 

@@ -30,10 +30,7 @@ impl WorkerError {
 
 impl From<tokio_postgres::Error> for WorkerError {
     fn from(e: tokio_postgres::Error) -> Self {
-        let text = match e.as_db_error() {
-            Some(d) => format!("database: {} ({})", d.message(), d.code().code()),
-            None => format!("database: {e}"),
-        };
+        let text = format!("database: {}", db::describe(&e));
         if db::is_transient(&e) {
             Self::Transient(text)
         } else {
@@ -45,9 +42,9 @@ impl From<tokio_postgres::Error> for WorkerError {
 impl From<deadpool_postgres::PoolError> for WorkerError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         if db::pool_error_is_transient(&e) {
-            Self::Transient(format!("database: {e}"))
+            Self::Transient(format!("database: {}", db::describe_pool(&e)))
         } else {
-            Self::Permanent(format!("database pool: {e}"))
+            Self::Permanent(format!("database pool: {}", db::describe_pool(&e)))
         }
     }
 }
