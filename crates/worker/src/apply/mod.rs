@@ -167,7 +167,7 @@ pub async fn handle(
     // Record rejections and link refusals, in request order.
     applied.errors.sort_by_key(|e| e.index);
     process::write_errors(&tx, envelope, &applied.errors).await?;
-    process::complete(&tx, envelope, &applied.counts).await?;
+    process::complete(&tx, envelope, &applied.counts, delivery).await?;
     tx.commit().await?;
     Ok(Handled::Applied(applied.counts))
 }

@@ -102,11 +102,16 @@ pub(super) async fn complete(
     tx: &Transaction<'_>,
     envelope: &Envelope,
     counts: &Counts,
+    delivery: u32,
 ) -> Result<(), WorkerError> {
     let stmt = tx
         .prepare_cached(
             "update processes
                 set status = 'completed',
+                    -- The message can outrun ingest's commit, so mark_started
+                    -- may have found no row to mark.
+                    started_at = coalesce(started_at, now()),
+                    deliveries = greatest(deliveries, $11),
                     records_processed = $3,
                     records_created = $4,
                     records_updated = $5,
@@ -133,6 +138,7 @@ pub(super) async fn complete(
             &counts.links.created,
             &counts.links.removed,
             &counts.links.failed,
+            &i32::try_from(delivery).unwrap_or(i32::MAX),
         ],
     )
     .await?;
