@@ -19,6 +19,8 @@ use lapin::{BasicProperties, Channel, Confirmation};
 use objectsync_infra::{Broker, db, object_types};
 use objectsync_model::{ApiCode, Envelope, Job, ObjectTypeName, RequestError};
 
+use crate::idempotency::{self, Claim};
+
 /// How long to wait for the broker's confirm before answering 503.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -89,7 +91,7 @@ impl Publisher {
     /// let settings = Settings::load(Role::Ingest, None)?;
     /// let publisher = Publisher::connect(&settings)?;
     /// let batch = UpsertBatch::parse(br#"{"records": [{"identifiers": {"ext_id": "car-1"}}]}"#)?;
-    /// let process_id = publisher.submit(1, "vehicle", Job::Upsert(batch)).await?;
+    /// let process_id = publisher.submit(1, "vehicle", Job::Upsert(batch), None).await?;
     /// # Ok(()) }
     /// ```
     pub fn connect(settings: &objectsync_infra::Settings) -> Result<Self, db::DbError> {
@@ -128,18 +130,26 @@ impl Publisher {
     }
 
     /// Accepts `job` for object type `object_type` of organization `org_id`
-    /// and returns the new process id once the batch is durable.
+    /// and returns the new process id once the batch is durable. With an
+    /// idempotency key, a repeat of an accepted request returns the first
+    /// request's process id and queues nothing.
     pub async fn submit(
         &self,
         org_id: i64,
         object_type: &str,
         job: Job,
+        idempotency_key: Option<&str>,
     ) -> Result<i64, PublishError> {
         let object_type = ObjectTypeName::parse(object_type).map_err(|e| {
             RequestError::invalid(format!("'{object_type}' is not a valid object type: {e}"))
         })?;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // Bounds how late this process row can commit after its message is
+        // published, which is what lets workers drop a message whose process
+        // never appears (see `ORPHAN_GRACE` in the worker).
+        tx.batch_execute("set local idle_in_transaction_session_timeout = '20s'")
+            .await?;
         if object_types::find(&*tx, org_id, object_type.as_str())
             .await?
             .is_none()
@@ -156,6 +166,16 @@ impl Publisher {
             )
             .await?;
         let process_id: i64 = row.get(0);
+        if let Some(key) = idempotency_key {
+            let key = idempotency::check_key(key)?;
+            let hash = idempotency::request_hash(&object_type, &job);
+            match idempotency::claim(&*tx, org_id, key, &hash, process_id).await? {
+                Claim::Fresh => {}
+                // Dropping the transaction discards this request's process row.
+                Claim::Replay(previous) => return Ok(previous),
+                Claim::Conflict => return Err(idempotency::conflict(key).into()),
+            }
+        }
         let envelope = Envelope::new(process_id, org_id, object_type, job);
         self.publish(&envelope).await?;
         tx.commit().await?;

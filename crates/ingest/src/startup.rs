@@ -32,7 +32,30 @@ pub struct Application {
     router: Router,
     publisher: Arc<Publisher>,
     broker: Arc<Broker>,
+    pool: deadpool_postgres::Pool,
     port: u16,
+}
+
+/// Forgets expired idempotency keys every ten minutes.
+async fn sweep_idempotency_keys(pool: deadpool_postgres::Pool, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let swept = match pool.get().await {
+            Ok(client) => crate::idempotency::sweep(&**client)
+                .await
+                .map_err(|e| db::describe(&e)),
+            Err(e) => Err(db::describe_pool(&e)),
+        };
+        match swept {
+            Ok(n) if n > 0 => tracing::info!(keys = n, "expired idempotency keys swept"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not sweep idempotency keys"),
+        }
+    }
 }
 
 /// Runs migrations, retrying while the database is not up yet (as when all
@@ -82,7 +105,7 @@ impl Application {
         let router = router(
             state,
             Probes {
-                pool,
+                pool: pool.clone(),
                 broker: broker.clone(),
             },
         );
@@ -93,6 +116,7 @@ impl Application {
             router,
             publisher,
             broker,
+            pool,
             port,
         })
     }
@@ -105,6 +129,7 @@ impl Application {
     /// requests finish.
     pub async fn run_until(self, cancel: CancellationToken) -> std::io::Result<()> {
         tracing::info!(port = self.port, "ingest listening");
+        tokio::spawn(sweep_idempotency_keys(self.pool.clone(), cancel.clone()));
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(cancel.cancelled_owned())
             .await?;

@@ -5,6 +5,7 @@ mod admin;
 mod associations;
 mod auth;
 mod delete;
+mod idempotency;
 mod ops;
 mod processes;
 mod records;
