@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use deadpool_postgres::Pool;
-use futures_util::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -207,9 +209,29 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery) {
         object_type = %envelope.object_type,
         attempt,
     );
-    settle(&ctx, &delivery, &envelope, attempt)
+    let settled = AssertUnwindSafe(settle(&ctx, &delivery, &envelope, attempt))
+        .catch_unwind()
         .instrument(span)
         .await;
+    if settled.is_err() {
+        // A bug, not a state of the world: retrying would panic again.
+        let reason = "the worker panicked while applying the batch; see its log";
+        tracing::error!(
+            process_id = envelope.process_id,
+            "{reason}; dead-lettering it"
+        );
+        if let Ok(client) = ctx.pool.get().await {
+            let _ = mark_failed(
+                &**client,
+                envelope.org_id,
+                envelope.process_id,
+                reason,
+                false,
+            )
+            .await;
+        }
+        let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+    }
 }
 
 async fn settle(ctx: &Ctx, delivery: &Delivery, envelope: &Envelope, attempt: u32) {
