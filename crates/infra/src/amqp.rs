@@ -123,6 +123,9 @@ async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> lapin
         .map(|_| ())
 }
 
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A broker connection that reconnects when asked for after it died.
 pub struct Broker {
     url: String,
@@ -169,7 +172,16 @@ impl Broker {
             return Ok(c);
         }
         let props = ConnectionProperties::default().with_connection_name(self.name.as_str().into());
-        let conn = Connection::connect(&self.url, props).await?;
+        // A broker that accepts TCP but does not finish the handshake (still
+        // starting, or blocked) must not hang callers.
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&self.url, props))
+            .await
+            .map_err(|_| {
+                lapin::Error::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "RabbitMQ did not complete the connection in time",
+                ))
+            })??;
         let channel = conn.create_channel().await?;
         self.topology.declare(&channel).await?;
         let _ = channel.close(200, "OK".into()).await;

@@ -161,11 +161,12 @@ impl Publisher {
             .query_one(
                 "insert into processes (org_id, name, object_type, records_total)
                  values ($1, $2::text::process_name, $3, $4)
-                 returning id",
+                 returning id, pg_current_xact_id()::text",
                 &[&org_id, &process_name(&job), &object_type.as_str(), &total],
             )
             .await?;
         let process_id: i64 = row.get(0);
+        let xact_id: Option<u64> = row.get::<_, &str>(1).parse().ok();
         if let Some(key) = idempotency_key {
             let key = idempotency::check_key(key)?;
             let hash = idempotency::request_hash(&object_type, &job);
@@ -176,7 +177,8 @@ impl Publisher {
                 Claim::Conflict => return Err(idempotency::conflict(key).into()),
             }
         }
-        let envelope = Envelope::new(process_id, org_id, object_type, job);
+        let mut envelope = Envelope::new(process_id, org_id, object_type, job);
+        envelope.xact_id = xact_id;
         self.publish(&envelope).await?;
         tx.commit().await?;
         tracing::debug!(process_id, org_id, "batch accepted");

@@ -45,6 +45,12 @@ pub struct Envelope {
     pub object_type: ObjectTypeName,
     /// When ingest accepted the batch; lets workers measure queue lag.
     pub enqueued_at: DateTime<Utc>,
+    /// The PostgreSQL transaction that created the process row. The message
+    /// is published before that transaction commits, so a worker that cannot
+    /// see the process asks PostgreSQL whether it is still coming or was
+    /// rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xact_id: Option<u64>,
     pub job: Job,
 }
 
@@ -65,6 +71,7 @@ impl Envelope {
             org_id,
             object_type,
             enqueued_at: Utc::now(),
+            xact_id: None,
             job,
         }
     }

@@ -155,7 +155,7 @@ async fn drain(
             () = cancel.cancelled() => break Ok(()),
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
-                    tasks.spawn(handle_delivery(ctx.clone(), delivery));
+                    tasks.spawn(handle_delivery(ctx.clone(), delivery, cancel.clone()));
                 }
                 Some(Err(e)) => break Err(e),
                 None => break Err(lapin::Error::from(std::io::Error::other("consumer stream ended"))),
@@ -192,7 +192,7 @@ async fn drain(
     }
 }
 
-async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery) {
+async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
     let attempt = previous_deliveries(&delivery.properties) + 1;
     let envelope = match Envelope::from_bytes(&delivery.data) {
         Ok(e) => e,
@@ -209,7 +209,7 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery) {
         object_type = %envelope.object_type,
         attempt,
     );
-    let settled = AssertUnwindSafe(settle(&ctx, &delivery, &envelope, attempt))
+    let settled = AssertUnwindSafe(settle(&ctx, &delivery, &envelope, attempt, &cancel))
         .catch_unwind()
         .instrument(span)
         .await;
@@ -234,12 +234,33 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery) {
     }
 }
 
-async fn settle(ctx: &Ctx, delivery: &Delivery, envelope: &Envelope, attempt: u32) {
+async fn settle(
+    ctx: &Ctx,
+    delivery: &Delivery,
+    envelope: &Envelope,
+    attempt: u32,
+    cancel: &CancellationToken,
+) {
     let started = std::time::Instant::now();
+    // On shutdown, a batch waiting to retry is handed back at once instead
+    // of holding the worker until its retry budget runs out.
+    let stop = cancel.clone();
     let result = (|| apply::handle(&ctx.pool, envelope, attempt, ctx.apply_config()))
         .retry(ctx.retry_policy())
-        .when(WorkerError::is_transient)
-        .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "transient failure"))
+        .sleep(move |wait| {
+            let stop = stop.clone();
+            async move {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+        })
+        .when(|e| e.is_transient() && !cancel.is_cancelled())
+        .notify(|e, after| match e {
+            WorkerError::NotYet(_) => tracing::debug!(error = %e, retry_in = ?after, "waiting"),
+            _ => tracing::warn!(error = %e, retry_in = ?after, "transient failure"),
+        })
         .await;
     let (org, pid) = (envelope.org_id, envelope.process_id);
     match result {
@@ -259,7 +280,16 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, envelope: &Envelope, attempt: u3
             let _ = delivery.ack(BasicAckOptions::default()).await;
             tracing::info!("batch already processed; acknowledged again");
         }
-        Err(WorkerError::Transient(reason)) if attempt < ctx.max_deliveries() => {
+        Ok(Handled::Orphan) => {
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+            tracing::warn!(
+                "dropped a batch whose request was rolled back after publishing (its client got an error)"
+            );
+        }
+        Err(e @ (WorkerError::Transient(_) | WorkerError::NotYet(_)))
+            if attempt < ctx.max_deliveries() || cancel.is_cancelled() =>
+        {
+            let reason = e.to_string();
             tracing::warn!(%reason, "giving the batch back to the broker");
             if let Ok(client) = ctx.pool.get().await {
                 let _ = record_attempt_error(&**client, org, pid, &reason).await;
@@ -273,10 +303,8 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, envelope: &Envelope, attempt: u3
         }
         Err(e) => {
             let reason = match &e {
-                WorkerError::Transient(r) => {
-                    format!("gave up after {attempt} deliveries: {r}")
-                }
                 WorkerError::Permanent(r) => r.clone(),
+                transient => format!("gave up after {attempt} deliveries: {transient}"),
             };
             tracing::error!(%reason, "dead-lettering the batch");
             // If the database is what failed, the dead-letter tracker marks

@@ -1,13 +1,18 @@
-//! Every worker failure is one of two kinds, and the kind decides what
+//! Every worker failure is transient or permanent, and the kind decides what
 //! happens to the batch:
 //!
 //! | kind        | examples                                              | fate                                   |
 //! |-------------|-------------------------------------------------------|----------------------------------------|
 //! | `Transient` | database or broker unreachable, pool timeout,         | retried with backoff, then handed back |
 //! |             | serialization failure (40001), deadlock (40P01),      | to the broker; dead-lettered after the |
-//! |             | a process row not yet committed                       | configured number of deliveries        |
+//! |             | lock timeout, a unique key taken by a racing batch    | configured number of deliveries        |
+//! | `NotYet`    | the process row is not committed yet                  | as `Transient`, logged at debug level  |
 //! | `Permanent` | malformed envelope, unknown envelope version, object  | dead-lettered at once, process failed  |
-//! |             | type gone, a process that never committed             |                                        |
+//! |             | type gone, any other database error (a bug), a panic  |                                        |
+//!
+//! Not a failure: a batch whose request rolled back after publishing (its
+//! client got an error) has no process; it is acknowledged and dropped
+//! (`Handled::Orphan`).
 
 use objectsync_infra::db;
 use objectsync_model::EnvelopeError;
@@ -17,6 +22,10 @@ pub enum WorkerError {
     /// Worth another try later.
     #[error("{0}")]
     Transient(String),
+    /// The batch's process row is not committed yet (the message outran
+    /// ingest's commit): an ordinary, short wait.
+    #[error("process {0} is not visible yet")]
+    NotYet(i64),
     /// Fails the same way every time: dead-letter the batch.
     #[error("{0}")]
     Permanent(String),
@@ -24,7 +33,7 @@ pub enum WorkerError {
 
 impl WorkerError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_))
+        matches!(self, Self::Transient(_) | Self::NotYet(_))
     }
 }
 

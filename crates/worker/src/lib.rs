@@ -8,11 +8,13 @@ mod dead;
 pub mod error;
 mod headers;
 
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
 use objectsync_infra::ops::{self, Probes};
-use objectsync_infra::{Broker, Settings, db};
+use objectsync_infra::{Broker, Role, Settings, db, shutdown, telemetry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -84,5 +86,34 @@ impl Worker {
         let _ = http.await;
         tracing::info!("worker stopped");
         Ok(())
+    }
+}
+
+/// The whole life of a worker process: settings (from `config` and the
+/// environment), logging, then consuming until SIGTERM or SIGINT. Exits 0
+/// after a graceful stop. Shared by `objectsync-worker` and by tools that
+/// run workers as child processes.
+pub async fn run_process(config: Option<&Path>) -> ExitCode {
+    let settings = match Settings::load(Role::Worker, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("objectsync-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log.format);
+    let cancel = CancellationToken::new();
+    shutdown::cancel_on_signal(cancel.clone());
+    let result = match Worker::build(&settings).await {
+        Ok(worker) => worker.run_until(cancel).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "objectsync-worker failed");
+            eprintln!("objectsync-worker: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -4,9 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use objectsync_infra::{Role, Settings, shutdown, telemetry};
-use objectsync_worker::Worker;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -23,26 +20,5 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(Role::Worker, cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("objectsync-worker: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    telemetry::init(settings.log.format);
-    let cancel = CancellationToken::new();
-    shutdown::cancel_on_signal(cancel.clone());
-    let result = match Worker::build(&settings).await {
-        Ok(worker) => worker.run_until(cancel).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "objectsync-worker failed");
-            eprintln!("objectsync-worker: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    objectsync_worker::run_process(cli.config.as_deref()).await
 }

@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on upsert and delete (SPEC §4.1).
 
 use objectsync_testkit::{Org, TestApp, spawn_app_with};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 async fn post(app: &TestApp, org: &Org, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
     let mut req = app

@@ -14,9 +14,6 @@ mod plan;
 mod process;
 mod upsert;
 
-use std::time::Duration;
-
-use chrono::Utc;
 use deadpool_postgres::Pool;
 use objectsync_infra::object_types;
 use objectsync_model::{Envelope, Identifiers, Job, RejectionCode};
@@ -25,10 +22,6 @@ use serde_json::Value;
 pub(crate) use process::{mark_failed, record_attempt_error};
 
 use crate::error::WorkerError;
-
-/// How long a message may name a process that is not (yet) visible before it
-/// is taken for one whose request never committed, and dead-lettered.
-const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 
 /// Record counters of a process.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +96,9 @@ pub enum Handled {
     Applied(Counts),
     /// Completed or failed before: nothing done.
     AlreadyDone,
+    /// The request that queued the batch was rolled back after publishing
+    /// (its client got an error), so there is no process and nothing to do.
+    Orphan,
 }
 
 /// Applies `envelope` to the database; `delivery` counts from 1 and is
@@ -121,19 +117,7 @@ pub async fn handle(
             return Ok(Handled::AlreadyDone);
         }
         Some(_) => {}
-        None => {
-            let age = (Utc::now() - envelope.enqueued_at)
-                .to_std()
-                .unwrap_or_default();
-            let id = envelope.process_id;
-            return Err(if age < ORPHAN_GRACE {
-                WorkerError::Transient(format!("process {id} is not visible yet"))
-            } else {
-                WorkerError::Permanent(format!(
-                    "process {id} does not exist: the request that queued it never completed"
-                ))
-            });
-        }
+        None => return process::missing(&tx, envelope).await,
     }
     let name = envelope.object_type.as_str();
     let Some(object_type) = object_types::find(&*tx, envelope.org_id, name).await? else {

@@ -60,6 +60,49 @@ pub(super) async fn lock(
     Ok(row.map(|r| r.get(0)))
 }
 
+/// How long a message may name a process that is not visible, when it does
+/// not say which transaction creates the process, before it is taken for
+/// one whose request was rolled back. Ingest's transactions cannot stay idle
+/// for more than 20 s, so a process appears well within this or never.
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What to do with a batch whose process row is not visible: wait while the
+/// transaction that creates it is still running; drop it once that
+/// transaction is known to have rolled back.
+pub(super) async fn missing(
+    tx: &Transaction<'_>,
+    envelope: &Envelope,
+) -> Result<super::Handled, WorkerError> {
+    let id = envelope.process_id;
+    let status: Option<String> = match envelope.xact_id {
+        Some(xact) => tx
+            .query_one(
+                "select pg_xact_status($1::text::xid8)",
+                &[&xact.to_string()],
+            )
+            .await?
+            .get(0),
+        None => {
+            let age = (chrono::Utc::now() - envelope.enqueued_at)
+                .to_std()
+                .unwrap_or_default();
+            Some(
+                if age < ORPHAN_GRACE {
+                    "in progress"
+                } else {
+                    "aborted"
+                }
+                .to_owned(),
+            )
+        }
+    };
+    match status.as_deref() {
+        // Committed means it became visible after our lock query: look again.
+        Some("in progress" | "committed") => Err(WorkerError::NotYet(id)),
+        _ => Ok(super::Handled::Orphan),
+    }
+}
+
 pub(super) async fn write_errors(
     tx: &Transaction<'_>,
     envelope: &Envelope,

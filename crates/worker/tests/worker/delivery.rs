@@ -182,3 +182,96 @@ async fn a_permanent_failure_fails_the_process_at_once() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_request_rolled_back_is_dropped() {
+    let app = spawn_app_with(1, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    // A transaction that rolls back, as ingest's does when its commit fails
+    // after the broker confirmed the message.
+    let mut client = app.pool.get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    let xact: String = tx
+        .query_one("select pg_current_xact_id()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    tx.rollback().await.unwrap();
+    let mut orphan = json!({
+        "v": 1, "process_id": 424242, "org_id": org.id, "object_type": "vehicle",
+        "enqueued_at": chrono::Utc::now(), "xact_id": xact.parse::<u64>().unwrap(),
+        "job": {"upsert": {"records": [{"identifiers": {"ext_id": "ghost"}}]}}
+    });
+    app.publish_raw(orphan.to_string().as_bytes()).await;
+    // Without a transaction id, only age tells: an old message is dropped too.
+    orphan["process_id"] = json!(434343);
+    orphan.as_object_mut().unwrap().remove("xact_id");
+    orphan["enqueued_at"] = json!("2020-01-01T00:00:00Z");
+    app.publish_raw(orphan.to_string().as_bytes()).await;
+    // A real batch after them goes through.
+    let p = app
+        .upsert_and_wait(
+            &org,
+            "vehicle",
+            json!([{"identifiers": {"ext_id": "real"}}]),
+        )
+        .await;
+    assert_eq!(p["status"], "completed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.queue_depth(&app.topology().queue).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "orphans not consumed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.queue_depth(&app.topology().dead_queue).await,
+        0,
+        "orphans are not dead letters"
+    );
+    assert_eq!(db_value(&app, "select count(*) from records").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_a_batch_waiting_to_retry_is_handed_back_at_once() {
+    let mut app = spawn_app_with(1, |s| s.worker.retry_budget_ms = 60_000).await;
+    let org = app.org_with_vehicles().await;
+    // A fault on every insert, so that the batch waits and retries.
+    let client = app.pool.get().await.unwrap();
+    client
+        .batch_execute(
+            "create function slow_down() returns trigger language plpgsql as $$
+             begin raise exception 'injected fault' using errcode = '40001'; end $$;
+             create trigger slow_down before insert on records
+               for each row execute function slow_down();",
+        )
+        .await
+        .unwrap();
+    let id = app
+        .upsert_accepted(&org, "vehicle", json!([{"identifiers": {"ext_id": "a"}}]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = std::time::Instant::now();
+    app.stop_workers().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        stopping.elapsed()
+    );
+    let p = app.process(&org, id).await;
+    assert_eq!(
+        p["status"], "in_process",
+        "shutdown must not fail the batch: {p}"
+    );
+    assert_eq!(
+        app.queue_depth(&app.topology().queue).await,
+        1,
+        "the batch is back on the queue"
+    );
+    // Once the fault is gone, a new worker applies it.
+    client
+        .batch_execute("drop trigger slow_down on records")
+        .await
+        .unwrap();
+    app.start_worker().await;
+    let p = app.wait_for_process(&org, id).await;
+    assert_eq!(p["status"], "completed");
+}

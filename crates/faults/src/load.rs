@@ -1,0 +1,180 @@
+//! The producers: sustained batches through the real HTTP API, each one
+//! written down in a ledger once it got its `202`.
+//!
+//! Every producer owns `ranges` ranges of 100 records and writes them in
+//! turn, each batch stamping its sequence number into every record. It
+//! writes a range again only after the range's previous batch has ended, so
+//! for every range "the last batch that wrote it" is well defined. Requests
+//! that fail (503 during an outage, a dropped connection) are retried with
+//! the same `Idempotency-Key` until they get an answer, as a careful client
+//! would.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use objectsync_testkit::Org;
+use serde_json::{Value, json};
+
+pub(crate) const RECORDS_PER_BATCH: usize = 100;
+
+/// One accepted batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) producer: usize,
+    pub(crate) range: usize,
+    pub(crate) seq: u64,
+    pub(crate) process_id: i64,
+    pub(crate) accepted_at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+pub(crate) struct Ledger {
+    pub(crate) entries: Mutex<Vec<Entry>>,
+    pub(crate) posts: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) unavailable: AtomicU64,
+    pub(crate) transport_errors: AtomicU64,
+    pub(crate) refused: AtomicU64,
+}
+
+impl Ledger {
+    pub(crate) fn snapshot(&self) -> Vec<Entry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// `ext_id` of record `i` of `range` of `producer`.
+pub(crate) fn ext_id(producer: usize, range: usize, i: usize) -> String {
+    format!("p{producer}-r{range}-{i}")
+}
+
+fn batch(producer: usize, range: usize, seq: u64) -> Value {
+    let records: Vec<Value> = (0..RECORDS_PER_BATCH)
+        .map(|i| {
+            json!({
+                "identifiers": {"ext_id": ext_id(producer, range, i)},
+                "attributes": {"name": format!("item {i} of range {range}"), "seq": seq,
+                               "note": format!("written by batch {seq} of producer {producer}")}
+            })
+        })
+        .collect();
+    json!({ "records": records })
+}
+
+pub(crate) struct Producer<'a> {
+    pub(crate) id: usize,
+    pub(crate) ranges: usize,
+    pub(crate) base: &'a str,
+    pub(crate) org: &'a Org,
+    pub(crate) client: &'a reqwest::Client,
+    pub(crate) ledger: &'a Ledger,
+}
+
+impl Producer<'_> {
+    /// Sends batches until `until`.
+    pub(crate) async fn run(&self, until: tokio::time::Instant) {
+        let mut last: Vec<Option<i64>> = vec![None; self.ranges];
+        let mut seq: u64 = 0;
+        while tokio::time::Instant::now() < until {
+            let range = (seq as usize) % self.ranges;
+            if let Some(pid) = last[range]
+                && !self.wait_until_ended(pid, until).await
+            {
+                break;
+            }
+            let body = batch(self.id, range, seq).to_string();
+            let key = format!("faults-p{}-{seq}", self.id);
+            let Some(process_id) = self.post(&body, &key, until).await else {
+                break;
+            };
+            self.ledger
+                .entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Entry {
+                    producer: self.id,
+                    range,
+                    seq,
+                    process_id,
+                    accepted_at: Utc::now(),
+                });
+            last[range] = Some(process_id);
+            seq += 1;
+        }
+    }
+
+    /// Posts until a definite answer; `None` if the load period ended first.
+    async fn post(&self, body: &str, key: &str, until: tokio::time::Instant) -> Option<i64> {
+        // A request already sent may still be accepted after `until`: keep
+        // asking a while longer so that it lands in the ledger.
+        let give_up = until + Duration::from_secs(30);
+        loop {
+            self.ledger.posts.fetch_add(1, Ordering::Relaxed);
+            let sent = self
+                .client
+                .post(format!("{}/v3/objects/item/batch/upsert", self.base))
+                .header("api-key", &self.org.key)
+                .header("Idempotency-Key", key)
+                .header("content-type", "application/json")
+                .body(body.to_owned())
+                .timeout(Duration::from_secs(15))
+                .send()
+                .await;
+            match sent {
+                Ok(resp) if resp.status() == 202 => {
+                    let v: Value = resp.json().await.ok()?;
+                    self.ledger.accepted.fetch_add(1, Ordering::Relaxed);
+                    return v["processId"].as_i64();
+                }
+                Ok(resp) if resp.status().is_server_error() => {
+                    self.ledger.unavailable.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(resp) => {
+                    // A 4xx is a bug in the suite or the service: count it, stop.
+                    self.ledger.refused.fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "unexpected answer {}: {}",
+                        resp.status(),
+                        resp.text().await.unwrap_or_default()
+                    );
+                    return None;
+                }
+                Err(_) => {
+                    self.ledger.transport_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if tokio::time::Instant::now() > give_up {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Polls a process until it ends; false if the load period ended first.
+    async fn wait_until_ended(&self, process_id: i64, until: tokio::time::Instant) -> bool {
+        loop {
+            let status = self
+                .client
+                .get(format!("{}/v3/processes/{process_id}", self.base))
+                .header("api-key", &self.org.key)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            if let Ok(resp) = status
+                && let Ok(v) = resp.json::<Value>().await
+                && (v["status"] == "completed" || v["status"] == "failed")
+            {
+                return true;
+            }
+            if tokio::time::Instant::now() > until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `objectsync-faults`: the fault suite (see the crate docs). Exits 1 if any
+//! guarantee was broken. Its hidden `worker` mode is how it runs workers as
+//! child processes.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use objectsync_faults::{BROKER_RESTART, DATABASE_RESTART, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "objectsync-faults",
+    about = "Load objectsync while killing workers and restarting RabbitMQ and PostgreSQL, then check that nothing was lost or doubled"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Concurrent producers.
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    /// Ranges of 100 records per producer.
+    #[arg(long, default_value_t = 16)]
+    ranges: usize,
+    /// Worker processes.
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Seconds between worker kills.
+    #[arg(long, default_value_t = 3)]
+    kill_every: u64,
+    /// Do not restart RabbitMQ and PostgreSQL (worker kills only).
+    #[arg(long)]
+    no_restarts: bool,
+    /// Shell command that restarts RabbitMQ.
+    #[arg(long, default_value = BROKER_RESTART)]
+    broker_restart: String,
+    /// Shell command that restarts PostgreSQL.
+    #[arg(long, default_value = DATABASE_RESTART)]
+    database_restart: String,
+    /// Seconds processes may take to end after the load stops.
+    #[arg(long, default_value_t = 120)]
+    settle: u64,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Run one worker (used for the suite's child processes).
+    #[command(hide = true)]
+    Worker,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Mode::Worker) = cli.mode {
+        return objectsync_worker::run_process(None).await;
+    }
+    let opts = Options {
+        duration: Duration::from_secs(cli.duration),
+        producers: cli.producers,
+        ranges: cli.ranges.max(1),
+        workers: cli.workers.max(1),
+        kill_every: Duration::from_secs(cli.kill_every.max(1)),
+        restart_services: !cli.no_restarts,
+        broker_cmd: cli.broker_restart,
+        database_cmd: cli.database_restart,
+        settle: Duration::from_secs(cli.settle),
+    };
+    match objectsync_faults::run(&opts).await {
+        Ok(true) => {
+            println!("PASSED: nothing lost, nothing doubled, nothing stuck");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!("FAILED: see the figures above");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("objectsync-faults: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

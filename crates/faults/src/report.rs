@@ -1,0 +1,118 @@
+//! Progress lines while the suite runs, and the figures at the end.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio::time::Instant;
+
+use crate::load::{Ledger, RECORDS_PER_BATCH};
+use crate::verify::Findings;
+
+pub(crate) struct Totals {
+    pub(crate) posts: u64,
+    pub(crate) unavailable: u64,
+    pub(crate) transport_errors: u64,
+    pub(crate) refused: u64,
+    pub(crate) kills: usize,
+    pub(crate) fault_errors: Vec<String>,
+    pub(crate) elapsed: Duration,
+}
+
+/// Prints a line every five seconds until aborted.
+pub(crate) async fn progress(ledger: Arc<Ledger>, pool: Pool, start: Instant) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let completed = match pool.get().await {
+            Ok(c) => c
+                .query_one(
+                    "select count(*) from processes where status = 'completed'",
+                    &[],
+                )
+                .await
+                .map(|r| r.get::<_, i64>(0).to_string())
+                .unwrap_or_else(|_| "?".into()),
+            Err(_) => "?".into(),
+        };
+        eprintln!(
+            "[faults] {:>5.1}s  posts {}  accepted {}  5xx {}  dropped {}  completed {completed}",
+            start.elapsed().as_secs_f64(),
+            ledger.posts.load(Ordering::Relaxed),
+            ledger.accepted.load(Ordering::Relaxed),
+            ledger.unavailable.load(Ordering::Relaxed),
+            ledger.transport_errors.load(Ordering::Relaxed),
+        );
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "never".into(), |s| format!("{s:.1} s"))
+}
+
+pub(crate) fn print(t: &Totals, f: &Findings, settle: Option<&String>, shutdown: &[String]) {
+    let mut latency = f.latency_ms.clone();
+    latency.sort_by(f64::total_cmp);
+    println!();
+    println!("objectsync fault suite — {:.0} s", t.elapsed.as_secs_f64());
+    println!("  requests sent            {}", t.posts);
+    println!("  answered 5xx (retried)   {}", t.unavailable);
+    println!("  dropped connections      {}", t.transport_errors);
+    println!("  refused 4xx              {}", t.refused);
+    println!(
+        "  batches accepted (202)   {} ({} records)",
+        f.batches_accepted,
+        f.batches_accepted * RECORDS_PER_BATCH
+    );
+    println!("  processes completed      {}", f.completed);
+    println!("  processes failed         {}", f.failed.len());
+    for (id, why) in f.failed.iter().take(10) {
+        println!("    process {id}: {why}");
+    }
+    println!("  processes stuck          {}", f.stuck.len());
+    println!("  records expected         {}", f.records_expected);
+    println!("  records lost             {}", f.records_lost);
+    println!("  records stale            {}", f.records_stale);
+    println!("  records duplicated       {}", f.records_duplicated);
+    println!("  counter mismatches       {}", f.counter_mismatches.len());
+    for m in f.counter_mismatches.iter().take(10) {
+        println!("    {m}");
+    }
+    println!(
+        "  202 → completed          p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile(&latency, 0.5),
+        percentile(&latency, 0.99),
+        latency.last().copied().unwrap_or(0.0)
+    );
+    println!("  workers SIGKILLed        {}", t.kills);
+    for (label, took, accept, done) in &f.recoveries {
+        println!(
+            "  {label:<24} down for {took:.1} s (5xx meanwhile); once back: next 202 after {}, a batch accepted since completed after {}",
+            secs(*accept),
+            secs(*done)
+        );
+    }
+    for e in &t.fault_errors {
+        println!("  fault injection error: {e}");
+    }
+    if let Some(e) = settle {
+        println!("  not settled: {e}");
+    }
+    if shutdown.is_empty() {
+        println!("  graceful shutdown        every worker exited 0 on SIGTERM");
+    } else {
+        for s in shutdown {
+            println!("  graceful shutdown        {s}");
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The check after the storm: every accepted batch ended, every record is
+//! there once with the values of the last batch that completed for it, and
+//! every counter says what was sent.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+
+use crate::chaos::{Fault, Kind};
+use crate::load::{Entry, RECORDS_PER_BATCH, ext_id};
+
+#[derive(Debug, Clone)]
+struct Process {
+    status: String,
+    processed: i32,
+    created: i32,
+    updated: i32,
+    failed: i32,
+    error: Option<String>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+/// What the suite found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub batches_accepted: usize,
+    pub completed: usize,
+    pub failed: Vec<(i64, String)>,
+    pub stuck: Vec<i64>,
+    pub records_expected: usize,
+    pub records_lost: usize,
+    pub records_stale: usize,
+    pub records_duplicated: usize,
+    pub counter_mismatches: Vec<String>,
+    pub latency_ms: Vec<f64>,
+    pub recoveries: Vec<(String, f64, Option<f64>, Option<f64>)>,
+}
+
+impl Findings {
+    /// Whether every guarantee held.
+    pub fn passed(&self) -> bool {
+        self.stuck.is_empty()
+            && self.records_lost == 0
+            && self.records_stale == 0
+            && self.records_duplicated == 0
+            && self.counter_mismatches.is_empty()
+    }
+}
+
+/// Waits until no process is queued or in process, up to `limit`.
+pub(crate) async fn settle(pool: &Pool, limit: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let open: Result<i64, String> = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let row = client
+                .query_one(
+                    "select count(*) from processes where status in ('queued', 'in_process')",
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(row.get(0))
+        }
+        .await;
+        match open {
+            Ok(0) => return Ok(()),
+            Ok(n) if tokio::time::Instant::now() > deadline => {
+                return Err(format!("{n} processes still open after {limit:?}"));
+            }
+            Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn load_processes(pool: &Pool) -> Result<HashMap<i64, Process>, String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let rows = client
+        .query(
+            "select id, status::text, records_processed, records_created, records_updated,
+                    records_failed, error, completed_at
+               from processes",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Process {
+                    status: r.get(1),
+                    processed: r.get(2),
+                    created: r.get(3),
+                    updated: r.get(4),
+                    failed: r.get(5),
+                    error: r.get(6),
+                    completed_at: r.get(7),
+                },
+            )
+        })
+        .collect())
+}
+
+/// ext_id → (rows with that ext_id, the `seq` of one of them).
+async fn load_records(pool: &Pool) -> Result<HashMap<String, (i64, i64)>, String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let rows = client
+        .query(
+            "select ext_id, count(*), max((attributes->>'seq')::int8) from records group by ext_id",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, Option<String>>(0).unwrap_or_default(),
+                (r.get(1), r.get::<_, Option<i64>>(2).unwrap_or(-1)),
+            )
+        })
+        .collect())
+}
+
+fn seconds(d: chrono::TimeDelta) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+pub(crate) async fn check(
+    pool: &Pool,
+    ledger: &[Entry],
+    faults: &[Fault],
+) -> Result<Findings, String> {
+    let processes = load_processes(pool).await?;
+    let records = load_records(pool).await?;
+    let mut f = Findings {
+        batches_accepted: ledger.len(),
+        ..Findings::default()
+    };
+
+    // Per range, the batches in the order they were written.
+    let mut ranges: BTreeMap<(usize, usize), Vec<&Entry>> = BTreeMap::new();
+    for e in ledger {
+        ranges.entry((e.producer, e.range)).or_default().push(e);
+    }
+    let mut expected_ext_ids = 0usize;
+    for ((producer, range), entries) in &mut ranges {
+        entries.sort_by_key(|e| e.seq);
+        let mut written = false;
+        let mut last_completed = None;
+        for e in entries.iter() {
+            let Some(p) = processes.get(&e.process_id) else {
+                f.counter_mismatches
+                    .push(format!("process {} is missing", e.process_id));
+                continue;
+            };
+            match p.status.as_str() {
+                "completed" => {
+                    f.completed += 1;
+                    let (want_created, want_updated) = if written { (0, 100) } else { (100, 0) };
+                    if (p.processed, p.created, p.updated, p.failed)
+                        != (100, want_created, want_updated, 0)
+                    {
+                        f.counter_mismatches.push(format!(
+                            "process {}: processed {} created {} updated {} failed {}, expected 100/{want_created}/{want_updated}/0",
+                            e.process_id, p.processed, p.created, p.updated, p.failed
+                        ));
+                    }
+                    if let Some(done) = p.completed_at {
+                        f.latency_ms
+                            .push((done - e.accepted_at).num_milliseconds().max(0) as f64);
+                    }
+                    written = true;
+                    last_completed = Some(e.seq);
+                }
+                "failed" => f
+                    .failed
+                    .push((e.process_id, p.error.clone().unwrap_or_default())),
+                _ => f.stuck.push(e.process_id),
+            }
+        }
+        let Some(seq) = last_completed else { continue };
+        for i in 0..RECORDS_PER_BATCH {
+            expected_ext_ids += 1;
+            match records.get(&ext_id(*producer, *range, i)) {
+                None => f.records_lost += 1,
+                Some((n, _)) if *n > 1 => f.records_duplicated += (*n - 1) as usize,
+                Some((_, s)) if *s != seq as i64 => f.records_stale += 1,
+                Some(_) => {}
+            }
+        }
+    }
+    f.records_expected = expected_ext_ids;
+    let stray = records.len().saturating_sub(expected_ext_ids);
+    f.records_duplicated += stray;
+
+    // Recovery after each restart, counted from when the service was back:
+    // the first 202, and the first completion of a batch accepted since.
+    for fault in faults.iter().filter(|x| x.kind != Kind::WorkerKill) {
+        let back = fault.at + chrono::TimeDelta::from_std(fault.took).unwrap_or_default();
+        let after: Vec<&Entry> = ledger.iter().filter(|e| e.accepted_at >= back).collect();
+        let first_accept = after
+            .iter()
+            .map(|e| e.accepted_at)
+            .min()
+            .map(|t| seconds(t - back));
+        let first_done = after
+            .iter()
+            .filter_map(|e| processes.get(&e.process_id)?.completed_at)
+            .min()
+            .map(|t| seconds(t - back));
+        let label = match fault.kind {
+            Kind::BrokerRestart => "RabbitMQ restart",
+            Kind::DatabaseRestart => "PostgreSQL restart",
+            Kind::WorkerKill => "worker kill",
+        };
+        f.recoveries.push((
+            label.to_owned(),
+            fault.took.as_secs_f64(),
+            first_accept,
+            first_done,
+        ));
+    }
+    Ok(f)
+}
