@@ -72,6 +72,11 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
     let start = Instant::now();
     let until = start + opts.duration;
     let progress = tokio::spawn(report::progress(ledger.clone(), app.pool.clone(), start));
+    let not_ready = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let probe = tokio::spawn(report::probe_readiness(
+        format!("{}/readyz", app.address),
+        not_ready.clone(),
+    ));
     let schedule = chaos::Schedule {
         kill_every: opts.kill_every,
         broker_at: opts.restart_services.then(|| opts.duration / 3),
@@ -101,6 +106,7 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
     );
     let settled = verify::settle(&app.pool, opts.settle).await;
     progress.abort();
+    probe.abort();
     eprintln!(
         "[faults] {:>5.1}s  settled; stopping workers with SIGTERM",
         start.elapsed().as_secs_f64()
@@ -110,7 +116,8 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         "[faults] {:>5.1}s  workers stopped; checking the ledger",
         start.elapsed().as_secs_f64()
     );
-    let findings = verify::check(&app.pool, &ledger.snapshot(), &faults).await?;
+    let not_ready = not_ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let findings = verify::check(&app.pool, &ledger.snapshot(), &faults, &not_ready).await?;
     let totals = report::Totals {
         posts: ledger.posts.load(Ordering::Relaxed),
         unavailable: ledger.unavailable.load(Ordering::Relaxed),

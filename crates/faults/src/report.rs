@@ -48,6 +48,27 @@ pub(crate) async fn progress(ledger: Arc<Ledger>, pool: Pool, start: Instant) {
     }
 }
 
+/// Polls ingest's `/readyz` every 250 ms and notes when it was not ready.
+pub(crate) async fn probe_readiness(
+    url: String,
+    not_ready: Arc<std::sync::Mutex<Vec<chrono::DateTime<chrono::Utc>>>>,
+) {
+    let client = reqwest::Client::new();
+    loop {
+        let ready = matches!(
+            client.get(&url).timeout(Duration::from_secs(3)).send().await,
+            Ok(resp) if resp.status() == 200
+        );
+        if !ready {
+            not_ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(chrono::Utc::now());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -95,11 +116,14 @@ pub(crate) fn print(t: &Totals, f: &Findings, settle: Option<&String>, shutdown:
         latency.last().copied().unwrap_or(0.0)
     );
     println!("  workers SIGKILLed        {}", t.kills);
-    for (label, took, accept, done) in &f.recoveries {
+    for r in &f.recoveries {
         println!(
-            "  {label:<24} down for {took:.1} s (5xx meanwhile); once back: next 202 after {}, a batch accepted since completed after {}",
-            secs(*accept),
-            secs(*done)
+            "  {:<24} down for {:.1} s, /readyz said not ready {} times; once back: next 202 after {}, a batch accepted since completed after {}",
+            r.label,
+            r.took,
+            r.not_ready_probes,
+            secs(r.first_accept),
+            secs(r.first_done)
         );
     }
     for e in &t.fault_errors {

@@ -35,7 +35,22 @@ pub struct Findings {
     pub records_duplicated: usize,
     pub counter_mismatches: Vec<String>,
     pub latency_ms: Vec<f64>,
-    pub recoveries: Vec<(String, f64, Option<f64>, Option<f64>)>,
+    pub recoveries: Vec<Recovery>,
+}
+
+/// How the system came back from one restart.
+#[derive(Debug)]
+pub struct Recovery {
+    pub label: String,
+    /// Seconds the restart command took.
+    pub took: f64,
+    /// Probes of ingest's `/readyz` that said "not ready" during the restart.
+    pub not_ready_probes: usize,
+    /// Seconds from the service being back to the next 202.
+    pub first_accept: Option<f64>,
+    /// Seconds from the service being back to the first completion of a
+    /// batch accepted since.
+    pub first_done: Option<f64>,
 }
 
 impl Findings {
@@ -135,6 +150,7 @@ pub(crate) async fn check(
     pool: &Pool,
     ledger: &[Entry],
     faults: &[Fault],
+    not_ready: &[DateTime<Utc>],
 ) -> Result<Findings, String> {
     let processes = load_processes(pool).await?;
     let records = load_records(pool).await?;
@@ -219,12 +235,16 @@ pub(crate) async fn check(
             Kind::DatabaseRestart => "PostgreSQL restart",
             Kind::WorkerKill => "worker kill",
         };
-        f.recoveries.push((
-            label.to_owned(),
-            fault.took.as_secs_f64(),
+        f.recoveries.push(Recovery {
+            label: label.to_owned(),
+            took: fault.took.as_secs_f64(),
+            not_ready_probes: not_ready
+                .iter()
+                .filter(|t| **t >= fault.at && **t <= back)
+                .count(),
             first_accept,
             first_done,
-        ));
+        });
     }
     Ok(f)
 }
