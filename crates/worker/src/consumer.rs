@@ -106,29 +106,28 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
 }
 
 async fn consume(ctx: &Arc<Ctx>, cancel: &CancellationToken) -> Session {
-    let lost = |error| Session::Lost {
-        error,
-        consumed: false,
-    };
-    let conn = match ctx.broker.connection().await {
-        Ok(c) => c,
-        Err(e) => return lost(e),
-    };
-    match subscribe(ctx, &conn).await {
+    let queue = ctx.broker.topology().queue.as_str();
+    match subscribe(ctx, queue, ctx.settings.prefetch).await {
         Ok((channel, consumer)) => drain(ctx, cancel, channel, consumer).await,
-        Err(e) => lost(e),
+        Err(error) => Session::Lost {
+            error,
+            consumed: false,
+        },
     }
 }
 
-async fn subscribe(
+/// Opens a channel on the live connection and consumes `queue` with
+/// `prefetch` unacknowledged deliveries at most.
+pub(crate) async fn subscribe(
     ctx: &Ctx,
-    conn: &lapin::Connection,
+    queue: &str,
+    prefetch: u16,
 ) -> lapin::Result<(lapin::Channel, lapin::Consumer)> {
+    let conn = ctx.broker.connection().await?;
     let channel = conn.create_channel().await?;
     channel
-        .basic_qos(ctx.settings.prefetch.max(1), BasicQosOptions::default())
+        .basic_qos(prefetch.max(1), BasicQosOptions::default())
         .await?;
-    let queue = ctx.broker.topology().queue.as_str();
     let consumer = channel
         .basic_consume(
             queue.into(),
@@ -137,7 +136,7 @@ async fn subscribe(
             FieldTable::default(),
         )
         .await?;
-    tracing::info!(queue, prefetch = ctx.settings.prefetch, "consuming batches");
+    tracing::info!(queue, prefetch, "consuming");
     Ok((channel, consumer))
 }
 

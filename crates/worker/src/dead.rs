@@ -13,13 +13,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use objectsync_model::Envelope;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::mark_failed;
-use crate::consumer::{Ctx, Session, reconnecting};
+use crate::consumer::{Ctx, Session, reconnecting, subscribe};
 use crate::headers::{death_reason, previous_deliveries};
 
 /// Tracks dead letters until `cancel` fires, reconnecting as needed.
@@ -27,24 +26,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     reconnecting("dead-letter tracker", &cancel, || track(&ctx, &cancel)).await;
 }
 
-async fn subscribe(ctx: &Ctx) -> lapin::Result<(lapin::Channel, lapin::Consumer)> {
-    let conn = ctx.broker.connection().await?;
-    let channel = conn.create_channel().await?;
-    channel.basic_qos(4, BasicQosOptions::default()).await?;
-    let queue = ctx.broker.topology().dead_track_queue.as_str();
-    let consumer = channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    Ok((channel, consumer))
-}
-
 async fn track(ctx: &Ctx, cancel: &CancellationToken) -> Session {
-    let (channel, mut consumer) = match subscribe(ctx).await {
+    let queue = ctx.broker.topology().dead_track_queue.as_str();
+    let (channel, mut consumer) = match subscribe(ctx, queue, 4).await {
         Ok(s) => s,
         Err(error) => {
             return Session::Lost {
