@@ -8,6 +8,7 @@
 //! behind. Set `TEST_LOG=1` to see the services' logs.
 
 mod fixtures;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Pool;
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use objectsync_infra::{Role, Settings, Topology, db};
+use objectsync_infra::{Settings, Topology};
 use objectsync_ingest::Application;
 use objectsync_worker::Worker;
 use serde_json::{Value, json};
@@ -23,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use fixtures::{garage_definition, vehicle_definition};
+pub use sandbox::Sandbox;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -47,9 +49,11 @@ pub struct TestApp {
     pub settings: Settings,
     /// A pool on the test database, for assertions.
     pub pool: Pool,
-    db_name: String,
     server: Running,
     workers: Vec<Running>,
+    /// Declared last: dropped (database and queues removed) after the
+    /// services above are stopped.
+    _sandbox: Sandbox,
 }
 
 fn init_logs() {
@@ -64,19 +68,6 @@ fn init_logs() {
     }
 }
 
-/// `url` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let prefix = match base.rfind('/') {
-        Some(i) if i > base.find("://").map_or(0, |s| s + 2) => &base[..i],
-        _ => base,
-    };
-    format!("{prefix}/{name}{query}")
-}
-
 /// Ingest plus one worker.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(1, |_| {}).await
@@ -85,21 +76,9 @@ pub async fn spawn_app() -> TestApp {
 /// Ingest plus `workers` workers, with settings adjusted by `configure`.
 pub async fn spawn_app_with(workers: usize, configure: impl FnOnce(&mut Settings)) -> TestApp {
     init_logs();
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
-        .expect("default settings load");
-    let db_name = format!("objectsync_test_{id}");
-    let admin_url = with_database(&settings.database.url, "postgres");
-    let admin = db::connect(&admin_url)
-        .await
-        .expect("PostgreSQL is reachable");
-    admin
-        .execute(&format!("create database {db_name}"), &[])
-        .await
-        .expect("create test database");
-    settings.database.url = with_database(&settings.database.url, &db_name);
+    let sandbox = Sandbox::create("test").await;
+    let mut settings = sandbox.settings.clone();
     settings.database.pool_size = 8;
-    settings.amqp.prefix = format!("test-{id}");
     settings.http.host = "127.0.0.1".into();
     settings.http.port = 0;
     settings.admin.token = Some(ADMIN_TOKEN.into());
@@ -118,15 +97,14 @@ pub async fn spawn_app_with(workers: usize, configure: impl FnOnce(&mut Settings
             let _ = app.run_until(cancel).await;
         }
     });
-    let pool = db::pool(&settings.database).expect("test pool");
     let mut test_app = TestApp {
         address,
         client: reqwest::Client::new(),
         settings,
-        pool,
-        db_name,
+        pool: sandbox.pool.clone(),
         server: Running { cancel, handle },
         workers: Vec::new(),
+        _sandbox: sandbox,
     };
     for _ in 0..workers {
         test_app.start_worker().await;
@@ -398,57 +376,5 @@ impl Drop for TestApp {
         }
         self.server.cancel.cancel();
         self.server.handle.abort();
-        let db_url = self.settings.database.url.clone();
-        let db_name = self.db_name.clone();
-        let amqp = self.settings.amqp.clone();
-        // Clean up on a thread of its own: Drop cannot await, and the test's
-        // runtime may be shutting down.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(admin) = db::connect(&with_database(&db_url, "postgres")).await {
-                    let _ = admin
-                        .execute(
-                            &format!("drop database if exists {db_name} with (force)"),
-                            &[],
-                        )
-                        .await;
-                }
-                if let Ok(conn) =
-                    Connection::connect(&amqp.url, ConnectionProperties::default()).await
-                    && let Ok(channel) = conn.create_channel().await
-                {
-                    let _ = Topology::new(&amqp).delete(&channel).await;
-                    let _ = conn.close(200, "OK".into()).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn replaces_the_database_name() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/objectsync", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("postgres://h:5432", "x"),
-            "postgres://h:5432/x"
-        );
     }
 }

@@ -1,0 +1,114 @@
+//! A database and a set of queue names of one's own, removed on drop.
+
+use deadpool_postgres::Pool;
+use lapin::{Connection, ConnectionProperties};
+use objectsync_infra::{Role, Settings, Topology, db};
+
+/// Settings pointing at a fresh uuid-named database (migrated) and a unique
+/// queue prefix on the configured vhost. Dropping it drops the database and
+/// deletes the queues, even after a panic.
+pub struct Sandbox {
+    pub settings: Settings,
+    /// A pool on the sandbox database.
+    pub pool: Pool,
+    db_name: String,
+}
+
+/// `url` with its database name replaced.
+pub(crate) fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let prefix = match base.rfind('/') {
+        Some(i) if i > base.find("://").map_or(0, |s| s + 2) => &base[..i],
+        _ => base,
+    };
+    format!("{prefix}/{name}{query}")
+}
+
+impl Sandbox {
+    /// Creates the database `objectsync_{kind}_{uuid}` and the prefix
+    /// `{kind}-{uuid}`, starting from the defaults and the environment.
+    pub async fn create(kind: &str) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
+            .expect("default settings load");
+        let db_name = format!("objectsync_{kind}_{id}");
+        let admin = db::connect(&with_database(&settings.database.url, "postgres"))
+            .await
+            .expect("PostgreSQL is reachable");
+        admin
+            .execute(&format!("create database {db_name}"), &[])
+            .await
+            .expect("create the sandbox database");
+        settings.database.url = with_database(&settings.database.url, &db_name);
+        settings.amqp.prefix = format!("{kind}-{id}");
+        db::migrate(&settings.database.url)
+            .await
+            .expect("migrate the sandbox database");
+        let pool = db::pool(&settings.database).expect("sandbox pool");
+        Self {
+            settings,
+            pool,
+            db_name,
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let db_url = self.settings.database.url.clone();
+        let db_name = self.db_name.clone();
+        let amqp = self.settings.amqp.clone();
+        // Clean up on a thread of its own: Drop cannot await, and the
+        // caller's runtime may be shutting down.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = db::connect(&with_database(&db_url, "postgres")).await {
+                    let _ = admin
+                        .execute(
+                            &format!("drop database if exists {db_name} with (force)"),
+                            &[],
+                        )
+                        .await;
+                }
+                if let Ok(conn) =
+                    Connection::connect(&amqp.url, ConnectionProperties::default()).await
+                    && let Ok(channel) = conn.create_channel().await
+                {
+                    let _ = Topology::new(&amqp).delete(&channel).await;
+                    let _ = conn.close(200, "OK".into()).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/objectsync", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}
