@@ -12,3 +12,14 @@ pub mod state;
 
 pub use publisher::{PublishError, Publisher};
 pub use startup::Application;
+
+/// Serves until SIGTERM or SIGINT: migrations, topology, the API, then a
+/// graceful stop. What `objectsync-ingest serve` runs, and what tools that
+/// run ingest as a child process call.
+pub async fn serve(settings: &objectsync_infra::Settings) -> Result<(), startup::StartupError> {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    objectsync_infra::shutdown::cancel_on_signal(cancel.clone());
+    let app = Application::build(settings, &cancel).await?;
+    app.run_until(cancel).await?;
+    Ok(())
+}

@@ -5,10 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use objectsync_infra::{Role, Settings, db, shutdown, telemetry};
-use objectsync_ingest::Application;
+use objectsync_infra::{Role, Settings, db, telemetry};
 use objectsync_ingest::admin::cli::{self, AdminCommand};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -47,7 +45,7 @@ async fn main() -> ExitCode {
     };
     telemetry::init(settings.log.format);
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&settings).await,
+        Command::Serve => objectsync_ingest::serve(&settings).await.map_err(|e| e.to_string()),
         Command::Migrate => db::migrate(&settings.database.url)
             .await
             .map(|n| println!("{n} migration(s) applied"))
@@ -65,13 +63,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn serve(settings: &Settings) -> Result<(), String> {
-    let cancel = CancellationToken::new();
-    shutdown::cancel_on_signal(cancel.clone());
-    let app = Application::build(settings, &cancel)
-        .await
-        .map_err(|e| e.to_string())?;
-    app.run_until(cancel).await.map_err(|e| e.to_string())
 }

@@ -1,0 +1,169 @@
+//! `objectsync-bench`: measures, in one run on one machine, the raw
+//! database ceiling, a naive baseline, the whole system end to end, ingest
+//! alone, a lone batch on an idle system, and the memory of each process.
+//! Everything runs against the local PostgreSQL and RabbitMQ in a database
+//! and queues of its own, removed afterwards.
+
+mod data;
+mod load;
+mod raw;
+mod report;
+mod system;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use lapin::options::QueuePurgeOptions;
+use lapin::{Connection, ConnectionProperties};
+use objectsync_ingest::admin::service;
+use objectsync_model::DefinitionInput;
+use objectsync_testkit::Sandbox;
+
+pub use report::Figures;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub records: usize,
+    pub workers: usize,
+    pub producers: usize,
+    /// Connections of the raw and naive stages.
+    pub connections: usize,
+    /// Seconds of each ingest-alone run.
+    pub ingest_secs: u64,
+    pub lone_batches: usize,
+}
+
+const ADMIN_TOKEN: &str = "bench-admin-token";
+
+fn progress(msg: &str) {
+    eprintln!("[bench] {msg}");
+}
+
+async fn purge(settings: &objectsync_infra::Settings) -> Result<(), String> {
+    let conn = Connection::connect(&settings.amqp.url, ConnectionProperties::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+    let queue = objectsync_infra::Topology::new(&settings.amqp).queue;
+    channel
+        .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = conn.close(200, "OK".into()).await;
+    Ok(())
+}
+
+/// Runs every stage and returns the figures.
+pub async fn run(opts: &Options) -> Result<Figures, String> {
+    let sandbox = Sandbox::create("bench").await;
+    let pool = &sandbox.pool;
+    let mut f = Figures {
+        records: opts.records,
+        workers: opts.workers,
+        producers: opts.producers,
+        connections: opts.connections,
+        ..Figures::default()
+    };
+
+    let key = {
+        let mut client = objectsync_infra::db::connect(&sandbox.settings.database.url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let org = service::create_org(&mut client, "bench", true).await.map_err(|e| e.to_string())?;
+        let def = DefinitionInput::from_json(&data::definition()).map_err(|e| e.to_string())?;
+        service::put_object_type(&mut client, org.id, "item", def)
+            .await
+            .map_err(|e| e.to_string())?;
+        org.api_key
+    };
+
+    // 1–2. The database alone.
+    raw::prepare(pool).await?;
+    let n = opts.records;
+    let c = opts.connections;
+    f.raw_insert_rps = raw::run(pool, "raw", n, 1, c, true).await?;
+    progress(&format!("raw ceiling, inserts: {:.0} records/s", f.raw_insert_rps));
+    f.raw_update_rps = raw::run(pool, "raw", n, 2, c, true).await?;
+    progress(&format!("raw ceiling, updates: {:.0} records/s", f.raw_update_rps));
+    f.naive_insert_rps = raw::run(pool, "naive", n, 1, c, false).await?;
+    progress(&format!("naive baseline, inserts: {:.0} records/s", f.naive_insert_rps));
+    f.naive_update_rps = raw::run(pool, "naive", n, 2, c, false).await?;
+    progress(&format!("naive baseline, updates: {:.0} records/s", f.naive_update_rps));
+
+    // 3. The whole system, with RSS sampled throughout.
+    let mut system = system::System::start(&sandbox.settings, ADMIN_TOKEN, opts.workers).await?;
+    let peak = Arc::new(system::PeakRss::default());
+    let sampler = tokio::spawn(system::sample_rss(system.pids(), peak.clone()));
+    let client = reqwest::Client::new();
+    let url = format!("{}/v3/objects/item/batch/upsert", system.address);
+    for (version, label) in [(1, "inserts"), (2, "updates")] {
+        let bodies = Arc::new(data::bodies("e2e", 0, n, version));
+        progress(&format!("end to end, {label}: posting {} batches with {} producers", bodies.len(), opts.producers));
+        let t0 = Utc::now();
+        let posted = load::post_all(&client, &url, &key, bodies, opts.producers).await?;
+        let done = load::wait_completed(pool, &posted.process_ids, label).await?;
+        let secs = (done - t0).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
+        let column = if version == 1 { "records_created" } else { "records_updated" };
+        let counted = load::sum_counter(pool, &posted.process_ids, column).await?;
+        if counted != n as i64 {
+            return Err(format!("end to end {label}: {counted} records counted, {n} sent"));
+        }
+        let rps = n as f64 / secs;
+        progress(&format!("end to end, {label}: {rps:.0} records/s ({secs:.2} s; all posted after {:.2} s)", posted.elapsed.as_secs_f64()));
+        if version == 1 {
+            f.e2e_insert_rps = rps;
+        } else {
+            f.e2e_update_rps = rps;
+        }
+    }
+    sampler.abort();
+    f.ingest_rss_mb = peak.ingest.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;
+    f.worker_rss_mb = peak.worker.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;
+
+    // 4. Ingest alone: flat out, then at half that rate.
+    system.stop_workers().await;
+    let bodies = Arc::new(data::bodies("alone", 0, 100 * data::BATCH, 1));
+    let window = Duration::from_secs(opts.ingest_secs);
+    let flat = load::post_for(&client, &url, &key, bodies.clone(), opts.producers, window).await?;
+    f.ingest_batches_per_s = flat.process_ids.len() as f64 / flat.elapsed.as_secs_f64();
+    f.ingest_p50_ms = load::percentile(&flat.latencies_ms, 0.5);
+    f.ingest_p99_ms = load::percentile(&flat.latencies_ms, 0.99);
+    f.ingest_max_ms = load::percentile(&flat.latencies_ms, 1.0);
+    progress(&format!(
+        "ingest alone: {:.0} batches/s, 202 in p50 {:.1} ms / p99 {:.1} ms / max {:.1} ms",
+        f.ingest_batches_per_s, f.ingest_p50_ms, f.ingest_p99_ms, f.ingest_max_ms
+    ));
+    purge(&sandbox.settings).await?;
+    let half = load::post_at_rate(&client, &url, &key, bodies, f.ingest_batches_per_s / 2.0, window).await?;
+    f.ingest_half_rate_p99_ms = load::percentile(&half, 0.99);
+    progress(&format!(
+        "ingest alone at {:.0} batches/s: 202 in p99 {:.1} ms",
+        f.ingest_batches_per_s / 2.0,
+        f.ingest_half_rate_p99_ms
+    ));
+    purge(&sandbox.settings).await?;
+
+    // 5. A lone batch on an idle system.
+    system.start_workers(opts.workers)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut lone = Vec::new();
+    for i in 0..opts.lone_batches {
+        let body = data::bodies("lone", i * data::BATCH, data::BATCH, 1).remove(0);
+        let posted = load::post_all(&client, &url, &key, Arc::new(vec![body]), 1).await?;
+        let accepted = Utc::now();
+        let done = load::wait_completed(pool, &posted.process_ids, "lone batch").await?;
+        lone.push(((done - accepted).num_microseconds().unwrap_or(0).max(0)) as f64 / 1000.0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    f.lone_batch_ms = load::percentile(&lone, 0.5);
+    f.lone_batch_max_ms = load::percentile(&lone, 1.0);
+    progress(&format!("lone batch: 202 → completed in {:.1} ms (median of {}), max {:.1} ms", f.lone_batch_ms, lone.len(), f.lone_batch_max_ms));
+
+    let stopping = Instant::now();
+    system.stop().await;
+    progress(&format!("stopped in {:.1} s; cleaning up", stopping.elapsed().as_secs_f64()));
+    f.finish();
+    Ok(f)
+}

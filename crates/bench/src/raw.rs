@@ -1,0 +1,93 @@
+//! The database alone: the raw ceiling (set-based upserts, as a hand-tuned
+//! loader would write them) and the naive baseline (one statement per
+//! record), both over the same connections count, into tables shaped exactly
+//! like `records`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use serde_json::Value;
+
+use crate::data::{BATCH, attributes, ext_id};
+
+const SET_BASED: &str = "
+    insert into bench_raw (org_id, type_id, ext_id, attributes)
+    select 1, 1, u.e, u.a from unnest($1::text[], $2::jsonb[]) as u(e, a)
+        on conflict (org_id, type_id, ext_id) where ext_id is not null
+        do update set attributes = bench_raw.attributes || excluded.attributes, updated_at = now()";
+
+const PER_RECORD: &str = "
+    insert into bench_naive (org_id, type_id, ext_id, attributes) values (1, 1, $1, $2)
+        on conflict (org_id, type_id, ext_id) where ext_id is not null
+        do update set attributes = bench_naive.attributes || excluded.attributes, updated_at = now()";
+
+/// Creates the two tables, each a copy of `records` with its indexes.
+pub(crate) async fn prepare(pool: &Pool) -> Result<(), String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    client
+        .batch_execute(
+            "create table bench_raw (like records including all);
+             create table bench_naive (like records including all);",
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// One batch's columns.
+fn columns(run: &str, start: usize, end: usize, version: u32) -> (Vec<String>, Vec<Value>) {
+    (start..end)
+        .map(|i| (ext_id(run, i), attributes(i, version)))
+        .unzip()
+}
+
+/// Upserts `records` records with `connections` connections working side by
+/// side; returns records per second.
+pub(crate) async fn run(
+    pool: &Pool,
+    run: &str,
+    records: usize,
+    version: u32,
+    connections: usize,
+    set_based: bool,
+) -> Result<f64, String> {
+    // Generate before timing: the stage measures the database.
+    let batches: Arc<Vec<(Vec<String>, Vec<Value>)>> = Arc::new(
+        (0..records)
+            .step_by(BATCH)
+            .map(|s| columns(run, s, (s + BATCH).min(records), version))
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (pool, batches, next) = (pool.clone(), batches.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut client = pool.get().await.map_err(|e| e.to_string())?;
+            let sql = if set_based { SET_BASED } else { PER_RECORD };
+            let stmt = client.prepare(sql).await.map_err(|e| e.to_string())?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((exts, attrs)) = batches.get(i) else {
+                    return Ok::<(), String>(());
+                };
+                if set_based {
+                    client.execute(&stmt, &[exts, attrs]).await.map_err(|e| e.to_string())?;
+                } else {
+                    // The naive loader: a transaction per batch, a statement per record.
+                    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+                    for (e, a) in exts.iter().zip(attrs) {
+                        tx.execute(&stmt, &[e, a]).await.map_err(|e| e.to_string())?;
+                    }
+                    tx.commit().await.map_err(|e| e.to_string())?;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(records as f64 / started.elapsed().max(Duration::from_micros(1)).as_secs_f64())
+}

@@ -1,0 +1,109 @@
+//! The figures, as a table and as one JSON object.
+
+use serde_json::json;
+
+#[derive(Debug, Default, Clone)]
+pub struct Figures {
+    pub records: usize,
+    pub workers: usize,
+    pub producers: usize,
+    pub connections: usize,
+    pub raw_insert_rps: f64,
+    pub raw_update_rps: f64,
+    pub naive_insert_rps: f64,
+    pub naive_update_rps: f64,
+    pub e2e_insert_rps: f64,
+    pub e2e_update_rps: f64,
+    pub e2e_insert_ratio: f64,
+    pub e2e_update_ratio: f64,
+    pub e2e_insert_vs_naive: f64,
+    pub e2e_update_vs_naive: f64,
+    pub ingest_batches_per_s: f64,
+    pub ingest_p50_ms: f64,
+    pub ingest_p99_ms: f64,
+    pub ingest_max_ms: f64,
+    pub ingest_half_rate_p99_ms: f64,
+    pub lone_batch_ms: f64,
+    pub lone_batch_max_ms: f64,
+    pub ingest_rss_mb: f64,
+    pub worker_rss_mb: f64,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+impl Figures {
+    pub(crate) fn finish(&mut self) {
+        self.e2e_insert_ratio = ratio(self.e2e_insert_rps, self.raw_insert_rps);
+        self.e2e_update_ratio = ratio(self.e2e_update_rps, self.raw_update_rps);
+        self.e2e_insert_vs_naive = ratio(self.e2e_insert_rps, self.naive_insert_rps);
+        self.e2e_update_vs_naive = ratio(self.e2e_update_rps, self.naive_update_rps);
+    }
+
+    /// A Markdown table of every figure, with the targets beside them.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let mut row = |what: &str, value: String, target: &str| {
+            t.push_str(&format!("| {what} | {value} | {target} |\n"));
+        };
+        row("records per pass", self.records.to_string(), "");
+        row("raw ceiling, inserts (set-based, 4 connections)", format!("{:.0} records/s", self.raw_insert_rps), "");
+        row("raw ceiling, updates", format!("{:.0} records/s", self.raw_update_rps), "");
+        row("naive baseline, inserts (a statement per record)", format!("{:.0} records/s", self.naive_insert_rps), "");
+        row("naive baseline, updates", format!("{:.0} records/s", self.naive_update_rps), "");
+        row(
+            &format!("end to end, inserts ({} workers, {} producers)", self.workers, self.producers),
+            format!("{:.0} records/s", self.e2e_insert_rps),
+            "",
+        );
+        row("end to end, updates", format!("{:.0} records/s", self.e2e_update_rps), "");
+        row("e2e / raw ceiling, inserts", format!("{:.2}", self.e2e_insert_ratio), "≥ 0.6");
+        row("e2e / raw ceiling, updates", format!("{:.2}", self.e2e_update_ratio), "≥ 0.6");
+        row("e2e / naive, inserts", format!("{:.2}", self.e2e_insert_vs_naive), "≥ 3");
+        row("e2e / naive, updates", format!("{:.2}", self.e2e_update_vs_naive), "≥ 3");
+        row("ingest alone", format!("{:.0} batches/s", self.ingest_batches_per_s), "≥ 300");
+        row(
+            "ingest alone, 202 latency",
+            format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", self.ingest_p50_ms, self.ingest_p99_ms, self.ingest_max_ms),
+            "",
+        );
+        row("ingest at half that rate, 202 p99", format!("{:.1} ms", self.ingest_half_rate_p99_ms), "≤ 25 ms");
+        row(
+            "lone batch, 202 → completed",
+            format!("{:.1} ms (max {:.1} ms)", self.lone_batch_ms, self.lone_batch_max_ms),
+            "≤ 50 ms",
+        );
+        row("ingest peak RSS under e2e load", format!("{:.0} MB", self.ingest_rss_mb), "≤ 150 MB");
+        row("worker peak RSS under e2e load", format!("{:.0} MB", self.worker_rss_mb), "≤ 150 MB");
+        format!("| figure | value | target |\n|---|---|---|\n{t}")
+    }
+
+    /// One JSON object with every figure.
+    pub fn json(&self) -> String {
+        json!({
+            "records": self.records,
+            "workers": self.workers,
+            "producers": self.producers,
+            "raw_insert_rps": self.raw_insert_rps.round(),
+            "raw_update_rps": self.raw_update_rps.round(),
+            "naive_insert_rps": self.naive_insert_rps.round(),
+            "naive_update_rps": self.naive_update_rps.round(),
+            "e2e_insert_rps": self.e2e_insert_rps.round(),
+            "e2e_update_rps": self.e2e_update_rps.round(),
+            "e2e_insert_ratio": (self.e2e_insert_ratio * 1000.0).round() / 1000.0,
+            "e2e_update_ratio": (self.e2e_update_ratio * 1000.0).round() / 1000.0,
+            "e2e_insert_vs_naive": (self.e2e_insert_vs_naive * 100.0).round() / 100.0,
+            "e2e_update_vs_naive": (self.e2e_update_vs_naive * 100.0).round() / 100.0,
+            "ingest_batches_per_s": self.ingest_batches_per_s.round(),
+            "ingest_p50_ms": (self.ingest_p50_ms * 10.0).round() / 10.0,
+            "ingest_p99_ms": (self.ingest_p99_ms * 10.0).round() / 10.0,
+            "ingest_max_ms": (self.ingest_max_ms * 10.0).round() / 10.0,
+            "ingest_half_rate_p99_ms": (self.ingest_half_rate_p99_ms * 10.0).round() / 10.0,
+            "lone_batch_ms": (self.lone_batch_ms * 10.0).round() / 10.0,
+            "ingest_rss_mb": self.ingest_rss_mb.round(),
+            "worker_rss_mb": self.worker_rss_mb.round(),
+        })
+        .to_string()
+    }
+}
