@@ -71,7 +71,9 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
         let mut client = objectsync_infra::db::connect(&sandbox.settings.database.url)
             .await
             .map_err(|e| e.to_string())?;
-        let org = service::create_org(&mut client, "bench", true).await.map_err(|e| e.to_string())?;
+        let org = service::create_org(&mut client, "bench", true)
+            .await
+            .map_err(|e| e.to_string())?;
         let def = DefinitionInput::from_json(&data::definition()).map_err(|e| e.to_string())?;
         service::put_object_type(&mut client, org.id, "item", def)
             .await
@@ -84,13 +86,25 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     let n = opts.records;
     let c = opts.connections;
     f.raw_insert_rps = raw::run(pool, "raw", n, 1, c, true).await?;
-    progress(&format!("raw ceiling, inserts: {:.0} records/s", f.raw_insert_rps));
+    progress(&format!(
+        "raw ceiling, inserts: {:.0} records/s",
+        f.raw_insert_rps
+    ));
     f.raw_update_rps = raw::run(pool, "raw", n, 2, c, true).await?;
-    progress(&format!("raw ceiling, updates: {:.0} records/s", f.raw_update_rps));
+    progress(&format!(
+        "raw ceiling, updates: {:.0} records/s",
+        f.raw_update_rps
+    ));
     f.naive_insert_rps = raw::run(pool, "naive", n, 1, c, false).await?;
-    progress(&format!("naive baseline, inserts: {:.0} records/s", f.naive_insert_rps));
+    progress(&format!(
+        "naive baseline, inserts: {:.0} records/s",
+        f.naive_insert_rps
+    ));
     f.naive_update_rps = raw::run(pool, "naive", n, 2, c, false).await?;
-    progress(&format!("naive baseline, updates: {:.0} records/s", f.naive_update_rps));
+    progress(&format!(
+        "naive baseline, updates: {:.0} records/s",
+        f.naive_update_rps
+    ));
 
     // 3. The whole system, with RSS sampled throughout.
     let mut system = system::System::start(&sandbox.settings, ADMIN_TOKEN, opts.workers).await?;
@@ -100,18 +114,31 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     let url = format!("{}/v3/objects/item/batch/upsert", system.address);
     for (version, label) in [(1, "inserts"), (2, "updates")] {
         let bodies = Arc::new(data::bodies("e2e", 0, n, version));
-        progress(&format!("end to end, {label}: posting {} batches with {} producers", bodies.len(), opts.producers));
+        progress(&format!(
+            "end to end, {label}: posting {} batches with {} producers",
+            bodies.len(),
+            opts.producers
+        ));
         let t0 = Utc::now();
         let posted = load::post_all(&client, &url, &key, bodies, opts.producers).await?;
         let done = load::wait_completed(pool, &posted.process_ids, label).await?;
         let secs = (done - t0).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
-        let column = if version == 1 { "records_created" } else { "records_updated" };
+        let column = if version == 1 {
+            "records_created"
+        } else {
+            "records_updated"
+        };
         let counted = load::sum_counter(pool, &posted.process_ids, column).await?;
         if counted != n as i64 {
-            return Err(format!("end to end {label}: {counted} records counted, {n} sent"));
+            return Err(format!(
+                "end to end {label}: {counted} records counted, {n} sent"
+            ));
         }
         let rps = n as f64 / secs;
-        progress(&format!("end to end, {label}: {rps:.0} records/s ({secs:.2} s; all posted after {:.2} s)", posted.elapsed.as_secs_f64()));
+        progress(&format!(
+            "end to end, {label}: {rps:.0} records/s ({secs:.2} s; all posted after {:.2} s)",
+            posted.elapsed.as_secs_f64()
+        ));
         if version == 1 {
             f.e2e_insert_rps = rps;
         } else {
@@ -136,7 +163,15 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
         f.ingest_batches_per_s, f.ingest_p50_ms, f.ingest_p99_ms, f.ingest_max_ms
     ));
     purge(&sandbox.settings).await?;
-    let half = load::post_at_rate(&client, &url, &key, bodies, f.ingest_batches_per_s / 2.0, window).await?;
+    let half = load::post_at_rate(
+        &client,
+        &url,
+        &key,
+        bodies,
+        f.ingest_batches_per_s / 2.0,
+        window,
+    )
+    .await?;
     f.ingest_half_rate_p99_ms = load::percentile(&half, 0.99);
     progress(&format!(
         "ingest alone at {:.0} batches/s: 202 in p99 {:.1} ms",
@@ -159,11 +194,19 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     }
     f.lone_batch_ms = load::percentile(&lone, 0.5);
     f.lone_batch_max_ms = load::percentile(&lone, 1.0);
-    progress(&format!("lone batch: 202 → completed in {:.1} ms (median of {}), max {:.1} ms", f.lone_batch_ms, lone.len(), f.lone_batch_max_ms));
+    progress(&format!(
+        "lone batch: 202 → completed in {:.1} ms (median of {}), max {:.1} ms",
+        f.lone_batch_ms,
+        lone.len(),
+        f.lone_batch_max_ms
+    ));
 
     let stopping = Instant::now();
     system.stop().await;
-    progress(&format!("stopped in {:.1} s; cleaning up", stopping.elapsed().as_secs_f64()));
+    progress(&format!(
+        "stopped in {:.1} s; cleaning up",
+        stopping.elapsed().as_secs_f64()
+    ));
     f.finish();
     Ok(f)
 }

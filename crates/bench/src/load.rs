@@ -16,7 +16,12 @@ pub(crate) struct Posted {
     pub(crate) elapsed: Duration,
 }
 
-async fn post_one(client: &reqwest::Client, url: &str, key: &str, body: Vec<u8>) -> Result<(i64, f64), String> {
+async fn post_one(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(i64, f64), String> {
     let sent = Instant::now();
     let resp = client
         .post(url)
@@ -50,17 +55,29 @@ pub(crate) async fn post_all(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..producers {
-        let (client, url, key, bodies, next) = (client.clone(), url.to_owned(), key.to_owned(), bodies.clone(), next.clone());
+        let (client, url, key, bodies, next) = (
+            client.clone(),
+            url.to_owned(),
+            key.to_owned(),
+            bodies.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { return Ok::<_, String>(out) };
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<_, String>(out);
+                };
                 out.push(post_one(&client, &url, &key, body.clone()).await?);
             }
         }));
     }
-    let mut posted = Posted { process_ids: Vec::new(), latencies_ms: Vec::new(), elapsed: Duration::ZERO };
+    let mut posted = Posted {
+        process_ids: Vec::new(),
+        latencies_ms: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
     for t in tasks {
         for (id, ms) in t.await.map_err(|e| e.to_string())?? {
             posted.process_ids.push(id);
@@ -84,7 +101,13 @@ pub(crate) async fn post_for(
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..producers {
-        let (client, url, key, bodies, next) = (client.clone(), url.to_owned(), key.to_owned(), bodies.clone(), next.clone());
+        let (client, url, key, bodies, next) = (
+            client.clone(),
+            url.to_owned(),
+            key.to_owned(),
+            bodies.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             while started.elapsed() < duration {
@@ -94,7 +117,11 @@ pub(crate) async fn post_for(
             Ok::<_, String>(out)
         }));
     }
-    let mut posted = Posted { process_ids: Vec::new(), latencies_ms: Vec::new(), elapsed: Duration::ZERO };
+    let mut posted = Posted {
+        process_ids: Vec::new(),
+        latencies_ms: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
     for t in tasks {
         for (id, ms) in t.await.map_err(|e| e.to_string())?? {
             posted.process_ids.push(id);
@@ -122,9 +149,16 @@ pub(crate) async fn post_at_rate(
     let mut i = 0usize;
     while started.elapsed() < duration {
         tick.tick().await;
-        let (client, url, key, body) = (client.clone(), url.to_owned(), key.to_owned(), bodies[i % bodies.len()].clone());
+        let (client, url, key, body) = (
+            client.clone(),
+            url.to_owned(),
+            key.to_owned(),
+            bodies[i % bodies.len()].clone(),
+        );
         i += 1;
-        tasks.push(tokio::spawn(async move { post_one(&client, &url, &key, body).await }));
+        tasks.push(tokio::spawn(async move {
+            post_one(&client, &url, &key, body).await
+        }));
     }
     let mut latencies = Vec::new();
     for t in tasks {
@@ -135,7 +169,11 @@ pub(crate) async fn post_at_rate(
 
 /// Waits until every process of `ids` ended; returns the latest
 /// `completed_at`. Fails if any process failed.
-pub(crate) async fn wait_completed(pool: &Pool, ids: &[i64], label: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) async fn wait_completed(
+    pool: &Pool,
+    ids: &[i64],
+    label: &str,
+) -> Result<DateTime<Utc>, String> {
     let started = Instant::now();
     let mut last_report = Instant::now();
     loop {
@@ -155,14 +193,23 @@ pub(crate) async fn wait_completed(pool: &Pool, ids: &[i64], label: &str) -> Res
             return Err(format!("{failed} processes failed during {label}"));
         }
         if ended as usize == ids.len() {
-            return row.get::<_, Option<DateTime<Utc>>>(2).ok_or_else(|| "no completion time".into());
+            return row
+                .get::<_, Option<DateTime<Utc>>>(2)
+                .ok_or_else(|| "no completion time".into());
         }
         if last_report.elapsed() > Duration::from_secs(2) {
-            eprintln!("[bench]   {label}: {ended}/{} batches done after {:.1} s", ids.len(), started.elapsed().as_secs_f64());
+            eprintln!(
+                "[bench]   {label}: {ended}/{} batches done after {:.1} s",
+                ids.len(),
+                started.elapsed().as_secs_f64()
+            );
             last_report = Instant::now();
         }
         if started.elapsed() > Duration::from_secs(600) {
-            return Err(format!("{label}: only {ended}/{} batches done after 10 minutes", ids.len()));
+            return Err(format!(
+                "{label}: only {ended}/{} batches done after 10 minutes",
+                ids.len()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -172,7 +219,11 @@ pub(crate) async fn wait_completed(pool: &Pool, ids: &[i64], label: &str) -> Res
 pub(crate) async fn sum_counter(pool: &Pool, ids: &[i64], column: &str) -> Result<i64, String> {
     let client = pool.get().await.map_err(|e| e.to_string())?;
     let sql = format!("select coalesce(sum({column}), 0)::int8 from processes where id = any($1)");
-    client.query_one(sql.as_str(), &[&ids]).await.map(|r| r.get(0)).map_err(|e| e.to_string())
+    client
+        .query_one(sql.as_str(), &[&ids])
+        .await
+        .map(|r| r.get(0))
+        .map_err(|e| e.to_string())
 }
 
 pub(crate) fn percentile(values: &[f64], p: f64) -> f64 {

@@ -10,7 +10,10 @@ use objectsync_bench::Options;
 use objectsync_infra::{Role, Settings, telemetry};
 
 #[derive(Parser)]
-#[command(name = "objectsync-bench", about = "Throughput of objectsync against the database's own ceiling, in one run")]
+#[command(
+    name = "objectsync-bench",
+    about = "Throughput of objectsync against the database's own ceiling, in one run"
+)]
 struct Cli {
     #[command(subcommand)]
     mode: Option<Mode>,
@@ -69,7 +72,11 @@ async fn main() -> ExitCode {
         None => {}
     }
     let opts = Options {
-        records: if cli.quick { 20_000 } else { cli.records.max(1000) },
+        records: if cli.quick {
+            20_000
+        } else {
+            cli.records.max(1000)
+        },
         workers: cli.workers.max(1),
         producers: cli.producers.max(1),
         connections: cli.connections.max(1),

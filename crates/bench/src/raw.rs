@@ -74,12 +74,17 @@ pub(crate) async fn run(
                     return Ok::<(), String>(());
                 };
                 if set_based {
-                    client.execute(&stmt, &[exts, attrs]).await.map_err(|e| e.to_string())?;
+                    client
+                        .execute(&stmt, &[exts, attrs])
+                        .await
+                        .map_err(|e| e.to_string())?;
                 } else {
                     // The naive loader: a transaction per batch, a statement per record.
                     let tx = client.transaction().await.map_err(|e| e.to_string())?;
                     for (e, a) in exts.iter().zip(attrs) {
-                        tx.execute(&stmt, &[e, a]).await.map_err(|e| e.to_string())?;
+                        tx.execute(&stmt, &[e, a])
+                            .await
+                            .map_err(|e| e.to_string())?;
                     }
                     tx.commit().await.map_err(|e| e.to_string())?;
                 }
@@ -89,5 +94,9 @@ pub(crate) async fn run(
     for t in tasks {
         t.await.map_err(|e| e.to_string())??;
     }
-    Ok(records as f64 / started.elapsed().max(Duration::from_micros(1)).as_secs_f64())
+    Ok(records as f64
+        / started
+            .elapsed()
+            .max(Duration::from_micros(1))
+            .as_secs_f64())
 }

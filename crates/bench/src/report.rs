@@ -48,34 +48,95 @@ impl Figures {
             t.push_str(&format!("| {what} | {value} | {target} |\n"));
         };
         row("records per pass", self.records.to_string(), "");
-        row("raw ceiling, inserts (set-based, 4 connections)", format!("{:.0} records/s", self.raw_insert_rps), "");
-        row("raw ceiling, updates", format!("{:.0} records/s", self.raw_update_rps), "");
-        row("naive baseline, inserts (a statement per record)", format!("{:.0} records/s", self.naive_insert_rps), "");
-        row("naive baseline, updates", format!("{:.0} records/s", self.naive_update_rps), "");
         row(
-            &format!("end to end, inserts ({} workers, {} producers)", self.workers, self.producers),
+            "raw ceiling, inserts (set-based, 4 connections)",
+            format!("{:.0} records/s", self.raw_insert_rps),
+            "",
+        );
+        row(
+            "raw ceiling, updates",
+            format!("{:.0} records/s", self.raw_update_rps),
+            "",
+        );
+        row(
+            "naive baseline, inserts (a statement per record)",
+            format!("{:.0} records/s", self.naive_insert_rps),
+            "",
+        );
+        row(
+            "naive baseline, updates",
+            format!("{:.0} records/s", self.naive_update_rps),
+            "",
+        );
+        row(
+            &format!(
+                "end to end, inserts ({} workers, {} producers)",
+                self.workers, self.producers
+            ),
             format!("{:.0} records/s", self.e2e_insert_rps),
             "",
         );
-        row("end to end, updates", format!("{:.0} records/s", self.e2e_update_rps), "");
-        row("e2e / raw ceiling, inserts", format!("{:.2}", self.e2e_insert_ratio), "≥ 0.6");
-        row("e2e / raw ceiling, updates", format!("{:.2}", self.e2e_update_ratio), "≥ 0.6");
-        row("e2e / naive, inserts", format!("{:.2}", self.e2e_insert_vs_naive), "≥ 3");
-        row("e2e / naive, updates", format!("{:.2}", self.e2e_update_vs_naive), "≥ 3");
-        row("ingest alone", format!("{:.0} batches/s", self.ingest_batches_per_s), "≥ 300");
         row(
-            "ingest alone, 202 latency",
-            format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", self.ingest_p50_ms, self.ingest_p99_ms, self.ingest_max_ms),
+            "end to end, updates",
+            format!("{:.0} records/s", self.e2e_update_rps),
             "",
         );
-        row("ingest at half that rate, 202 p99", format!("{:.1} ms", self.ingest_half_rate_p99_ms), "≤ 25 ms");
+        row(
+            "e2e / raw ceiling, inserts",
+            format!("{:.2}", self.e2e_insert_ratio),
+            "≥ 0.6",
+        );
+        row(
+            "e2e / raw ceiling, updates",
+            format!("{:.2}", self.e2e_update_ratio),
+            "≥ 0.6",
+        );
+        row(
+            "e2e / naive, inserts",
+            format!("{:.2}", self.e2e_insert_vs_naive),
+            "≥ 3",
+        );
+        row(
+            "e2e / naive, updates",
+            format!("{:.2}", self.e2e_update_vs_naive),
+            "≥ 3",
+        );
+        row(
+            "ingest alone",
+            format!("{:.0} batches/s", self.ingest_batches_per_s),
+            "≥ 300",
+        );
+        row(
+            "ingest alone, 202 latency",
+            format!(
+                "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                self.ingest_p50_ms, self.ingest_p99_ms, self.ingest_max_ms
+            ),
+            "",
+        );
+        row(
+            "ingest at half that rate, 202 p99",
+            format!("{:.1} ms", self.ingest_half_rate_p99_ms),
+            "≤ 25 ms",
+        );
         row(
             "lone batch, 202 → completed",
-            format!("{:.1} ms (max {:.1} ms)", self.lone_batch_ms, self.lone_batch_max_ms),
+            format!(
+                "{:.1} ms (max {:.1} ms)",
+                self.lone_batch_ms, self.lone_batch_max_ms
+            ),
             "≤ 50 ms",
         );
-        row("ingest peak RSS under e2e load", format!("{:.0} MB", self.ingest_rss_mb), "≤ 150 MB");
-        row("worker peak RSS under e2e load", format!("{:.0} MB", self.worker_rss_mb), "≤ 150 MB");
+        row(
+            "ingest peak RSS under e2e load",
+            format!("{:.0} MB", self.ingest_rss_mb),
+            "≤ 150 MB",
+        );
+        row(
+            "worker peak RSS under e2e load",
+            format!("{:.0} MB", self.worker_rss_mb),
+            "≤ 150 MB",
+        );
         format!("| figure | value | target |\n|---|---|---|\n{t}")
     }
 

@@ -27,17 +27,28 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 impl System {
-    pub(crate) async fn start(settings: &Settings, admin_token: &str, workers: usize) -> Result<Self, String> {
+    pub(crate) async fn start(
+        settings: &Settings,
+        admin_token: &str,
+        workers: usize,
+    ) -> Result<Self, String> {
         let port = free_port().map_err(|e| e.to_string())?;
-        let log_dir = std::env::temp_dir().join(format!("objectsync-bench-{}", settings.amqp.prefix));
+        let log_dir =
+            std::env::temp_dir().join(format!("objectsync-bench-{}", settings.amqp.prefix));
         std::fs::create_dir_all(&log_dir).map_err(|e| e.to_string())?;
         let env = vec![
             ("DATABASE_URL".into(), settings.database.url.clone()),
             ("AMQP_URL".into(), settings.amqp.url.clone()),
-            ("OBJECTSYNC__AMQP__PREFIX".into(), settings.amqp.prefix.clone()),
+            (
+                "OBJECTSYNC__AMQP__PREFIX".into(),
+                settings.amqp.prefix.clone(),
+            ),
             ("OBJECTSYNC__ADMIN__TOKEN".into(), admin_token.into()),
             ("OBJECTSYNC__LOG__FORMAT".into(), "json".into()),
-            ("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into())),
+            (
+                "RUST_LOG".into(),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
         ];
         let mut system = Self {
             address: format!("http://127.0.0.1:{port}"),
@@ -80,7 +91,10 @@ impl System {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!("ingest did not become ready; see {}", self.log_dir.display()))
+        Err(format!(
+            "ingest did not become ready; see {}",
+            self.log_dir.display()
+        ))
     }
 
     pub(crate) fn start_workers(&mut self, n: usize) -> Result<(), String> {
@@ -104,18 +118,28 @@ impl System {
     }
 
     pub(crate) fn pids(&self) -> (Option<u32>, Vec<u32>) {
-        (self.ingest.id(), self.workers.iter().filter_map(Child::id).collect())
+        (
+            self.ingest.id(),
+            self.workers.iter().filter_map(Child::id).collect(),
+        )
     }
 }
 
 async fn stop(children: &mut [Child]) {
     for child in children.iter() {
         if let Some(pid) = child.id() {
-            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
         }
     }
     for child in children.iter_mut() {
-        if tokio::time::timeout(Duration::from_secs(30), child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .is_err()
+        {
             let _ = child.kill().await;
         }
     }

@@ -38,7 +38,22 @@ pub enum DbError {
 /// Builds the pool. Connections are opened lazily, so this succeeds even
 /// while the database is down; callers find out on first use.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
-    let config = tokio_postgres::Config::from_str(&settings.url).map_err(DbError::Url)?;
+    pool_with_options(settings, None)
+}
+
+/// Like [`pool`], with server settings for every connection (`-c name=value`).
+pub fn pool_with_options(
+    settings: &DatabaseSettings,
+    options: Option<&str>,
+) -> Result<Pool, DbError> {
+    let mut config = tokio_postgres::Config::from_str(&settings.url).map_err(DbError::Url)?;
+    if let Some(options) = options {
+        let merged = match config.get_options() {
+            Some(existing) => format!("{existing} {options}"),
+            None => options.to_owned(),
+        };
+        config.options(merged);
+    }
     let manager = Manager::from_config(
         config,
         NoTls,

@@ -45,7 +45,9 @@ async fn main() -> ExitCode {
     };
     telemetry::init(settings.log.format);
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => objectsync_ingest::serve(&settings).await.map_err(|e| e.to_string()),
+        Command::Serve => objectsync_ingest::serve(&settings)
+            .await
+            .map_err(|e| e.to_string()),
         Command::Migrate => db::migrate(&settings.database.url)
             .await
             .map(|n| println!("{n} migration(s) applied"))

@@ -7,7 +7,7 @@
 //! when two workers link to the same record at once: the second waits, then
 //! loads the links the first committed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
 use objectsync_model::{Identifiers, LinkAction, ObjectType, RejectionCode, UpsertBatch};
@@ -17,26 +17,24 @@ use super::plan::Rejection;
 use super::{ErrorRow, LinkCounts};
 use crate::error::WorkerError;
 
-const RESOLVE: &str = "
-    select r.type_id, r.id, r.ext_id
-      from unnest($2::int4[], $3::int8[]) as u(t, i)
-      join records r on r.org_id = $1 and r.type_id = u.t and r.id = u.i
-    union all
-    select r.type_id, r.id, r.ext_id
-      from unnest($4::int4[], $5::text[]) as u(t, e)
-      join records r on r.org_id = $1 and r.type_id = u.t and r.ext_id = u.e";
+// Like `upsert`, every statement reaches its table through the primary key
+// (or a unique index) by `= any` of an array, one object type at a time.
+
+const RESOLVE_IDS: &str = "
+    select id, ext_id from records where org_id = $1 and type_id = $2 and id = any($3)";
+
+const RESOLVE_EXT_IDS: &str = "
+    select id, ext_id from records where org_id = $1 and type_id = $2 and ext_id = any($3)";
 
 const LOCK: &str = "
-    select r.id
-      from unnest($2::int4[], $3::int8[]) as u(t, i)
-      join records r on r.org_id = $1 and r.type_id = u.t and r.id = u.i
-     order by r.id
-       for update of r";
+    select id from records
+     where org_id = $1 and type_id = $2 and id = any($3)
+     order by id
+       for update";
 
 const LOAD_LINKS: &str = "
-    select l.src_type, l.src_id, l.dst_type, l.dst_id
-      from unnest($2::int4[], $3::int8[]) as u(t, i)
-      join record_links l on l.org_id = $1 and l.src_type = u.t and l.src_id = u.i";
+    select src_id, dst_type, dst_id from record_links
+     where org_id = $1 and src_type = $2 and src_id = any($3)";
 
 const INSERT_LINKS: &str = "
     insert into record_links (org_id, src_type, src_id, dst_type, dst_id)
@@ -45,10 +43,9 @@ const INSERT_LINKS: &str = "
         on conflict do nothing";
 
 const DELETE_LINKS: &str = "
-    delete from record_links l
-     using unnest($2::int4[], $3::int8[], $4::int4[], $5::int8[]) as u(st, si, dt, di)
-     where l.org_id = $1 and l.src_type = u.st and l.src_id = u.si
-       and l.dst_type = u.dt and l.dst_id = u.di";
+    delete from record_links
+     where org_id = $1 and src_type = $2 and src_id = any($3)
+       and (src_id, dst_type, dst_id) in (select * from unnest($3::int8[], $4::int4[], $5::int8[]))";
 
 /// A target as named in the request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,6 +63,9 @@ impl TargetKey {
         }
     }
 }
+
+/// Source ids, target types and target ids of stored link rows, as arrays.
+type LinkEnds = (Vec<i64>, Vec<i32>, Vec<i64>);
 
 /// One target of one association entry, before resolution.
 struct Pending {
@@ -154,60 +154,56 @@ pub(crate) async fn apply(
         return Ok((Vec::new(), LinkCounts::default()));
     }
 
-    // 2. Resolve the targets, then lock sources and targets in id order.
-    let keys: HashSet<&TargetKey> = pending
-        .iter()
-        .filter_map(|p| p.target.as_ref().ok())
-        .collect();
-    let (mut id_types, mut ids, mut ext_types, mut exts) = (vec![], vec![], vec![], vec![]);
-    for key in &keys {
-        match key {
-            TargetKey::Id(t, i) => {
-                id_types.push(*t);
-                ids.push(*i);
-            }
-            TargetKey::Ext(t, e) => {
-                ext_types.push(*t);
-                exts.push(e.as_str());
-            }
-        }
-    }
-    let stmt = tx.prepare_cached(RESOLVE).await?;
-    let mut resolved: HashMap<TargetKey, i64> = HashMap::new();
-    for row in tx
-        .query(&stmt, &[&org_id, &id_types, &ids, &ext_types, &exts])
-        .await?
-    {
-        let (t, id, ext): (i32, i64, Option<String>) = (row.get(0), row.get(1), row.get(2));
-        resolved.insert(TargetKey::Id(t, id), id);
-        if let Some(ext) = ext {
-            resolved.insert(TargetKey::Ext(t, ext), id);
-        }
-    }
-    let mut involved: HashMap<i64, i32> = resolved
-        .iter()
-        .map(|(k, id)| match k {
-            TargetKey::Id(t, _) | TargetKey::Ext(t, _) => (*id, *t),
-        })
-        .collect();
+    // 2. Resolve the targets, then lock sources and targets, type by type
+    //    and in id order within a type, so concurrent batches lock alike.
+    let mut wanted: BTreeMap<i32, (Vec<i64>, Vec<&str>)> = BTreeMap::new();
     for p in &pending {
-        involved.insert(p.source, source.id);
+        match &p.target {
+            Ok(TargetKey::Id(t, i)) => wanted.entry(*t).or_default().0.push(*i),
+            Ok(TargetKey::Ext(t, e)) => wanted.entry(*t).or_default().1.push(e.as_str()),
+            Err(_) => {}
+        }
     }
-    let (lock_types, lock_ids): (Vec<i32>, Vec<i64>) =
-        involved.iter().map(|(id, t)| (*t, *id)).unzip();
-    let stmt = tx.prepare_cached(LOCK).await?;
-    let present: HashSet<i64> = tx
-        .query(&stmt, &[&org_id, &lock_types, &lock_ids])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let mut resolved: HashMap<TargetKey, i64> = HashMap::new();
+    for (t, (ids, exts)) in &wanted {
+        let mut rows = Vec::new();
+        if !ids.is_empty() {
+            rows.extend(by_keys(tx, RESOLVE_IDS, org_id, *t, ids).await?);
+        }
+        if !exts.is_empty() {
+            rows.extend(by_keys(tx, RESOLVE_EXT_IDS, org_id, *t, exts).await?);
+        }
+        for row in rows {
+            let (id, ext): (i64, Option<String>) = (row.get(0), row.get(1));
+            resolved.insert(TargetKey::Id(*t, id), id);
+            if let Some(ext) = ext {
+                resolved.insert(TargetKey::Ext(*t, ext), id);
+            }
+        }
+    }
+    let mut involved: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for (key, id) in &resolved {
+        let (TargetKey::Id(t, _) | TargetKey::Ext(t, _)) = key;
+        involved.entry(*t).or_default().push(*id);
+    }
+    involved
+        .entry(source.id)
+        .or_default()
+        .extend(pending.iter().map(|p| p.source));
+    let mut present: HashSet<i64> = HashSet::new();
+    let mut state = State::default();
+    for (t, ids) in &mut involved {
+        ids.sort_unstable();
+        ids.dedup();
+        let locked = by_keys(tx, LOCK, org_id, *t, &*ids).await?;
+        present.extend(locked.iter().map(|r| r.get::<_, i64>(0)));
+    }
 
     // 3. The links those records hold now.
-    let stmt = tx.prepare_cached(LOAD_LINKS).await?;
-    let mut state = State::default();
-    for row in tx.query(&stmt, &[&org_id, &lock_types, &lock_ids]).await? {
-        state.add_stored(row.get(1), row.get(0), row.get(3), row.get(2));
+    for (t, ids) in &involved {
+        for row in by_keys(tx, LOAD_LINKS, org_id, *t, ids).await? {
+            state.add_stored(row.get(0), *t, row.get(2), row.get(1));
+        }
     }
 
     // 4. Replay the requests.
@@ -229,13 +225,24 @@ pub(crate) async fn apply(
         .collect();
     let plan = links::plan(requests, source.id, state, cap, &names);
 
-    // 5. Write the difference.
-    for (sql, set) in [(DELETE_LINKS, &plan.removes), (INSERT_LINKS, &plan.adds)] {
-        if set.is_empty() {
-            continue;
+    // 5. Write the difference: removals per source type, then one insert.
+    if !plan.removes.is_empty() {
+        let (st, si, dt, di) = directions(&plan.removes);
+        let mut by_type: BTreeMap<i32, LinkEnds> = BTreeMap::new();
+        for k in 0..st.len() {
+            let e = by_type.entry(st[k]).or_default();
+            e.0.push(si[k]);
+            e.1.push(dt[k]);
+            e.2.push(di[k]);
         }
-        let (st, si, dt, di) = directions(set);
-        let stmt = tx.prepare_cached(sql).await?;
+        let stmt = tx.prepare_cached(DELETE_LINKS).await?;
+        for (t, (si, dt, di)) in &by_type {
+            tx.execute(&stmt, &[&org_id, t, si, dt, di]).await?;
+        }
+    }
+    if !plan.adds.is_empty() {
+        let (st, si, dt, di) = directions(&plan.adds);
+        let stmt = tx.prepare_cached(INSERT_LINKS).await?;
         tx.execute(&stmt, &[&org_id, &st, &si, &dt, &di]).await?;
     }
     let counts = LinkCounts {
@@ -251,6 +258,18 @@ pub(crate) async fn apply(
         })
         .collect();
     Ok((errors, counts))
+}
+
+/// Runs one of the `(org_id, type, array of keys)` statements above.
+async fn by_keys(
+    tx: &Transaction<'_>,
+    sql: &str,
+    org_id: i64,
+    type_id: i32,
+    keys: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> Result<Vec<tokio_postgres::Row>, WorkerError> {
+    let stmt = tx.prepare_cached(sql).await?;
+    Ok(tx.query(&stmt, &[&org_id, &type_id, keys]).await?)
 }
 
 fn not_found(names: &HashMap<i32, String>, key: &TargetKey) -> Rejection {

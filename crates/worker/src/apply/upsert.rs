@@ -2,9 +2,10 @@
 //! number of records.
 //!
 //! 1. lock the stored rows the batch names (`for update`, in id order, so
-//!    two batches touching the same rows queue instead of deadlocking);
+//!    two batches touching the same rows queue instead of deadlocking; rows
+//!    named by `ext_id` first, then those named by `id`);
 //! 2. plan in memory (`plan`): one write per row, records folded in order;
-//! 3. one `update ... from unnest(...)` for existing rows, one
+//! 3. one upsert by primary key for existing rows, one
 //!    `insert ... on conflict do nothing` for new `ext_id`s (in `ext_id`
 //!    order), a merge `update` for any `ext_id` another batch created in the
 //!    meantime, and one insert for records without identifiers.
@@ -20,19 +21,33 @@ use super::plan::{self, Candidate, Existing, Outcome, Rejection, Target};
 use super::{Applied, ErrorRow};
 use crate::error::WorkerError;
 
-const LOCK_EXISTING: &str = "
+// Every statement reaches `records` through a unique index, by `= any` of a
+// parameter array or by `on conflict` arbitration, never through a join the
+// planner could turn into a scan of the whole table while its statistics lag
+// behind a bulk load.
+
+const LOCK_BY_EXT_ID: &str = "
     select id, ext_id from records
-     where org_id = $1 and type_id = $2 and (id = any($3) or ext_id = any($4))
+     where org_id = $1 and type_id = $2 and ext_id = any($3)
      order by id
        for update";
 
+const LOCK_BY_ID: &str = "
+    select id, ext_id from records
+     where org_id = $1 and type_id = $2 and id = any($3)
+     order by id
+       for update";
+
+/// Existing rows, already locked: `on conflict` finds each by primary key.
 const UPDATE_EXISTING: &str = "
-    update records r
-       set attributes = jsonb_strip_nulls(r.attributes || u.attrs),
-           ext_id = coalesce(r.ext_id, u.ext_id),
-           updated_at = now()
+    insert into records (org_id, type_id, id, ext_id, attributes)
+    select $1, $2, u.id, u.ext_id, u.attrs
       from unnest($3::int8[], $4::text[], $5::jsonb[]) as u(id, ext_id, attrs)
-     where r.org_id = $1 and r.type_id = $2 and r.id = u.id";
+     order by u.id
+        on conflict (org_id, type_id, id) do update
+       set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
+           ext_id = coalesce(records.ext_id, excluded.ext_id),
+           updated_at = now()";
 
 const INSERT_NEW: &str = "
     insert into records (org_id, type_id, ext_id, attributes)
@@ -42,13 +57,16 @@ const INSERT_NEW: &str = "
         on conflict (org_id, type_id, ext_id) where ext_id is not null do nothing
     returning ext_id, id";
 
+/// `ext_id`s another batch created after we looked: merge like an update.
 const MERGE_RACED: &str = "
-    update records r
-       set attributes = jsonb_strip_nulls(r.attributes || u.attrs),
-           updated_at = now()
+    insert into records (org_id, type_id, ext_id, attributes)
+    select $1, $2, u.ext_id, u.attrs
       from unnest($3::text[], $4::jsonb[]) as u(ext_id, attrs)
-     where r.org_id = $1 and r.type_id = $2 and r.ext_id = u.ext_id
-    returning r.ext_id, r.id";
+     order by u.ext_id
+        on conflict (org_id, type_id, ext_id) where ext_id is not null do update
+       set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
+           updated_at = now()
+    returning ext_id, id";
 
 const NEXT_IDS: &str = "
     select nextval(pg_get_serial_sequence('records', 'id')) from generate_series(1, $1)";
@@ -94,9 +112,15 @@ pub(crate) async fn apply(
         .filter_map(|r| r.identifiers.ext_id.as_deref())
         .collect();
     let mut existing = Existing::default();
-    if !ids.is_empty() || !exts.is_empty() {
-        let stmt = tx.prepare_cached(LOCK_EXISTING).await?;
-        for row in tx.query(&stmt, &[&org_id, &type_id, &ids, &exts]).await? {
+    if !exts.is_empty() {
+        let stmt = tx.prepare_cached(LOCK_BY_EXT_ID).await?;
+        for row in tx.query(&stmt, &[&org_id, &type_id, &exts]).await? {
+            existing.insert(row.get(0), row.get(1));
+        }
+    }
+    if !ids.is_empty() {
+        let stmt = tx.prepare_cached(LOCK_BY_ID).await?;
+        for row in tx.query(&stmt, &[&org_id, &type_id, &ids]).await? {
             existing.insert(row.get(0), row.get(1));
         }
     }
