@@ -41,7 +41,7 @@ pub(crate) fn attributes(i: usize, version: u32) -> Value {
         "price": (i % 10_000) as f64 * 1.25 + f64::from(version),
         "quantity": i % 500,
         "rating": (i % 5) as f64 + 0.5,
-        "active": (i + version as usize) % 2 == 0,
+        "active": (i + version as usize).is_multiple_of(2),
         "registered": format!("2024-{:02}-{:02}", i % 12 + 1, i % 28 + 1),
         "website": format!("https://example.com/items/{i}"),
         "color": colors[(i + version as usize) % 3],
