@@ -1,14 +1,20 @@
 //! Applying an upsert batch: a handful of set-based statements, whatever the
 //! number of records.
 //!
-//! 1. lock the stored rows the batch names (`for update`, in id order, so
-//!    two batches touching the same rows queue instead of deadlocking; rows
-//!    named by `ext_id` first, then those named by `id`);
+//! 1. when a record names a row by `id`, lock the stored rows the batch
+//!    names (`for update`, in id order; rows named by `ext_id` first, then
+//!    those named by `id`), so that records naming one row both ways fold
+//!    together; batches that name rows by `ext_id` only skip this;
 //! 2. plan in memory (`plan`): one write per row, records folded in order;
-//! 3. one upsert by primary key for existing rows, one
-//!    `insert ... on conflict do nothing` for new `ext_id`s (in `ext_id`
-//!    order), a merge `update` for any `ext_id` another batch created in the
-//!    meantime, and one insert for records without identifiers.
+//! 3. one upsert by primary key for the locked rows, one upsert by `ext_id`
+//!    (in `ext_id` order, so concurrent batches lock alike; it inserts new
+//!    rows and merges into rows that exist or that another batch just made),
+//!    and one insert for records without identifiers.
+//!
+//! Every statement reaches `records` through a unique index, by `= any` of a
+//! parameter array or by `on conflict` arbitration, never through a join the
+//! planner could turn into a scan of the whole table while its statistics lag
+//! behind a bulk load.
 
 use std::collections::HashMap;
 
@@ -20,11 +26,6 @@ use serde_json::{Map, Value};
 use super::plan::{self, Candidate, Existing, Outcome, Rejection, Target};
 use super::{Applied, ErrorRow};
 use crate::error::WorkerError;
-
-// Every statement reaches `records` through a unique index, by `= any` of a
-// parameter array or by `on conflict` arbitration, never through a join the
-// planner could turn into a scan of the whole table while its statistics lag
-// behind a bulk load.
 
 const LOCK_BY_EXT_ID: &str = "
     select id, ext_id from records
@@ -38,8 +39,8 @@ const LOCK_BY_ID: &str = "
      order by id
        for update";
 
-/// Existing rows, already locked: `on conflict` finds each by primary key.
-const UPDATE_EXISTING: &str = "
+/// Rows locked above: `on conflict` finds each by primary key.
+const UPDATE_BY_ID: &str = "
     insert into records (org_id, type_id, id, ext_id, attributes)
     select $1, $2, u.id, u.ext_id, u.attrs
       from unnest($3::int8[], $4::text[], $5::jsonb[]) as u(id, ext_id, attrs)
@@ -49,16 +50,9 @@ const UPDATE_EXISTING: &str = "
            ext_id = coalesce(records.ext_id, excluded.ext_id),
            updated_at = now()";
 
-const INSERT_NEW: &str = "
-    insert into records (org_id, type_id, ext_id, attributes)
-    select $1, $2, u.ext_id, u.attrs
-      from unnest($3::text[], $4::jsonb[]) as u(ext_id, attrs)
-     order by u.ext_id
-        on conflict (org_id, type_id, ext_id) where ext_id is not null do nothing
-    returning ext_id, id";
-
-/// `ext_id`s another batch created after we looked: merge like an update.
-const MERGE_RACED: &str = "
+/// Inserts new `ext_id`s and merges into existing ones; `inserted` tells
+/// which (an updated row version carries the updating transaction in xmax).
+const UPSERT_BY_EXT_ID: &str = "
     insert into records (org_id, type_id, ext_id, attributes)
     select $1, $2, u.ext_id, u.attrs
       from unnest($3::text[], $4::jsonb[]) as u(ext_id, attrs)
@@ -66,7 +60,12 @@ const MERGE_RACED: &str = "
         on conflict (org_id, type_id, ext_id) where ext_id is not null do update
        set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
            updated_at = now()
-    returning ext_id, id";
+    returning ext_id, id, xmax = 0 as inserted";
+
+/// New rows whose records sent `null`s (kept above for the merge case).
+const STRIP_NULLS: &str = "
+    update records set attributes = jsonb_strip_nulls(attributes)
+     where org_id = $1 and type_id = $2 and id = any($3)";
 
 const NEXT_IDS: &str = "
     select nextval(pg_get_serial_sequence('records', 'id')) from generate_series(1, $1)";
@@ -79,6 +78,40 @@ const INSERT_ANONYMOUS: &str = "
 fn without_nulls(mut attrs: Map<String, Value>) -> Value {
     attrs.retain(|_, v| !v.is_null());
     Value::Object(attrs)
+}
+
+/// Locks the rows the batch names, when it names any by `id`.
+async fn lock_named(
+    tx: &Transaction<'_>,
+    org_id: i64,
+    type_id: i32,
+    batch: &UpsertBatch,
+) -> Result<Existing, WorkerError> {
+    let mut existing = Existing::default();
+    let ids: Vec<i64> = batch
+        .records
+        .iter()
+        .filter_map(|r| r.identifiers.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(existing);
+    }
+    let exts: Vec<&str> = batch
+        .records
+        .iter()
+        .filter_map(|r| r.identifiers.ext_id.as_deref())
+        .collect();
+    if !exts.is_empty() {
+        let stmt = tx.prepare_cached(LOCK_BY_EXT_ID).await?;
+        for row in tx.query(&stmt, &[&org_id, &type_id, &exts]).await? {
+            existing.insert(row.get(0), row.get(1));
+        }
+    }
+    let stmt = tx.prepare_cached(LOCK_BY_ID).await?;
+    for row in tx.query(&stmt, &[&org_id, &type_id, &ids]).await? {
+        existing.insert(row.get(0), row.get(1));
+    }
+    Ok(existing)
 }
 
 /// Applies `batch` inside `tx` and reports each record's outcome.
@@ -100,31 +133,7 @@ pub(crate) async fn apply(
             }),
         })
         .collect();
-
-    let ids: Vec<i64> = batch
-        .records
-        .iter()
-        .filter_map(|r| r.identifiers.id)
-        .collect();
-    let exts: Vec<&str> = batch
-        .records
-        .iter()
-        .filter_map(|r| r.identifiers.ext_id.as_deref())
-        .collect();
-    let mut existing = Existing::default();
-    if !exts.is_empty() {
-        let stmt = tx.prepare_cached(LOCK_BY_EXT_ID).await?;
-        for row in tx.query(&stmt, &[&org_id, &type_id, &exts]).await? {
-            existing.insert(row.get(0), row.get(1));
-        }
-    }
-    if !ids.is_empty() {
-        let stmt = tx.prepare_cached(LOCK_BY_ID).await?;
-        for row in tx.query(&stmt, &[&org_id, &type_id, &ids]).await? {
-            existing.insert(row.get(0), row.get(1));
-        }
-    }
-
+    let existing = lock_named(tx, org_id, type_id, batch).await?;
     let plan = plan::plan(candidates, &existing, object_type.name.as_str());
 
     if !plan.updates.is_empty() {
@@ -139,51 +148,38 @@ pub(crate) async fn apply(
             .iter()
             .map(|u| Value::Object(u.attributes.clone()))
             .collect();
-        let stmt = tx.prepare_cached(UPDATE_EXISTING).await?;
+        let stmt = tx.prepare_cached(UPDATE_BY_ID).await?;
         tx.execute(&stmt, &[&org_id, &type_id, &ids, &exts, &attrs])
             .await?;
     }
 
-    // ext_id → id of the rows this batch created or merged into.
-    let mut new_ids: HashMap<&str, i64> = HashMap::new();
-    let mut raced: Vec<bool> = vec![false; plan.inserts.len()];
+    // ext_id → (id, whether this batch created the row).
+    let mut by_ext: HashMap<String, (i64, bool)> = HashMap::new();
     if !plan.inserts.is_empty() {
         let exts: Vec<&str> = plan.inserts.iter().map(|i| i.ext_id.as_str()).collect();
         let attrs: Vec<Value> = plan
             .inserts
             .iter()
-            .map(|i| without_nulls(i.attributes.clone()))
+            .map(|i| Value::Object(i.attributes.clone()))
             .collect();
-        let stmt = tx.prepare_cached(INSERT_NEW).await?;
-        let rows = tx.query(&stmt, &[&org_id, &type_id, &exts, &attrs]).await?;
-        let inserted: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        let mut late_exts = Vec::new();
-        let mut late_attrs = Vec::new();
-        for (i, insert) in plan.inserts.iter().enumerate() {
-            match inserted.get(&insert.ext_id) {
-                Some(&id) => {
-                    new_ids.insert(insert.ext_id.as_str(), id);
-                }
-                None => {
-                    // Another batch created this ext_id after we looked:
-                    // merge into its row like any update.
-                    raced[i] = true;
-                    late_exts.push(insert.ext_id.as_str());
-                    late_attrs.push(Value::Object(insert.attributes.clone()));
-                }
-            }
+        let stmt = tx.prepare_cached(UPSERT_BY_EXT_ID).await?;
+        for row in tx.query(&stmt, &[&org_id, &type_id, &exts, &attrs]).await? {
+            by_ext.insert(row.get(0), (row.get(1), row.get(2)));
         }
-        if !late_exts.is_empty() {
-            let stmt = tx.prepare_cached(MERGE_RACED).await?;
-            for row in tx
-                .query(&stmt, &[&org_id, &type_id, &late_exts, &late_attrs])
-                .await?
-            {
-                let ext: String = row.get(0);
-                if let Some(insert) = plan.inserts.iter().find(|i| i.ext_id == ext) {
-                    new_ids.insert(insert.ext_id.as_str(), row.get(1));
-                }
-            }
+        let with_nulls: Vec<i64> = plan
+            .inserts
+            .iter()
+            .filter(|i| i.attributes.values().any(Value::is_null))
+            .filter_map(|i| {
+                by_ext
+                    .get(&i.ext_id)
+                    .filter(|(_, new)| *new)
+                    .map(|(id, _)| *id)
+            })
+            .collect();
+        if !with_nulls.is_empty() {
+            let stmt = tx.prepare_cached(STRIP_NULLS).await?;
+            tx.execute(&stmt, &[&org_id, &type_id, &with_nulls]).await?;
         }
     }
 
@@ -207,28 +203,28 @@ pub(crate) async fn apply(
             .await?;
     }
 
-    let record_id = |t: Target| -> Option<i64> {
+    let row_of = |t: Target| -> Option<(i64, bool)> {
         match t {
-            Target::Existing(i) => Some(plan.updates[i].id),
-            Target::NewExt(i) => new_ids.get(plan.inserts[i].ext_id.as_str()).copied(),
-            Target::Anonymous(i) => anonymous_ids.get(i).copied(),
+            Target::Existing(i) => Some((plan.updates[i].id, false)),
+            Target::NewExt(i) => by_ext.get(plan.inserts[i].ext_id.as_str()).copied(),
+            Target::Anonymous(i) => anonymous_ids.get(i).map(|id| (*id, true)),
         }
     };
     let mut applied = Applied::default();
     for (index, (outcome, record)) in plan.outcomes.iter().zip(&batch.records).enumerate() {
         applied.counts.processed += 1;
         match outcome {
-            Outcome::Created(t @ Target::NewExt(i)) if raced[*i] => {
-                applied.counts.updated += 1;
-                applied.record_ids.push(record_id(*t));
-            }
-            Outcome::Created(t) => {
-                applied.counts.created += 1;
-                applied.record_ids.push(record_id(*t));
-            }
-            Outcome::Updated(t) => {
-                applied.counts.updated += 1;
-                applied.record_ids.push(record_id(*t));
+            Outcome::Created(t) | Outcome::Updated(t) => {
+                let row = row_of(*t);
+                // Only the first record to write a row this batch created
+                // counts as a create; a row that existed, or that another
+                // batch created meanwhile, was updated.
+                if matches!(outcome, Outcome::Created(_)) && row.is_some_and(|(_, new)| new) {
+                    applied.counts.created += 1;
+                } else {
+                    applied.counts.updated += 1;
+                }
+                applied.record_ids.push(row.map(|(id, _)| id));
             }
             Outcome::Rejected(r) => {
                 applied.counts.failed += 1;
