@@ -33,6 +33,11 @@ enum Command {
     Admin(AdminCommand),
 }
 
+/// mimalloc: batches are parsed into thousands of small allocations, where
+/// it measured faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -17,6 +17,11 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
+/// mimalloc: batches are parsed into thousands of small allocations, where
+/// it measured faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
