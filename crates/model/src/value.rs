@@ -4,6 +4,8 @@
 //! boolean, because silently coercing values is how bulk syncs corrupt data.
 //! Values are returned normalized as they will be stored (date-times in UTC).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::Value;
 
@@ -20,31 +22,33 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, ValueError> {
     Err(ValueError(msg.into()))
 }
 
-/// Checks `value` against `attr` and returns the value to store.
+/// Checks `value` against `attr` and returns the value to store: the value
+/// itself, borrowed, or (for date-times) its normalized form.
 ///
 /// `null` is accepted for every type: it clears the attribute.
-pub fn check_value(attr: &AttributeDef, value: &Value) -> Result<Value, ValueError> {
+pub fn check_value<'a>(
+    attr: &AttributeDef,
+    value: &'a Value,
+) -> Result<Cow<'a, Value>, ValueError> {
     if value.is_null() {
-        return Ok(Value::Null);
+        return Ok(Cow::Borrowed(value));
     }
     match attr.kind {
-        AttributeType::Text => text(value).map(|_| value.clone()),
+        AttributeType::Text => text(value).map(|_| ()),
         AttributeType::Number => match value {
-            Value::Number(_) => Ok(value.clone()),
+            Value::Number(_) => Ok(()),
             _ => fail(format!("expected a number, got {}", describe(value))),
         },
         AttributeType::Boolean => match value {
-            Value::Bool(_) => Ok(value.clone()),
+            Value::Bool(_) => Ok(()),
             _ => fail(format!("expected true or false, got {}", describe(value))),
         },
-        AttributeType::Date => date(value),
-        AttributeType::Url => url(value).map(|_| value.clone()),
-        AttributeType::Category => {
-            let key = option_key(value, attr)?;
-            Ok(Value::String(key.to_owned()))
-        }
+        AttributeType::Date => return date(value),
+        AttributeType::Url => url(value),
+        AttributeType::Category => option_key(value, attr).map(|_| ()),
         AttributeType::MultipleCategory => multiple(value, attr),
     }
+    .map(|()| Cow::Borrowed(value))
 }
 
 fn describe(value: &Value) -> String {
@@ -79,17 +83,21 @@ fn text(value: &Value) -> Result<&str, ValueError> {
     Ok(s)
 }
 
-fn date(value: &Value) -> Result<Value, ValueError> {
+fn date(value: &Value) -> Result<Cow<'_, Value>, ValueError> {
     let s = storable_str(value)?;
     if s.len() == 10 {
-        if NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
-            return Ok(value.clone());
+        if s.parse::<NaiveDate>().is_ok() {
+            return Ok(Cow::Borrowed(value));
         }
     } else if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-        let utc = dt.with_timezone(&Utc);
-        return Ok(Value::String(
-            utc.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        ));
+        let normalized = dt
+            .with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        return Ok(if normalized == s {
+            Cow::Borrowed(value)
+        } else {
+            Cow::Owned(Value::String(normalized))
+        });
     }
     fail(format!(
         "expected a date like 2024-06-15 or a date-time with an offset like 2024-06-15T10:00:00+02:00, got {}",
@@ -118,7 +126,7 @@ fn option_key<'a>(value: &'a Value, attr: &AttributeDef) -> Result<&'a str, Valu
     fail(format!("'{key}' is not an option key{hint}"))
 }
 
-fn multiple(value: &Value, attr: &AttributeDef) -> Result<Value, ValueError> {
+fn multiple(value: &Value, attr: &AttributeDef) -> Result<(), ValueError> {
     let Value::Array(items) = value else {
         return fail(format!(
             "expected an array of option keys, got {}",
@@ -133,7 +141,7 @@ fn multiple(value: &Value, attr: &AttributeDef) -> Result<Value, ValueError> {
         }
         keys.push(key);
     }
-    Ok(value.clone())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -162,7 +170,9 @@ mod tests {
     }
 
     fn ok(kind: AttributeType, v: Value) -> Value {
-        check_value(&attr(kind), &v).unwrap_or_else(|e| panic!("{v} refused: {e}"))
+        check_value(&attr(kind), &v)
+            .unwrap_or_else(|e| panic!("{v} refused: {e}"))
+            .into_owned()
     }
 
     fn bad(kind: AttributeType, v: Value) -> String {

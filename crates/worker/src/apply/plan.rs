@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 
+use objectsync_model::prepare::Attributes;
 use objectsync_model::{Identifiers, RejectionCode};
-use serde_json::{Map, Value};
 
 /// A record refused, with what to tell the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,26 +42,26 @@ pub(crate) enum Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Update {
+pub(crate) struct Update<'a> {
     pub(crate) id: i64,
     /// An `ext_id` to give a row that had none (record sent both identifiers).
     pub(crate) set_ext_id: Option<String>,
     /// Merged attributes; `null` clears.
-    pub(crate) attributes: Map<String, Value>,
+    pub(crate) attributes: Attributes<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Insert {
+pub(crate) struct Insert<'a> {
     pub(crate) ext_id: String,
-    pub(crate) attributes: Map<String, Value>,
+    pub(crate) attributes: Attributes<'a>,
 }
 
 /// The set-based writes of a batch and the outcome of each record.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct Plan {
-    pub(crate) updates: Vec<Update>,
-    pub(crate) inserts: Vec<Insert>,
-    pub(crate) anonymous: Vec<Map<String, Value>>,
+pub(crate) struct Plan<'a> {
+    pub(crate) updates: Vec<Update<'a>>,
+    pub(crate) inserts: Vec<Insert<'a>>,
+    pub(crate) anonymous: Vec<Attributes<'a>>,
     pub(crate) outcomes: Vec<Outcome>,
 }
 
@@ -86,32 +86,32 @@ impl Existing {
 /// One record as the planner sees it: identifiers and checked attributes.
 pub(crate) struct Candidate<'a> {
     pub(crate) identifiers: &'a Identifiers,
-    pub(crate) attributes: Result<Map<String, Value>, Rejection>,
+    pub(crate) attributes: Result<Attributes<'a>, Rejection>,
 }
 
 #[derive(Default)]
-struct Planner {
-    plan: Plan,
+struct Planner<'a> {
+    plan: Plan<'a>,
     /// id → index in `plan.updates`.
     update_slot: HashMap<i64, usize>,
     /// ext_id → where it points now, including assignments made by this batch.
     ext_target: HashMap<String, Target>,
 }
 
-impl Planner {
+impl<'a> Planner<'a> {
     fn existing(&mut self, id: i64) -> Target {
         let slot = *self.update_slot.entry(id).or_insert_with(|| {
             self.plan.updates.push(Update {
                 id,
                 set_ext_id: None,
-                attributes: Map::new(),
+                attributes: Attributes::new(),
             });
             self.plan.updates.len() - 1
         });
         Target::Existing(slot)
     }
 
-    fn merge(&mut self, target: Target, attrs: Map<String, Value>) {
+    fn merge(&mut self, target: Target, attrs: Attributes<'a>) {
         let into = match target {
             Target::Existing(i) => &mut self.plan.updates[i].attributes,
             Target::NewExt(i) => &mut self.plan.inserts[i].attributes,
@@ -180,7 +180,7 @@ impl Planner {
                     None => {
                         self.plan.inserts.push(Insert {
                             ext_id: ext.to_owned(),
-                            attributes: Map::new(),
+                            attributes: Attributes::new(),
                         });
                         Target::NewExt(self.plan.inserts.len() - 1)
                     }
@@ -189,7 +189,7 @@ impl Planner {
                 Ok(Outcome::Created(target))
             }
             (None, None) => {
-                self.plan.anonymous.push(Map::new());
+                self.plan.anonymous.push(Attributes::new());
                 Ok(Outcome::Created(Target::Anonymous(
                     self.plan.anonymous.len() - 1,
                 )))
@@ -200,7 +200,11 @@ impl Planner {
 
 /// Plans a batch against the rows it names. Records are taken in order, so
 /// for a row written twice the later record's values win.
-pub(crate) fn plan(candidates: Vec<Candidate<'_>>, existing: &Existing, type_name: &str) -> Plan {
+pub(crate) fn plan<'a>(
+    candidates: Vec<Candidate<'a>>,
+    existing: &Existing,
+    type_name: &str,
+) -> Plan<'a> {
     let mut planner = Planner::default();
     for candidate in candidates {
         let outcome = candidate.attributes.and_then(|attrs| {

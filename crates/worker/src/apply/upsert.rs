@@ -19,9 +19,11 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
-use objectsync_model::prepare::check_attributes;
+use std::borrow::Cow;
+
+use objectsync_model::prepare::{Attributes, check_attributes};
 use objectsync_model::{ObjectType, RejectionCode, UpsertBatch};
-use serde_json::{Map, Value};
+use tokio_postgres::types::Json;
 
 use super::plan::{self, Candidate, Existing, Outcome, Rejection, Target};
 use super::{Applied, ErrorRow};
@@ -75,9 +77,18 @@ const INSERT_ANONYMOUS: &str = "
     select $1, $2, u.id, u.attrs
       from unnest($3::int8[], $4::jsonb[]) as u(id, attrs)";
 
-fn without_nulls(mut attrs: Map<String, Value>) -> Value {
-    attrs.retain(|_, v| !v.is_null());
-    Value::Object(attrs)
+/// A jsonb parameter serialized straight from the message's values.
+type JsonParam<'p, 'a> = Json<&'p Attributes<'a>>;
+
+fn json_params<'p, 'a>(maps: impl Iterator<Item = &'p Attributes<'a>>) -> Vec<JsonParam<'p, 'a>>
+where
+    'a: 'p,
+{
+    maps.map(Json).collect()
+}
+
+fn has_null(attrs: &Attributes<'_>) -> bool {
+    attrs.values().any(|v| v.is_null())
 }
 
 /// Locks the rows the batch names, when it names any by `id`.
@@ -143,11 +154,7 @@ pub(crate) async fn apply(
             .iter()
             .map(|u| u.set_ext_id.as_deref())
             .collect();
-        let attrs: Vec<Value> = plan
-            .updates
-            .iter()
-            .map(|u| Value::Object(u.attributes.clone()))
-            .collect();
+        let attrs = json_params(plan.updates.iter().map(|u| &u.attributes));
         let stmt = tx.prepare_cached(UPDATE_BY_ID).await?;
         tx.execute(&stmt, &[&org_id, &type_id, &ids, &exts, &attrs])
             .await?;
@@ -157,11 +164,7 @@ pub(crate) async fn apply(
     let mut by_ext: HashMap<String, (i64, bool)> = HashMap::new();
     if !plan.inserts.is_empty() {
         let exts: Vec<&str> = plan.inserts.iter().map(|i| i.ext_id.as_str()).collect();
-        let attrs: Vec<Value> = plan
-            .inserts
-            .iter()
-            .map(|i| Value::Object(i.attributes.clone()))
-            .collect();
+        let attrs = json_params(plan.inserts.iter().map(|i| &i.attributes));
         let stmt = tx.prepare_cached(UPSERT_BY_EXT_ID).await?;
         for row in tx.query(&stmt, &[&org_id, &type_id, &exts, &attrs]).await? {
             by_ext.insert(row.get(0), (row.get(1), row.get(2)));
@@ -169,7 +172,7 @@ pub(crate) async fn apply(
         let with_nulls: Vec<i64> = plan
             .inserts
             .iter()
-            .filter(|i| i.attributes.values().any(Value::is_null))
+            .filter(|i| has_null(&i.attributes))
             .filter_map(|i| {
                 by_ext
                     .get(&i.ext_id)
@@ -193,11 +196,17 @@ pub(crate) async fn apply(
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let attrs: Vec<Value> = plan
+        let stripped: Vec<Attributes<'_>> = plan
             .anonymous
             .iter()
-            .map(|a| without_nulls(a.clone()))
+            .map(|a| {
+                a.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (*k, Cow::Borrowed(v.as_ref())))
+                    .collect()
+            })
             .collect();
+        let attrs = json_params(stripped.iter());
         let stmt = tx.prepare_cached(INSERT_ANONYMOUS).await?;
         tx.execute(&stmt, &[&org_id, &type_id, &anonymous_ids, &attrs])
             .await?;

@@ -1,5 +1,7 @@
 use super::*;
-use serde_json::json;
+use std::borrow::Cow;
+
+use serde_json::{Map, Value, json};
 
 fn ids(v: Value) -> Identifiers {
     serde_json::from_value(v).unwrap()
@@ -12,17 +14,39 @@ fn attrs(v: Value) -> Map<String, Value> {
     }
 }
 
-fn run(records: &[(Value, Value)], existing: &Existing) -> Plan {
-    let idents: Vec<Identifiers> = records.iter().map(|(i, _)| ids(i.clone())).collect();
+fn borrowed(m: &Map<String, Value>) -> Attributes<'_> {
+    m.iter()
+        .map(|(k, v)| (k.as_str(), Cow::Borrowed(v)))
+        .collect()
+}
+
+/// The attributes of a plan entry, as JSON.
+fn shown(a: &Attributes<'_>) -> Value {
+    serde_json::to_value(a).unwrap()
+}
+
+fn run<'a>(
+    idents: &'a [Identifiers],
+    maps: &'a [Map<String, Value>],
+    existing: &Existing,
+) -> Plan<'a> {
     let candidates = idents
         .iter()
-        .zip(records)
-        .map(|(i, (_, a))| Candidate {
+        .zip(maps)
+        .map(|(i, m)| Candidate {
             identifiers: i,
-            attributes: Ok(attrs(a.clone())),
+            attributes: Ok(borrowed(m)),
         })
         .collect();
     plan(candidates, existing, "vehicle")
+}
+
+/// Splits `(identifiers, attributes)` pairs into the two arrays `run` borrows.
+fn split(records: &[(Value, Value)]) -> (Vec<Identifiers>, Vec<Map<String, Value>>) {
+    records
+        .iter()
+        .map(|(i, a)| (ids(i.clone()), attrs(a.clone())))
+        .unzip()
 }
 
 fn stored(rows: &[(i64, Option<&str>)]) -> Existing {
@@ -35,26 +59,21 @@ fn stored(rows: &[(i64, Option<&str>)]) -> Existing {
 
 #[test]
 fn new_existing_and_anonymous_records() {
-    let p = run(
-        &[
-            (json!({"ext_id": "new"}), json!({"a": 1})),
-            (json!({"ext_id": "old"}), json!({"a": 2})),
-            (json!({}), json!({"a": 3})),
-            (json!({"id": 7}), json!({"a": 4})),
-        ],
-        &stored(&[(5, Some("old")), (7, None)]),
-    );
-    assert_eq!(
-        p.inserts,
-        vec![Insert {
-            ext_id: "new".into(),
-            attributes: attrs(json!({"a": 1}))
-        }]
-    );
+    let (idents, maps) = split(&[
+        (json!({"ext_id": "new"}), json!({"a": 1})),
+        (json!({"ext_id": "old"}), json!({"a": 2})),
+        (json!({}), json!({"a": 3})),
+        (json!({"id": 7}), json!({"a": 4})),
+    ]);
+    let p = run(&idents, &maps, &stored(&[(5, Some("old")), (7, None)]));
+    assert_eq!(p.inserts.len(), 1);
+    assert_eq!(p.inserts[0].ext_id, "new");
+    assert_eq!(shown(&p.inserts[0].attributes), json!({"a": 1}));
     assert_eq!(p.updates.len(), 2);
     assert_eq!(p.updates[0].id, 5);
     assert_eq!(p.updates[1].id, 7);
-    assert_eq!(p.anonymous, vec![attrs(json!({"a": 3}))]);
+    assert_eq!(p.anonymous.len(), 1);
+    assert_eq!(shown(&p.anonymous[0]), json!({"a": 3}));
     assert_eq!(
         p.outcomes,
         vec![
@@ -68,17 +87,15 @@ fn new_existing_and_anonymous_records() {
 
 #[test]
 fn the_same_ext_id_twice_folds_in_order() {
-    let p = run(
-        &[
-            (json!({"ext_id": "a"}), json!({"x": 1, "y": 1})),
-            (json!({"ext_id": "a"}), json!({"y": 2, "z": null})),
-        ],
-        &Existing::default(),
-    );
+    let (idents, maps) = split(&[
+        (json!({"ext_id": "a"}), json!({"x": 1, "y": 1})),
+        (json!({"ext_id": "a"}), json!({"y": 2, "z": null})),
+    ]);
+    let p = run(&idents, &maps, &Existing::default());
     assert_eq!(p.inserts.len(), 1);
     assert_eq!(
-        p.inserts[0].attributes,
-        attrs(json!({"x": 1, "y": 2, "z": null}))
+        shown(&p.inserts[0].attributes),
+        json!({"x": 1, "y": 2, "z": null})
     );
     assert_eq!(
         p.outcomes,
@@ -91,16 +108,14 @@ fn the_same_ext_id_twice_folds_in_order() {
 
 #[test]
 fn id_and_ext_id_of_one_row_fold_together() {
-    let p = run(
-        &[
-            (json!({"ext_id": "a"}), json!({"x": 1})),
-            (json!({"id": 5}), json!({"x": 2})),
-            (json!({"id": 5, "ext_id": "a"}), json!({"y": 3})),
-        ],
-        &stored(&[(5, Some("a"))]),
-    );
+    let (idents, maps) = split(&[
+        (json!({"ext_id": "a"}), json!({"x": 1})),
+        (json!({"id": 5}), json!({"x": 2})),
+        (json!({"id": 5, "ext_id": "a"}), json!({"y": 3})),
+    ]);
+    let p = run(&idents, &maps, &stored(&[(5, Some("a"))]));
     assert_eq!(p.updates.len(), 1);
-    assert_eq!(p.updates[0].attributes, attrs(json!({"x": 2, "y": 3})));
+    assert_eq!(shown(&p.updates[0].attributes), json!({"x": 2, "y": 3}));
     assert!(
         p.outcomes
             .iter()
@@ -110,7 +125,8 @@ fn id_and_ext_id_of_one_row_fold_together() {
 
 #[test]
 fn unknown_id_is_rejected_without_touching_anything() {
-    let p = run(&[(json!({"id": 9}), json!({"x": 1}))], &Existing::default());
+    let (idents, maps) = split(&[(json!({"id": 9}), json!({"x": 1}))]);
+    let p = run(&idents, &maps, &Existing::default());
     assert!(p.updates.is_empty());
     assert!(matches!(
         &p.outcomes[0],
@@ -124,18 +140,16 @@ fn unknown_id_is_rejected_without_touching_anything() {
 #[test]
 fn both_identifiers_give_a_row_its_ext_id_or_conflict() {
     let existing = stored(&[(5, None), (6, Some("b")), (7, Some("c"))]);
-    let p = run(
-        &[
-            (json!({"id": 5, "ext_id": "a"}), json!({})),
-            (json!({"ext_id": "a"}), json!({"x": 1})),
-            (json!({"id": 6, "ext_id": "zzz"}), json!({"x": 1})),
-            (json!({"id": 5, "ext_id": "c"}), json!({"x": 1})),
-        ],
-        &existing,
-    );
+    let (idents, maps) = split(&[
+        (json!({"id": 5, "ext_id": "a"}), json!({})),
+        (json!({"ext_id": "a"}), json!({"x": 1})),
+        (json!({"id": 6, "ext_id": "zzz"}), json!({"x": 1})),
+        (json!({"id": 5, "ext_id": "c"}), json!({"x": 1})),
+    ]);
+    let p = run(&idents, &maps, &existing);
     assert_eq!(p.updates.len(), 1, "rejected records must not touch rows");
     assert_eq!(p.updates[0].set_ext_id.as_deref(), Some("a"));
-    assert_eq!(p.updates[0].attributes, attrs(json!({"x": 1})));
+    assert_eq!(shown(&p.updates[0].attributes), json!({"x": 1}));
     assert_eq!(p.outcomes[1], Outcome::Updated(Target::Existing(0)));
     for o in &p.outcomes[2..] {
         assert!(matches!(
