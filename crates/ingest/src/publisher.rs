@@ -17,7 +17,9 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation};
 use objectsync_infra::{Broker, db, object_types};
-use objectsync_model::{ApiCode, Envelope, Job, ObjectTypeName, RequestError};
+use objectsync_model::{
+    ApiCode, Envelope, Job, ObjectTypeName, RawUpsert, RequestError, UpsertBatch,
+};
 
 use crate::idempotency::{self, Claim};
 
@@ -61,6 +63,12 @@ impl From<object_types::ObjectTypeError> for PublishError {
             other => Self::Internal(other.to_string()),
         }
     }
+}
+
+fn parse_name(object_type: &str) -> Result<ObjectTypeName, PublishError> {
+    ObjectTypeName::parse(object_type).map_err(|e| {
+        RequestError::invalid(format!("'{object_type}' is not a valid object type: {e}")).into()
+    })
 }
 
 /// What kind of process a job makes.
@@ -140,9 +148,68 @@ impl Publisher {
         job: Job,
         idempotency_key: Option<&str>,
     ) -> Result<i64, PublishError> {
-        let object_type = ObjectTypeName::parse(object_type).map_err(|e| {
-            RequestError::invalid(format!("'{object_type}' is not a valid object type: {e}"))
-        })?;
+        let name = parse_name(object_type)?;
+        let claim = match idempotency_key {
+            Some(key) => Some((
+                idempotency::check_key(key)?,
+                idempotency::request_hash(&name, &job),
+            )),
+            None => None,
+        };
+        let (kind, total) = (process_name(&job), job.len());
+        self.accept(org_id, &name, kind, total, claim, |process_id, xact_id| {
+            let mut envelope = Envelope::new(process_id, org_id, name.clone(), job);
+            envelope.xact_id = xact_id;
+            envelope.to_bytes()
+        })
+        .await
+    }
+
+    /// Like [`Publisher::submit`] for an upsert request body, checked and
+    /// passed on without rebuilding its records (what the HTTP API uses).
+    pub async fn submit_upsert_body(
+        &self,
+        org_id: i64,
+        object_type: &str,
+        body: &[u8],
+        idempotency_key: Option<&str>,
+    ) -> Result<i64, PublishError> {
+        let batch = RawUpsert::parse(body)?;
+        let name = parse_name(object_type)?;
+        let claim = match idempotency_key {
+            Some(key) => {
+                // The same hash as `submit` gives the parsed batch.
+                let parsed = UpsertBatch::parse(body)?;
+                let hash = idempotency::request_hash(&name, &Job::Upsert(parsed));
+                Some((idempotency::check_key(key)?, hash))
+            }
+            None => None,
+        };
+        self.accept(
+            org_id,
+            &name,
+            "OBJECT_RECORDS_UPSERT",
+            batch.len,
+            claim,
+            |process_id, xact_id| {
+                Envelope::encode_raw_upsert(process_id, org_id, &name, xact_id, batch)
+            },
+        )
+        .await
+    }
+
+    /// The one path of every batch: check the type exists, create the
+    /// process, claim the idempotency key, publish `encode(process id,
+    /// transaction id)` and wait for the confirm, then commit.
+    async fn accept(
+        &self,
+        org_id: i64,
+        object_type: &ObjectTypeName,
+        kind: &str,
+        total: usize,
+        claim: Option<(&str, Vec<u8>)>,
+        encode: impl FnOnce(i64, Option<u64>) -> Vec<u8>,
+    ) -> Result<i64, PublishError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Bounds how late this process row can commit after its message is
@@ -156,20 +223,18 @@ impl Publisher {
         {
             return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
         }
-        let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
+        let total = i32::try_from(total).unwrap_or(i32::MAX);
         let row = tx
             .query_one(
                 "insert into processes (org_id, name, object_type, records_total)
                  values ($1, $2::text::process_name, $3, $4)
                  returning id, pg_current_xact_id()::text",
-                &[&org_id, &process_name(&job), &object_type.as_str(), &total],
+                &[&org_id, &kind, &object_type.as_str(), &total],
             )
             .await?;
         let process_id: i64 = row.get(0);
         let xact_id: Option<u64> = row.get::<_, &str>(1).parse().ok();
-        if let Some(key) = idempotency_key {
-            let key = idempotency::check_key(key)?;
-            let hash = idempotency::request_hash(&object_type, &job);
+        if let Some((key, hash)) = claim {
             match idempotency::claim(&*tx, org_id, key, &hash, process_id).await? {
                 Claim::Fresh => {}
                 // Dropping the transaction discards this request's process row.
@@ -177,24 +242,23 @@ impl Publisher {
                 Claim::Conflict => return Err(idempotency::conflict(key).into()),
             }
         }
-        let mut envelope = Envelope::new(process_id, org_id, object_type, job);
-        envelope.xact_id = xact_id;
-        self.publish(&envelope).await?;
+        self.publish(process_id, encode(process_id, xact_id))
+            .await?;
         tx.commit().await?;
         tracing::debug!(process_id, org_id, "batch accepted");
         Ok(process_id)
     }
 
     /// Publishes persistently and waits for the broker's confirm.
-    async fn publish(&self, envelope: &Envelope) -> Result<(), PublishError> {
+    async fn publish(&self, process_id: i64, message: Vec<u8>) -> Result<(), PublishError> {
         let unavailable = |e: lapin::Error| PublishError::Unavailable(format!("broker: {e}"));
         let channel = self.channel().await.map_err(unavailable)?;
         let queue = self.broker.topology().queue.as_str();
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))
-            .with_message_id(ShortString::from(envelope.process_id.to_string()))
-            .with_timestamp(u64::try_from(envelope.enqueued_at.timestamp()).unwrap_or(0));
+            .with_message_id(ShortString::from(process_id.to_string()))
+            .with_timestamp(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0));
         let confirm = channel
             .basic_publish(
                 "".into(),
@@ -203,7 +267,7 @@ impl Publisher {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                &envelope.to_bytes(),
+                &message,
                 properties,
             )
             .await

@@ -7,11 +7,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{DeleteBatch, UpsertBatch};
+use serde_json::value::RawValue;
+
+use crate::batch::{DeleteBatch, RawUpsert, UpsertBatch};
 use crate::names::ObjectTypeName;
 
-/// The envelope version this build writes and reads.
-pub const ENVELOPE_VERSION: u32 = 1;
+/// The envelope version this build writes and reads. Version 2: records in
+/// the API's own shape (association targets as `{"identifiers": ...}`).
+pub const ENVELOPE_VERSION: u32 = 2;
 
 /// What a batch asks for. Externally tagged so that decoding streams
 /// straight into the records without buffering the message twice.
@@ -76,6 +79,49 @@ impl Envelope {
         }
     }
 
+    /// The message for an upsert whose records are passed on verbatim from
+    /// the request (see [`RawUpsert`]); it reads back as an [`Envelope`].
+    pub fn encode_raw_upsert(
+        process_id: i64,
+        org_id: i64,
+        object_type: &ObjectTypeName,
+        xact_id: Option<u64>,
+        batch: RawUpsert<'_>,
+    ) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Records<'a> {
+            records: &'a RawValue,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "snake_case")]
+        enum JobRef<'a> {
+            Upsert(Records<'a>),
+        }
+        #[derive(Serialize)]
+        struct EnvelopeRef<'a> {
+            v: u32,
+            process_id: i64,
+            org_id: i64,
+            object_type: &'a ObjectTypeName,
+            enqueued_at: DateTime<Utc>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            xact_id: Option<u64>,
+            job: JobRef<'a>,
+        }
+        serde_json::to_vec(&EnvelopeRef {
+            v: ENVELOPE_VERSION,
+            process_id,
+            org_id,
+            object_type,
+            enqueued_at: Utc::now(),
+            xact_id,
+            job: JobRef::Upsert(Records {
+                records: batch.records,
+            }),
+        })
+        .unwrap_or_default()
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serializing plain data with string keys cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
@@ -120,14 +166,36 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_upsert_reads_back_as_the_parsed_batch() {
+        let body = br#"{"records":[
+            {"identifiers":{"ext_id":"a"},"attributes":{"x":1,"y":null},
+             "associations":[{"object_type":"garage","records":[{"identifiers":{"id":7}}]}]},
+            {"identifiers":null,"attributes":null,"associations":null}]}"#;
+        let raw = RawUpsert::parse(body).unwrap();
+        let name = ObjectTypeName::parse("vehicle").unwrap();
+        let bytes = Envelope::encode_raw_upsert(5, 3, &name, Some(42), raw);
+        let e = Envelope::from_bytes(&bytes).unwrap();
+        assert_eq!((e.process_id, e.org_id, e.xact_id), (5, 3, Some(42)));
+        assert_eq!(e.job, Job::Upsert(UpsertBatch::parse(body).unwrap()));
+        let Job::Upsert(batch) = e.job else {
+            unreachable!()
+        };
+        assert_eq!(
+            batch.records[0].associations[0].records[0].identifiers.id,
+            Some(7)
+        );
+        assert!(batch.records[1].identifiers.is_empty());
+    }
+
+    #[test]
     fn refuses_garbage_and_other_versions() {
         assert!(matches!(
             Envelope::from_bytes(b"{oops"),
             Err(EnvelopeError::Malformed(_))
         ));
         assert!(matches!(
-            Envelope::from_bytes(br#"{"v":2,"whatever":true}"#),
-            Err(EnvelopeError::Version(2))
+            Envelope::from_bytes(br#"{"v":99,"whatever":true}"#),
+            Err(EnvelopeError::Version(99))
         ));
     }
 }

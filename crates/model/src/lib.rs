@@ -13,7 +13,9 @@ pub mod prepare;
 pub mod schema;
 pub mod value;
 
-pub use batch::{AssociationIn, DeleteBatch, Identifiers, LinkAction, RecordIn, UpsertBatch};
+pub use batch::{
+    AssociationIn, DeleteBatch, Identifiers, LinkAction, RawUpsert, RecordIn, TargetIn, UpsertBatch,
+};
 pub use envelope::{Envelope, EnvelopeError, Job};
 pub use error::{ApiCode, RejectionCode, RequestError};
 pub use names::{AttributeKey, NameError, ObjectTypeName};

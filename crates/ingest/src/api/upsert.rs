@@ -6,7 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use objectsync_model::{DeleteBatch, Job, UpsertBatch};
+use objectsync_model::{DeleteBatch, Job};
 use serde_json::{Value, json};
 
 use super::body_bytes;
@@ -23,8 +23,12 @@ pub(super) async fn upsert(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let body = body_bytes(body)?;
-    let batch = UpsertBatch::parse(&body)?;
-    submit(&state, org, &object_type, &headers, Job::Upsert(batch)).await
+    let key = idempotency_key(&headers)?;
+    let process_id = state
+        .publisher
+        .submit_upsert_body(org.id, &object_type, &body, key)
+        .await?;
+    Ok(accepted(process_id))
 }
 
 /// Checks the list of identifiers and queues their deletion: `202 {processId}`.
@@ -37,32 +41,30 @@ pub(super) async fn delete(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let body = body_bytes(body)?;
     let batch = DeleteBatch::parse(&body)?;
-    submit(&state, org, &object_type, &headers, Job::Delete(batch)).await
-}
-
-async fn submit(
-    state: &AppState,
-    org: Org,
-    object_type: &str,
-    headers: &HeaderMap,
-    job: Job,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::invalid("Idempotency-Key must be printable ASCII"))?,
-        ),
-    };
+    let key = idempotency_key(&headers)?;
     let process_id = state
         .publisher
-        .submit(org.id, object_type, job, key)
+        .submit(org.id, &object_type, Job::Delete(batch), key)
         .await?;
-    Ok((
+    Ok(accepted(process_id))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| ApiError::invalid("Idempotency-Key must be printable ASCII")),
+    }
+}
+
+fn accepted(process_id: i64) -> (StatusCode, Json<Value>) {
+    (
         StatusCode::ACCEPTED,
         Json(json!({
             "processId": process_id,
             "message": "Batch object records are being processed",
         })),
-    ))
+    )
 }

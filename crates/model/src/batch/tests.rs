@@ -1,5 +1,6 @@
 use super::*;
 use crate::error::ApiCode;
+use crate::limits::{MAX_ASSOCIATION_ENTRIES, MAX_ATTRIBUTES, MAX_RECORDS_PER_BATCH};
 use serde_json::json;
 
 fn parse(v: Value) -> Result<UpsertBatch, RequestError> {

@@ -137,8 +137,8 @@ pub(crate) async fn apply(
                     continue;
                 }
             };
-            for ids in &entry.records {
-                if let Some(key) = TargetKey::of(target_type, ids) {
+            for target in &entry.records {
+                if let Some(key) = TargetKey::of(target_type, &target.identifiers) {
                     pending.push(Pending {
                         index,
                         source: *source_id,

@@ -198,7 +198,7 @@ async fn a_batch_whose_request_rolled_back_is_dropped() {
         .get(0);
     tx.rollback().await.unwrap();
     let mut orphan = json!({
-        "v": 1, "process_id": 424242, "org_id": org.id, "object_type": "vehicle",
+        "v": objectsync_model::envelope::ENVELOPE_VERSION, "process_id": 424242, "org_id": org.id, "object_type": "vehicle",
         "enqueued_at": chrono::Utc::now(), "xact_id": xact.parse::<u64>().unwrap(),
         "job": {"upsert": {"records": [{"identifiers": {"ext_id": "ghost"}}]}}
     });
