@@ -85,25 +85,34 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     raw::prepare(pool).await?;
     let n = opts.records;
     let c = opts.connections;
-    f.raw_insert_rps = raw::run(pool, "raw", n, 1, c, true).await?;
+    use raw::Loader::{PerRecord, PerRecordAutocommit, SetBased};
+    f.raw_insert_rps = raw::run(pool, "raw", n, 1, c, SetBased).await?;
     progress(&format!(
         "raw ceiling, inserts: {:.0} records/s",
         f.raw_insert_rps
     ));
-    f.raw_update_rps = raw::run(pool, "raw", n, 2, c, true).await?;
+    f.raw_update_rps = raw::run(pool, "raw", n, 2, c, SetBased).await?;
     progress(&format!(
         "raw ceiling, updates: {:.0} records/s",
         f.raw_update_rps
     ));
-    f.naive_insert_rps = raw::run(pool, "naive", n, 1, c, false).await?;
+    f.naive_insert_rps = raw::run(pool, "naive", n, 1, c, PerRecord).await?;
     progress(&format!(
         "naive baseline, inserts: {:.0} records/s",
         f.naive_insert_rps
     ));
-    f.naive_update_rps = raw::run(pool, "naive", n, 2, c, false).await?;
+    f.naive_update_rps = raw::run(pool, "naive", n, 2, c, PerRecord).await?;
     progress(&format!(
         "naive baseline, updates: {:.0} records/s",
         f.naive_update_rps
+    ));
+    // The same with a transaction per statement, on a sample: it is slow.
+    let sample = n.min(20_000);
+    f.naive_autocommit_insert_rps =
+        raw::run(pool, "auto", sample, 1, c, PerRecordAutocommit).await?;
+    progress(&format!(
+        "naive baseline with autocommit, inserts: {:.0} records/s ({sample} records)",
+        f.naive_autocommit_insert_rps
     ));
 
     // 3. The whole system, with RSS sampled throughout.
@@ -163,6 +172,8 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
         f.ingest_batches_per_s, f.ingest_p50_ms, f.ingest_p99_ms, f.ingest_max_ms
     ));
     purge(&sandbox.settings).await?;
+    // Let the broker settle after dropping a backlog of 300 MB or more.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let half = load::post_at_rate(
         &client,
         &url,

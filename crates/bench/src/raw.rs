@@ -42,6 +42,17 @@ fn columns(run: &str, start: usize, end: usize, version: u32) -> (Vec<String>, V
         .unzip()
 }
 
+/// How a loader writes a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loader {
+    /// One set-based upsert statement per batch (the raw ceiling).
+    SetBased,
+    /// A statement per record, a transaction per batch (the naive baseline).
+    PerRecord,
+    /// A statement per record, each its own transaction.
+    PerRecordAutocommit,
+}
+
 /// Upserts `records` records with `connections` connections working side by
 /// side; returns records per second.
 pub(crate) async fn run(
@@ -50,7 +61,7 @@ pub(crate) async fn run(
     records: usize,
     version: u32,
     connections: usize,
-    set_based: bool,
+    loader: Loader,
 ) -> Result<f64, String> {
     // Generate before timing: the stage measures the database.
     let batches: Arc<Vec<(Vec<String>, Vec<Value>)>> = Arc::new(
@@ -66,18 +77,29 @@ pub(crate) async fn run(
         let (pool, batches, next) = (pool.clone(), batches.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut client = pool.get().await.map_err(|e| e.to_string())?;
-            let sql = if set_based { SET_BASED } else { PER_RECORD };
+            let sql = if loader == Loader::SetBased {
+                SET_BASED
+            } else {
+                PER_RECORD
+            };
             let stmt = client.prepare(sql).await.map_err(|e| e.to_string())?;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((exts, attrs)) = batches.get(i) else {
                     return Ok::<(), String>(());
                 };
-                if set_based {
+                if loader == Loader::SetBased {
                     client
                         .execute(&stmt, &[exts, attrs])
                         .await
                         .map_err(|e| e.to_string())?;
+                } else if loader == Loader::PerRecordAutocommit {
+                    for (e, a) in exts.iter().zip(attrs) {
+                        client
+                            .execute(&stmt, &[e, a])
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
                 } else {
                     // The naive loader: a transaction per batch, a statement per record.
                     let tx = client.transaction().await.map_err(|e| e.to_string())?;

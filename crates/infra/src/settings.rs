@@ -175,7 +175,7 @@ impl Settings {
             .set_default("http.host", "127.0.0.1")?
             .set_default("http.port", role.default_port())?
             .set_default("log.format", "auto")?
-            .set_default("worker.prefetch", 8)?
+            .set_default("worker.prefetch", 4)?
             .set_default("worker.max_links_per_type", 10)?
             .set_default("worker.retry_budget_ms", 30_000)?
             .set_default("worker.shutdown_grace_secs", 30)?;
