@@ -55,6 +55,16 @@ async fn purge(settings: &objectsync_infra::Settings) -> Result<(), String> {
     Ok(())
 }
 
+/// Flushes PostgreSQL's dirty buffers now (a checkpoint), so that the next
+/// stage is not measured through one. Needs superuser; skipped otherwise.
+async fn quiesce(pool: &deadpool_postgres::Pool) {
+    if let Ok(client) = pool.get().await
+        && let Err(e) = client.batch_execute("checkpoint").await
+    {
+        progress(&format!("(could not checkpoint before the stage: {e})"));
+    }
+}
+
 /// Runs every stage and returns the figures.
 pub async fn run(opts: &Options) -> Result<Figures, String> {
     let sandbox = Sandbox::create("bench").await;
@@ -158,8 +168,12 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     f.ingest_rss_mb = peak.ingest.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;
     f.worker_rss_mb = peak.worker.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;
 
-    // 4. Ingest alone: flat out, then at half that rate.
+    // 4. Ingest alone: flat out, then at half that rate. Each run starts from
+    //    a quiet system: the writes of the stages before would otherwise
+    //    trigger a checkpoint in the middle of it, and its fsyncs stall the
+    //    commits every 202 waits for.
     system.stop_workers().await;
+    quiesce(pool).await;
     let bodies = Arc::new(data::bodies("alone", 0, 100 * data::BATCH, 1));
     let window = Duration::from_secs(opts.ingest_secs);
     let flat = load::post_for(&client, &url, &key, bodies.clone(), opts.producers, window).await?;
@@ -174,6 +188,7 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     purge(&sandbox.settings).await?;
     // Let the broker settle after dropping a backlog of 300 MB or more.
     tokio::time::sleep(Duration::from_secs(5)).await;
+    quiesce(pool).await;
     let half = load::post_at_rate(
         &client,
         &url,

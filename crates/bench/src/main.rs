@@ -18,7 +18,7 @@ struct Cli {
     #[command(subcommand)]
     mode: Option<Mode>,
     /// Records per pass (inserts, then updates of the same records).
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 300_000)]
     records: usize,
     /// Worker processes.
     #[arg(long, default_value_t = 2)]
