@@ -1,4 +1,4 @@
-//! `/healthz` and `/readyz`, served by both binaries.
+//! `/healthz`, `/readyz` and `/metrics`, served by both binaries.
 //!
 //! `/healthz` says the process is up. `/readyz` says it can do its job right
 //! now: the database answers and the broker connection is (or can be made)
@@ -34,12 +34,24 @@ impl Probes {
     }
 }
 
-/// The two routes, ready to be merged into a service's router.
+/// The three routes, ready to be merged into a service's router.
 pub fn router(probes: Probes) -> Router {
+    crate::metrics::install();
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(probes)
+}
+
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
 }
 
 async fn readyz(State(probes): State<Probes>) -> (StatusCode, Json<Value>) {

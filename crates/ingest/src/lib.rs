@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod publisher;
 pub mod startup;
 pub mod state;
+mod track;
 
 pub use publisher::{PublishError, Publisher};
 pub use startup::Application;

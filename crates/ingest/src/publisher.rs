@@ -245,6 +245,8 @@ impl Publisher {
         self.publish(process_id, encode(process_id, xact_id))
             .await?;
         tx.commit().await?;
+        metrics::counter!("objectsync_batches_accepted_total", "kind" => kind.to_owned())
+            .increment(1);
         tracing::debug!(process_id, org_id, "batch accepted");
         Ok(process_id)
     }

@@ -145,6 +145,7 @@ pub fn router(state: AppState, probes: Probes) -> Router {
     Router::new()
         .merge(crate::api::router())
         .merge(crate::admin::router(state.clone()))
+        .route_layer(axum::middleware::from_fn(crate::track::track))
         .fallback(|| async { ApiError::not_found("No such endpoint").into_response() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -241,6 +241,12 @@ async fn settle(
     cancel: &CancellationToken,
 ) {
     let started = std::time::Instant::now();
+    if attempt == 1 {
+        let lag = (chrono::Utc::now() - envelope.enqueued_at)
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!("objectsync_queue_lag_seconds").record(lag.as_secs_f64());
+    }
     // On shutdown, a batch waiting to retry is handed back at once instead
     // of holding the worker until its retry budget runs out.
     let stop = cancel.clone();
@@ -256,15 +262,19 @@ async fn settle(
             }
         })
         .when(|e| e.is_transient() && !cancel.is_cancelled())
-        .notify(|e, after| match e {
-            WorkerError::NotYet(_) => tracing::debug!(error = %e, retry_in = ?after, "waiting"),
-            _ => tracing::warn!(error = %e, retry_in = ?after, "transient failure"),
+        .notify(|e, after| {
+            metrics::counter!("objectsync_batch_retries_total").increment(1);
+            match e {
+                WorkerError::NotYet(_) => tracing::debug!(error = %e, retry_in = ?after, "waiting"),
+                _ => tracing::warn!(error = %e, retry_in = ?after, "transient failure"),
+            }
         })
         .await;
     let (org, pid) = (envelope.org_id, envelope.process_id);
     match result {
         Ok(Handled::Applied(counts)) => {
             let _ = delivery.ack(BasicAckOptions::default()).await;
+            record_applied(&counts, started.elapsed());
             tracing::info!(
                 records = counts.processed,
                 created = counts.created,
@@ -277,10 +287,12 @@ async fn settle(
         }
         Ok(Handled::AlreadyDone) => {
             let _ = delivery.ack(BasicAckOptions::default()).await;
+            batch_outcome("already_done");
             tracing::info!("batch already processed; acknowledged again");
         }
         Ok(Handled::Orphan) => {
             let _ = delivery.ack(BasicAckOptions::default()).await;
+            batch_outcome("orphan");
             tracing::warn!(
                 "dropped a batch whose request was rolled back after publishing (its client got an error)"
             );
@@ -299,6 +311,7 @@ async fn settle(
                     ..BasicNackOptions::default()
                 })
                 .await;
+            batch_outcome("requeued");
         }
         Err(e) => {
             let reason = match &e {
@@ -312,6 +325,33 @@ async fn settle(
                 let _ = mark_failed(&**client, org, pid, &reason, false).await;
             }
             let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            batch_outcome("dead_lettered");
+            let kind = if e.is_transient() {
+                "retries_exhausted"
+            } else {
+                "permanent"
+            };
+            metrics::counter!("objectsync_processes_failed_total", "reason" => kind).increment(1);
+        }
+    }
+}
+
+fn batch_outcome(outcome: &'static str) {
+    metrics::counter!("objectsync_batches_total", "outcome" => outcome).increment(1);
+}
+
+fn record_applied(counts: &apply::Counts, took: Duration) {
+    batch_outcome("applied");
+    metrics::histogram!("objectsync_batch_apply_seconds").record(took.as_secs_f64());
+    for (outcome, n) in [
+        ("created", counts.created),
+        ("updated", counts.updated),
+        ("deleted", counts.deleted),
+        ("failed", counts.failed),
+    ] {
+        if n > 0 {
+            metrics::counter!("objectsync_records_total", "outcome" => outcome)
+                .increment(u64::try_from(n).unwrap_or(0));
         }
     }
 }

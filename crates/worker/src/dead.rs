@@ -80,6 +80,8 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
         Ok(changed) => {
             if changed {
                 tracing::warn!(process_id = pid, org_id = org, %reason, "process marked failed");
+                metrics::counter!("objectsync_processes_failed_total", "reason" => "dead_lettered")
+                    .increment(1);
             }
             let _ = delivery.ack(BasicAckOptions::default()).await;
         }

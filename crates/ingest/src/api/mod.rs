@@ -39,6 +39,18 @@ pub fn router() -> Router<AppState> {
         .route("/v3/processes", get(processes::list))
         .route("/v3/processes/{process_id}", get(processes::get))
         .route("/v3/processes/{process_id}/errors", get(processes::errors))
+        .route("/openapi.json", get(openapi))
+}
+
+/// The OpenAPI 3 document of the public API (kept beside this file; a test
+/// checks that it names every `/v3` route).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 /// The raw body, or `413 payload_too_large` past 1 MiB.

@@ -1,0 +1,51 @@
+//! Prometheus metrics: one recorder per process, rendered by `GET /metrics`
+//! on both binaries. Names follow Prometheus conventions (`_total` counters,
+//! `_seconds` histograms), prefixed `objectsync_`.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `objectsync_http_requests_total` | `method`, `route`, `status` | requests answered by ingest |
+//! | `objectsync_http_request_duration_seconds` | `method`, `route`, `status` | their latency |
+//! | `objectsync_batches_accepted_total` | `kind` | batches made durable (202) |
+//! | `objectsync_batches_total` | `outcome` | deliveries settled by workers: `applied`, `already_done`, `orphan`, `requeued`, `dead_lettered` |
+//! | `objectsync_records_total` | `outcome` | records applied: `created`, `updated`, `deleted`, `failed` |
+//! | `objectsync_batch_apply_seconds` | | time to apply a batch, retries included |
+//! | `objectsync_queue_lag_seconds` | | time from 202 to a worker's first pick-up |
+//! | `objectsync_batch_retries_total` | | transient failures retried within a delivery |
+//! | `objectsync_processes_failed_total` | `reason` | processes marked `failed` |
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Histogram buckets, in seconds: from a fast request to a slow batch.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls return it).
+/// `None` if another recorder was installed first.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// The Prometheus text exposition of every metric of this process.
+pub fn render() -> String {
+    match install() {
+        Some(handle) => {
+            handle.run_upkeep();
+            handle.render()
+        }
+        None => String::new(),
+    }
+}
