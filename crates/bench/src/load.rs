@@ -43,75 +43,35 @@ async fn post_one(
         .ok_or_else(|| format!("no processId in {v}"))
 }
 
-/// Posts every body, `producers` at a time, as fast as they are answered.
-pub(crate) async fn post_all(
+/// Runs `producers` closed-loop producers; each asks `pick` which body to
+/// post next (given a counter shared by all of them) until it says stop.
+async fn produce<P>(
     client: &reqwest::Client,
     url: &str,
     key: &str,
     bodies: Arc<Vec<Vec<u8>>>,
     producers: usize,
-) -> Result<Posted, String> {
-    let next = Arc::new(AtomicUsize::new(0));
+    pick: P,
+) -> Result<Posted, String>
+where
+    P: Fn(usize, usize) -> Option<usize> + Send + Sync + 'static,
+{
     let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let pick = Arc::new(pick);
     let mut tasks = Vec::new();
     for _ in 0..producers {
-        let (client, url, key, bodies, next) = (
+        let (client, url, key, bodies, next, pick) = (
             client.clone(),
             url.to_owned(),
             key.to_owned(),
             bodies.clone(),
             next.clone(),
+            pick.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else {
-                    return Ok::<_, String>(out);
-                };
-                out.push(post_one(&client, &url, &key, body.clone()).await?);
-            }
-        }));
-    }
-    let mut posted = Posted {
-        process_ids: Vec::new(),
-        latencies_ms: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
-    for t in tasks {
-        for (id, ms) in t.await.map_err(|e| e.to_string())?? {
-            posted.process_ids.push(id);
-            posted.latencies_ms.push(ms);
-        }
-    }
-    posted.elapsed = started.elapsed();
-    Ok(posted)
-}
-
-/// Posts for `duration`, `producers` at a time, cycling through `bodies`.
-pub(crate) async fn post_for(
-    client: &reqwest::Client,
-    url: &str,
-    key: &str,
-    bodies: Arc<Vec<Vec<u8>>>,
-    producers: usize,
-    duration: Duration,
-) -> Result<Posted, String> {
-    let started = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..producers {
-        let (client, url, key, bodies, next) = (
-            client.clone(),
-            url.to_owned(),
-            key.to_owned(),
-            bodies.clone(),
-            next.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            while started.elapsed() < duration {
-                let i = next.fetch_add(1, Ordering::Relaxed) % bodies.len();
+            while let Some(i) = pick(next.fetch_add(1, Ordering::Relaxed), bodies.len()) {
                 out.push(post_one(&client, &url, &key, bodies[i].clone()).await?);
             }
             Ok::<_, String>(out)
@@ -130,6 +90,36 @@ pub(crate) async fn post_for(
     }
     posted.elapsed = started.elapsed();
     Ok(posted)
+}
+
+/// Posts every body once, `producers` at a time, as fast as they are answered.
+pub(crate) async fn post_all(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    producers: usize,
+) -> Result<Posted, String> {
+    produce(client, url, key, bodies, producers, |i, n| {
+        (i < n).then_some(i)
+    })
+    .await
+}
+
+/// Posts for `duration`, `producers` at a time, cycling through `bodies`.
+pub(crate) async fn post_for(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    producers: usize,
+    duration: Duration,
+) -> Result<Posted, String> {
+    let until = Instant::now() + duration;
+    produce(client, url, key, bodies, producers, move |i, n| {
+        (Instant::now() < until).then_some(i % n)
+    })
+    .await
 }
 
 /// Posts at a fixed rate (open loop: a request every `1/rate` s whatever the
