@@ -196,6 +196,13 @@ impl TestApp {
         body
     }
 
+    /// An enabled organization with `vehicle` and `garage`, associated.
+    pub async fn org_with_vehicles_and_garages(&self) -> Org {
+        let org = self.org_with_vehicles().await;
+        self.define_type(&org, "garage", &garage_definition()).await;
+        org
+    }
+
     /// An enabled organization with `vehicle` defined.
     pub async fn org_with_vehicles(&self) -> Org {
         let org = self.create_org(true).await;

@@ -1,17 +1,12 @@
 //! Links between records (SPEC §4.1 associations, §4.3 reads).
 
-use objectsync_testkit::{
-    Org, TestApp, garage_definition, spawn_app, spawn_app_with, vehicle_definition,
-};
+use objectsync_testkit::{Org, TestApp, spawn_app, spawn_app_with, vehicle_definition};
 use serde_json::{Value, json};
 
 /// An organization with vehicles and garages, associated, and vehicles
 /// associated with themselves too (a vehicle can be a "related" vehicle).
 async fn setup(app: &TestApp) -> Org {
-    let org = app.create_org(true).await;
-    app.define_type(&org, "vehicle", &vehicle_definition())
-        .await;
-    app.define_type(&org, "garage", &garage_definition()).await;
+    let org = app.org_with_vehicles_and_garages().await;
     let mut v = vehicle_definition();
     v["associations"] = json!(["garage", "vehicle"]);
     app.define_type(&org, "vehicle", &v).await;

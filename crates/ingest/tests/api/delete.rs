@@ -1,17 +1,7 @@
 //! `POST /v3/objects/{object_type}/batch/delete` (SPEC §4.3).
 
-use objectsync_testkit::{
-    Org, TestApp, garage_definition, spawn_app, spawn_app_with, vehicle_definition,
-};
+use objectsync_testkit::{Org, TestApp, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
-
-async fn setup(app: &TestApp) -> Org {
-    let org = app.create_org(true).await;
-    app.define_type(&org, "vehicle", &vehicle_definition())
-        .await;
-    app.define_type(&org, "garage", &garage_definition()).await;
-    org
-}
 
 async fn delete(app: &TestApp, org: &Org, object_type: &str, body: &Value) -> (u16, Value) {
     let resp = app
@@ -27,7 +17,7 @@ async fn delete(app: &TestApp, org: &Org, object_type: &str, body: &Value) -> (u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_removes_records_and_their_links_and_reports_unknowns() {
     let app = spawn_app().await;
-    let org = setup(&app).await;
+    let org = app.org_with_vehicles_and_garages().await;
     app.upsert_and_wait(&org, "garage", json!([{"identifiers": {"ext_id": "g1"}}]))
         .await;
     let link = json!([{"object_type": "garage", "records": [{"identifiers": {"ext_id": "g1"}}]}]);
@@ -114,7 +104,7 @@ async fn deleting_removes_records_and_their_links_and_reports_unknowns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_level_errors() {
     let app = spawn_app_with(0, |_| {}).await;
-    let org = setup(&app).await;
+    let org = app.org_with_vehicles_and_garages().await;
     let many: Vec<i64> = (1..=1001).collect();
     for (body, status, code) in [
         (
