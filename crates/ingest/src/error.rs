@@ -39,7 +39,7 @@ impl ApiError {
     }
 
     /// Logs `error` and answers 503 (transient) or 500 (anything else).
-    pub fn internal(error: &dyn std::error::Error, transient: bool) -> Self {
+    pub fn internal(error: &dyn std::fmt::Display, transient: bool) -> Self {
         if transient {
             tracing::warn!(error = %error, "dependency unavailable");
             Self::new(
@@ -61,21 +61,18 @@ impl From<RequestError> for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        let transient = objectsync_infra::db::is_transient(&e);
-        let described =
-            std::io::Error::other(format!("database: {}", objectsync_infra::db::describe(&e)));
-        Self::internal(&described, transient)
+        let described = format!("database: {}", objectsync_infra::db::describe(&e));
+        Self::internal(&described, objectsync_infra::db::is_transient(&e))
     }
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        let transient = objectsync_infra::db::pool_error_is_transient(&e);
-        let described = std::io::Error::other(format!(
-            "database: {}",
-            objectsync_infra::db::describe_pool(&e)
-        ));
-        Self::internal(&described, transient)
+        let described = format!("database: {}", objectsync_infra::db::describe_pool(&e));
+        Self::internal(
+            &described,
+            objectsync_infra::db::pool_error_is_transient(&e),
+        )
     }
 }
 
