@@ -60,6 +60,22 @@ pub async fn find(
     row.as_ref().map(from_row).transpose()
 }
 
+/// Whether organization `org_id` defines `name`: all ingest needs to know
+/// per batch, without loading the definition.
+pub async fn exists(
+    client: &impl GenericClient,
+    org_id: i64,
+    name: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "select 1 from object_types where org_id = $1 and name = $2",
+            &[&org_id, &name],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Every object type of an organization, by name.
 pub async fn list(
     client: &impl GenericClient,

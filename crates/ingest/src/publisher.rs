@@ -179,7 +179,7 @@ impl Publisher {
         let claim = match idempotency_key {
             Some(key) => {
                 // The same hash as `submit` gives the parsed batch.
-                let parsed = UpsertBatch::parse(body)?;
+                let parsed = UpsertBatch::from_raw(batch)?;
                 let hash = idempotency::request_hash(&name, &Job::Upsert(parsed));
                 Some((idempotency::check_key(key)?, hash))
             }
@@ -217,10 +217,7 @@ impl Publisher {
         // never appears (see `ORPHAN_GRACE` in the worker).
         tx.batch_execute("set local idle_in_transaction_session_timeout = '20s'")
             .await?;
-        if object_types::find(&*tx, org_id, object_type.as_str())
-            .await?
-            .is_none()
-        {
+        if !object_types::exists(&*tx, org_id, object_type.as_str()).await? {
             return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
         }
         let total = i32::try_from(total).unwrap_or(i32::MAX);

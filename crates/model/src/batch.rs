@@ -105,7 +105,11 @@ impl UpsertBatch {
     /// order the contract lists them (see [`RawUpsert`], which ingest uses to
     /// pass the records on without rebuilding them).
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
-        let raw = RawUpsert::parse(body)?;
+        Self::from_raw(RawUpsert::parse(body)?)
+    }
+
+    /// Builds the records of a body that already passed the checks.
+    pub fn from_raw(raw: RawUpsert<'_>) -> Result<Self, RequestError> {
         let records = serde_json::from_str(raw.records.get())
             .map_err(|e| RequestError::bad_request(format!("records: {e}")))?;
         Ok(Self { records })
