@@ -9,7 +9,9 @@ pub mod object_types;
 pub mod ops;
 pub mod settings;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;
 
 pub use amqp::{Broker, Topology};
 pub use settings::{Role, Settings};
+pub use startup::StartupError;

@@ -18,13 +18,7 @@ use crate::error::ApiError;
 use crate::publisher::Publisher;
 use crate::state::AppState;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Db(#[from] db::DbError),
-    #[error("could not bind the HTTP listener: {0}")]
-    Bind(#[from] std::io::Error),
-}
+pub use objectsync_infra::StartupError;
 
 /// A built, bound, not yet running ingest service.
 pub struct Application {

@@ -20,13 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::WorkerError;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Db(#[from] db::DbError),
-    #[error("could not bind the HTTP listener: {0}")]
-    Bind(#[from] std::io::Error),
-}
+pub use objectsync_infra::StartupError;
 
 /// Planner settings of the worker's sessions.
 ///
