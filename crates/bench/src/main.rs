@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use objectsync_bench::Options;
-use objectsync_infra::{Role, Settings, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -57,23 +56,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.mode {
         Some(Mode::Worker) => return objectsync_worker::run_process(None).await,
-        Some(Mode::Ingest) => {
-            let settings = match Settings::load(Role::Ingest, None) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            telemetry::init(settings.log.format);
-            return match objectsync_ingest::serve(&settings).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        Some(Mode::Ingest) => return objectsync_ingest::run_process(None).await,
         None => {}
     }
     let opts = Options {

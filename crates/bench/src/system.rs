@@ -2,29 +2,27 @@
 //! separate processes (this binary in its hidden `ingest` and `worker`
 //! modes), so that each can be measured, and stopped, on its own.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use objectsync_infra::Settings;
-use tokio::process::{Child, Command};
+use objectsync_testkit::services::{self, Spawner};
+use tokio::process::Child;
 
 pub(crate) struct System {
     pub(crate) address: String,
-    exe: PathBuf,
-    env: Vec<(String, String)>,
-    log_dir: PathBuf,
+    spawner: Spawner,
     ingest: Child,
     workers: Vec<Child>,
-    spawned: usize,
 }
 
 fn free_port() -> std::io::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
+
+const STOP_GRACE: Duration = Duration::from_secs(30);
 
 impl System {
     pub(crate) async fn start(
@@ -35,50 +33,21 @@ impl System {
         let port = free_port().map_err(|e| e.to_string())?;
         let log_dir =
             std::env::temp_dir().join(format!("objectsync-bench-{}", settings.amqp.prefix));
-        std::fs::create_dir_all(&log_dir).map_err(|e| e.to_string())?;
-        let env = vec![
-            ("DATABASE_URL".into(), settings.database.url.clone()),
-            ("AMQP_URL".into(), settings.amqp.url.clone()),
-            (
-                "OBJECTSYNC__AMQP__PREFIX".into(),
-                settings.amqp.prefix.clone(),
-            ),
-            ("OBJECTSYNC__ADMIN__TOKEN".into(), admin_token.into()),
-            ("OBJECTSYNC__LOG__FORMAT".into(), "json".into()),
-            (
-                "RUST_LOG".into(),
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            ),
-        ];
-        let mut system = Self {
-            address: format!("http://127.0.0.1:{port}"),
-            exe: std::env::current_exe().map_err(|e| e.to_string())?,
-            env,
-            log_dir,
-            ingest: Command::new("true").spawn().map_err(|e| e.to_string())?,
-            workers: Vec::new(),
-            spawned: 0,
-        };
-        system.ingest = system
+        let mut spawner = Spawner::new(settings, log_dir, "warn")
+            .map_err(|e| e.to_string())?
+            .with_env("OBJECTSYNC__ADMIN__TOKEN", admin_token);
+        let ingest = spawner
             .spawn("ingest", &[("OBJECTSYNC__HTTP__PORT", &port.to_string())])
             .map_err(|e| e.to_string())?;
+        let mut system = Self {
+            address: format!("http://127.0.0.1:{port}"),
+            spawner,
+            ingest,
+            workers: Vec::new(),
+        };
         system.wait_healthy().await?;
         system.start_workers(workers)?;
         Ok(system)
-    }
-
-    fn spawn(&mut self, mode: &str, extra: &[(&str, &str)]) -> std::io::Result<Child> {
-        self.spawned += 1;
-        let log = std::fs::File::create(self.log_dir.join(format!("{mode}-{}.log", self.spawned)))?;
-        Command::new(&self.exe)
-            .arg(mode)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
     }
 
     async fn wait_healthy(&self) -> Result<(), String> {
@@ -93,13 +62,14 @@ impl System {
         }
         Err(format!(
             "ingest did not become ready; see {}",
-            self.log_dir.display()
+            self.spawner.log_dir().display()
         ))
     }
 
     pub(crate) fn start_workers(&mut self, n: usize) -> Result<(), String> {
         for _ in 0..n {
             let child = self
+                .spawner
                 .spawn("worker", &[("OBJECTSYNC__HTTP__PORT", "0")])
                 .map_err(|e| e.to_string())?;
             self.workers.push(child);
@@ -109,12 +79,13 @@ impl System {
 
     /// SIGTERM to every worker, then wait for them.
     pub(crate) async fn stop_workers(&mut self) {
-        stop(&mut self.workers).await;
+        services::terminate(&mut self.workers, STOP_GRACE).await;
+        self.workers.clear();
     }
 
     pub(crate) async fn stop(&mut self) {
         self.stop_workers().await;
-        stop(std::slice::from_mut(&mut self.ingest)).await;
+        services::terminate(std::slice::from_mut(&mut self.ingest), STOP_GRACE).await;
     }
 
     pub(crate) fn pids(&self) -> (Option<u32>, Vec<u32>) {
@@ -122,26 +93,6 @@ impl System {
             self.ingest.id(),
             self.workers.iter().filter_map(Child::id).collect(),
         )
-    }
-}
-
-async fn stop(children: &mut [Child]) {
-    for child in children.iter() {
-        if let Some(pid) = child.id() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
-        }
-    }
-    for child in children.iter_mut() {
-        if tokio::time::timeout(Duration::from_secs(30), child.wait())
-            .await
-            .is_err()
-        {
-            let _ = child.kill().await;
-        }
     }
 }
 

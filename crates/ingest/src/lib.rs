@@ -24,3 +24,26 @@ pub async fn serve(settings: &objectsync_infra::Settings) -> Result<(), startup:
     app.run_until(cancel).await?;
     Ok(())
 }
+
+/// The whole life of a serving ingest process: settings (from `config` and
+/// the environment), logging, then [`serve`]. For tools that run ingest as a
+/// child process; `objectsync-ingest` itself also has other subcommands.
+pub async fn run_process(config: Option<&std::path::Path>) -> std::process::ExitCode {
+    use objectsync_infra::{Role, Settings, telemetry};
+    let settings = match Settings::load(Role::Ingest, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("objectsync-ingest: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log.format);
+    match serve(&settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "objectsync-ingest failed");
+            eprintln!("objectsync-ingest: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

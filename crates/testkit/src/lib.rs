@@ -9,6 +9,7 @@
 
 mod fixtures;
 mod sandbox;
+pub mod services;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
