@@ -35,14 +35,16 @@ pub fn check_key(raw: &str) -> Result<&str, RequestError> {
     Ok(raw)
 }
 
-/// A digest of what the request asks for. Attribute maps serialize with
-/// sorted keys, so the same JSON with keys in another order or other
-/// whitespace is the same request.
-pub(crate) fn request_hash(object_type: &ObjectTypeName, job: &Job) -> Vec<u8> {
+/// A digest of what the request asks for (see [`Job::fingerprint`]): the
+/// same JSON with keys in another order or other whitespace is the same
+/// request.
+pub(crate) fn request_hash(object_type: &ObjectTypeName, job: &Job<'_>) -> Vec<u8> {
     let mut hasher = Sha256::new();
+    hasher.update(job.kind().name().as_bytes());
+    hasher.update([0]);
     hasher.update(object_type.as_str().as_bytes());
     hasher.update([0]);
-    hasher.update(serde_json::to_vec(job).unwrap_or_default());
+    hasher.update(serde_json::to_vec(&job.fingerprint()).unwrap_or_default());
     hasher.finalize().to_vec()
 }
 
@@ -105,10 +107,10 @@ pub async fn sweep(client: &impl GenericClient) -> Result<u64, tokio_postgres::E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use objectsync_model::UpsertBatch;
+    use objectsync_model::ProcessKind;
 
-    fn job(body: &str) -> Job {
-        Job::Upsert(UpsertBatch::parse(body.as_bytes()).unwrap())
+    fn job(body: &str) -> Job<'_> {
+        Job::decode(ProcessKind::Upsert, body.as_bytes()).unwrap()
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod startup;
 pub mod state;
 mod track;
 
-pub use publisher::{PublishError, Publisher};
+pub use publisher::{PublishError, Publisher, Submission};
 pub use startup::Application;
 
 /// Serves until SIGTERM or SIGINT: migrations, topology, the API, then a

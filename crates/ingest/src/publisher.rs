@@ -1,13 +1,17 @@
-//! The embeddable `Publisher`: validates a batch, records its process and
+//! The embeddable `Publisher`: checks a batch, records its process and
 //! makes it durable in RabbitMQ, without HTTP.
 //!
 //! The process row is inserted in a transaction that commits only after the
 //! broker has confirmed the persistent message. So a process row exists only
 //! for a batch that is on the queue: if the broker or the database fails
 //! first, the caller gets an error and nothing is left `queued` forever. The
-//! reverse case — a message confirmed but its transaction not committed —
-//! leaves a message naming no process, which the worker drops once it is
-//! older than a grace period.
+//! reverse case — a message confirmed but its transaction rolled back — is a
+//! message naming a process that never appears; its headers name the
+//! transaction, and the worker drops it once PostgreSQL says that
+//! transaction aborted.
+//!
+//! The message body is the request body, verbatim, read by the worker with
+//! the same function that checked it here ([`objectsync_model::wire`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +20,8 @@ use deadpool_postgres::Pool;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation};
-use objectsync_infra::{Broker, db, object_types};
-use objectsync_model::{
-    ApiCode, Envelope, Job, ObjectTypeName, RawUpsert, RequestError, UpsertBatch,
-};
+use objectsync_infra::{Broker, db, message, object_types};
+use objectsync_model::{ApiCode, BatchMeta, Job, ObjectTypeName, ProcessKind, RequestError};
 
 use crate::idempotency::{self, Claim};
 
@@ -71,12 +73,19 @@ fn parse_name(object_type: &str) -> Result<ObjectTypeName, PublishError> {
     })
 }
 
-/// What kind of process a job makes.
-fn process_name(job: &Job) -> &'static str {
-    match job {
-        Job::Upsert(_) => "OBJECT_RECORDS_UPSERT",
-        Job::Delete(_) => "OBJECT_RECORDS_DELETE",
-    }
+/// One batch to accept: what an upsert or delete request carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Submission<'a> {
+    pub org_id: i64,
+    pub object_type: &'a str,
+    pub kind: ProcessKind,
+    /// The request body, in the API's JSON shape.
+    pub body: &'a [u8],
+    /// With a key, a repeat of an accepted request returns the first
+    /// request's process id and queues nothing.
+    pub idempotency_key: Option<&'a str>,
+    /// Carried to the worker's logs.
+    pub request_id: Option<&'a str>,
 }
 
 /// Validates, records and publishes batches. Cheap to share behind an `Arc`.
@@ -88,20 +97,8 @@ pub struct Publisher {
 
 impl Publisher {
     /// A publisher for a Rust producer that embeds objectsync: its own pool
-    /// and broker connection, from the same settings as the binaries.
-    ///
-    /// ```no_run
-    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-    /// use objectsync_infra::{Role, Settings};
-    /// use objectsync_ingest::Publisher;
-    /// use objectsync_model::{Job, UpsertBatch};
-    ///
-    /// let settings = Settings::load(Role::Ingest, None)?;
-    /// let publisher = Publisher::connect(&settings)?;
-    /// let batch = UpsertBatch::parse(br#"{"records": [{"identifiers": {"ext_id": "car-1"}}]}"#)?;
-    /// let process_id = publisher.submit(1, "vehicle", Job::Upsert(batch), None).await?;
-    /// # Ok(()) }
-    /// ```
+    /// and broker connection, from the same settings as the binaries (see
+    /// [`Publisher::submit`]).
     pub fn connect(settings: &objectsync_infra::Settings) -> Result<Self, db::DbError> {
         let pool = db::pool(&settings.database)?;
         let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-publisher"));
@@ -137,126 +134,99 @@ impl Publisher {
         }
     }
 
-    /// Accepts `job` for object type `object_type` of organization `org_id`
-    /// and returns the new process id once the batch is durable. With an
-    /// idempotency key, a repeat of an accepted request returns the first
-    /// request's process id and queues nothing.
-    pub async fn submit(
-        &self,
-        org_id: i64,
-        object_type: &str,
-        job: Job,
-        idempotency_key: Option<&str>,
-    ) -> Result<i64, PublishError> {
-        let name = parse_name(object_type)?;
-        let claim = match idempotency_key {
+    /// Checks `submission` and returns the new process id once the batch
+    /// is durable.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use objectsync_infra::{Role, Settings};
+    /// use objectsync_ingest::publisher::{Publisher, Submission};
+    /// use objectsync_model::ProcessKind;
+    ///
+    /// let settings = Settings::load(Role::Ingest, None)?;
+    /// let publisher = Publisher::connect(&settings)?;
+    /// let body = br#"{"records": [{"identifiers": {"ext_id": "car-1"}}]}"#;
+    /// let process_id = publisher
+    ///     .submit(Submission {
+    ///         org_id: 1,
+    ///         object_type: "vehicle",
+    ///         kind: ProcessKind::Upsert,
+    ///         body,
+    ///         idempotency_key: None,
+    ///         request_id: None,
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn submit(&self, s: Submission<'_>) -> Result<i64, PublishError> {
+        let job = Job::decode(s.kind, s.body)?;
+        let name = parse_name(s.object_type)?;
+        let claim = match s.idempotency_key {
             Some(key) => Some((
                 idempotency::check_key(key)?,
                 idempotency::request_hash(&name, &job),
             )),
             None => None,
         };
-        let (kind, total) = (process_name(&job), job.len());
-        self.accept(org_id, &name, kind, total, claim, |process_id, xact_id| {
-            let mut envelope = Envelope::new(process_id, org_id, name.clone(), job);
-            envelope.xact_id = xact_id;
-            envelope.to_bytes()
-        })
-        .await
-    }
-
-    /// Like [`Publisher::submit`] for an upsert request body, checked and
-    /// passed on without rebuilding its records (what the HTTP API uses).
-    pub async fn submit_upsert_body(
-        &self,
-        org_id: i64,
-        object_type: &str,
-        body: &[u8],
-        idempotency_key: Option<&str>,
-    ) -> Result<i64, PublishError> {
-        let batch = RawUpsert::parse(body)?;
-        let name = parse_name(object_type)?;
-        let claim = match idempotency_key {
-            Some(key) => {
-                // The same hash as `submit` gives the parsed batch.
-                let parsed = UpsertBatch::from_raw(batch)?;
-                let hash = idempotency::request_hash(&name, &Job::Upsert(parsed));
-                Some((idempotency::check_key(key)?, hash))
-            }
-            None => None,
-        };
-        self.accept(
-            org_id,
-            &name,
-            "OBJECT_RECORDS_UPSERT",
-            batch.len,
-            claim,
-            |process_id, xact_id| {
-                Envelope::encode_raw_upsert(process_id, org_id, &name, xact_id, batch)
-            },
-        )
-        .await
-    }
-
-    /// The one path of every batch: check the type exists, create the
-    /// process, claim the idempotency key, publish `encode(process id,
-    /// transaction id)` and wait for the confirm, then commit.
-    async fn accept(
-        &self,
-        org_id: i64,
-        object_type: &ObjectTypeName,
-        kind: &str,
-        total: usize,
-        claim: Option<(&str, Vec<u8>)>,
-        encode: impl FnOnce(i64, Option<u64>) -> Vec<u8>,
-    ) -> Result<i64, PublishError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // Bounds how late this process row can commit after its message is
-        // published, which is what lets workers drop a message whose process
-        // never appears (see `ORPHAN_GRACE` in the worker).
+        // Bounds how long this process row can stay uncommitted after its
+        // message is published; a worker that meets the message meanwhile
+        // waits for it (see the worker's `process::missing`).
         tx.batch_execute("set local idle_in_transaction_session_timeout = '20s'")
             .await?;
-        if !object_types::exists(&*tx, org_id, object_type.as_str()).await? {
+        if !object_types::exists(&*tx, s.org_id, name.as_str()).await? {
             return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
         }
-        let total = i32::try_from(total).unwrap_or(i32::MAX);
+        let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
         let row = tx
             .query_one(
                 "insert into processes (org_id, name, object_type, records_total)
                  values ($1, $2::text::process_name, $3, $4)
                  returning id, pg_current_xact_id()::text",
-                &[&org_id, &kind, &object_type.as_str(), &total],
+                &[&s.org_id, &s.kind.name(), &name.as_str(), &total],
             )
             .await?;
         let process_id: i64 = row.get(0);
-        let xact_id: Option<u64> = row.get::<_, &str>(1).parse().ok();
+        let xact_id: u64 = row
+            .get::<_, &str>(1)
+            .parse()
+            .map_err(|e| PublishError::Internal(format!("transaction id: {e}")))?;
         if let Some((key, hash)) = claim {
-            match idempotency::claim(&*tx, org_id, key, &hash, process_id).await? {
+            match idempotency::claim(&*tx, s.org_id, key, &hash, process_id).await? {
                 Claim::Fresh => {}
                 // Dropping the transaction discards this request's process row.
                 Claim::Replay(previous) => return Ok(previous),
                 Claim::Conflict => return Err(idempotency::conflict(key).into()),
             }
         }
-        self.publish(process_id, encode(process_id, xact_id))
-            .await?;
+        let meta = BatchMeta {
+            org_id: s.org_id,
+            process_id,
+            kind: s.kind,
+            object_type: name,
+            xact_id,
+            enqueued_at: chrono::Utc::now(),
+            request_id: s.request_id.map(str::to_owned),
+        };
+        self.publish(&meta, s.body).await?;
         tx.commit().await?;
-        metrics::counter!("objectsync_batches_accepted_total", "kind" => kind.to_owned())
+        metrics::counter!("objectsync_batches_accepted_total", "kind" => s.kind.name())
             .increment(1);
-        tracing::debug!(process_id, org_id, "batch accepted");
+        tracing::debug!(process_id, org_id = s.org_id, "batch accepted");
         Ok(process_id)
     }
 
     /// Publishes persistently and waits for the broker's confirm.
-    async fn publish(&self, process_id: i64, message: Vec<u8>) -> Result<(), PublishError> {
+    async fn publish(&self, meta: &BatchMeta, body: &[u8]) -> Result<(), PublishError> {
         let unavailable = |e: lapin::Error| PublishError::Unavailable(format!("broker: {e}"));
         let channel = self.channel().await.map_err(unavailable)?;
         let queue = self.broker.topology().queue.as_str();
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))
-            .with_message_id(ShortString::from(process_id.to_string()))
+            .with_message_id(ShortString::from(meta.process_id.to_string()))
+            .with_headers(message::headers(meta))
             .with_timestamp(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0));
         let confirm = channel
             .basic_publish(
@@ -266,7 +236,7 @@ impl Publisher {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                &message,
+                body,
                 properties,
             )
             .await

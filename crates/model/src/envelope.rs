@@ -1,201 +1,202 @@
-//! The message that carries a batch from ingest to the workers.
+//! What travels with a batch from ingest to the workers.
 //!
-//! It is versioned so that workers of one release can refuse, rather than
-//! misread, messages of another: a message of an unknown version is
-//! dead-lettered, not guessed at.
+//! The message body is the request body, verbatim: the worker reads it with
+//! the same function ingest checked it with (see [`crate::wire`]). Everything
+//! else — which organization, which process, what kind, which object type,
+//! which transaction created the process — travels in message headers, so a
+//! worker can end the process `failed` with the reason even when the body
+//! cannot be read at all (truncated, garbage, from another version).
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, TimeZone, Utc};
 
-use serde_json::value::RawValue;
-
-use crate::batch::{DeleteBatch, RawUpsert, UpsertBatch};
 use crate::names::ObjectTypeName;
+use crate::process::ProcessKind;
 
-/// The envelope version this build writes and reads. Version 2: records in
-/// the API's own shape (association targets as `{"identifiers": ...}`).
-pub const ENVELOPE_VERSION: u32 = 2;
+/// The message version this build writes and reads. Version 3: the request
+/// body verbatim, metadata in headers. A worker fails the process of a
+/// message of any other version rather than guess at it.
+pub const MESSAGE_VERSION: i64 = 3;
 
-/// What a batch asks for. Externally tagged so that decoding streams
-/// straight into the records without buffering the message twice.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Job {
-    Upsert(UpsertBatch),
-    Delete(DeleteBatch),
+/// Header names, all prefixed so as not to clash with the broker's own.
+pub mod header {
+    pub const VERSION: &str = "x-objectsync-version";
+    pub const ORG_ID: &str = "x-objectsync-org-id";
+    pub const PROCESS_ID: &str = "x-objectsync-process-id";
+    pub const KIND: &str = "x-objectsync-kind";
+    pub const OBJECT_TYPE: &str = "x-objectsync-object-type";
+    pub const XACT_ID: &str = "x-objectsync-xact-id";
+    pub const ENQUEUED_AT_MS: &str = "x-objectsync-enqueued-at-ms";
+    pub const REQUEST_ID: &str = "x-request-id";
 }
 
-impl Job {
-    /// How many records the batch names.
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Upsert(b) => b.records.len(),
-            Self::Delete(b) => b.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// A header value as the broker hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    Int(i64),
+    Text(String),
 }
 
-/// One batch on the queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    pub v: u32,
-    pub process_id: i64,
+/// The metadata of one batch message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchMeta {
     pub org_id: i64,
+    pub process_id: i64,
+    pub kind: ProcessKind,
     pub object_type: ObjectTypeName,
-    /// When ingest accepted the batch; lets workers measure queue lag.
-    pub enqueued_at: DateTime<Utc>,
     /// The PostgreSQL transaction that created the process row. The message
     /// is published before that transaction commits, so a worker that cannot
     /// see the process asks PostgreSQL whether it is still coming or was
     /// rolled back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xact_id: Option<u64>,
-    pub job: Job,
+    pub xact_id: u64,
+    /// When ingest accepted the batch; lets workers measure queue lag.
+    pub enqueued_at: DateTime<Utc>,
+    /// The id of the HTTP request that queued the batch, for the logs.
+    pub request_id: Option<String>,
 }
 
-/// Why a message could not be read as an envelope. Always permanent.
-#[derive(Debug, thiserror::Error)]
-pub enum EnvelopeError {
-    #[error("the message is not a valid envelope: {0}")]
-    Malformed(#[from] serde_json::Error),
-    #[error("envelope version {0} is not supported (this worker reads version {ENVELOPE_VERSION})")]
-    Version(u32),
+/// Why a message's metadata could not be read. Carries what could be read,
+/// so that a message naming a real process still ends that process.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct MetaError {
+    pub org_id: Option<i64>,
+    pub process_id: Option<i64>,
+    pub reason: String,
 }
 
-impl Envelope {
-    pub fn new(process_id: i64, org_id: i64, object_type: ObjectTypeName, job: Job) -> Self {
-        Self {
-            v: ENVELOPE_VERSION,
-            process_id,
-            org_id,
-            object_type,
-            enqueued_at: Utc::now(),
-            xact_id: None,
-            job,
+impl BatchMeta {
+    /// The headers to publish, as (name, value) pairs.
+    pub fn to_headers(&self) -> Vec<(&'static str, HeaderValue)> {
+        let mut out = vec![
+            (header::VERSION, HeaderValue::Int(MESSAGE_VERSION)),
+            (header::ORG_ID, HeaderValue::Int(self.org_id)),
+            (header::PROCESS_ID, HeaderValue::Int(self.process_id)),
+            (header::KIND, HeaderValue::Text(self.kind.short().into())),
+            (
+                header::OBJECT_TYPE,
+                HeaderValue::Text(self.object_type.as_str().into()),
+            ),
+            (
+                header::XACT_ID,
+                HeaderValue::Int(i64::try_from(self.xact_id).unwrap_or(i64::MAX)),
+            ),
+            (
+                header::ENQUEUED_AT_MS,
+                HeaderValue::Int(self.enqueued_at.timestamp_millis()),
+            ),
+        ];
+        if let Some(id) = &self.request_id {
+            out.push((header::REQUEST_ID, HeaderValue::Text(id.clone())));
         }
+        out
     }
 
-    /// The message for an upsert whose records are passed on verbatim from
-    /// the request (see [`RawUpsert`]); it reads back as an [`Envelope`].
-    pub fn encode_raw_upsert(
-        process_id: i64,
-        org_id: i64,
-        object_type: &ObjectTypeName,
-        xact_id: Option<u64>,
-        batch: RawUpsert<'_>,
-    ) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Records<'a> {
-            records: &'a RawValue,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "snake_case")]
-        enum JobRef<'a> {
-            Upsert(Records<'a>),
-        }
-        #[derive(Serialize)]
-        struct EnvelopeRef<'a> {
-            v: u32,
-            process_id: i64,
-            org_id: i64,
-            object_type: &'a ObjectTypeName,
-            enqueued_at: DateTime<Utc>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            xact_id: Option<u64>,
-            job: JobRef<'a>,
-        }
-        serde_json::to_vec(&EnvelopeRef {
-            v: ENVELOPE_VERSION,
-            process_id,
-            org_id,
-            object_type,
-            enqueued_at: Utc::now(),
-            xact_id,
-            job: JobRef::Upsert(Records {
-                records: batch.records,
-            }),
-        })
-        .unwrap_or_default()
-    }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        // Serializing plain data with string keys cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EnvelopeError> {
-        #[derive(Deserialize)]
-        struct Version {
-            v: u32,
-        }
-        let envelope = match serde_json::from_slice::<Envelope>(bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                // Tell a version mismatch apart from garbage.
-                return match serde_json::from_slice::<Version>(bytes) {
-                    Ok(Version { v }) if v != ENVELOPE_VERSION => Err(EnvelopeError::Version(v)),
-                    _ => Err(e.into()),
-                };
-            }
+    /// Reads the metadata through `get` (a header lookup).
+    pub fn from_headers(get: impl Fn(&str) -> Option<HeaderValue>) -> Result<Self, MetaError> {
+        let int = |name: &str| match get(name) {
+            Some(HeaderValue::Int(v)) => Some(v),
+            Some(HeaderValue::Text(t)) => t.parse().ok(),
+            None => None,
         };
-        if envelope.v != ENVELOPE_VERSION {
-            return Err(EnvelopeError::Version(envelope.v));
+        let text = |name: &str| match get(name) {
+            Some(HeaderValue::Text(t)) => Some(t),
+            Some(HeaderValue::Int(v)) => Some(v.to_string()),
+            None => None,
+        };
+        let (org_id, process_id) = (int(header::ORG_ID), int(header::PROCESS_ID));
+        let fail = |reason: String| MetaError {
+            org_id,
+            process_id,
+            reason,
+        };
+        match int(header::VERSION) {
+            Some(MESSAGE_VERSION) => {}
+            Some(v) => {
+                return Err(fail(format!(
+                    "message version {v} is not supported (this worker reads version {MESSAGE_VERSION})"
+                )));
+            }
+            None => return Err(fail("the message has no objectsync version header".into())),
         }
-        Ok(envelope)
+        let (Some(org_id), Some(process_id)) = (org_id, process_id) else {
+            return Err(fail(
+                "the message does not name its organization and process".into(),
+            ));
+        };
+        let kind = text(header::KIND)
+            .ok_or_else(|| fail("the message does not say what kind of batch it is".into()))?
+            .parse::<ProcessKind>()
+            .map_err(fail)?;
+        let object_type = text(header::OBJECT_TYPE)
+            .and_then(|t| ObjectTypeName::parse(t).ok())
+            .ok_or_else(|| fail("the message does not name a valid object type".into()))?;
+        let xact_id = int(header::XACT_ID)
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| {
+                fail("the message does not name the transaction of its process".into())
+            })?;
+        let enqueued_at = int(header::ENQUEUED_AT_MS)
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .unwrap_or_else(Utc::now);
+        Ok(Self {
+            org_id,
+            process_id,
+            kind,
+            object_type,
+            xact_id,
+            enqueued_at,
+            request_id: text(header::REQUEST_ID),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
-    #[test]
-    fn round_trips() {
-        let batch = UpsertBatch::parse(br#"{"records":[{"identifiers":{"ext_id":"a"}}]}"#).unwrap();
-        let e = Envelope::new(
-            7,
-            3,
-            ObjectTypeName::parse("vehicle").unwrap(),
-            Job::Upsert(batch),
-        );
-        assert_eq!(Envelope::from_bytes(&e.to_bytes()).unwrap(), e);
+    fn meta() -> BatchMeta {
+        BatchMeta {
+            org_id: 3,
+            process_id: 7,
+            kind: ProcessKind::Delete,
+            object_type: ObjectTypeName::parse("vehicle").unwrap(),
+            xact_id: 42,
+            enqueued_at: Utc.timestamp_millis_opt(1_700_000_000_123).unwrap(),
+            request_id: Some("req-1".into()),
+        }
+    }
+
+    fn lookup(pairs: Vec<(&'static str, HeaderValue)>) -> impl Fn(&str) -> Option<HeaderValue> {
+        let map: HashMap<&str, HeaderValue> = pairs.into_iter().collect();
+        move |name| map.get(name).cloned()
     }
 
     #[test]
-    fn a_raw_upsert_reads_back_as_the_parsed_batch() {
-        let body = br#"{"records":[
-            {"identifiers":{"ext_id":"a"},"attributes":{"x":1,"y":null},
-             "associations":[{"object_type":"garage","records":[{"identifiers":{"id":7}}]}]},
-            {"identifiers":null,"attributes":null,"associations":null}]}"#;
-        let raw = RawUpsert::parse(body).unwrap();
-        let name = ObjectTypeName::parse("vehicle").unwrap();
-        let bytes = Envelope::encode_raw_upsert(5, 3, &name, Some(42), raw);
-        let e = Envelope::from_bytes(&bytes).unwrap();
-        assert_eq!((e.process_id, e.org_id, e.xact_id), (5, 3, Some(42)));
-        assert_eq!(e.job, Job::Upsert(UpsertBatch::parse(body).unwrap()));
-        let Job::Upsert(batch) = e.job else {
-            unreachable!()
-        };
-        assert_eq!(
-            batch.records[0].associations[0].records[0].identifiers.id,
-            Some(7)
-        );
-        assert!(batch.records[1].identifiers.is_empty());
+    fn round_trips_through_headers() {
+        let m = meta();
+        assert_eq!(BatchMeta::from_headers(lookup(m.to_headers())).unwrap(), m);
     }
 
     #[test]
-    fn refuses_garbage_and_other_versions() {
-        assert!(matches!(
-            Envelope::from_bytes(b"{oops"),
-            Err(EnvelopeError::Malformed(_))
-        ));
-        assert!(matches!(
-            Envelope::from_bytes(br#"{"v":99,"whatever":true}"#),
-            Err(EnvelopeError::Version(99))
-        ));
+    fn another_version_still_names_its_process() {
+        let mut pairs = meta().to_headers();
+        pairs[0].1 = HeaderValue::Int(99);
+        let e = BatchMeta::from_headers(lookup(pairs)).unwrap_err();
+        assert_eq!((e.org_id, e.process_id), (Some(3), Some(7)));
+        assert!(e.reason.contains("version 99"), "{e}");
+    }
+
+    #[test]
+    fn missing_pieces_are_named() {
+        let pairs: Vec<_> = meta()
+            .to_headers()
+            .into_iter()
+            .filter(|(k, _)| *k != header::KIND)
+            .collect();
+        let e = BatchMeta::from_headers(lookup(pairs)).unwrap_err();
+        assert!(e.reason.contains("kind"), "{e}");
+        let e = BatchMeta::from_headers(|_| None).unwrap_err();
+        assert_eq!((e.org_id, e.process_id), (None, None));
     }
 }

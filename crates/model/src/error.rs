@@ -19,6 +19,8 @@ pub enum ApiCode {
     BadRequest,
     UnprocessableEntity,
     PayloadTooLarge,
+    /// 415: a body in a media type or encoding the server does not read.
+    UnsupportedMediaType,
     MethodNotAllowed,
     /// 500: a bug or an unexpected failure; details are in the server log.
     InternalError,
@@ -39,6 +41,7 @@ impl ApiCode {
             Self::DocumentNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
             Self::UnprocessableEntity => 422,
             Self::InternalError => 500,
             Self::ServiceUnavailable => 503,

@@ -23,3 +23,5 @@ pub const MAX_TEXT_CHARS: usize = 10_000;
 pub const MAX_LABEL_CHARS: usize = 255;
 /// Longest `Idempotency-Key` header.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+/// Longest organization name, in characters.
+pub const MAX_ORG_NAME_CHARS: usize = 255;

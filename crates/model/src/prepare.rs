@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::schema::ObjectType;
 use crate::value::check_value;
@@ -17,29 +18,49 @@ pub struct AttributeError {
     pub message: String,
 }
 
-/// A record's checked attributes, borrowed from the message where they
-/// need no change: a batch is judged and written without copying its values.
-pub type Attributes<'a> = BTreeMap<&'a str, Cow<'a, Value>>;
+/// A record's checked attributes, keyed by borrowed names.
+pub type Attributes<'r> = BTreeMap<&'r str, Value>;
 
-/// Keeps the attributes the type defines, normalized, and drops the others
-/// silently. `null` values are kept: they clear the stored value on merge.
+/// Why a raw value could not be read at all, in a client's words.
+fn unreadable(e: &serde_json::Error) -> String {
+    let reason = crate::wire::reason(e);
+    let why = if reason.contains("recursion limit") {
+        "it is nested more than 128 levels deep".to_owned()
+    } else if reason.contains("out of range") {
+        "it is a number too large to store".to_owned()
+    } else if reason.contains("escape") || reason.contains("surrogate") {
+        "it holds a string escape that is not valid Unicode".to_owned()
+    } else {
+        reason
+    };
+    format!("the value cannot be stored: {why}")
+}
+
+/// Keeps the attributes the type defines, read and normalized, and skips
+/// the others without reading them. `null` values are kept: they clear the
+/// stored value on merge.
 ///
 /// The first bad value rejects the whole record, so a stored record never
 /// holds half an update.
-pub fn check_attributes<'a>(
+pub fn check_attributes<'r>(
     object_type: &ObjectType,
-    attributes: &'a Map<String, Value>,
-) -> Result<Attributes<'a>, AttributeError> {
+    attributes: &'r [(Cow<'_, str>, &RawValue)],
+) -> Result<Attributes<'r>, AttributeError> {
     let mut out = Attributes::new();
-    for (key, value) in attributes {
+    for (key, raw) in attributes {
         let Some(def) = object_type.attribute(key) else {
             continue;
         };
-        let value = check_value(def, value).map_err(|e| AttributeError {
-            key: key.clone(),
-            message: e.0,
-        })?;
-        out.insert(key.as_str(), value);
+        let fail = |message: String| AttributeError {
+            key: key.to_string(),
+            message,
+        };
+        let value: Value = serde_json::from_str(raw.get()).map_err(|e| fail(unreadable(&e)))?;
+        let normalized = match check_value(def, &value).map_err(|e| fail(e.0))? {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(v) => Some(v),
+        };
+        out.insert(key.as_ref(), normalized.unwrap_or(value));
     }
     Ok(out)
 }
@@ -49,12 +70,14 @@ mod tests {
     use super::*;
     use crate::names::ObjectTypeName;
     use crate::schema::DefinitionInput;
+    use crate::wire::Upsert;
     use serde_json::json;
 
     fn vehicle() -> ObjectType {
         let def = DefinitionInput::from_json(&json!({"label": "V", "attributes": [
             {"key": "name", "label": "Name", "type": "text"},
-            {"key": "price", "label": "Price", "type": "number"}
+            {"key": "price", "label": "Price", "type": "number"},
+            {"key": "when", "label": "When", "type": "date"}
         ]}))
         .unwrap();
         ObjectType::new(
@@ -66,24 +89,57 @@ mod tests {
         )
     }
 
+    fn check(body: &str) -> Result<Value, AttributeError> {
+        let batch = Upsert::decode(body.as_bytes()).unwrap();
+        check_attributes(&vehicle(), &batch.records[0].attributes)
+            .map(|a| serde_json::to_value(&a).unwrap())
+    }
+
     #[test]
     fn drops_unknown_keys_and_keeps_nulls() {
-        let attrs = json!({"name": "A", "price": null, "colour": "red"});
-        let out = check_attributes(&vehicle(), attrs.as_object().unwrap()).unwrap();
+        let out = check(
+            r#"{"records":[{"attributes":{"name":"A","price":null,"colour":1e400,
+            "when":"2024-06-15T10:00:00+02:00"}}]}"#,
+        )
+        .unwrap();
         assert_eq!(
-            serde_json::to_value(&out).unwrap(),
-            json!({"name": "A", "price": null})
+            out,
+            json!({"name": "A", "price": null, "when": "2024-06-15T08:00:00Z"})
         );
     }
 
     #[test]
     fn names_the_bad_key() {
-        let attrs = json!({"name": "A", "price": "12"});
-        let e = check_attributes(&vehicle(), attrs.as_object().unwrap()).unwrap_err();
+        let e = check(r#"{"records":[{"attributes":{"name":"A","price":"12"}}]}"#).unwrap_err();
         assert_eq!(e.key, "price");
         assert!(
             e.to_string()
                 .starts_with("attribute 'price': expected a number")
         );
+    }
+
+    #[test]
+    fn values_no_reader_can_hold_reject_the_record() {
+        for (body, says) in [
+            (
+                r#"{"records":[{"attributes":{"price":1e400}}]}"#,
+                "too large",
+            ),
+            (
+                r#"{"records":[{"attributes":{"name":"a\ud800b"}}]}"#,
+                "Unicode",
+            ),
+            (
+                &format!(
+                    r#"{{"records":[{{"attributes":{{"name":{}1{}}}}}]}}"#,
+                    "[".repeat(200),
+                    "]".repeat(200)
+                ),
+                "128 levels",
+            ),
+        ] {
+            let e = check(body).unwrap_err();
+            assert!(e.message.contains(says), "{body}: {e}");
+        }
     }
 }

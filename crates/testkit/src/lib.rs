@@ -331,6 +331,13 @@ impl TestApp {
 
     /// Publishes raw bytes straight to the batch queue (poison tests).
     pub async fn publish_raw(&self, payload: &[u8]) {
+        self.publish_raw_with(payload, BasicProperties::default())
+            .await;
+    }
+
+    /// Publishes raw bytes with the given properties (headers) straight to
+    /// the batch queue, persistently.
+    pub async fn publish_raw_with(&self, payload: &[u8], properties: BasicProperties) {
         let conn = Connection::connect(&self.settings.amqp.url, ConnectionProperties::default())
             .await
             .expect("broker");
@@ -345,7 +352,7 @@ impl TestApp {
                 self.topology().queue.as_str().into(),
                 BasicPublishOptions::default(),
                 payload,
-                BasicProperties::default().with_delivery_mode(2),
+                properties.with_delivery_mode(2),
             )
             .await
             .expect("publish")

@@ -23,9 +23,9 @@ use lapin::options::{
     BasicRejectOptions,
 };
 use lapin::types::FieldTable;
-use objectsync_infra::Broker;
 use objectsync_infra::settings::WorkerSettings;
-use objectsync_model::Envelope;
+use objectsync_infra::{Broker, message};
+use objectsync_model::{BatchMeta, Job};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -193,84 +193,63 @@ async fn drain(
 
 async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
     let attempt = previous_deliveries(&delivery.properties) + 1;
-    let envelope = match Envelope::from_bytes(&delivery.data) {
-        Ok(e) => e,
+    let meta = match message::read_meta(&delivery.properties) {
+        Ok(meta) => meta,
         Err(e) => {
-            tracing::error!(error = %e, attempt, "malformed message; dead-lettering it");
+            crate::unreadable::fail(&ctx, &e, &delivery.data).await;
             let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            batch_outcome("dead_lettered");
             return;
         }
     };
     let span = tracing::info_span!(
         "batch",
-        process_id = envelope.process_id,
-        org_id = envelope.org_id,
-        object_type = %envelope.object_type,
+        process_id = meta.process_id,
+        org_id = meta.org_id,
+        object_type = %meta.object_type,
+        request_id = meta.request_id.as_deref().unwrap_or(""),
         attempt,
     );
-    let settled = AssertUnwindSafe(settle(&ctx, &delivery, &envelope, attempt, &cancel))
+    let settled = AssertUnwindSafe(settle(&ctx, &delivery, &meta, attempt, &cancel))
         .catch_unwind()
         .instrument(span)
         .await;
     if settled.is_err() {
         // A bug, not a state of the world: retrying would panic again.
         let reason = "the worker panicked while applying the batch; see its log";
-        tracing::error!(
-            process_id = envelope.process_id,
-            "{reason}; dead-lettering it"
-        );
+        tracing::error!(process_id = meta.process_id, "{reason}; dead-lettering it");
         if let Ok(client) = ctx.pool.get().await {
-            let _ = mark_failed(
-                &**client,
-                envelope.org_id,
-                envelope.process_id,
-                reason,
-                false,
-            )
-            .await;
+            let _ = mark_failed(&**client, meta.org_id, meta.process_id, reason, false).await;
         }
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+        metrics::counter!("objectsync_processes_failed_total", "reason" => "panic").increment(1);
     }
 }
 
 async fn settle(
     ctx: &Ctx,
     delivery: &Delivery,
-    envelope: &Envelope,
+    meta: &BatchMeta,
     attempt: u32,
     cancel: &CancellationToken,
 ) {
     let started = std::time::Instant::now();
     if attempt == 1 {
-        let lag = (chrono::Utc::now() - envelope.enqueued_at)
+        let lag = (chrono::Utc::now() - meta.enqueued_at)
             .to_std()
             .unwrap_or_default();
         metrics::histogram!("objectsync_queue_lag_seconds").record(lag.as_secs_f64());
     }
-    // On shutdown, a batch waiting to retry is handed back at once instead
-    // of holding the worker until its retry budget runs out.
-    let stop = cancel.clone();
-    let result = (|| apply::handle(&ctx.pool, envelope, attempt, ctx.apply_config()))
-        .retry(ctx.retry_policy())
-        .sleep(move |wait| {
-            let stop = stop.clone();
-            async move {
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = stop.cancelled() => {}
-                }
-            }
-        })
-        .when(|e| e.is_transient() && !cancel.is_cancelled())
-        .notify(|e, after| {
-            metrics::counter!("objectsync_batch_retries_total").increment(1);
-            match e {
-                WorkerError::NotYet(_) => tracing::debug!(error = %e, retry_in = ?after, "waiting"),
-                _ => tracing::warn!(error = %e, retry_in = ?after, "transient failure"),
-            }
-        })
-        .await;
-    let (org, pid) = (envelope.org_id, envelope.process_id);
+    // The body is read once, with the reader ingest checked it with; only a
+    // message that did not come from ingest (or came damaged) fails here.
+    let result = match Job::decode(meta.kind, &delivery.data) {
+        Ok(job) => apply_with_retries(ctx, meta, &job, attempt, cancel).await,
+        Err(e) => Err(WorkerError::Permanent(format!(
+            "the message body cannot be read: {}",
+            e.message
+        ))),
+    };
+    let (org, pid) = (meta.org_id, meta.process_id);
     match result {
         Ok(Handled::Applied(counts)) => {
             let _ = delivery.ack(BasicAckOptions::default()).await;
@@ -334,6 +313,39 @@ async fn settle(
             metrics::counter!("objectsync_processes_failed_total", "reason" => kind).increment(1);
         }
     }
+}
+
+/// Applies `job`, retrying transient failures with backoff within the retry
+/// budget. On shutdown, a batch waiting to retry is handed back at once
+/// instead of holding the worker until its budget runs out.
+async fn apply_with_retries(
+    ctx: &Ctx,
+    meta: &BatchMeta,
+    job: &Job<'_>,
+    attempt: u32,
+    cancel: &CancellationToken,
+) -> Result<Handled, WorkerError> {
+    let stop = cancel.clone();
+    (|| apply::handle(&ctx.pool, meta, job, attempt, ctx.apply_config()))
+        .retry(ctx.retry_policy())
+        .sleep(move |wait| {
+            let stop = stop.clone();
+            async move {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+        })
+        .when(|e| e.is_transient() && !cancel.is_cancelled())
+        .notify(|e, after| {
+            metrics::counter!("objectsync_batch_retries_total").increment(1);
+            match e {
+                WorkerError::NotYet(_) => tracing::debug!(error = %e, retry_in = ?after, "waiting"),
+                _ => tracing::warn!(error = %e, retry_in = ?after, "transient failure"),
+            }
+        })
+        .await
 }
 
 fn batch_outcome(outcome: &'static str) {

@@ -14,12 +14,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use objectsync_model::Envelope;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::mark_failed;
 use crate::consumer::{Ctx, Session, reconnecting, subscribe};
 use crate::headers::{death_reason, previous_deliveries};
+use crate::unreadable::identify;
 
 /// Tracks dead letters until `cancel` fires, reconnecting as needed.
 pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
@@ -55,21 +55,25 @@ async fn track(ctx: &Ctx, cancel: &CancellationToken) -> Session {
 }
 
 async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
-    let Ok(envelope) = Envelope::from_bytes(&delivery.data) else {
-        // A malformed message names no process; it stays in the
-        // dead-letter queue for operators.
+    let (named, problem) = identify(&delivery.properties, &delivery.data);
+    let Some(named) = named else {
+        // A message that names no process; it stays in the dead-letter
+        // queue for operators.
         let _ = delivery.ack(BasicAckOptions::default()).await;
         return;
     };
     let why = death_reason(&delivery.properties).unwrap_or_else(|| "unknown".into());
-    let reason = match why.as_str() {
+    let mut reason = match why.as_str() {
         "delivery_limit" => format!(
             "dead-lettered after {} deliveries",
             ctx.broker.topology().max_deliveries
         ),
         other => format!("dead-lettered ({other})"),
     };
-    let (org, pid) = (envelope.org_id, envelope.process_id);
+    if !problem.is_empty() {
+        reason = format!("{reason}: {problem}");
+    }
+    let (org, pid) = (named.org_id, named.process_id);
     let marked = match ctx.pool.get().await {
         Ok(client) => mark_failed(&**client, org, pid, &reason, true)
             .await

@@ -7,15 +7,18 @@
 //! |             | serialization failure (40001), deadlock (40P01),      | to the broker; dead-lettered after the |
 //! |             | lock timeout, a unique key taken by a racing batch    | configured number of deliveries        |
 //! | `NotYet`    | the process row is not committed yet                  | as `Transient`, logged at debug level  |
-//! | `Permanent` | malformed envelope, unknown envelope version, object  | dead-lettered at once, process failed  |
-//! |             | type gone, any other database error (a bug), a panic  |                                        |
+//! | `Permanent` | unreadable body (not from ingest), object type gone,  | dead-lettered at once, process failed  |
+//! |             | any other database error (a bug), a panic             |                                        |
+//!
+//! Messages whose headers cannot be read (another version, garbage) never
+//! reach this type: they are dead-lettered on arrival, and the process they
+//! name is failed (see `unreadable`).
 //!
 //! Not a failure: a batch whose request rolled back after publishing (its
 //! client got an error) has no process; it is acknowledged and dropped
 //! (`Handled::Orphan`).
 
 use objectsync_infra::db;
-use objectsync_model::EnvelopeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -55,12 +58,6 @@ impl From<deadpool_postgres::PoolError> for WorkerError {
         } else {
             Self::Permanent(format!("database pool: {}", db::describe_pool(&e)))
         }
-    }
-}
-
-impl From<EnvelopeError> for WorkerError {
-    fn from(e: EnvelopeError) -> Self {
-        Self::Permanent(e.to_string())
     }
 }
 

@@ -7,6 +7,7 @@ mod consumer;
 mod dead;
 pub mod error;
 mod headers;
+mod unreadable;
 
 use std::path::Path;
 use std::process::ExitCode;

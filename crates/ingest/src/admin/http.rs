@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
@@ -66,9 +66,10 @@ fn org_id(raw: &str) -> ApiResult<i64> {
 
 async fn create_org(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body = json_body(body)?;
+    let body = json_body(&headers, body)?;
     let name = match body.get("name") {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return Err(ApiError::invalid("name: must be a string")),
@@ -114,10 +115,11 @@ async fn create_key(
 async fn put_object(
     State(state): State<AppState>,
     Path((raw, object_type)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let org_id = org_id(&raw)?;
-    let body = json_body(body)?;
+    let body = json_body(&headers, body)?;
     let input = DefinitionInput::from_json(&body).map_err(|e| ApiError::invalid(e.to_string()))?;
     let mut client = state.pool.get().await?;
     let stored = service::put_object_type(&mut client, org_id, &object_type, input).await?;

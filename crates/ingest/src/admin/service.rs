@@ -2,7 +2,7 @@
 //! the `objectsync-ingest admin` CLI.
 
 use objectsync_infra::object_types::{self, ObjectTypeError};
-use objectsync_model::limits::MAX_TYPE_ASSOCIATIONS;
+use objectsync_model::limits::{MAX_ORG_NAME_CHARS, MAX_TYPE_ASSOCIATIONS};
 use objectsync_model::{DefinitionInput, FieldError, ObjectType, ObjectTypeName};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -48,6 +48,16 @@ pub async fn create_org(
     let name = name.trim();
     if name.is_empty() {
         return Err(FieldError::new("name", "must not be empty").into());
+    }
+    if name.contains('\0') {
+        return Err(FieldError::new("name", "must not contain the NUL character").into());
+    }
+    if name.chars().count() > MAX_ORG_NAME_CHARS {
+        return Err(FieldError::new(
+            "name",
+            format!("must be at most {MAX_ORG_NAME_CHARS} characters long"),
+        )
+        .into());
     }
     let tx = client.transaction().await?;
     let row = tx

@@ -38,8 +38,10 @@ fn source(params: &Params) -> ApiResult<Source> {
             i64::MAX,
             ApiCode::InvalidParameter,
         )?)),
-        (None, Some("")) => Err(ApiError::invalid("'ext_id' must not be empty")),
-        (None, Some(ext)) => Ok(Source::ExtId(ext.to_owned())),
+        (None, Some(ext)) => {
+            objectsync_model::wire::check_ext_id("'ext_id'", ext)?;
+            Ok(Source::ExtId(ext.to_owned()))
+        }
     }
 }
 

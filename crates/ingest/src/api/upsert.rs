@@ -6,12 +6,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use objectsync_model::{DeleteBatch, Job};
+use objectsync_model::ProcessKind;
 use serde_json::{Value, json};
 
-use super::body_bytes;
+use super::json_request;
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
+use crate::publisher::Submission;
 use crate::state::AppState;
 
 /// Checks the batch, makes it durable and answers `202 {processId}`.
@@ -22,13 +23,15 @@ pub(super) async fn upsert(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body = body_bytes(body)?;
-    let key = idempotency_key(&headers)?;
-    let process_id = state
-        .publisher
-        .submit_upsert_body(org.id, &object_type, &body, key)
-        .await?;
-    Ok(accepted(process_id))
+    submit(
+        org,
+        &state,
+        &object_type,
+        ProcessKind::Upsert,
+        &headers,
+        body,
+    )
+    .await
 }
 
 /// Checks the list of identifiers and queues their deletion: `202 {processId}`.
@@ -39,12 +42,36 @@ pub(super) async fn delete(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body = body_bytes(body)?;
-    let batch = DeleteBatch::parse(&body)?;
-    let key = idempotency_key(&headers)?;
+    submit(
+        org,
+        &state,
+        &object_type,
+        ProcessKind::Delete,
+        &headers,
+        body,
+    )
+    .await
+}
+
+async fn submit(
+    org: Org,
+    state: &AppState,
+    object_type: &str,
+    kind: ProcessKind,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body = json_request(headers, body)?;
     let process_id = state
         .publisher
-        .submit(org.id, &object_type, Job::Delete(batch), key)
+        .submit(Submission {
+            org_id: org.id,
+            object_type,
+            kind,
+            body: &body,
+            idempotency_key: idempotency_key(headers)?,
+            request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        })
         .await?;
     Ok(accepted(process_id))
 }

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
-use objectsync_model::{Identifiers, LinkAction, ObjectType, RejectionCode, UpsertBatch};
+use objectsync_model::{Identifiers, LinkAction, ObjectType, RejectionCode, Upsert};
 
 use super::links::{self, Link, Request, State};
 use super::plan::Rejection;
@@ -102,7 +102,7 @@ pub(crate) async fn apply(
     org_id: i64,
     source: &ObjectType,
     types: &[ObjectType],
-    batch: &UpsertBatch,
+    batch: &Upsert<'_>,
     record_ids: &[Option<i64>],
     cap: u32,
 ) -> Result<(Vec<ErrorRow>, LinkCounts), WorkerError> {

@@ -16,7 +16,7 @@ mod upsert;
 
 use deadpool_postgres::Pool;
 use objectsync_infra::object_types;
-use objectsync_model::{Envelope, Identifiers, Job, RejectionCode};
+use objectsync_model::{BatchMeta, Identifiers, Job, RejectionCode};
 use serde_json::Value;
 
 pub(crate) use process::{mark_failed, record_attempt_error};
@@ -50,14 +50,6 @@ pub struct LinkCounts {
 pub struct ApplyConfig {
     /// Most linked records per associated type on one record.
     pub max_links_per_type: u32,
-}
-
-impl Default for ApplyConfig {
-    fn default() -> Self {
-        Self {
-            max_links_per_type: 10,
-        }
-    }
 }
 
 /// One stored rejection.
@@ -101,32 +93,31 @@ pub enum Handled {
     Orphan,
 }
 
-/// Applies `envelope` to the database; `delivery` counts from 1 and is
-/// recorded on the process.
+/// Applies `job`, the batch of process `meta.process_id`, to the database;
+/// `delivery` counts from 1 and is recorded on the process.
 pub async fn handle(
     pool: &Pool,
-    envelope: &Envelope,
+    meta: &BatchMeta,
+    job: &Job<'_>,
     delivery: u32,
     config: ApplyConfig,
 ) -> Result<Handled, WorkerError> {
     let mut client = pool.get().await?;
-    process::mark_started(&client, envelope, delivery).await?;
+    process::mark_started(&client, meta, delivery).await?;
     let tx = client.transaction().await?;
-    match process::lock(&tx, envelope).await? {
-        Some(status) if status == "completed" || status == "failed" => {
-            return Ok(Handled::AlreadyDone);
-        }
+    match process::lock(&tx, meta).await? {
+        Some(status) if status.is_final() => return Ok(Handled::AlreadyDone),
         Some(_) => {}
-        None => return process::missing(&tx, envelope).await,
+        None => return process::missing(&tx, meta).await,
     }
-    let name = envelope.object_type.as_str();
-    let Some(object_type) = object_types::find(&*tx, envelope.org_id, name).await? else {
+    let name = meta.object_type.as_str();
+    let Some(object_type) = object_types::find(&*tx, meta.org_id, name).await? else {
         return Err(WorkerError::Permanent(format!(
             "object type '{name}' no longer exists"
         )));
     };
-    let org = envelope.org_id;
-    let mut applied = match &envelope.job {
+    let org = meta.org_id;
+    let mut applied = match job {
         Job::Upsert(batch) => {
             let mut applied = upsert::apply(&tx, org, &object_type, batch).await?;
             if batch.records.iter().any(|r| !r.associations.is_empty()) {
@@ -150,8 +141,8 @@ pub async fn handle(
     };
     // Record rejections and link refusals, in request order.
     applied.errors.sort_by_key(|e| e.index);
-    process::write_errors(&tx, envelope, &applied.errors).await?;
-    process::complete(&tx, envelope, &applied.counts, delivery).await?;
+    process::write_errors(&tx, meta, &applied.errors).await?;
+    process::complete(&tx, meta, &applied.counts, delivery).await?;
     tx.commit().await?;
     Ok(Handled::Applied(applied.counts))
 }

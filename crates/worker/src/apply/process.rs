@@ -8,7 +8,7 @@
 
 use deadpool_postgres::Object;
 use deadpool_postgres::Transaction;
-use objectsync_model::Envelope;
+use objectsync_model::{BatchMeta, ProcessStatus};
 use tokio_postgres::GenericClient;
 
 use super::{Counts, ErrorRow};
@@ -18,7 +18,7 @@ use crate::error::WorkerError;
 /// (idempotent, so retries within one delivery do not count twice).
 pub(super) async fn mark_started(
     client: &Object,
-    envelope: &Envelope,
+    meta: &BatchMeta,
     delivery: u32,
 ) -> Result<(), WorkerError> {
     let stmt = client
@@ -34,8 +34,8 @@ pub(super) async fn mark_started(
         .execute(
             &stmt,
             &[
-                &envelope.org_id,
-                &envelope.process_id,
+                &meta.org_id,
+                &meta.process_id,
                 &i32::try_from(delivery).unwrap_or(i32::MAX),
             ],
         )
@@ -47,65 +47,48 @@ pub(super) async fn mark_started(
 /// `None` if no such process is visible.
 pub(super) async fn lock(
     tx: &Transaction<'_>,
-    envelope: &Envelope,
-) -> Result<Option<String>, WorkerError> {
+    meta: &BatchMeta,
+) -> Result<Option<ProcessStatus>, WorkerError> {
     let stmt = tx
         .prepare_cached(
             "select status::text from processes where org_id = $1 and id = $2 for update",
         )
         .await?;
     let row = tx
-        .query_opt(&stmt, &[&envelope.org_id, &envelope.process_id])
+        .query_opt(&stmt, &[&meta.org_id, &meta.process_id])
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    row.map(|r| {
+        r.get::<_, &str>(0)
+            .parse::<ProcessStatus>()
+            .map_err(WorkerError::Permanent)
+    })
+    .transpose()
 }
-
-/// How long a message may name a process that is not visible, when it does
-/// not say which transaction creates the process, before it is taken for
-/// one whose request was rolled back. Ingest's transactions cannot stay idle
-/// for more than 20 s, so a process appears well within this or never.
-const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What to do with a batch whose process row is not visible: wait while the
 /// transaction that creates it is still running; drop it once that
-/// transaction is known to have rolled back.
+/// transaction is known to have rolled back (its client got an error).
 pub(super) async fn missing(
     tx: &Transaction<'_>,
-    envelope: &Envelope,
+    meta: &BatchMeta,
 ) -> Result<super::Handled, WorkerError> {
-    let id = envelope.process_id;
-    let status: Option<String> = match envelope.xact_id {
-        Some(xact) => tx
-            .query_one(
-                "select pg_xact_status($1::text::xid8)",
-                &[&xact.to_string()],
-            )
-            .await?
-            .get(0),
-        None => {
-            let age = (chrono::Utc::now() - envelope.enqueued_at)
-                .to_std()
-                .unwrap_or_default();
-            Some(
-                if age < ORPHAN_GRACE {
-                    "in progress"
-                } else {
-                    "aborted"
-                }
-                .to_owned(),
-            )
-        }
-    };
+    let status: Option<String> = tx
+        .query_one(
+            "select pg_xact_status($1::text::xid8)",
+            &[&meta.xact_id.to_string()],
+        )
+        .await?
+        .get(0);
     match status.as_deref() {
         // Committed means it became visible after our lock query: look again.
-        Some("in progress" | "committed") => Err(WorkerError::NotYet(id)),
+        Some("in progress" | "committed") => Err(WorkerError::NotYet(meta.process_id)),
         _ => Ok(super::Handled::Orphan),
     }
 }
 
 pub(super) async fn write_errors(
     tx: &Transaction<'_>,
-    envelope: &Envelope,
+    meta: &BatchMeta,
     errors: &[ErrorRow],
 ) -> Result<(), WorkerError> {
     if errors.is_empty() {
@@ -128,8 +111,8 @@ pub(super) async fn write_errors(
     tx.execute(
         &stmt,
         &[
-            &envelope.org_id,
-            &envelope.process_id,
+            &meta.org_id,
+            &meta.process_id,
             &positions,
             &indexes,
             &identifiers,
@@ -143,7 +126,7 @@ pub(super) async fn write_errors(
 
 pub(super) async fn complete(
     tx: &Transaction<'_>,
-    envelope: &Envelope,
+    meta: &BatchMeta,
     counts: &Counts,
     delivery: u32,
 ) -> Result<(), WorkerError> {
@@ -171,8 +154,8 @@ pub(super) async fn complete(
     tx.execute(
         &stmt,
         &[
-            &envelope.org_id,
-            &envelope.process_id,
+            &meta.org_id,
+            &meta.process_id,
             &counts.processed,
             &counts.created,
             &counts.updated,

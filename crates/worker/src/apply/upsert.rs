@@ -16,13 +16,11 @@
 //! planner could turn into a scan of the whole table while its statistics lag
 //! behind a bulk load.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use deadpool_postgres::Transaction;
-use std::borrow::Cow;
-
 use objectsync_model::prepare::{Attributes, check_attributes};
-use objectsync_model::{ObjectType, RejectionCode, UpsertBatch};
+use objectsync_model::{ObjectType, RejectionCode, Upsert};
 use tokio_postgres::types::Json;
 
 use super::plan::{self, Candidate, Existing, Outcome, Rejection, Target};
@@ -96,7 +94,7 @@ async fn lock_named(
     tx: &Transaction<'_>,
     org_id: i64,
     type_id: i32,
-    batch: &UpsertBatch,
+    batch: &Upsert<'_>,
 ) -> Result<Existing, WorkerError> {
     let mut existing = Existing::default();
     let ids: Vec<i64> = batch
@@ -130,7 +128,7 @@ pub(crate) async fn apply(
     tx: &Transaction<'_>,
     org_id: i64,
     object_type: &ObjectType,
-    batch: &UpsertBatch,
+    batch: &Upsert<'_>,
 ) -> Result<Applied, WorkerError> {
     let type_id = object_type.id;
     let candidates: Vec<Candidate<'_>> = batch
@@ -196,17 +194,17 @@ pub(crate) async fn apply(
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let stripped: Vec<Attributes<'_>> = plan
+        let stripped: Vec<BTreeMap<&str, &serde_json::Value>> = plan
             .anonymous
             .iter()
             .map(|a| {
                 a.iter()
                     .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (*k, Cow::Borrowed(v.as_ref())))
+                    .map(|(k, v)| (*k, v))
                     .collect()
             })
             .collect();
-        let attrs = json_params(stripped.iter());
+        let attrs: Vec<Json<_>> = stripped.iter().map(Json).collect();
         let stmt = tx.prepare_cached(INSERT_ANONYMOUS).await?;
         tx.execute(&stmt, &[&org_id, &type_id, &anonymous_ids, &attrs])
             .await?;

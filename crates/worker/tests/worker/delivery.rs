@@ -3,14 +3,15 @@
 use std::time::Duration;
 
 use lapin::options::BasicGetOptions;
-use lapin::{Connection, ConnectionProperties};
-use objectsync_model::Envelope;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use objectsync_infra::message;
+use objectsync_model::Job;
 use objectsync_testkit::{TestApp, spawn_app_with};
-use objectsync_worker::apply::{self, Handled};
+use objectsync_worker::apply::{self, ApplyConfig, Handled};
 use serde_json::{Value, json};
 
 /// Takes the one message waiting in the batch queue, acknowledging it.
-async fn take_message(app: &TestApp) -> Vec<u8> {
+async fn take_message(app: &TestApp) -> (Vec<u8>, BasicProperties) {
     let conn = Connection::connect(&app.settings.amqp.url, ConnectionProperties::default())
         .await
         .unwrap();
@@ -23,9 +24,9 @@ async fn take_message(app: &TestApp) -> Vec<u8> {
         .await
         .unwrap()
         .expect("a message is waiting");
-    let data = msg.delivery.data.clone();
+    let taken = (msg.delivery.data.clone(), msg.delivery.properties.clone());
     let _ = conn.close(200, "OK".into()).await;
-    data
+    taken
 }
 
 async fn db_value(app: &TestApp, sql: &str) -> i64 {
@@ -48,9 +49,9 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
             ]),
         )
         .await;
-    let message = take_message(&app).await;
-    app.publish_raw(&message).await;
-    app.publish_raw(&message).await;
+    let (message, props) = take_message(&app).await;
+    app.publish_raw_with(&message, props.clone()).await;
+    app.publish_raw_with(&message, props.clone()).await;
     app.start_worker().await;
     let p = app.wait_for_process(&org, id).await;
     // Give the second copy time to be consumed too.
@@ -73,9 +74,13 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
     assert_eq!(app.queue_depth(&app.topology().dead_queue).await, 0);
 
     // And straight through the apply function: the second call is a no-op.
-    let envelope = Envelope::from_bytes(&message).unwrap();
+    let meta = message::read_meta(&props).unwrap();
+    let job = Job::decode(meta.kind, &message).unwrap();
+    let config = ApplyConfig {
+        max_links_per_type: 10,
+    };
     assert_eq!(
-        apply::handle(&app.pool, &envelope, 3, Default::default())
+        apply::handle(&app.pool, &meta, &job, 3, config)
             .await
             .unwrap(),
         Handled::AlreadyDone
@@ -197,17 +202,20 @@ async fn a_batch_whose_request_rolled_back_is_dropped() {
         .unwrap()
         .get(0);
     tx.rollback().await.unwrap();
-    let mut orphan = json!({
-        "v": objectsync_model::envelope::ENVELOPE_VERSION, "process_id": 424242, "org_id": org.id, "object_type": "vehicle",
-        "enqueued_at": chrono::Utc::now(), "xact_id": xact.parse::<u64>().unwrap(),
-        "job": {"upsert": {"records": [{"identifiers": {"ext_id": "ghost"}}]}}
-    });
-    app.publish_raw(orphan.to_string().as_bytes()).await;
-    // Without a transaction id, only age tells: an old message is dropped too.
-    orphan["process_id"] = json!(434343);
-    orphan.as_object_mut().unwrap().remove("xact_id");
-    orphan["enqueued_at"] = json!("2020-01-01T00:00:00Z");
-    app.publish_raw(orphan.to_string().as_bytes()).await;
+    let meta = objectsync_model::BatchMeta {
+        org_id: org.id,
+        process_id: 424_242,
+        kind: objectsync_model::ProcessKind::Upsert,
+        object_type: objectsync_model::ObjectTypeName::parse("vehicle").unwrap(),
+        xact_id: xact.parse().unwrap(),
+        enqueued_at: chrono::Utc::now(),
+        request_id: None,
+    };
+    app.publish_raw_with(
+        br#"{"records":[{"identifiers":{"ext_id":"ghost"}}]}"#,
+        BasicProperties::default().with_headers(message::headers(&meta)),
+    )
+    .await;
     // A real batch after them goes through.
     let p = app
         .upsert_and_wait(
@@ -274,4 +282,56 @@ async fn on_shutdown_a_batch_waiting_to_retry_is_handed_back_at_once() {
     app.start_worker().await;
     let p = app.wait_for_process(&org, id).await;
     assert_eq!(p["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_be_read_still_ends_its_process() {
+    let mut app = spawn_app_with(0, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    let mut cases = Vec::new();
+    for case in ["garbage", "truncated", "other version"] {
+        let id = app
+            .upsert_accepted(
+                &org,
+                "vehicle",
+                json!([{"identifiers": {"ext_id": "a"}, "attributes": {"name": "x"}}]),
+            )
+            .await;
+        let (body, props) = take_message(&app).await;
+        let (body, props) = match case {
+            "garbage" => (b"\x00\xffnot json at all".to_vec(), props),
+            "truncated" => (body[..body.len() / 2].to_vec(), props),
+            _ => {
+                let mut headers = props.headers().clone().unwrap_or_default();
+                headers.insert(
+                    objectsync_model::envelope::header::VERSION.into(),
+                    lapin::types::AMQPValue::LongLongInt(99),
+                );
+                (body, props.with_headers(headers))
+            }
+        };
+        cases.push((case, id, body, props));
+    }
+    // Published only now: taking a message must find the batch's own.
+    for (_, _, body, props) in &cases {
+        app.publish_raw_with(body, props.clone()).await;
+    }
+    app.start_worker().await;
+    for (case, id, _, _) in cases {
+        let p = app.wait_for_process(&org, id).await;
+        assert_eq!(p["status"], "failed", "{case}: {p}");
+        let error = p["info"]["error"].as_str().unwrap_or_default();
+        let expected = if case == "other version" {
+            "version 99"
+        } else {
+            "cannot be read"
+        };
+        assert!(error.contains(expected), "{case}: {error}");
+    }
+    assert_eq!(db_value(&app, "select count(*) from records").await, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.queue_depth(&app.topology().dead_queue).await < 3 {
+        assert!(std::time::Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

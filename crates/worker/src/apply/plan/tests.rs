@@ -1,5 +1,4 @@
 use super::*;
-use std::borrow::Cow;
 
 use serde_json::{Map, Value, json};
 
@@ -15,9 +14,7 @@ fn attrs(v: Value) -> Map<String, Value> {
 }
 
 fn borrowed(m: &Map<String, Value>) -> Attributes<'_> {
-    m.iter()
-        .map(|(k, v)| (k.as_str(), Cow::Borrowed(v)))
-        .collect()
+    m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
 }
 
 /// The attributes of a plan entry, as JSON.

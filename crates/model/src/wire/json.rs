@@ -1,0 +1,138 @@
+//! The two JSON shapes every part of a request is read through: a string
+//! borrowed from the body when it holds no escapes, and the entries of an
+//! object in order with duplicates kept, so that a repeated key is refused
+//! instead of silently overwritten (`serde_json::Value` keeps the last one,
+//! a derived struct refuses it: two readers, two verdicts).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A JSON string, borrowed from the input unless it had to be unescaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+/// The entries of a JSON object, in order, values unread.
+pub(crate) struct Entries<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> Visitor<'de> for EntriesVisitor {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    out.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(EntriesVisitor)
+    }
+}
+
+/// What went wrong reading a part of the body, without serde_json's
+/// position (which counts within the part, not the body, and so misleads).
+pub(crate) fn reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// `raw` is JSON `null`.
+pub(crate) fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+/// Reads `raw` as an object, values unread.
+pub(crate) fn object(raw: &RawValue) -> Result<Entries<'_>, serde_json::Error> {
+    serde_json::from_str(raw.get())
+}
+
+/// Reads `raw` as an array of values, unread.
+pub(crate) fn array(raw: &RawValue) -> Result<Vec<&RawValue>, serde_json::Error> {
+    serde_json::from_str(raw.get())
+}
+
+/// The first key that appears twice, if any.
+pub(crate) fn duplicate<'e>(entries: &'e Entries<'_>) -> Option<&'e str> {
+    let keys = &entries.0;
+    if keys.len() <= 8 {
+        for (i, (k, _)) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|(other, _)| other == k) {
+                return Some(k);
+            }
+        }
+        return None;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.iter()
+        .find(|(k, _)| !seen.insert(k.as_ref()))
+        .map(|(k, _)| k.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_keep_order_and_duplicates() {
+        let e: Entries<'_> = serde_json::from_str(r#"{"b":1,"a":[2],"b":null}"#).unwrap();
+        let keys: Vec<&str> = e.0.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["b", "a", "b"]);
+        assert_eq!(e.0[1].1.get(), "[2]");
+        assert_eq!(duplicate(&e), Some("b"));
+    }
+
+    #[test]
+    fn entries_refuse_arrays_and_bad_keys() {
+        assert!(serde_json::from_str::<Entries<'_>>("[1]").is_err());
+        assert!(serde_json::from_str::<Entries<'_>>(r#"{"a\ud800":1}"#).is_err());
+    }
+
+    #[test]
+    fn text_borrows_unless_escaped() {
+        let t: Text<'_> = serde_json::from_str(r#""plain""#).unwrap();
+        assert!(matches!(t.0, Cow::Borrowed("plain")));
+        let t: Text<'_> = serde_json::from_str(r#""a\nb""#).unwrap();
+        assert_eq!(t.0, "a\nb");
+        assert!(serde_json::from_str::<Text<'_>>(r#""a\ud800b""#).is_err());
+    }
+
+    #[test]
+    fn reasons_drop_the_position() {
+        let e = serde_json::from_str::<serde_json::Value>("1e400").unwrap_err();
+        assert_eq!(reason(&e), "number out of range");
+    }
+}

@@ -1,0 +1,141 @@
+//! Reading an upsert body: every request-level check of the contract, and
+//! the records as the worker applies them, from one function.
+//!
+//! Attribute values are kept as the raw JSON they arrived as. They are judged
+//! per record by the worker against the schema of the moment, so a bad value
+//! (of the wrong type, or one no JSON reader can hold: `1e400`, a lone
+//! surrogate, nesting past 128 levels) rejects its record, not the batch;
+//! keys the type does not define are never read at all.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+
+use super::identifiers::{associations, identifiers};
+use super::json::{Entries, duplicate, is_null, object, reason};
+use super::{AssociationIn, Identifiers};
+use crate::error::RequestError;
+use crate::limits::{MAX_ATTRIBUTES, MAX_RECORDS_PER_BATCH};
+
+/// One record of an upsert, shape-checked, borrowing from the body.
+#[derive(Debug, Clone)]
+pub struct RecordIn<'a> {
+    pub identifiers: Identifiers,
+    /// Attribute keys (each once) and their values as sent, in request order.
+    pub attributes: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub associations: Vec<AssociationIn>,
+}
+
+/// The body of `POST /v3/objects/{object_type}/batch/upsert`, accepted.
+#[derive(Debug, Clone)]
+pub struct Upsert<'a> {
+    pub records: Vec<RecordIn<'a>>,
+}
+
+/// The body as UTF-8, or the 400 for it.
+pub(crate) fn utf8(body: &[u8]) -> Result<&str, RequestError> {
+    std::str::from_utf8(body)
+        .map_err(|e| RequestError::bad_request(format!("the body is not valid UTF-8: {e}")))
+}
+
+/// The top-level object of a body, or the 400 for it.
+pub(crate) fn top_level(text: &str) -> Result<Entries<'_>, RequestError> {
+    serde_json::from_str::<Entries<'_>>(text).map_err(|e| {
+        if e.is_data() {
+            RequestError::bad_request("the body must be a JSON object")
+        } else {
+            RequestError::bad_request(format!("the body is not valid JSON: {e}"))
+        }
+    })
+}
+
+/// The member `name` of `entries`, refusing it twice; `null` counts as absent.
+pub(crate) fn member<'a>(
+    entries: &Entries<'a>,
+    name: &str,
+    twice: impl FnOnce() -> RequestError,
+) -> Result<Option<&'a RawValue>, RequestError> {
+    let mut found = entries.0.iter().filter(|(k, _)| k == name).map(|(_, v)| *v);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(twice());
+    }
+    Ok(first.filter(|v| !is_null(v)))
+}
+
+impl<'a> Upsert<'a> {
+    /// Reads a request body and applies every request-level check, in the
+    /// order the contract lists them. Ingest calls this to decide between a
+    /// 4xx and a 202, and the worker calls it on the same bytes to apply
+    /// them, so the two can never disagree.
+    pub fn decode(body: &'a [u8]) -> Result<Self, RequestError> {
+        let top = top_level(utf8(body)?)?;
+        let records = member(&top, "records", || {
+            RequestError::bad_request("the body has 'records' twice")
+        })?
+        .ok_or_else(|| RequestError::bad_request("the body must have a 'records' array"))?;
+        let items = super::json::array(records)
+            .map_err(|_| RequestError::bad_request("'records' must be an array"))?;
+        if items.is_empty() || items.len() > MAX_RECORDS_PER_BATCH {
+            return Err(RequestError::out_of_range(format!(
+                "'records' must hold 1 to {MAX_RECORDS_PER_BATCH} records, got {}",
+                items.len()
+            )));
+        }
+        let records = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| record(index, item))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { records })
+    }
+}
+
+fn record(index: usize, raw: &RawValue) -> Result<RecordIn<'_>, RequestError> {
+    let at = format!("records[{index}]");
+    let entries = object(raw).map_err(|e| {
+        if e.is_data() {
+            RequestError::invalid(format!("{at} must be a JSON object"))
+        } else {
+            RequestError::invalid(format!("{at} is not readable: {}", reason(&e)))
+        }
+    })?;
+    let twice = |name: &str| RequestError::invalid(format!("{at} has '{name}' twice"));
+    let raw_attributes = member(&entries, "attributes", || twice("attributes"))?;
+    let raw_associations = member(&entries, "associations", || twice("associations"))?;
+    let raw_identifiers = member(&entries, "identifiers", || twice("identifiers"))?;
+    let attributes = match raw_attributes {
+        None => Vec::new(),
+        Some(raw) => {
+            let attrs = object(raw).map_err(|e| {
+                if e.is_data() {
+                    RequestError::invalid(format!("{at}.attributes must be a JSON object"))
+                } else {
+                    RequestError::invalid(format!(
+                        "{at}.attributes is not readable: {}",
+                        reason(&e)
+                    ))
+                }
+            })?;
+            if attrs.0.len() > MAX_ATTRIBUTES {
+                return Err(RequestError::out_of_range(format!(
+                    "{at} has {} attributes; at most {MAX_ATTRIBUTES} are allowed",
+                    attrs.0.len()
+                )));
+            }
+            if let Some(key) = duplicate(&attrs) {
+                return Err(RequestError::invalid(format!(
+                    "{at}.attributes has '{key}' twice"
+                )));
+            }
+            attrs.0
+        }
+    };
+    let associations = associations(&at, raw_associations)?;
+    let identifiers = identifiers(&format!("{at}.identifiers"), raw_identifiers)?;
+    Ok(RecordIn {
+        identifiers,
+        attributes,
+        associations,
+    })
+}
