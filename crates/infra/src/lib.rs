@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod db;
+pub mod liveness;
 pub mod message;
 pub mod metrics;
 pub mod object_types;

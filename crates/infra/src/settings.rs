@@ -134,6 +134,13 @@ pub struct WorkerSettings {
     pub retry_budget_ms: u64,
     /// Seconds to let in-flight batches finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// A process still open this long after its last delivery (or its
+    /// acceptance, if never delivered) is reported as stale: logged once,
+    /// counted, listed by `admin stale-processes`.
+    pub stale_after_secs: u64,
+    /// A process still open this long after its last delivery is failed, so
+    /// that no process stays open forever; 0 never fails one.
+    pub fail_stale_after_secs: u64,
 }
 
 fn redact_url(url: &str) -> String {
@@ -178,7 +185,9 @@ impl Settings {
             .set_default("worker.prefetch", 4)?
             .set_default("worker.max_links_per_type", 10)?
             .set_default("worker.retry_budget_ms", 30_000)?
-            .set_default("worker.shutdown_grace_secs", 30)?;
+            .set_default("worker.shutdown_grace_secs", 30)?
+            .set_default("worker.stale_after_secs", 600)?
+            .set_default("worker.fail_stale_after_secs", 86_400)?;
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).required(true));
         }

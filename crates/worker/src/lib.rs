@@ -7,6 +7,7 @@ mod consumer;
 mod dead;
 pub mod error;
 mod headers;
+mod monitor;
 mod unreadable;
 
 use std::path::Path;
@@ -85,8 +86,10 @@ impl Worker {
             Err(e) => return Err(e.into()),
         }
         let tracker = tokio::spawn(dead::run(self.ctx.clone(), cancel.clone()));
+        let monitor = tokio::spawn(monitor::run(self.ctx.clone(), cancel.clone()));
         consumer::run(self.ctx.clone(), cancel.clone()).await;
         let _ = tracker.await;
+        let _ = monitor.await;
         self.ctx.broker.close().await;
         http_stop.cancel();
         let _ = http.await;

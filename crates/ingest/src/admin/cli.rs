@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use objectsync_infra::{Settings, db};
+use objectsync_infra::{Settings, db, liveness};
 use objectsync_model::{
     AttributeDef, AttributeKey, AttributeType, CategoryOption, DefinitionInput, FieldError,
     ObjectTypeName,
@@ -59,6 +59,16 @@ pub enum AdminCommand {
         #[arg(long)]
         org: i64,
     },
+    /// Print the processes still open with no delivery for a while
+    /// (default: `worker.stale_after_secs`, 10 minutes), oldest first.
+    StaleProcesses {
+        /// Seconds without a delivery.
+        #[arg(long, value_name = "SECS")]
+        older_than: Option<u64>,
+        /// Most processes printed.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +77,8 @@ pub enum CliError {
     Db(#[from] db::DbError),
     #[error(transparent)]
     Admin(#[from] AdminError),
+    #[error("database: {}", db::describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Usage(String),
 }
@@ -169,6 +181,12 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
             };
             let stored = service::put_object_type(&mut client, org, &name, input).await?;
             service::definition_json(&stored)
+        }
+        AdminCommand::StaleProcesses { older_than, limit } => {
+            let after = older_than.unwrap_or(settings.worker.stale_after_secs);
+            let stale =
+                liveness::list(&client, std::time::Duration::from_secs(after), limit).await?;
+            json!(stale)
         }
         AdminCommand::ListTypes { org } => Value::Array(
             service::list_object_types(&client, org)

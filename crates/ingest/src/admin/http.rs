@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/admin/organizations/{org_id}/objects/{object_type}",
             put(put_object),
         )
+        .route("/admin/processes/stale", get(stale_processes))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -136,4 +137,24 @@ async fn list_objects(
     Ok(Json(Value::Array(
         types.iter().map(service::definition_json).collect(),
     )))
+}
+
+/// `GET /admin/processes/stale?older_than=SECS&limit=N`: open processes with
+/// no delivery for `older_than` seconds (default 600), oldest first.
+async fn stale_processes(
+    State(state): State<AppState>,
+    params: crate::api::Params,
+) -> ApiResult<Json<Value>> {
+    let after = params.int(
+        "older_than",
+        Some(600),
+        0,
+        i64::from(u32::MAX),
+        ApiCode::OutOfRange,
+    )?;
+    let limit = params.int("limit", Some(100), 1, 1000, ApiCode::OutOfRange)?;
+    let client = state.pool.get().await?;
+    let secs = std::time::Duration::from_secs(u64::try_from(after).unwrap_or(0));
+    let stale = objectsync_infra::liveness::list(&**client, secs, limit).await?;
+    Ok(Json(json!(stale)))
 }

@@ -26,7 +26,8 @@ pub(super) async fn mark_started(
             "update processes
                 set status = 'in_process',
                     started_at = coalesce(started_at, clock_timestamp()),
-                    deliveries = greatest(deliveries, $3)
+                    deliveries = greatest(deliveries, $3),
+                    last_delivery_at = clock_timestamp()
               where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
         )
         .await?;

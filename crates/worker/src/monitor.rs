@@ -1,0 +1,102 @@
+//! The stale-process monitor: every worker runs it, one at a time does the
+//! reporting (under an advisory lock), all of them export the gauge.
+//!
+//! A process stale for `worker.stale_after_secs` (default 10 minutes without
+//! a delivery) is logged once and counted; one stale for
+//! `worker.fail_stale_after_secs` (default 24 hours) is failed. Stale
+//! processes are not failed sooner because a backlog, or workers stopped for
+//! maintenance, also leaves processes undelivered for a while, and those
+//! batches are still on the queue and will be applied: failing them would
+//! make their producers send again what was never lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use objectsync_infra::liveness;
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::Ctx;
+use crate::error::WorkerError;
+
+/// Key of the advisory lock one monitor holds per sweep ("objmon").
+const MONITOR_LOCK: i64 = 0x006f_626a_6d6f_6e00;
+
+/// Sweeps until `cancel` fires.
+pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
+    let stale_after = Duration::from_secs(ctx.settings.stale_after_secs.max(1));
+    let every = (stale_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = sweep(&ctx, stale_after).await {
+            tracing::debug!(error = %e, "stale-process sweep skipped");
+        }
+    }
+}
+
+async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
+    let mut client = ctx.pool.get().await?;
+    let open = liveness::count(&**client, stale_after).await?;
+    metrics::gauge!("objectsync_processes_stale").set(open as f64);
+    let tx = client.transaction().await?;
+    let locked: bool = tx
+        .query_one("select pg_try_advisory_xact_lock($1)", &[&MONITOR_LOCK])
+        .await?
+        .get(0);
+    if !locked {
+        return Ok(());
+    }
+    for p in liveness::mark_newly_stale(&*tx, stale_after).await? {
+        metrics::counter!("objectsync_processes_stale_total").increment(1);
+        tracing::warn!(
+            org_id = p.org_id,
+            process_id = p.id,
+            status = %p.status,
+            deliveries = p.deliveries,
+            created_at = %p.created_at,
+            last_delivery_at = ?p.last_delivery_at,
+            last_error = ?p.last_error,
+            "process open with no delivery for {}s; list them with `objectsync-ingest admin stale-processes`",
+            stale_after.as_secs()
+        );
+    }
+    let fail_after = ctx.settings.fail_stale_after_secs;
+    if fail_after > 0 {
+        let reason = format!(
+            "no worker applied the batch within {} after its last delivery; its message \
+             was lost or never consumed, so send the batch again",
+            human(fail_after)
+        );
+        let failed = liveness::fail_stale(&*tx, Duration::from_secs(fail_after), &reason).await?;
+        for p in &failed {
+            tracing::error!(org_id = p.org_id, process_id = p.id, %reason, "stale process failed");
+        }
+        if !failed.is_empty() {
+            metrics::counter!("objectsync_processes_failed_total", "reason" => "stale")
+                .increment(failed.len() as u64);
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `86400` → "24 h", `600` → "10 min", `45` → "45 s".
+fn human(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(super::human(86_400), "24 h");
+        assert_eq!(super::human(600), "10 min");
+        assert_eq!(super::human(45), "45 s");
+    }
+}
