@@ -12,6 +12,8 @@ mod delete;
 mod links;
 mod plan;
 mod process;
+#[cfg(test)]
+mod proptests;
 mod upsert;
 
 use deadpool_postgres::Pool;

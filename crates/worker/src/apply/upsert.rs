@@ -123,15 +123,13 @@ async fn lock_named(
     Ok(existing)
 }
 
-/// Applies `batch` inside `tx` and reports each record's outcome.
-pub(crate) async fn apply(
-    tx: &Transaction<'_>,
-    org_id: i64,
+/// Each record of `batch` with its attributes judged against the type: what
+/// the planner takes.
+pub(crate) fn candidates<'r>(
     object_type: &ObjectType,
-    batch: &Upsert<'_>,
-) -> Result<Applied, WorkerError> {
-    let type_id = object_type.id;
-    let candidates: Vec<Candidate<'_>> = batch
+    batch: &'r Upsert<'_>,
+) -> Vec<Candidate<'r>> {
+    batch
         .records
         .iter()
         .map(|r| Candidate {
@@ -141,7 +139,18 @@ pub(crate) async fn apply(
                 message: e.to_string(),
             }),
         })
-        .collect();
+        .collect()
+}
+
+/// Applies `batch` inside `tx` and reports each record's outcome.
+pub(crate) async fn apply(
+    tx: &Transaction<'_>,
+    org_id: i64,
+    object_type: &ObjectType,
+    batch: &Upsert<'_>,
+) -> Result<Applied, WorkerError> {
+    let type_id = object_type.id;
+    let candidates = candidates(object_type, batch);
     let existing = lock_named(tx, org_id, type_id, batch).await?;
     let plan = plan::plan(candidates, &existing, object_type.name.as_str());
 
