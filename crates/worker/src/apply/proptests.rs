@@ -196,7 +196,7 @@ fn identifiers() -> impl Strategy<Value = J> {
     ];
     prop_oneof![
         1 => Just(J::Null),
-        12 => (prop::option::of(id.clone()), prop::option::of(ext.clone())).prop_map(|(i, e)| {
+        12 => (prop::option::of(id), prop::option::of(ext.clone())).prop_map(|(i, e)| {
             let mut entries = Vec::new();
             if let Some(i) = i {
                 entries.push(("id".to_owned(), i));
