@@ -122,7 +122,7 @@ pub(super) async fn errors(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     let id = process_id(&raw)?;
-    let limit = params.int("limit", Some(50), 1, 1000, ApiCode::InvalidParameter)?;
+    let limit = params.int("limit", Some(50), 1, 1000, ApiCode::OutOfRange)?;
     let offset = params.int("offset", Some(0), 0, i64::MAX, ApiCode::InvalidParameter)?;
     let client = state.pool.get().await?;
     let exists = client

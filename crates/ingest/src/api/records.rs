@@ -47,7 +47,7 @@ pub(super) async fn list(
     Path(name): Path<String>,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    let limit = params.int("limit", None, 1, 1000, ApiCode::InvalidParameter)?;
+    let limit = params.int("limit", None, 1, 1000, ApiCode::OutOfRange)?;
     let page = params.int(
         "page_num",
         None,

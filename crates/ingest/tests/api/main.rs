@@ -4,6 +4,7 @@
 mod admin;
 mod associations;
 mod auth;
+mod corpus;
 mod delete;
 mod idempotency;
 mod ops;

@@ -59,7 +59,7 @@ async fn bad_parameters_and_unknown_types() {
         ("?limit=10", "missing_parameter"),
         ("?page_num=1", "missing_parameter"),
         ("?limit=0&page_num=1", "invalid_parameter"),
-        ("?limit=1001&page_num=1", "invalid_parameter"),
+        ("?limit=1001&page_num=1", "out_of_range"),
         ("?limit=10&page_num=0", "invalid_parameter"),
         ("?limit=x&page_num=1", "invalid_parameter"),
         ("?limit=10&page_num=1&sort=up", "invalid_parameter"),
