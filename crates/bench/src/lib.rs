@@ -1,12 +1,19 @@
 //! `objectsync-bench`: measures, in one run on one machine, the raw
 //! database ceiling, a naive baseline, the whole system end to end, ingest
-//! alone, a lone batch on an idle system, and the memory of each process.
-//! Everything runs against the local PostgreSQL and RabbitMQ in a database
-//! and queues of its own, removed afterwards.
+//! alone, a lone batch on an idle system, and the memory of each process
+//! (stages 1–6, on a table of a few hundred thousand records); then, on a
+//! table of millions (its own object type, `big`), the load, random-key
+//! updates against the raw ceiling for the same updates on that same table,
+//! the read endpoints on stale statistics and after `ANALYZE`, and the bytes
+//! each row takes — figures that a small table flatters. Either part can run
+//! alone (`Stages`). Everything runs against the local PostgreSQL and
+//! RabbitMQ in a database and queues of its own, removed afterwards.
 
 mod data;
+mod large;
 mod load;
 mod raw;
+mod reads;
 mod report;
 mod system;
 
@@ -20,11 +27,22 @@ use objectsync_ingest::admin::service;
 use objectsync_model::DefinitionInput;
 use objectsync_testkit::Sandbox;
 
-pub use report::Figures;
+pub use report::{Figures, LargeFigures, Latency, ReadFigures};
+
+/// Which stages run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stages {
+    All,
+    /// Stages 1–6 only.
+    SkipLarge,
+    /// The large-table stage only: it is the slow one to iterate on.
+    OnlyLarge,
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
+    pub stages: Stages,
     pub records: usize,
     pub workers: usize,
     pub producers: usize,
@@ -33,6 +51,10 @@ pub struct Options {
     /// Seconds of each ingest-alone run.
     pub ingest_secs: u64,
     pub lone_batches: usize,
+    /// Records loaded into the large table.
+    pub large_records: usize,
+    /// Random-key updates on the large table.
+    pub large_updates: usize,
 }
 
 const ADMIN_TOKEN: &str = "bench-admin-token";
@@ -65,11 +87,11 @@ async fn quiesce(pool: &deadpool_postgres::Pool) {
     }
 }
 
-/// Runs every stage and returns the figures.
+/// Runs the chosen stages and returns the figures.
 pub async fn run(opts: &Options) -> Result<Figures, String> {
     let sandbox = Sandbox::create("bench").await;
-    let pool = &sandbox.pool;
     let mut f = Figures {
+        small_stages: opts.stages != Stages::OnlyLarge,
         records: opts.records,
         workers: opts.workers,
         producers: opts.producers,
@@ -77,20 +99,48 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
         ..Figures::default()
     };
 
-    let key = {
+    let (org, big_type_id) = {
         let mut client = objectsync_infra::db::connect(&sandbox.settings.database.url)
             .await
             .map_err(|e| e.to_string())?;
         let org = service::create_org(&mut client, "bench", true)
             .await
             .map_err(|e| e.to_string())?;
-        let def = DefinitionInput::from_json(&data::definition()).map_err(|e| e.to_string())?;
-        service::put_object_type(&mut client, org.id, "item", def)
-            .await
-            .map_err(|e| e.to_string())?;
-        org.api_key
+        let mut type_id = 0;
+        for name in ["item", large::OBJECT_TYPE] {
+            let def = DefinitionInput::from_json(&data::definition()).map_err(|e| e.to_string())?;
+            type_id = service::put_object_type(&mut client, org.id, name, def)
+                .await
+                .map_err(|e| e.to_string())?
+                .id;
+        }
+        (org, type_id)
     };
 
+    if f.small_stages {
+        small_stages(&sandbox, &org.api_key, opts, &mut f).await?;
+    }
+    if opts.stages != Stages::SkipLarge {
+        let target = large::Target {
+            key: &org.api_key,
+            org_id: org.id,
+            type_id: big_type_id,
+        };
+        f.large = Some(large::run(&sandbox.settings, &sandbox.pool, &target, opts).await?);
+    }
+    progress("cleaning up");
+    f.finish();
+    Ok(f)
+}
+
+/// Stages 1–6, into `f`.
+async fn small_stages(
+    sandbox: &Sandbox,
+    key: &str,
+    opts: &Options,
+    f: &mut Figures,
+) -> Result<(), String> {
+    let pool = &sandbox.pool;
     // 1–2. The database alone.
     raw::prepare(pool).await?;
     let n = opts.records;
@@ -139,7 +189,7 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
             opts.producers
         ));
         let t0 = Utc::now();
-        let posted = load::post_all(&client, &url, &key, bodies, opts.producers).await?;
+        let posted = load::post_all(&client, &url, key, bodies, opts.producers).await?;
         let done = load::wait_completed(pool, &posted.process_ids, label).await?;
         let secs = (done - t0).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
         let column = if version == 1 {
@@ -176,7 +226,7 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     quiesce(pool).await;
     let bodies = Arc::new(data::bodies("alone", 0, 100 * data::BATCH, 1));
     let window = Duration::from_secs(opts.ingest_secs);
-    let flat = load::post_for(&client, &url, &key, bodies.clone(), opts.producers, window).await?;
+    let flat = load::post_for(&client, &url, key, bodies.clone(), opts.producers, window).await?;
     f.ingest_batches_per_s = flat.process_ids.len() as f64 / flat.elapsed.as_secs_f64();
     f.ingest_p50_ms = load::percentile(&flat.latencies_ms, 0.5);
     f.ingest_p99_ms = load::percentile(&flat.latencies_ms, 0.99);
@@ -192,7 +242,7 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     let half = load::post_at_rate(
         &client,
         &url,
-        &key,
+        key,
         bodies,
         f.ingest_batches_per_s / 2.0,
         window,
@@ -212,7 +262,7 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     let mut lone = Vec::new();
     for i in 0..opts.lone_batches {
         let body = data::bodies("lone", i * data::BATCH, data::BATCH, 1).remove(0);
-        let posted = load::post_all(&client, &url, &key, Arc::new(vec![body]), 1).await?;
+        let posted = load::post_all(&client, &url, key, Arc::new(vec![body]), 1).await?;
         let accepted = Utc::now();
         let done = load::wait_completed(pool, &posted.process_ids, "lone batch").await?;
         lone.push(((done - accepted).num_microseconds().unwrap_or(0).max(0)) as f64 / 1000.0);
@@ -230,9 +280,8 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     let stopping = Instant::now();
     system.stop().await;
     progress(&format!(
-        "stopped in {:.1} s; cleaning up",
+        "stopped in {:.1} s",
         stopping.elapsed().as_secs_f64()
     ));
-    f.finish();
-    Ok(f)
+    Ok(())
 }

@@ -1,12 +1,14 @@
-//! `objectsync-bench`: see the crate docs. `--quick` finishes in under a
-//! minute; `--json` adds one JSON object with every figure as the last line.
+//! `objectsync-bench`: see the crate docs. `--quick` runs every stage small
+//! (a minute or two, most of it the large-table stage); `--json` adds one JSON
+//! object with every figure as the last line; `--only-large` and
+//! `--skip-large` run one part.
 //! Its hidden `ingest` and `worker` modes are how it runs the services as
 //! separate processes.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use objectsync_bench::Options;
+use objectsync_bench::{Options, Stages};
 
 #[derive(Parser)]
 #[command(
@@ -28,9 +30,22 @@ struct Cli {
     /// Connections of the raw-ceiling and naive stages.
     #[arg(long, default_value_t = 4)]
     connections: usize,
-    /// A short run (20,000 records, shorter ingest runs): under a minute.
+    /// A short run (20,000 records, shorter ingest runs, a 200,000-record
+    /// large table with 50,000 updates).
     #[arg(long)]
     quick: bool,
+    /// Records loaded into the large table [default: 3,000,000; 200,000 with --quick].
+    #[arg(long)]
+    large_records: Option<usize>,
+    /// Random-key updates on the large table [default: 500,000; 50,000 with --quick].
+    #[arg(long)]
+    large_updates: Option<usize>,
+    /// Run only the large-table stage.
+    #[arg(long, conflicts_with = "skip_large")]
+    only_large: bool,
+    /// Run every stage but the large-table one.
+    #[arg(long)]
+    skip_large: bool,
     /// Print every figure as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -60,6 +75,11 @@ async fn main() -> ExitCode {
         None => {}
     }
     let opts = Options {
+        stages: match (cli.only_large, cli.skip_large) {
+            (true, _) => Stages::OnlyLarge,
+            (_, true) => Stages::SkipLarge,
+            _ => Stages::All,
+        },
         records: if cli.quick {
             20_000
         } else {
@@ -70,6 +90,14 @@ async fn main() -> ExitCode {
         connections: cli.connections.max(1),
         ingest_secs: if cli.quick { 3 } else { 5 },
         lone_batches: if cli.quick { 5 } else { 15 },
+        large_records: cli
+            .large_records
+            .unwrap_or(if cli.quick { 200_000 } else { 3_000_000 })
+            .max(1000),
+        large_updates: cli
+            .large_updates
+            .unwrap_or(if cli.quick { 50_000 } else { 500_000 })
+            .max(1),
     };
     match objectsync_bench::run(&opts).await {
         Ok(figures) => {

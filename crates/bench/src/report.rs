@@ -1,9 +1,18 @@
-//! The figures, as a table and as one JSON object.
+//! The figures, as a table and as one JSON object; each shows only the
+//! stages that ran.
+
+mod large;
 
 use serde_json::json;
 
+pub use large::{LargeFigures, Latency, ReadFigures};
+
 #[derive(Debug, Default, Clone)]
 pub struct Figures {
+    /// Whether stages 1–6 ran (their figures are zero otherwise).
+    pub small_stages: bool,
+    /// The large-table stage, when it ran.
+    pub large: Option<LargeFigures>,
     pub records: usize,
     pub workers: usize,
     pub producers: usize,
@@ -40,11 +49,30 @@ impl Figures {
         self.e2e_update_ratio = ratio(self.e2e_update_rps, self.raw_update_rps);
         self.e2e_insert_vs_naive = ratio(self.e2e_insert_rps, self.naive_insert_rps);
         self.e2e_update_vs_naive = ratio(self.e2e_update_rps, self.naive_update_rps);
+        if let Some(l) = &mut self.large {
+            l.update_ratio = ratio(l.update_rps, l.raw_update_rps);
+            l.update_vs_small = self
+                .small_stages
+                .then(|| ratio(l.update_rps, self.e2e_update_rps));
+        }
     }
 
     /// A Markdown table of every figure, with the targets beside them.
     pub fn table(&self) -> String {
         let mut t = String::new();
+        if self.small_stages {
+            self.small_rows(&mut t);
+        }
+        if let Some(l) = &self.large {
+            for [what, value, target] in l.rows(self.workers, self.producers, self.connections) {
+                t.push_str(&format!("| {what} | {value} | {target} |\n"));
+            }
+        }
+        format!("| figure | value | target |\n|---|---|---|\n{t}")
+    }
+
+    /// The rows of stages 1–6.
+    fn small_rows(&self, t: &mut String) {
         let mut row = |what: &str, value: String, target: &str| {
             t.push_str(&format!("| {what} | {value} | {target} |\n"));
         };
@@ -143,15 +171,27 @@ impl Figures {
             format!("{:.0} MB", self.worker_rss_mb),
             "≤ 150 MB",
         );
-        format!("| figure | value | target |\n|---|---|---|\n{t}")
     }
 
-    /// One JSON object with every figure.
+    /// One JSON object with every figure of the stages that ran.
     pub fn json(&self) -> String {
+        let mut o = serde_json::Map::new();
+        o.insert("workers".into(), json!(self.workers));
+        o.insert("producers".into(), json!(self.producers));
+        if self.small_stages
+            && let serde_json::Value::Object(small) = self.small_json()
+        {
+            o.extend(small);
+        }
+        if let Some(l) = &self.large {
+            l.add_json(&mut o);
+        }
+        serde_json::Value::Object(o).to_string()
+    }
+
+    fn small_json(&self) -> serde_json::Value {
         json!({
             "records": self.records,
-            "workers": self.workers,
-            "producers": self.producers,
             "raw_insert_rps": self.raw_insert_rps.round(),
             "raw_update_rps": self.raw_update_rps.round(),
             "naive_insert_rps": self.naive_insert_rps.round(),
@@ -172,6 +212,5 @@ impl Figures {
             "ingest_rss_mb": self.ingest_rss_mb.round(),
             "worker_rss_mb": self.worker_rss_mb.round(),
         })
-        .to_string()
     }
 }
