@@ -5,6 +5,7 @@ mod admin;
 mod associations;
 mod auth;
 mod corpus;
+mod dashboards;
 mod delete;
 mod idempotency;
 mod ops;
