@@ -100,13 +100,11 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     };
 
     let (org, big_type_id) = {
-        let mut client = objectsync_infra::db::connect(&sandbox.settings.database.url)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut client = sandbox.pool.get().await.map_err(|e| e.to_string())?;
         let org = service::create_org(&mut client, "bench", true)
             .await
             .map_err(|e| e.to_string())?;
-        let mut type_id = 0;
+        let mut type_id = objectsync_model::TypeId(0);
         for name in ["item", large::OBJECT_TYPE] {
             let def = DefinitionInput::from_json(&data::definition()).map_err(|e| e.to_string())?;
             type_id = service::put_object_type(&mut client, org.id, name, def)
@@ -123,8 +121,8 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     if opts.stages != Stages::SkipLarge {
         let target = large::Target {
             key: &org.api_key,
-            org_id: org.id,
-            type_id: big_type_id,
+            org_id: org.id.get(),
+            type_id: big_type_id.get(),
         };
         f.large = Some(large::run(&sandbox.settings, &sandbox.pool, &target, opts).await?);
     }

@@ -1,5 +1,5 @@
-//! PostgreSQL: the connection pool, the migrations, and the question every
-//! caller needs answered about a database error — is it worth retrying?
+//! PostgreSQL: the connection pool and the migrations. Every statement of
+//! the service itself lives in `objectsync-store`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,7 +25,7 @@ pub enum DbError {
     Url(#[source] tokio_postgres::Error),
     #[error("could not build the connection pool: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
-    #[error(transparent)]
+    #[error("database: {}", objectsync_store::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
@@ -184,59 +184,5 @@ pub async fn ping(pool: &Pool) -> bool {
     match pool.get().await {
         Ok(client) => client.simple_query("select 1").await.is_ok(),
         Err(_) => false,
-    }
-}
-
-/// A PostgreSQL error with its cause: `tokio_postgres::Error` displays only
-/// "db error" and keeps the server's message in its source.
-pub fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => match std::error::Error::source(error) {
-            Some(source) => format!("{error}: {source}"),
-            None => error.to_string(),
-        },
-    }
-}
-
-/// A pool error with the database's cause, when there is one.
-pub fn describe_pool(error: &deadpool_postgres::PoolError) -> String {
-    match error {
-        deadpool_postgres::PoolError::Backend(e) => describe(e),
-        other => other.to_string(),
-    }
-}
-
-/// Whether a PostgreSQL error is worth retrying: the connection broke, the
-/// server is shutting down or overloaded, or the transaction lost a race
-/// (serialization failure, deadlock, a unique key taken concurrently).
-pub fn is_transient(error: &tokio_postgres::Error) -> bool {
-    let Some(code) = error.code() else {
-        // No SQLSTATE: an I/O or protocol error, i.e. the connection.
-        return true;
-    };
-    let class = &code.code()[..2];
-    matches!(
-        class,
-        "08" // connection exception
-        | "53" // insufficient resources
-        | "57" // operator intervention (admin shutdown, cancel)
-        | "58" // system error
-    ) || [
-        SqlState::T_R_SERIALIZATION_FAILURE,
-        SqlState::T_R_DEADLOCK_DETECTED,
-        SqlState::LOCK_NOT_AVAILABLE,
-        SqlState::UNIQUE_VIOLATION,
-    ]
-    .contains(code)
-}
-
-/// Whether a pool error means the database is unreachable (always transient).
-pub fn pool_error_is_transient(error: &deadpool_postgres::PoolError) -> bool {
-    use deadpool_postgres::PoolError;
-    match error {
-        PoolError::Backend(e) => is_transient(e),
-        PoolError::Timeout(_) | PoolError::PostCreateHook(_) => true,
-        PoolError::Closed | PoolError::NoRuntimeSpecified => false,
     }
 }

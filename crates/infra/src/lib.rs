@@ -4,10 +4,8 @@
 
 pub mod amqp;
 pub mod db;
-pub mod liveness;
 pub mod message;
 pub mod metrics;
-pub mod object_types;
 pub mod ops;
 pub mod settings;
 pub mod shutdown;

@@ -48,8 +48,8 @@ mod tests {
     #[test]
     fn metadata_round_trips_through_a_field_table() {
         let meta = BatchMeta {
-            org_id: 1,
-            process_id: 2,
+            org_id: objectsync_model::OrgId(1),
+            process_id: objectsync_model::ProcessId(2),
             kind: ProcessKind::Upsert,
             object_type: ObjectTypeName::parse("garage").unwrap(),
             xact_id: 99,

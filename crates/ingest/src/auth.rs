@@ -6,7 +6,8 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use objectsync_model::ApiCode;
+use objectsync_model::{ApiCode, OrgId};
+use objectsync_store::organizations;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -41,7 +42,7 @@ pub fn secrets_match(given: &str, expected: &str) -> bool {
 /// `api-key` header and allowed to use custom objects.
 #[derive(Debug, Clone, Copy)]
 pub struct Org {
-    pub id: i64,
+    pub id: OrgId,
 }
 
 impl FromRequestParts<AppState> for Org {
@@ -55,25 +56,17 @@ impl FromRequestParts<AppState> for Org {
         };
         let key = key.to_str().unwrap_or_default();
         let client = state.pool.get().await?;
-        let row = client
-            .query_opt(
-                "select o.id, o.custom_objects_enabled
-                   from api_keys k
-                   join organizations o on o.id = k.org_id
-                  where k.key_hash = $1",
-                &[&hash_key(key)],
-            )
-            .await?;
-        let Some(row) = row else {
+        let Some((id, enabled)) = organizations::by_key(&client, &hash_key(key)).await? else {
             return Err(ApiError::unauthorized("Key not found"));
         };
-        if !row.get::<_, bool>(1) {
+        crate::trace::record_org(id);
+        if !enabled {
             return Err(ApiError::new(
                 ApiCode::PermissionDenied,
                 "Custom objects are not available on this account",
             ));
         }
-        Ok(Self { id: row.get(0) })
+        Ok(Self { id })
     }
 }
 

@@ -8,8 +8,10 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use objectsync_model::{ApiCode, RequestError};
-use serde_json::json;
 
+use objectsync_store::{ErrorKind, StoreError};
+
+use crate::api::ErrorBody;
 use crate::publisher::PublishError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,29 +61,27 @@ impl From<RequestError> for ApiError {
     }
 }
 
-impl From<tokio_postgres::Error> for ApiError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        let described = format!("database: {}", objectsync_infra::db::describe(&e));
-        Self::internal(&described, objectsync_infra::db::is_transient(&e))
+/// Database failures, mapped once by kind: unavailable (503, retry),
+/// a constraint the request ran into (409), anything else (500).
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e.kind() {
+            ErrorKind::Transient => Self::internal(&e, true),
+            ErrorKind::Conflict => {
+                tracing::warn!(error = %e, "request ran into a constraint");
+                Self::new(
+                    ApiCode::Conflict,
+                    "The request conflicts with the current state; retry or change it",
+                )
+            }
+            ErrorKind::Permanent => Self::internal(&e, false),
+        }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        let described = format!("database: {}", objectsync_infra::db::describe_pool(&e));
-        Self::internal(
-            &described,
-            objectsync_infra::db::pool_error_is_transient(&e),
-        )
-    }
-}
-
-impl From<objectsync_infra::object_types::ObjectTypeError> for ApiError {
-    fn from(e: objectsync_infra::object_types::ObjectTypeError) -> Self {
-        match e {
-            objectsync_infra::object_types::ObjectTypeError::Postgres(e) => e.into(),
-            other => Self::internal(&other, false),
-        }
+        StoreError::from(e).into()
     }
 }
 
@@ -101,7 +101,10 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (
             status,
-            Json(json!({"code": self.code, "message": self.message})),
+            Json(ErrorBody {
+                code: self.code,
+                message: self.message,
+            }),
         )
             .into_response()
     }

@@ -2,25 +2,13 @@
 //! answers the process of the first request and queues nothing new; the same
 //! key with another request is a 422.
 //!
-//! The key is claimed in the transaction that creates the process, so two
-//! identical requests racing each other serialize on the key's row: the
-//! second waits for the first to commit (or roll back) and then sees it.
+//! The key is claimed in the transaction that creates the process (see
+//! `objectsync_store::idempotency`); this module checks the header and says
+//! what makes two requests the same.
 
 use objectsync_model::limits::MAX_IDEMPOTENCY_KEY_CHARS;
 use objectsync_model::{ApiCode, Job, ObjectTypeName, RequestError};
 use sha2::{Digest, Sha256};
-use tokio_postgres::GenericClient;
-
-/// How a request stands against its key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Claim {
-    /// First use of the key (or first in 24 hours): go on.
-    Fresh,
-    /// The same request was accepted before as this process.
-    Replay(i64),
-    /// The key was used for a different request.
-    Conflict,
-}
 
 /// Checks the header's value.
 pub fn check_key(raw: &str) -> Result<&str, RequestError> {
@@ -48,60 +36,12 @@ pub(crate) fn request_hash(object_type: &ObjectTypeName, job: &Job<'_>) -> Vec<u
     hasher.finalize().to_vec()
 }
 
-/// Claims `key` for `process_id`, inside the caller's transaction.
-pub(crate) async fn claim(
-    tx: &impl GenericClient,
-    org_id: i64,
-    key: &str,
-    hash: &[u8],
-    process_id: i64,
-) -> Result<Claim, tokio_postgres::Error> {
-    let claimed = tx
-        .query_opt(
-            "insert into idempotency_keys (org_id, key, request_hash, process_id)
-             values ($1, $2, $3, $4)
-             on conflict (org_id, key) do update
-                set request_hash = excluded.request_hash,
-                    process_id = excluded.process_id,
-                    created_at = now()
-              where idempotency_keys.created_at < now() - interval '24 hours'
-             returning process_id",
-            &[&org_id, &key, &hash, &process_id],
-        )
-        .await?;
-    if claimed.is_some() {
-        return Ok(Claim::Fresh);
-    }
-    let row = tx
-        .query_one(
-            "select request_hash, process_id from idempotency_keys where org_id = $1 and key = $2",
-            &[&org_id, &key],
-        )
-        .await?;
-    let (stored, previous): (Vec<u8>, i64) = (row.get(0), row.get(1));
-    Ok(if stored == hash {
-        Claim::Replay(previous)
-    } else {
-        Claim::Conflict
-    })
-}
-
 /// The 422 for a key reused with another request.
 pub(crate) fn conflict(key: &str) -> RequestError {
     RequestError::new(
         ApiCode::UnprocessableEntity,
         format!("Idempotency-Key '{key}' was already used with a different request"),
     )
-}
-
-/// Forgets keys older than 24 hours; returns how many.
-pub async fn sweep(client: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
-    client
-        .execute(
-            "delete from idempotency_keys where created_at < now() - interval '24 hours'",
-            &[],
-        )
-        .await
 }
 
 #[cfg(test)]

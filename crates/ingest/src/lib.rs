@@ -6,9 +6,11 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod idempotency;
+pub mod openapi;
 pub mod publisher;
 pub mod startup;
 pub mod state;
+mod trace;
 mod track;
 
 pub use publisher::{PublishError, Publisher, Submission};

@@ -20,10 +20,14 @@ use deadpool_postgres::Pool;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation};
-use objectsync_infra::{Broker, db, message, object_types};
-use objectsync_model::{ApiCode, BatchMeta, Job, ObjectTypeName, ProcessKind, RequestError};
+use objectsync_infra::{Broker, db, message};
+use objectsync_model::{
+    ApiCode, BatchMeta, Job, ObjectTypeName, OrgId, ProcessId, ProcessKind, RequestError,
+};
+use objectsync_store::idempotency::Claim;
+use objectsync_store::{StoreError, object_types, processes};
 
-use crate::idempotency::{self, Claim};
+use crate::idempotency;
 
 /// How long to wait for the broker's confirm before answering 503.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,29 +45,25 @@ pub enum PublishError {
     Internal(String),
 }
 
-impl From<tokio_postgres::Error> for PublishError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        let described = format!("database: {}", db::describe(&e));
-        if db::is_transient(&e) {
-            Self::Unavailable(described)
+impl From<StoreError> for PublishError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            Self::Unavailable(e.to_string())
         } else {
-            Self::Internal(described)
+            Self::Internal(e.to_string())
         }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for PublishError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        Self::Unavailable(format!("database: {}", db::describe_pool(&e)))
+        StoreError::from(e).into()
     }
 }
 
-impl From<object_types::ObjectTypeError> for PublishError {
-    fn from(e: object_types::ObjectTypeError) -> Self {
-        match e {
-            object_types::ObjectTypeError::Postgres(e) => e.into(),
-            other => Self::Internal(other.to_string()),
-        }
+impl From<tokio_postgres::Error> for PublishError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::from(e).into()
     }
 }
 
@@ -76,7 +76,7 @@ fn parse_name(object_type: &str) -> Result<ObjectTypeName, PublishError> {
 /// One batch to accept: what an upsert or delete request carries.
 #[derive(Debug, Clone, Copy)]
 pub struct Submission<'a> {
-    pub org_id: i64,
+    pub org_id: OrgId,
     pub object_type: &'a str,
     pub kind: ProcessKind,
     /// The request body, in the API's JSON shape.
@@ -148,7 +148,7 @@ impl Publisher {
     /// let body = br#"{"records": [{"identifiers": {"ext_id": "car-1"}}]}"#;
     /// let process_id = publisher
     ///     .submit(Submission {
-    ///         org_id: 1,
+    ///         org_id: objectsync_model::OrgId(1),
     ///         object_type: "vehicle",
     ///         kind: ProcessKind::Upsert,
     ///         body,
@@ -158,7 +158,7 @@ impl Publisher {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn submit(&self, s: Submission<'_>) -> Result<i64, PublishError> {
+    pub async fn submit(&self, s: Submission<'_>) -> Result<ProcessId, PublishError> {
         let job = Job::decode(s.kind, s.body)?;
         let name = parse_name(s.object_type)?;
         let claim = match s.idempotency_key {
@@ -175,25 +175,16 @@ impl Publisher {
         // waits for it (see the worker's `process::missing`).
         tx.batch_execute("set local idle_in_transaction_session_timeout = '20s'")
             .await?;
-        if !object_types::exists(&*tx, s.org_id, name.as_str()).await? {
+        if !object_types::exists(&tx, s.org_id, name.as_str()).await? {
             return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
         }
         let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
-        let row = tx
-            .query_one(
-                "insert into processes (org_id, name, object_type, records_total)
-                 values ($1, $2::text::process_name, $3, $4)
-                 returning id, pg_current_xact_id()::text",
-                &[&s.org_id, &s.kind.name(), &name.as_str(), &total],
-            )
-            .await?;
-        let process_id: i64 = row.get(0);
-        let xact_id: u64 = row
-            .get::<_, &str>(1)
-            .parse()
-            .map_err(|e| PublishError::Internal(format!("transaction id: {e}")))?;
+        let (process_id, xact_id) =
+            processes::insert(&tx, s.org_id, s.kind, name.as_str(), total).await?;
         if let Some((key, hash)) = claim {
-            match idempotency::claim(&*tx, s.org_id, key, &hash, process_id).await? {
+            match objectsync_store::idempotency::claim(&tx, s.org_id, key, &hash, process_id)
+                .await?
+            {
                 Claim::Fresh => {}
                 // Dropping the transaction discards this request's process row.
                 Claim::Replay(previous) => return Ok(previous),
@@ -213,7 +204,7 @@ impl Publisher {
         tx.commit().await?;
         metrics::counter!("objectsync_batches_accepted_total", "kind" => s.kind.name())
             .increment(1);
-        tracing::debug!(process_id, org_id = s.org_id, "batch accepted");
+        tracing::info!(%process_id, records = total, "batch accepted");
         Ok(process_id)
     }
 

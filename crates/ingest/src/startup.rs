@@ -39,10 +39,8 @@ async fn sweep_idempotency_keys(pool: deadpool_postgres::Pool, cancel: Cancellat
             _ = every.tick() => {}
         }
         let swept = match pool.get().await {
-            Ok(client) => crate::idempotency::sweep(&**client)
-                .await
-                .map_err(|e| db::describe(&e)),
-            Err(e) => Err(db::describe_pool(&e)),
+            Ok(client) => objectsync_store::idempotency::sweep(&client).await,
+            Err(e) => Err(e.into()),
         };
         match swept {
             Ok(n) if n > 0 => tracing::info!(keys = n, "expired idempotency keys swept"),
@@ -59,7 +57,9 @@ async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db
     loop {
         match db::migrate(url).await {
             Ok(_) => return Ok(()),
-            Err(db::DbError::Postgres(e)) if db::is_transient(&e) => {
+            Err(db::DbError::Postgres(e))
+                if objectsync_store::classify(&e) == objectsync_store::ErrorKind::Transient =>
+            {
                 tracing::warn!(error = %e, "database not reachable yet; retrying");
             }
             Err(e) => return Err(e),
@@ -140,6 +140,7 @@ pub fn router(state: AppState, probes: Probes) -> Router {
         .merge(crate::api::router())
         .merge(crate::admin::router(state.clone()))
         .route_layer(axum::middleware::from_fn(crate::track::track))
+        .route_layer(axum::middleware::from_fn(crate::trace::request_span))
         .fallback(|| async { ApiError::not_found("No such endpoint").into_response() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::ids::{OrgId, ProcessId};
 use crate::names::ObjectTypeName;
 use crate::process::ProcessKind;
 
@@ -39,8 +40,8 @@ pub enum HeaderValue {
 /// The metadata of one batch message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchMeta {
-    pub org_id: i64,
-    pub process_id: i64,
+    pub org_id: OrgId,
+    pub process_id: ProcessId,
     pub kind: ProcessKind,
     pub object_type: ObjectTypeName,
     /// The PostgreSQL transaction that created the process row. The message
@@ -59,8 +60,8 @@ pub struct BatchMeta {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct MetaError {
-    pub org_id: Option<i64>,
-    pub process_id: Option<i64>,
+    pub org_id: Option<OrgId>,
+    pub process_id: Option<ProcessId>,
     pub reason: String,
 }
 
@@ -69,8 +70,8 @@ impl BatchMeta {
     pub fn to_headers(&self) -> Vec<(&'static str, HeaderValue)> {
         let mut out = vec![
             (header::VERSION, HeaderValue::Int(MESSAGE_VERSION)),
-            (header::ORG_ID, HeaderValue::Int(self.org_id)),
-            (header::PROCESS_ID, HeaderValue::Int(self.process_id)),
+            (header::ORG_ID, HeaderValue::Int(self.org_id.get())),
+            (header::PROCESS_ID, HeaderValue::Int(self.process_id.get())),
             (header::KIND, HeaderValue::Text(self.kind.short().into())),
             (
                 header::OBJECT_TYPE,
@@ -103,7 +104,8 @@ impl BatchMeta {
             Some(HeaderValue::Int(v)) => Some(v.to_string()),
             None => None,
         };
-        let (org_id, process_id) = (int(header::ORG_ID), int(header::PROCESS_ID));
+        let org_id = int(header::ORG_ID).map(OrgId);
+        let process_id = int(header::PROCESS_ID).map(ProcessId);
         let fail = |reason: String| MetaError {
             org_id,
             process_id,
@@ -157,8 +159,8 @@ mod tests {
 
     fn meta() -> BatchMeta {
         BatchMeta {
-            org_id: 3,
-            process_id: 7,
+            org_id: OrgId(3),
+            process_id: ProcessId(7),
             kind: ProcessKind::Delete,
             object_type: ObjectTypeName::parse("vehicle").unwrap(),
             xact_id: 42,
@@ -183,7 +185,10 @@ mod tests {
         let mut pairs = meta().to_headers();
         pairs[0].1 = HeaderValue::Int(99);
         let e = BatchMeta::from_headers(lookup(pairs)).unwrap_err();
-        assert_eq!((e.org_id, e.process_id), (Some(3), Some(7)));
+        assert_eq!(
+            (e.org_id, e.process_id),
+            (Some(OrgId(3)), Some(ProcessId(7)))
+        );
         assert!(e.reason.contains("version 99"), "{e}");
     }
 

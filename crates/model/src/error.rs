@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// failures, which Brevo's set does not name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ApiCode {
     InvalidParameter,
     MissingParameter,
@@ -22,6 +23,8 @@ pub enum ApiCode {
     /// 415: a body in a media type or encoding the server does not read.
     UnsupportedMediaType,
     MethodNotAllowed,
+    /// 409: the request ran into a constraint of the stored data.
+    Conflict,
     /// 500: a bug or an unexpected failure; details are in the server log.
     InternalError,
     /// 503: the database or the broker cannot take the request right now.
@@ -40,6 +43,7 @@ impl ApiCode {
             Self::PermissionDenied => 403,
             Self::DocumentNotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::UnprocessableEntity => 422,

@@ -7,6 +7,7 @@
 
 pub mod envelope;
 pub mod error;
+pub mod ids;
 pub mod limits;
 pub mod names;
 pub mod prepare;
@@ -17,6 +18,7 @@ pub mod wire;
 
 pub use envelope::{BatchMeta, HeaderValue, MetaError};
 pub use error::{ApiCode, RejectionCode, RequestError};
+pub use ids::{OrgId, ProcessId, RecordId, TypeId};
 pub use names::{AttributeKey, NameError, ObjectTypeName};
 pub use process::{ProcessKind, ProcessStatus};
 pub use schema::{

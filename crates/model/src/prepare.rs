@@ -81,7 +81,7 @@ mod tests {
         ]}))
         .unwrap();
         ObjectType::new(
-            1,
+            crate::ids::TypeId(1),
             ObjectTypeName::parse("vehicle").unwrap(),
             def.label,
             def.attributes,

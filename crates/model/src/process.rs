@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a batch asks for; the process `name` of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ProcessKind {
     #[serde(rename = "OBJECT_RECORDS_UPSERT")]
     Upsert,
@@ -54,6 +55,7 @@ impl FromStr for ProcessKind {
 /// `queued → in_process → completed | failed`; the last two are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ProcessStatus {
     Queued,
     InProcess,

@@ -11,12 +11,14 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::ids::TypeId;
 use crate::limits::{MAX_ATTRIBUTES, MAX_LABEL_CHARS, MAX_TYPE_ASSOCIATIONS};
 use crate::names::{AttributeKey, ObjectTypeName};
 
 /// The seven attribute types and the JSON each accepts (see `value`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AttributeType {
     Text,
     Number,
@@ -51,6 +53,7 @@ impl AttributeType {
 
 /// One allowed value of a category attribute. Records carry the `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CategoryOption {
     pub key: String,
     pub label: String,
@@ -58,6 +61,7 @@ pub struct CategoryOption {
 
 /// One attribute of an object type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttributeDef {
     pub key: AttributeKey,
     pub label: String,
@@ -290,7 +294,7 @@ fn parse_associations(items: &[Value]) -> Result<Vec<ObjectTypeName>, FieldError
 /// per key even for types with hundreds of attributes.
 #[derive(Debug, Clone)]
 pub struct ObjectType {
-    pub id: i32,
+    pub id: TypeId,
     pub name: ObjectTypeName,
     pub label: String,
     pub attributes: Vec<AttributeDef>,
@@ -301,7 +305,7 @@ pub struct ObjectType {
 
 impl ObjectType {
     pub fn new(
-        id: i32,
+        id: TypeId,
         name: ObjectTypeName,
         label: String,
         attributes: Vec<AttributeDef>,
@@ -447,7 +451,7 @@ mod tests {
         }))
         .unwrap();
         let t = ObjectType::new(
-            1,
+            TypeId(1),
             ObjectTypeName::parse("vehicle").unwrap(),
             def.label,
             def.attributes,

@@ -30,9 +30,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::apply::{self, Handled, mark_failed, record_attempt_error};
+use crate::apply::{self, Handled};
 use crate::error::WorkerError;
 use crate::headers::previous_deliveries;
+use objectsync_store::processes;
 
 /// What every delivery handler needs.
 pub(crate) struct Ctx {
@@ -204,8 +205,8 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: Cancellation
     };
     let span = tracing::info_span!(
         "batch",
-        process_id = meta.process_id,
-        org_id = meta.org_id,
+        process_id = meta.process_id.get(),
+        org_id = meta.org_id.get(),
         object_type = %meta.object_type,
         request_id = meta.request_id.as_deref().unwrap_or(""),
         attempt,
@@ -217,9 +218,12 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: Cancellation
     if settled.is_err() {
         // A bug, not a state of the world: retrying would panic again.
         let reason = "the worker panicked while applying the batch; see its log";
-        tracing::error!(process_id = meta.process_id, "{reason}; dead-lettering it");
+        tracing::error!(
+            process_id = meta.process_id.get(),
+            "{reason}; dead-lettering it"
+        );
         if let Ok(client) = ctx.pool.get().await {
-            let _ = mark_failed(&**client, meta.org_id, meta.process_id, reason, false).await;
+            let _ = processes::fail(&client, meta.org_id, meta.process_id, reason).await;
         }
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
         metrics::counter!("objectsync_processes_failed_total", "reason" => "panic").increment(1);
@@ -244,7 +248,7 @@ async fn settle(
     // message that did not come from ingest (or came damaged) fails here.
     let result = match Job::decode(meta.kind, &delivery.data) {
         Ok(job) => apply_with_retries(ctx, meta, &job, attempt, cancel).await,
-        Err(e) => Err(WorkerError::Permanent(format!(
+        Err(e) => Err(WorkerError::Fatal(format!(
             "the message body cannot be read: {}",
             e.message
         ))),
@@ -276,13 +280,11 @@ async fn settle(
                 "dropped a batch whose request was rolled back after publishing (its client got an error)"
             );
         }
-        Err(e @ (WorkerError::Transient(_) | WorkerError::NotYet(_)))
-            if attempt < ctx.max_deliveries() || cancel.is_cancelled() =>
-        {
+        Err(e) if e.is_transient() && (attempt < ctx.max_deliveries() || cancel.is_cancelled()) => {
             let reason = e.to_string();
             tracing::warn!(%reason, "giving the batch back to the broker");
             if let Ok(client) = ctx.pool.get().await {
-                let _ = record_attempt_error(&**client, org, pid, &reason).await;
+                let _ = processes::record_attempt_error(&client, org, pid, &reason).await;
             }
             let _ = delivery
                 .nack(BasicNackOptions {
@@ -293,15 +295,16 @@ async fn settle(
             batch_outcome("requeued");
         }
         Err(e) => {
-            let reason = match &e {
-                WorkerError::Permanent(r) => r.clone(),
-                transient => format!("gave up after {attempt} deliveries: {transient}"),
+            let reason = if e.is_transient() {
+                format!("gave up after {attempt} deliveries: {e}")
+            } else {
+                e.to_string()
             };
             tracing::error!(%reason, "dead-lettering the batch");
             // If the database is what failed, the dead-letter tracker marks
             // the process failed once it is back.
             if let Ok(client) = ctx.pool.get().await {
-                let _ = mark_failed(&**client, org, pid, &reason, false).await;
+                let _ = processes::fail(&client, org, pid, &reason).await;
             }
             let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
             batch_outcome("dead_lettered");
@@ -352,7 +355,7 @@ fn batch_outcome(outcome: &'static str) {
     metrics::counter!("objectsync_batches_total", "outcome" => outcome).increment(1);
 }
 
-fn record_applied(counts: &apply::Counts, took: Duration) {
+fn record_applied(counts: &processes::Counts, took: Duration) {
     batch_outcome("applied");
     metrics::histogram!("objectsync_batch_apply_seconds").record(took.as_secs_f64());
     for (outcome, n) in [

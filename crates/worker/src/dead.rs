@@ -16,10 +16,10 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::mark_failed;
 use crate::consumer::{Ctx, Session, reconnecting, subscribe};
 use crate::headers::{death_reason, previous_deliveries};
 use crate::unreadable::identify;
+use objectsync_store::processes;
 
 /// Tracks dead letters until `cancel` fires, reconnecting as needed.
 pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
@@ -75,7 +75,7 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
     }
     let (org, pid) = (named.org_id, named.process_id);
     let marked = match ctx.pool.get().await {
-        Ok(client) => mark_failed(&**client, org, pid, &reason, true)
+        Ok(client) => processes::fail_with_last_error(&client, org, pid, &reason)
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
@@ -83,7 +83,7 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
     match marked {
         Ok(changed) => {
             if changed {
-                tracing::warn!(process_id = pid, org_id = org, %reason, "process marked failed");
+                tracing::warn!(process_id = %pid, org_id = %org, %reason, "process marked failed");
                 metrics::counter!("objectsync_processes_failed_total", "reason" => "dead_lettered")
                     .increment(1);
             }
@@ -94,7 +94,7 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
             let wait = Duration::from_secs(1).min(Duration::from_millis(
                 250 * u64::from(previous_deliveries(&delivery.properties) + 1),
             ));
-            tracing::warn!(error = %e, process_id = pid, "could not mark process failed yet");
+            tracing::warn!(error = %e, process_id = %pid, "could not mark process failed yet");
             tokio::select! {
                 () = cancel.cancelled() => {}
                 () = tokio::time::sleep(wait) => {}

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use objectsync_infra::liveness;
+use objectsync_store::liveness;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::Ctx;
@@ -38,7 +38,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
 
 async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
     let mut client = ctx.pool.get().await?;
-    let open = liveness::count(&**client, stale_after).await?;
+    let open = liveness::count(&client, stale_after).await?;
     metrics::gauge!("objectsync_processes_stale").set(open as f64);
     let tx = client.transaction().await?;
     let locked: bool = tx
@@ -48,11 +48,11 @@ async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
     if !locked {
         return Ok(());
     }
-    for p in liveness::mark_newly_stale(&*tx, stale_after).await? {
+    for p in liveness::mark_newly_stale(&tx, stale_after).await? {
         metrics::counter!("objectsync_processes_stale_total").increment(1);
         tracing::warn!(
-            org_id = p.org_id,
-            process_id = p.id,
+            org_id = %p.org_id,
+            process_id = %p.id,
             status = %p.status,
             deliveries = p.deliveries,
             created_at = %p.created_at,
@@ -69,9 +69,9 @@ async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
              was lost or never consumed, so send the batch again",
             human(fail_after)
         );
-        let failed = liveness::fail_stale(&*tx, Duration::from_secs(fail_after), &reason).await?;
+        let failed = liveness::fail_stale(&tx, Duration::from_secs(fail_after), &reason).await?;
         for p in &failed {
-            tracing::error!(org_id = p.org_id, process_id = p.id, %reason, "stale process failed");
+            tracing::error!(org_id = %p.org_id, process_id = %p.id, %reason, "stale process failed");
         }
         if !failed.is_empty() {
             metrics::counter!("objectsync_processes_failed_total", "reason" => "stale")

@@ -9,15 +9,15 @@
 
 use lapin::BasicProperties;
 use objectsync_infra::message;
-use objectsync_model::MetaError;
+use objectsync_model::{MetaError, OrgId, ProcessId};
+use objectsync_store::processes;
 
-use crate::apply::mark_failed;
 use crate::consumer::Ctx;
 
 /// The organization and process a message names, whatever else is wrong.
 pub(crate) struct Named {
-    pub(crate) org_id: i64,
-    pub(crate) process_id: i64,
+    pub(crate) org_id: OrgId,
+    pub(crate) process_id: ProcessId,
 }
 
 /// Which process a message names, and why it cannot be applied (if it can
@@ -48,8 +48,8 @@ fn named_by_error(e: &MetaError, body: &[u8]) -> (Option<Named>, String) {
     match serde_json::from_slice::<Legacy>(body) {
         Ok(l) => (
             Some(Named {
-                org_id: l.org_id,
-                process_id: l.process_id,
+                org_id: OrgId(l.org_id),
+                process_id: ProcessId(l.process_id),
             }),
             "the message was queued by an older version of objectsync, which this worker no \
              longer reads; send the batch again"
@@ -68,14 +68,14 @@ pub(crate) async fn fail(ctx: &Ctx, e: &MetaError, body: &[u8]) {
         return;
     };
     tracing::error!(
-        process_id = n.process_id,
-        org_id = n.org_id,
+        process_id = %n.process_id,
+        org_id = %n.org_id,
         %reason,
         "unreadable message; dead-lettering it"
     );
     // If the database is down, the dead-letter tracker ends the process.
     if let Ok(client) = ctx.pool.get().await
-        && let Ok(true) = mark_failed(&**client, n.org_id, n.process_id, &reason, false).await
+        && let Ok(true) = processes::fail(&client, n.org_id, n.process_id, &reason).await
     {
         metrics::counter!("objectsync_processes_failed_total", "reason" => "unreadable")
             .increment(1);

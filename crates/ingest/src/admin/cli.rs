@@ -5,14 +5,15 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use objectsync_infra::{Settings, db, liveness};
+use objectsync_infra::{Settings, db};
 use objectsync_model::{
     AttributeDef, AttributeKey, AttributeType, CategoryOption, DefinitionInput, FieldError,
-    ObjectTypeName,
+    ObjectTypeName, OrgId,
 };
+use objectsync_store::liveness;
 use serde_json::{Value, json};
 
-use super::service::{self, AdminError};
+use super::service::{self, AdminError, Definition};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -77,8 +78,6 @@ pub enum CliError {
     Db(#[from] db::DbError),
     #[error(transparent)]
     Admin(#[from] AdminError),
-    #[error("database: {}", db::describe(.0))]
-    Postgres(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Usage(String),
 }
@@ -148,7 +147,8 @@ fn definition_from_flags(
 /// Runs an admin command and returns what to print.
 pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, CliError> {
     db::migrate(&settings.database.url).await?;
-    let mut client = db::connect(&settings.database.url).await?;
+    let pool = db::pool(&settings.database)?;
+    let mut client = pool.get().await.map_err(AdminError::from)?;
     let out = match command {
         AdminCommand::CreateOrg {
             name,
@@ -157,9 +157,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
             let org = service::create_org(&mut client, &name, !disable_custom_objects).await?;
             json!(org)
         }
-        AdminCommand::CreateKey { org } => {
-            json!({"api_key": service::create_key(&client, org).await?})
-        }
+        AdminCommand::CreateKey { org } => json!(service::create_key(&client, OrgId(org)).await?),
         AdminCommand::DefineType {
             org,
             name,
@@ -179,21 +177,22 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
                 None => definition_from_flags(&name, label, &attrs, &assocs)
                     .map_err(AdminError::from)?,
             };
-            let stored = service::put_object_type(&mut client, org, &name, input).await?;
-            service::definition_json(&stored)
+            let stored = service::put_object_type(&mut client, OrgId(org), &name, input).await?;
+            json!(Definition::from(&stored))
         }
         AdminCommand::StaleProcesses { older_than, limit } => {
             let after = older_than.unwrap_or(settings.worker.stale_after_secs);
-            let stale =
-                liveness::list(&client, std::time::Duration::from_secs(after), limit).await?;
+            let stale = liveness::list(&client, std::time::Duration::from_secs(after), limit)
+                .await
+                .map_err(AdminError::from)?;
             json!(stale)
         }
-        AdminCommand::ListTypes { org } => Value::Array(
-            service::list_object_types(&client, org)
+        AdminCommand::ListTypes { org } => json!(
+            service::list_object_types(&client, OrgId(org))
                 .await?
                 .iter()
-                .map(service::definition_json)
-                .collect(),
+                .map(Definition::from)
+                .collect::<Vec<_>>()
         ),
     };
     Ok(out)

@@ -2,17 +2,20 @@
 //! every call must carry it in the `admin-token` header.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use objectsync_model::{ApiCode, DefinitionInput};
-use serde_json::{Value, json};
+use objectsync_model::{ApiCode, DefinitionInput, OrgId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::service::{self, AdminError};
-use crate::api::json_body;
+use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition};
+use crate::api::{ErrorBody, Params, json_body};
 use crate::auth::secrets_match;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -22,8 +25,7 @@ impl From<AdminError> for ApiError {
         match e {
             AdminError::NotFound(m) => Self::not_found(m),
             AdminError::Invalid(f) => Self::invalid(f.to_string()),
-            AdminError::Postgres(e) => e.into(),
-            AdminError::Stored(e) => Self::internal(&e, false),
+            AdminError::Store(e) => e.into(),
         }
     }
 }
@@ -42,7 +44,6 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    use axum::response::IntoResponse;
     let Some(expected) = state.admin_token.as_deref() else {
         return ApiError::not_found("The admin API is disabled: set OBJECTSYNC__ADMIN__TOKEN")
             .into_response();
@@ -57,19 +58,66 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     }
 }
 
-fn org_id(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-        ApiError::invalid(format!(
-            "organization id '{raw}' must be a positive integer"
-        ))
-    })
+fn org_id(raw: &str) -> ApiResult<OrgId> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(OrgId)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "organization id '{raw}' must be a positive integer"
+            ))
+        })
 }
 
-async fn create_org(
+/// A new organization.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct NewOrg {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000]*\\S[^\\u0000]*$"
+    )]
+    name: String,
+    /// Default true.
+    custom_objects_enabled: Option<bool>,
+}
+
+/// A definition to store.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct DefinitionIn {
+    #[schema(min_length = 1, max_length = 255)]
+    label: String,
+    /// The first is the primary attribute and must be of type text.
+    #[schema(min_items = 1, max_items = 500)]
+    attributes: Vec<objectsync_model::AttributeDef>,
+    /// Left out keeps the stored associations; a list replaces them.
+    #[schema(max_items = 10)]
+    associations: Option<Vec<String>>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/organizations",
+    tag = "admin",
+    request_body(content = NewOrg, content_type = "application/json"),
+    responses(
+        (status = 201, body = CreatedOrg),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
+pub(crate) async fn create_org(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<CreatedOrg>)> {
     let body = json_body(&headers, body)?;
     let name = match body.get("name") {
         Some(Value::String(s)) => s.as_str(),
@@ -92,59 +140,117 @@ async fn create_org(
     };
     let mut client = state.pool.get().await?;
     let org = service::create_org(&mut client, name, enabled).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": org.id,
-            "name": org.name,
-            "custom_objects_enabled": org.custom_objects_enabled,
-            "api_key": org.api_key,
-        })),
-    ))
+    Ok((StatusCode::CREATED, Json(org)))
 }
 
-async fn create_key(
+#[utoipa::path(
+    post,
+    path = "/admin/organizations/{org_id}/api-keys",
+    tag = "admin",
+    params(("org_id" = i64, Path, minimum = 1)),
+    responses(
+        (status = 201, body = CreatedKey),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
+pub(crate) async fn create_key(
     State(state): State<AppState>,
     Path(raw): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let org_id = org_id(&raw)?;
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    let org = org_id(&raw)?;
     let client = state.pool.get().await?;
-    let key = service::create_key(&client, org_id).await?;
-    Ok((StatusCode::CREATED, Json(json!({"api_key": key}))))
+    let key = service::create_key(&client, org).await?;
+    Ok((StatusCode::CREATED, Json(key)))
 }
 
-async fn put_object(
+#[utoipa::path(
+    put,
+    path = "/admin/organizations/{org_id}/objects/{object_type}",
+    tag = "admin",
+    params(
+        ("org_id" = i64, Path, minimum = 1),
+        ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
+    ),
+    request_body(content = DefinitionIn, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The stored definition", body = Definition),
+        (status = 400, description = "The message names the field", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
+pub(crate) async fn put_object(
     State(state): State<AppState>,
     Path((raw, object_type)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    let org_id = org_id(&raw)?;
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Definition>> {
+    let org = org_id(&raw)?;
     let body = json_body(&headers, body)?;
     let input = DefinitionInput::from_json(&body).map_err(|e| ApiError::invalid(e.to_string()))?;
     let mut client = state.pool.get().await?;
-    let stored = service::put_object_type(&mut client, org_id, &object_type, input).await?;
-    Ok(Json(service::definition_json(&stored)))
+    let stored = service::put_object_type(&mut client, org, &object_type, input).await?;
+    Ok(Json(Definition::from(&stored)))
 }
 
-async fn list_objects(
+#[utoipa::path(
+    get,
+    path = "/admin/organizations/{org_id}/objects",
+    tag = "admin",
+    params(("org_id" = i64, Path, minimum = 1)),
+    responses(
+        (status = 200, body = Vec<Definition>),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
+pub(crate) async fn list_objects(
     State(state): State<AppState>,
     Path(raw): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let org_id = org_id(&raw)?;
+) -> ApiResult<Json<Vec<Definition>>> {
+    let org = org_id(&raw)?;
     let client = state.pool.get().await?;
-    let types = service::list_object_types(&client, org_id).await?;
-    Ok(Json(Value::Array(
-        types.iter().map(service::definition_json).collect(),
-    )))
+    let types = service::list_object_types(&client, org).await?;
+    Ok(Json(types.iter().map(Definition::from).collect()))
 }
 
-/// `GET /admin/processes/stale?older_than=SECS&limit=N`: open processes with
-/// no delivery for `older_than` seconds (default 600), oldest first.
-async fn stale_processes(
+/// A process still open with no delivery for a while.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StaleProcess {
+    pub(crate) org_id: OrgId,
+    pub(crate) id: objectsync_model::ProcessId,
+    pub(crate) name: String,
+    pub(crate) status: String,
+    pub(crate) object_type: String,
+    pub(crate) deliveries: i32,
+    #[schema(format = DateTime)]
+    pub(crate) created_at: String,
+    #[schema(format = DateTime)]
+    pub(crate) last_delivery_at: Option<String>,
+    pub(crate) last_error: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/processes/stale",
+    tag = "admin",
+    params(
+        ("older_than" = Option<i64>, Query, minimum = 0, maximum = 4_294_967_295i64,
+         description = "Seconds without a delivery; default 600"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Default 100"),
+    ),
+    responses((status = 200, body = Vec<StaleProcess>), (status = 400, body = ErrorBody)),
+    security(("adminToken" = []))
+)]
+/// Open processes with no delivery for `older_than` seconds, oldest first.
+pub(crate) async fn stale_processes(
     State(state): State<AppState>,
-    params: crate::api::Params,
-) -> ApiResult<Json<Value>> {
+    params: Params,
+) -> ApiResult<Json<Vec<StaleProcess>>> {
     let after = params.int(
         "older_than",
         Some(600),
@@ -155,6 +261,21 @@ async fn stale_processes(
     let limit = params.int("limit", Some(100), 1, 1000, ApiCode::OutOfRange)?;
     let client = state.pool.get().await?;
     let secs = std::time::Duration::from_secs(u64::try_from(after).unwrap_or(0));
-    let stale = objectsync_infra::liveness::list(&**client, secs, limit).await?;
-    Ok(Json(json!(stale)))
+    let stale = objectsync_store::liveness::list(&client, secs, limit).await?;
+    Ok(Json(
+        stale
+            .into_iter()
+            .map(|p| StaleProcess {
+                org_id: p.org_id,
+                id: p.id,
+                name: p.name,
+                status: p.status,
+                object_type: p.object_type,
+                deliveries: p.deliveries,
+                created_at: crate::api::timestamp(p.created_at),
+                last_delivery_at: p.last_delivery_at.map(crate::api::timestamp),
+                last_error: p.last_error,
+            })
+            .collect(),
+    ))
 }

@@ -2,7 +2,7 @@
 //! over HTTP (`/admin`, behind `admin-token`) and from the CLI.
 
 pub mod cli;
-mod http;
+pub(crate) mod http;
 pub mod service;
 
 pub use http::router;

@@ -5,11 +5,14 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use objectsync_infra::object_types;
-use objectsync_model::{ApiCode, ObjectType, ObjectTypeName};
-use serde_json::{Value, json};
+use objectsync_model::{ApiCode, ObjectType, ObjectTypeName, RecordId, TypeId};
+use objectsync_store::{links, object_types, records};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::records::{object_type, visible_attributes};
+use super::schema::ErrorBody;
 use super::{Params, timestamp};
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
@@ -18,9 +21,39 @@ use crate::state::AppState;
 const PAGE: i64 = 20;
 const MAX_TYPES: usize = 5;
 
+/// A linked record.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AssociatedObject {
+    pub(crate) id: RecordId,
+    pub(crate) ext_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub(crate) attributes: Value,
+    #[schema(format = DateTime)]
+    pub(crate) created_at: String,
+    #[schema(format = DateTime)]
+    pub(crate) updated_at: String,
+}
+
+/// A linked record and its type.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AssociatedItem {
+    #[serde(rename = "type")]
+    pub(crate) object_type: String,
+    pub(crate) object: AssociatedObject,
+}
+
+/// A page of linked records.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AssociatedPage {
+    pub(crate) items: Vec<AssociatedItem>,
+    pub(crate) has_more: bool,
+    /// The offset that was requested (ask for `offset + 20` next).
+    pub(crate) offset: i64,
+}
+
 /// The `id` or `ext_id` parameter: exactly one of them.
 enum Source {
-    Id(i64),
+    Id(RecordId),
     ExtId(String),
 }
 
@@ -31,13 +64,13 @@ fn source(params: &Params) -> ApiResult<Source> {
             ApiCode::MissingParameter,
             "query parameter 'id' or 'ext_id' is required",
         )),
-        (Some(_), None) => Ok(Source::Id(params.int(
+        (Some(_), None) => Ok(Source::Id(RecordId(params.int(
             "id",
             None,
             1,
             i64::MAX,
             ApiCode::InvalidParameter,
-        )?)),
+        )?))),
         (None, Some(ext)) => {
             objectsync_model::wire::check_ext_id("'ext_id'", ext)?;
             Ok(Source::ExtId(ext.to_owned()))
@@ -86,80 +119,86 @@ fn types<'a>(
         .collect()
 }
 
-pub(super) async fn list(
+#[utoipa::path(
+    get,
+    path = "/v3/objects/{object_type}/associated-records",
+    tag = "records",
+    params(
+        ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
+        ("record" = super::schema::TargetIdentifiers, Query, style = Form, explode,
+         description = "The record whose links to list: exactly one of `id=` and `ext_id=`"),
+        ("type" = Option<Vec<String>>, Query, style = Form, explode,
+         description = "Associated types to list (repeatable, at most 5); default all"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
+    ),
+    responses(
+        (status = 200, body = AssociatedPage),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "Unknown object type or record", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub(crate) async fn list(
     org: Org,
     State(state): State<AppState>,
     Path(name): Path<String>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AssociatedPage>> {
     let wanted = source(&params)?;
     let offset = params.int("offset", Some(0), 0, i64::MAX, ApiCode::InvalidParameter)?;
     let client = state.pool.get().await?;
-    let t = object_type(&**client, org.id, &name).await?;
-    let all: HashMap<String, ObjectType> = object_types::list(&**client, org.id)
+    let t = object_type(&client, org, &name).await?;
+    let all: HashMap<String, ObjectType> = object_types::list(&client, org.id)
         .await?
         .into_iter()
         .map(|t| (t.name.to_string(), t))
         .collect();
     let targets = types(&params, &t, &all)?;
-    let row = match &wanted {
-        Source::Id(id) => {
-            client
-                .query_opt(
-                    "select id from records where org_id = $1 and type_id = $2 and id = $3",
-                    &[&org.id, &t.id, id],
-                )
-                .await?
-        }
+    let found = match &wanted {
+        Source::Id(id) => records::find_by_ids(&client, org.id, t.id, &[*id]).await?,
         Source::ExtId(ext) => {
-            client
-                .query_opt(
-                    "select id from records where org_id = $1 and type_id = $2 and ext_id = $3",
-                    &[&org.id, &t.id, ext],
-                )
-                .await?
+            records::find_by_ext_ids(&client, org.id, t.id, &[ext.as_str()]).await?
         }
     };
-    let Some(row) = row else {
+    let Some(source) = found.first() else {
         return Err(ApiError::not_found(format!(
             "no {} record with that identifier",
             t.name
         )));
     };
-    let source_id: i64 = row.get(0);
-    let type_ids: Vec<i32> = targets.iter().map(|t| t.id).collect();
-    let rows = client
-        .query(
-            "select l.dst_type, r.id, r.ext_id, r.attributes, r.created_at, r.updated_at
-               from record_links l
-               join records r on r.org_id = l.org_id and r.type_id = l.dst_type and r.id = l.dst_id
-              where l.org_id = $1 and l.src_type = $2 and l.src_id = $3 and l.dst_type = any($4)
-              order by l.created_at desc, l.dst_id desc
-              limit $5 offset $6",
-            &[&org.id, &t.id, &source_id, &type_ids, &(PAGE + 1), &offset],
-        )
-        .await?;
+    let type_ids: Vec<TypeId> = targets.iter().map(|t| t.id).collect();
+    let rows = links::linked_page(
+        &client,
+        org.id,
+        t.id,
+        source.id,
+        &type_ids,
+        PAGE + 1,
+        offset,
+    )
+    .await?;
     let has_more = rows.len() as i64 > PAGE;
-    let by_id: HashMap<i32, &ObjectType> = targets.iter().map(|t| (t.id, *t)).collect();
-    let items: Vec<Value> = rows
+    let by_id: HashMap<TypeId, &ObjectType> = targets.iter().map(|t| (t.id, *t)).collect();
+    let items = rows
         .into_iter()
         .take(PAGE as usize)
         .filter_map(|r| {
-            let other = by_id.get(&r.get::<_, i32>(0))?;
-            Some(json!({
-                "type": other.name,
-                "object": {
-                    "id": r.get::<_, i64>(1),
-                    "ext_id": r.get::<_, Option<String>>(2),
-                    "attributes": visible_attributes(other, r.get(3)),
-                    "created_at": timestamp(r.get(4)),
-                    "updated_at": timestamp(r.get(5)),
+            let other = by_id.get(&r.type_id)?;
+            Some(AssociatedItem {
+                object_type: other.name.to_string(),
+                object: AssociatedObject {
+                    id: r.id,
+                    ext_id: r.ext_id,
+                    attributes: visible_attributes(other, r.attributes),
+                    created_at: timestamp(r.created_at),
+                    updated_at: timestamp(r.updated_at),
                 },
-            }))
+            })
         })
         .collect();
-    let next = offset + items.len() as i64;
-    Ok(Json(
-        json!({"items": items, "has_more": has_more, "offset": next}),
-    ))
+    Ok(Json(AssociatedPage {
+        items,
+        has_more,
+        offset,
+    }))
 }

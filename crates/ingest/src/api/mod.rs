@@ -1,11 +1,12 @@
 //! The public API under `/v3`, and the helpers its handlers share for
 //! turning bodies and query strings into clear 4xx answers.
 
-mod associated;
+pub(crate) mod associated;
 mod params;
-mod processes;
-mod records;
-mod upsert;
+pub(crate) mod processes;
+pub(crate) mod records;
+pub(crate) mod schema;
+pub(crate) mod upsert;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,6 +18,7 @@ use objectsync_model::limits::MAX_BODY_BYTES;
 use serde_json::Value;
 
 pub use params::Params;
+pub use schema::{Accepted, ErrorBody};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -42,14 +44,14 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
 }
 
-/// The OpenAPI 3 document of the public API (kept beside this file; a test
-/// checks that it names every `/v3` route).
-pub const OPENAPI: &str = include_str!("../openapi.json");
-
+/// `GET /openapi.json`: the document generated from the handlers and types
+/// (see `crate::openapi`), built once.
 async fn openapi() -> impl axum::response::IntoResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(crate::openapi::json);
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI,
+        doc.as_str(),
     )
 }
 

@@ -4,6 +4,7 @@
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use objectsync_model::ApiCode;
+use objectsync_store::processes::Order;
 
 use crate::error::ApiError;
 
@@ -19,22 +20,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
             .await
             .map_err(|e| ApiError::invalid(format!("malformed query string: {e}")))?;
         Ok(Self(pairs))
-    }
-}
-
-/// Ascending or descending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
-    Asc,
-    Desc,
-}
-
-impl Sort {
-    pub fn sql(self) -> &'static str {
-        match self {
-            Self::Asc => "asc",
-            Self::Desc => "desc",
-        }
     }
 }
 
@@ -92,10 +77,10 @@ impl Params {
     }
 
     /// `sort=asc|desc`, default `desc`.
-    pub fn sort(&self) -> Result<Sort, ApiError> {
+    pub fn sort(&self) -> Result<Order, ApiError> {
         match self.get("sort") {
-            None | Some("desc") => Ok(Sort::Desc),
-            Some("asc") => Ok(Sort::Asc),
+            None | Some("desc") => Ok(Order::Desc),
+            Some("asc") => Ok(Order::Asc),
             Some(other) => Err(ApiError::invalid(format!(
                 "'sort' must be asc or desc, got '{other}'"
             ))),
@@ -150,8 +135,8 @@ mod tests {
 
     #[test]
     fn sort_and_flags() {
-        assert_eq!(params(&[]).sort().unwrap(), Sort::Desc);
-        assert_eq!(params(&[("sort", "asc")]).sort().unwrap(), Sort::Asc);
+        assert_eq!(params(&[]).sort().unwrap(), Order::Desc);
+        assert_eq!(params(&[("sort", "asc")]).sort().unwrap(), Order::Asc);
         assert!(params(&[("sort", "up")]).sort().is_err());
         assert!(params(&[("a", "true")]).flag("a").unwrap());
         assert!(params(&[("a", "yes")]).flag("a").is_err());

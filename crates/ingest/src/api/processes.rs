@@ -2,168 +2,231 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use objectsync_model::ApiCode;
-use serde_json::{Map, Value, json};
-use tokio_postgres::Row;
+use objectsync_model::{ApiCode, ProcessId, ProcessKind, ProcessStatus};
+use objectsync_store::processes::{self, Process};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::schema::ErrorBody;
 use super::{Params, timestamp};
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-const COLUMNS: &str = "id, name::text, status::text, object_type, records_total,
-    records_processed, records_created, records_updated, records_deleted, records_failed,
-    links_created, links_removed, links_failed, error, created_at, started_at, completed_at";
-
-fn name_is_upsert(row: &Row) -> bool {
-    row.get::<_, &str>("name") == "OBJECT_RECORDS_UPSERT"
+/// Record outcome counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecordCounts {
+    pub(crate) total: i32,
+    pub(crate) processed: i32,
+    pub(crate) created: i32,
+    pub(crate) updated: i32,
+    pub(crate) deleted: i32,
+    pub(crate) failed: i32,
 }
 
-fn process_json(row: &Row) -> Value {
-    let ts = |name: &str| {
-        row.get::<_, Option<chrono::DateTime<chrono::Utc>>>(name)
-            .map(timestamp)
-    };
-    let count = |name: &str| row.get::<_, i32>(name);
-    let mut info = Map::new();
-    info.insert(
-        "records".into(),
-        json!({
-            "total": count("records_total"),
-            "processed": count("records_processed"),
-            "created": count("records_created"),
-            "updated": count("records_updated"),
-            "deleted": count("records_deleted"),
-            "failed": count("records_failed"),
-        }),
-    );
-    if name_is_upsert(row) {
-        info.insert(
-            "associations".into(),
-            json!({
-                "linked": count("links_created"),
-                "unlinked": count("links_removed"),
-                "failed": count("links_failed"),
-            }),
-        );
+/// Outcome counts of an upsert's association entries (an extension).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AssociationCounts {
+    pub(crate) linked: i32,
+    pub(crate) unlinked: i32,
+    pub(crate) failed: i32,
+}
+
+/// What happened to the batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProcessInfo {
+    pub(crate) records: RecordCounts,
+    /// Upserts only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) associations: Option<AssociationCounts>,
+    /// Why the whole process failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+/// One batch and its outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProcessOut {
+    pub(crate) id: ProcessId,
+    pub(crate) name: ProcessKind,
+    pub(crate) status: ProcessStatus,
+    pub(crate) object_type: String,
+    #[schema(format = DateTime)]
+    pub(crate) created_at: String,
+    #[schema(format = DateTime)]
+    pub(crate) started_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub(crate) completed_at: Option<String>,
+    pub(crate) info: ProcessInfo,
+}
+
+impl From<Process> for ProcessOut {
+    fn from(p: Process) -> Self {
+        let c = p.counts;
+        Self {
+            id: p.id,
+            name: p.kind,
+            status: p.status,
+            object_type: p.object_type,
+            created_at: timestamp(p.created_at),
+            started_at: p.started_at.map(timestamp),
+            completed_at: p.completed_at.map(timestamp),
+            info: ProcessInfo {
+                records: RecordCounts {
+                    total: p.total,
+                    processed: c.processed,
+                    created: c.created,
+                    updated: c.updated,
+                    deleted: c.deleted,
+                    failed: c.failed,
+                },
+                associations: (p.kind == ProcessKind::Upsert).then_some(AssociationCounts {
+                    linked: c.links.created,
+                    unlinked: c.links.removed,
+                    failed: c.links.failed,
+                }),
+                error: p.error,
+            },
+        }
     }
-    if let Some(error) = row.get::<_, Option<String>>("error") {
-        info.insert("error".into(), Value::String(error));
-    }
-    json!({
-        "id": row.get::<_, i64>("id"),
-        "name": row.get::<_, String>("name"),
-        "status": row.get::<_, String>("status"),
-        "object_type": row.get::<_, String>("object_type"),
-        "created_at": ts("created_at"),
-        "started_at": ts("started_at"),
-        "completed_at": ts("completed_at"),
-        "info": info,
-    })
 }
 
-fn process_id(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-        ApiError::invalid(format!("processId must be a positive integer, got '{raw}'"))
-    })
+/// A page of processes and how many there are.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProcessList {
+    pub(crate) count: i64,
+    pub(crate) processes: Vec<ProcessOut>,
 }
 
-fn not_found(id: i64) -> ApiError {
+/// A rejected record (or a refused link of one).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RejectionOut {
+    /// The record's index in the request.
+    pub(crate) index: i32,
+    /// Its identifiers, as sent.
+    #[schema(value_type = Object)]
+    pub(crate) identifiers: Value,
+    #[schema(example = "invalid_attribute_value")]
+    pub(crate) code: String,
+    pub(crate) message: String,
+}
+
+/// A page of a process's rejections, in record order.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RejectionList {
+    pub(crate) count: i64,
+    pub(crate) errors: Vec<RejectionOut>,
+}
+
+fn process_id(raw: &str) -> ApiResult<ProcessId> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(ProcessId)
+        .ok_or_else(|| {
+            ApiError::invalid(format!("processId must be a positive integer, got '{raw}'"))
+        })
+}
+
+fn not_found(id: ProcessId) -> ApiError {
     ApiError::not_found(format!("Process {id} not found"))
 }
 
-pub(super) async fn get(
+#[utoipa::path(
+    get,
+    path = "/v3/processes/{processId}",
+    tag = "processes",
+    params(("processId" = i64, Path, minimum = 1, description = "As answered by the 202")),
+    responses(
+        (status = 200, body = ProcessOut),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "Unknown, or another organization's", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub(crate) async fn get(
     org: Org,
     State(state): State<AppState>,
     Path(raw): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProcessOut>> {
     let id = process_id(&raw)?;
     let client = state.pool.get().await?;
-    let sql = format!("select {COLUMNS} from processes where org_id = $1 and id = $2");
-    let row = client.query_opt(sql.as_str(), &[&org.id, &id]).await?;
-    row.map(|r| Json(process_json(&r)))
+    processes::get(&client, org.id, id)
+        .await?
+        .map(|p| Json(p.into()))
         .ok_or_else(|| not_found(id))
 }
 
-pub(super) async fn list(
+#[utoipa::path(
+    get,
+    path = "/v3/processes",
+    tag = "processes",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 50, description = "Default 10"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
+        ("sort" = Option<super::records::SortOrder>, Query, description = "By creation; default desc"),
+    ),
+    responses((status = 200, body = ProcessList), (status = 400, body = ErrorBody)),
+    security(("apiKey" = []))
+)]
+pub(crate) async fn list(
     org: Org,
     State(state): State<AppState>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProcessList>> {
     let limit = params.int("limit", Some(10), 1, 50, ApiCode::OutOfRange)?;
     let offset = params.int("offset", Some(0), 0, i64::MAX, ApiCode::InvalidParameter)?;
-    let sort = params.sort()?;
+    let order = params.sort()?;
     let client = state.pool.get().await?;
-    let sql = format!(
-        "select {COLUMNS} from processes where org_id = $1
-         order by id {} limit $2 offset $3",
-        sort.sql()
-    );
-    let rows = client
-        .query(sql.as_str(), &[&org.id, &limit, &offset])
-        .await?;
-    let count: i64 = client
-        .query_one(
-            "select count(*) from processes where org_id = $1",
-            &[&org.id],
-        )
-        .await?
-        .get(0);
-    Ok(Json(json!({
-        "count": count,
-        "processes": rows.iter().map(process_json).collect::<Vec<_>>(),
-    })))
+    let page = processes::page(&client, org.id, order, limit, offset).await?;
+    let count = processes::count(&client, org.id).await?;
+    Ok(Json(ProcessList {
+        count,
+        processes: page.into_iter().map(ProcessOut::from).collect(),
+    }))
 }
 
-pub(super) async fn errors(
+#[utoipa::path(
+    get,
+    path = "/v3/processes/{processId}/errors",
+    tag = "processes",
+    params(
+        ("processId" = i64, Path, minimum = 1),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Default 50"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
+    ),
+    responses(
+        (status = 200, body = RejectionList),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub(crate) async fn errors(
     org: Org,
     State(state): State<AppState>,
     Path(raw): Path<String>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RejectionList>> {
     let id = process_id(&raw)?;
     let limit = params.int("limit", Some(50), 1, 1000, ApiCode::OutOfRange)?;
     let offset = params.int("offset", Some(0), 0, i64::MAX, ApiCode::InvalidParameter)?;
     let client = state.pool.get().await?;
-    let exists = client
-        .query_opt(
-            "select 1 from processes where org_id = $1 and id = $2",
-            &[&org.id, &id],
-        )
-        .await?;
-    if exists.is_none() {
+    if !processes::exists(&client, org.id, id).await? {
         return Err(not_found(id));
     }
-    let rows = client
-        .query(
-            "select record_index, identifiers, code, message, count(*) over () as total
-               from process_errors
-              where org_id = $1 and process_id = $2
-              order by position
-              limit $3 offset $4",
-            &[&org.id, &id, &limit, &offset],
-        )
-        .await?;
-    let count: i64 = match rows.first() {
-        Some(r) => r.get("total"),
-        None => client
-            .query_one(
-                "select count(*) from process_errors where org_id = $1 and process_id = $2",
-                &[&org.id, &id],
-            )
-            .await?
-            .get(0),
-    };
-    let errors: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "index": r.get::<_, i32>("record_index"),
-                "identifiers": r.get::<_, Value>("identifiers"),
-                "code": r.get::<_, String>("code"),
-                "message": r.get::<_, String>("message"),
+    let (count, rows) = processes::rejections(&client, org.id, id, limit, offset).await?;
+    Ok(Json(RejectionList {
+        count,
+        errors: rows
+            .into_iter()
+            .map(|r| RejectionOut {
+                index: r.index,
+                identifiers: r.identifiers,
+                code: r.code,
+                message: r.message,
             })
-        })
-        .collect();
-    Ok(Json(json!({"count": count, "errors": errors})))
+            .collect(),
+    }))
 }

@@ -4,27 +4,83 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use objectsync_infra::object_types;
-use objectsync_model::{ApiCode, ObjectType};
-use serde_json::{Map, Value, json};
+use objectsync_model::{ApiCode, ObjectType, ObjectTypeName, RecordId, TypeId};
+use objectsync_store::{GenericClient, links, object_types, records};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
+use super::schema::{ErrorBody, StoredIdentifiers};
 use super::{Params, timestamp};
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// `asc` or `desc`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum SortOrder {
+    Asc,
+    Desc,
+}
+
+/// A linked record, by id.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LinkedRef {
+    pub(crate) identifiers: LinkedId,
+}
+
+/// The id of a linked record.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LinkedId {
+    pub(crate) id: RecordId,
+}
+
+/// A record's links to one associated type: up to five, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AssociationOut {
+    pub(crate) object_type: String,
+    pub(crate) records: Vec<LinkedRef>,
+}
+
+/// A record as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecordOut {
+    pub(crate) identifiers: StoredIdentifiers,
+    /// The attributes the type defines that have a value.
+    #[schema(value_type = Object)]
+    pub(crate) attributes: Value,
+    /// With `association=true` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) associations: Option<Vec<AssociationOut>>,
+    #[serde(rename = "createdAt")]
+    #[schema(format = DateTime)]
+    pub(crate) created_at: String,
+    #[serde(rename = "updatedAt")]
+    #[schema(format = DateTime)]
+    pub(crate) updated_at: String,
+}
+
+/// A page of records and how many the type holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecordList {
+    pub(crate) count: i64,
+    pub(crate) records: Vec<RecordOut>,
+}
+
 /// The object type named in the path, or the contract's 400/404.
-pub(super) async fn object_type(
-    client: &impl tokio_postgres::GenericClient,
-    org_id: i64,
+pub(crate) async fn object_type(
+    client: &impl GenericClient,
+    org: crate::auth::Org,
     name: &str,
 ) -> ApiResult<ObjectType> {
-    if objectsync_model::ObjectTypeName::parse(name).is_err() {
+    if ObjectTypeName::parse(name).is_err() {
         return Err(ApiError::invalid(format!(
             "'{name}' is not a valid object type"
         )));
     }
-    object_types::find(client, org_id, name)
+    object_types::find(client, org.id, name)
         .await?
         .ok_or_else(|| ApiError::not_found("invalid object type"))
 }
@@ -41,12 +97,30 @@ pub(super) fn visible_attributes(t: &ObjectType, stored: Value) -> Value {
     }
 }
 
-pub(super) async fn list(
+#[utoipa::path(
+    get,
+    path = "/v3/objects/{object_type}/records",
+    tag = "records",
+    params(
+        ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
+        ("limit" = i64, Query, minimum = 1, maximum = 1000),
+        ("page_num" = i64, Query, minimum = 1, maximum = 9_223_372_036_854_775i64),
+        ("sort" = Option<SortOrder>, Query, description = "By id; default desc"),
+        ("association" = Option<bool>, Query, description = "Include up to five linked records per associated type"),
+    ),
+    responses(
+        (status = 200, body = RecordList),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "Unknown object type", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub(crate) async fn list(
     org: Org,
     State(state): State<AppState>,
     Path(name): Path<String>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecordList>> {
     let limit = params.int("limit", None, 1, 1000, ApiCode::OutOfRange)?;
     let page = params.int(
         "page_num",
@@ -55,58 +129,32 @@ pub(super) async fn list(
         i64::MAX / 1000,
         ApiCode::InvalidParameter,
     )?;
-    let sort = params.sort()?;
+    let order = params.sort()?;
     let with_associations = params.flag("association")?;
     let client = state.pool.get().await?;
-    let t = object_type(&**client, org.id, &name).await?;
-    let sql = format!(
-        "select id, ext_id, attributes, created_at, updated_at
-           from records
-          where org_id = $1 and type_id = $2
-          order by id {}
-          limit $3 offset $4",
-        sort.sql()
-    );
-    let rows = client
-        .query(
-            sql.as_str(),
-            &[&org.id, &t.id, &limit, &((page - 1) * limit)],
-        )
-        .await?;
-    let count: i64 = client
-        .query_one(
-            "select count(*) from records where org_id = $1 and type_id = $2",
-            &[&org.id, &t.id],
-        )
-        .await?
-        .get(0);
-    let ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
+    let t = object_type(&client, org, &name).await?;
+    let rows = records::page(&client, org.id, t.id, order, limit, (page - 1) * limit).await?;
+    let count = records::count(&client, org.id, t.id).await?;
     let mut linked = if with_associations {
-        linked_records(&client, org.id, &t, &ids).await?
+        let ids: Vec<RecordId> = rows.iter().map(|r| r.id).collect();
+        linked_records(&client, org, &t, &ids).await?
     } else {
         HashMap::new()
     };
-    let records: Vec<Value> = rows
+    let records = rows
         .into_iter()
-        .map(|r| {
-            let mut identifiers = json!({"id": r.get::<_, i64>("id")});
-            if let Some(ext) = r.get::<_, Option<String>>("ext_id") {
-                identifiers["ext_id"] = Value::String(ext);
-            }
-            let id: i64 = r.get("id");
-            let mut record = json!({
-                "identifiers": identifiers,
-                "attributes": visible_attributes(&t, r.get("attributes")),
-                "createdAt": timestamp(r.get("created_at")),
-                "updatedAt": timestamp(r.get("updated_at")),
-            });
-            if with_associations {
-                record["associations"] = Value::Array(linked.remove(&id).unwrap_or_default());
-            }
-            record
+        .map(|r| RecordOut {
+            associations: with_associations.then(|| linked.remove(&r.id).unwrap_or_default()),
+            identifiers: StoredIdentifiers {
+                id: r.id,
+                ext_id: r.ext_id,
+            },
+            attributes: visible_attributes(&t, r.attributes),
+            created_at: timestamp(r.created_at),
+            updated_at: timestamp(r.updated_at),
         })
         .collect();
-    Ok(Json(json!({"count": count, "records": records})))
+    Ok(Json(RecordList { count, records }))
 }
 
 /// Linked records shown per associated type when listing, as Brevo does.
@@ -115,54 +163,40 @@ const LINKS_SHOWN: usize = 5;
 /// For each of `ids`, its associations: per associated type (by name), the
 /// ids of up to five linked records, newest link first.
 async fn linked_records(
-    client: &tokio_postgres::Client,
-    org_id: i64,
+    client: &impl GenericClient,
+    org: Org,
     t: &ObjectType,
-    ids: &[i64],
-) -> ApiResult<HashMap<i64, Vec<Value>>> {
-    let names: HashMap<i32, String> = object_types::list(client, org_id)
+    ids: &[RecordId],
+) -> ApiResult<HashMap<RecordId, Vec<AssociationOut>>> {
+    let names: HashMap<TypeId, String> = object_types::list(client, org.id)
         .await?
         .into_iter()
         .map(|t| (t.id, t.name.to_string()))
         .collect();
-    let rows = client
-        .query(
-            "select src_id, dst_type, dst_id
-               from record_links
-              where org_id = $1 and src_type = $2 and src_id = any($3)
-              order by src_id, dst_type, created_at desc, dst_id desc",
-            &[&org_id, &t.id, &ids],
-        )
-        .await?;
-    // src → type name → linked ids, in link order.
-    let mut grouped: HashMap<i64, Vec<(String, Vec<i64>)>> = HashMap::new();
-    for r in rows {
-        let (src, dst_type, dst): (i64, i32, i64) = (r.get(0), r.get(1), r.get(2));
-        let Some(name) = names.get(&dst_type) else {
+    let mut grouped: HashMap<RecordId, Vec<AssociationOut>> = HashMap::new();
+    for link in links::for_listing(client, org.id, t.id, ids).await? {
+        let Some(name) = names.get(&link.dst_type) else {
             continue;
         };
-        let per_src = grouped.entry(src).or_default();
-        match per_src.last_mut() {
-            Some((n, linked)) if n == name => linked.push(dst),
-            _ => per_src.push((name.clone(), vec![dst])),
+        let per_src = grouped.entry(link.src).or_default();
+        let entry = match per_src.last_mut() {
+            Some(a) if a.object_type == *name => a,
+            _ => {
+                per_src.push(AssociationOut {
+                    object_type: name.clone(),
+                    records: Vec::new(),
+                });
+                per_src.last_mut().expect("just pushed")
+            }
+        };
+        if entry.records.len() < LINKS_SHOWN {
+            entry.records.push(LinkedRef {
+                identifiers: LinkedId { id: link.dst },
+            });
         }
     }
-    Ok(grouped
-        .into_iter()
-        .map(|(src, types)| {
-            let mut types: Vec<Value> = types
-                .into_iter()
-                .map(|(name, linked)| {
-                    let records: Vec<Value> = linked
-                        .into_iter()
-                        .take(LINKS_SHOWN)
-                        .map(|id| json!({"identifiers": {"id": id}}))
-                        .collect();
-                    json!({"object_type": name, "records": records})
-                })
-                .collect();
-            types.sort_by(|a, b| a["object_type"].as_str().cmp(&b["object_type"].as_str()));
-            (src, types)
-        })
-        .collect())
+    for types in grouped.values_mut() {
+        types.sort_by(|a, b| a.object_type.cmp(&b.object_type));
+    }
+    Ok(grouped)
 }

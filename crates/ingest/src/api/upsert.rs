@@ -4,25 +4,45 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use objectsync_model::ProcessKind;
-use serde_json::{Value, json};
 
 use super::json_request;
+use super::schema::{Accepted, DeleteIn, ErrorBody, UpsertIn};
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
 use crate::publisher::Submission;
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/v3/objects/{object_type}/batch/upsert",
+    tag = "batches",
+    params(
+        ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+         description = "The same key with the same request within 24 h answers the first request's processId"),
+    ),
+    request_body(content = UpsertIn, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Durable; poll the process", body = Accepted),
+        (status = 400, description = "Refused; nothing queued", body = ErrorBody),
+        (status = 404, description = "Unknown object type", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another request", body = ErrorBody),
+        (status = 503, description = "Database or broker unavailable; retry", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
 /// Checks the batch, makes it durable and answers `202 {processId}`.
-pub(super) async fn upsert(
+pub(crate) async fn upsert(
     org: Org,
     State(state): State<AppState>,
     Path(object_type): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
     submit(
         org,
         &state,
@@ -34,14 +54,34 @@ pub(super) async fn upsert(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v3/objects/{object_type}/batch/delete",
+    tag = "batches",
+    params(
+        ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
+    ),
+    request_body(content = DeleteIn, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Durable; poll the process", body = Accepted),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
 /// Checks the list of identifiers and queues their deletion: `202 {processId}`.
-pub(super) async fn delete(
+pub(crate) async fn delete(
     org: Org,
     State(state): State<AppState>,
     Path(object_type): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
     submit(
         org,
         &state,
@@ -60,7 +100,8 @@ async fn submit(
     kind: ProcessKind,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    crate::trace::record_object_type(object_type);
     let body = json_request(headers, body)?;
     let process_id = state
         .publisher
@@ -70,10 +111,11 @@ async fn submit(
             kind,
             body: &body,
             idempotency_key: idempotency_key(headers)?,
-            request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+            request_id: crate::trace::request_id(headers),
         })
         .await?;
-    Ok(accepted(process_id))
+    crate::trace::record_process(process_id);
+    Ok((StatusCode::ACCEPTED, Json(Accepted::new(process_id))))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
@@ -84,14 +126,4 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
             .map(Some)
             .map_err(|_| ApiError::invalid("Idempotency-Key must be printable ASCII")),
     }
-}
-
-fn accepted(process_id: i64) -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "processId": process_id,
-            "message": "Batch object records are being processed",
-        })),
-    )
 }

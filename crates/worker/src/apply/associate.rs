@@ -9,108 +9,81 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use deadpool_postgres::Transaction;
-use objectsync_model::{Identifiers, LinkAction, ObjectType, RejectionCode, Upsert};
+use objectsync_model::{
+    Identifiers, LinkAction, ObjectType, OrgId, RecordId, RejectionCode, TypeId, Upsert,
+};
+use objectsync_store::links::{self, Direction};
+use objectsync_store::processes::{LinkCounts, Rejection as Stored};
+use objectsync_store::{GenericClient, records};
 
-use super::links::{self, Link, Request, State};
+use super::links::{Link, Request, State};
 use super::plan::Rejection;
-use super::{ErrorRow, LinkCounts};
+use super::rejection;
 use crate::error::WorkerError;
-
-// Like `upsert`, every statement reaches its table through the primary key
-// (or a unique index) by `= any` of an array, one object type at a time.
-
-const RESOLVE_IDS: &str = "
-    select id, ext_id from records where org_id = $1 and type_id = $2 and id = any($3)";
-
-const RESOLVE_EXT_IDS: &str = "
-    select id, ext_id from records where org_id = $1 and type_id = $2 and ext_id = any($3)";
-
-const LOCK: &str = "
-    select id from records
-     where org_id = $1 and type_id = $2 and id = any($3)
-     order by id
-       for update";
-
-const LOAD_LINKS: &str = "
-    select src_id, dst_type, dst_id from record_links
-     where org_id = $1 and src_type = $2 and src_id = any($3)";
-
-const INSERT_LINKS: &str = "
-    insert into record_links (org_id, src_type, src_id, dst_type, dst_id)
-    select $1, u.st, u.si, u.dt, u.di
-      from unnest($2::int4[], $3::int8[], $4::int4[], $5::int8[]) as u(st, si, dt, di)
-        on conflict do nothing";
-
-const DELETE_LINKS: &str = "
-    delete from record_links
-     where org_id = $1 and src_type = $2 and src_id = any($3)
-       and (src_id, dst_type, dst_id) in (select * from unnest($3::int8[], $4::int4[], $5::int8[]))";
 
 /// A target as named in the request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum TargetKey {
-    Id(i32, i64),
-    Ext(i32, String),
+    Id(TypeId, RecordId),
+    Ext(TypeId, String),
 }
 
 impl TargetKey {
-    fn of(type_id: i32, ids: &Identifiers) -> Option<Self> {
+    fn of(type_id: TypeId, ids: &Identifiers) -> Option<Self> {
         match (ids.id, &ids.ext_id) {
-            (Some(id), _) => Some(Self::Id(type_id, id)),
+            (Some(id), _) => Some(Self::Id(type_id, RecordId(id))),
             (None, Some(ext)) => Some(Self::Ext(type_id, ext.clone())),
             (None, None) => None,
         }
     }
 }
 
-/// Source ids, target types and target ids of stored link rows, as arrays.
-type LinkEnds = (Vec<i64>, Vec<i32>, Vec<i64>);
-
 /// One target of one association entry, before resolution.
 struct Pending {
     index: usize,
-    source: i64,
+    source: RecordId,
     action: LinkAction,
-    target_type: i32,
+    target_type: TypeId,
     target: Result<TargetKey, Rejection>,
 }
 
-/// Both stored directions of each link, as four parallel arrays.
-fn directions(links: &[Link]) -> (Vec<i32>, Vec<i64>, Vec<i32>, Vec<i64>) {
-    let mut cols = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for l in links {
-        let mut push = |st, si, dt, di| {
-            cols.0.push(st);
-            cols.1.push(si);
-            cols.2.push(dt);
-            cols.3.push(di);
-        };
-        push(l.a_type, l.a, l.b_type, l.b);
-        if l.a != l.b {
-            push(l.b_type, l.b, l.a_type, l.a);
-        }
-    }
-    cols
+/// The outcome of a batch's association entries.
+pub(crate) struct Linked {
+    pub(crate) rejections: Vec<Stored>,
+    pub(crate) counts: LinkCounts,
 }
 
-/// Applies the association entries of `batch`, whose records were stored
-/// with the ids in `record_ids` (`None` for rejected records, which link
-/// nothing).
-pub(crate) async fn apply(
-    tx: &Transaction<'_>,
-    org_id: i64,
-    source: &ObjectType,
-    types: &[ObjectType],
-    batch: &Upsert<'_>,
-    record_ids: &[Option<i64>],
-    cap: u32,
-) -> Result<(Vec<ErrorRow>, LinkCounts), WorkerError> {
-    let by_name: HashMap<&str, &ObjectType> = types.iter().map(|t| (t.name.as_str(), t)).collect();
-    let names: HashMap<i32, String> = types.iter().map(|t| (t.id, t.name.to_string())).collect();
+/// Both stored directions of each link.
+fn directions(links: &[Link]) -> Vec<Direction> {
+    let mut out = Vec::with_capacity(links.len() * 2);
+    for l in links {
+        out.push(Direction {
+            src_type: l.a_type,
+            src: l.a,
+            dst_type: l.b_type,
+            dst: l.b,
+        });
+        if l.a != l.b {
+            out.push(Direction {
+                src_type: l.b_type,
+                src: l.b,
+                dst_type: l.a_type,
+                dst: l.a,
+            });
+        }
+    }
+    out
+}
 
-    // 1. The requests, in order, with targets still unresolved.
-    let mut pending: Vec<Pending> = Vec::new();
+/// The requests of `batch`, in order, with targets still unresolved;
+/// records rejected earlier (`None` ids) link nothing.
+fn pending(
+    source: &ObjectType,
+    by_name: &HashMap<&str, &ObjectType>,
+    batch: &Upsert<'_>,
+    record_ids: &[Option<RecordId>],
+) -> Vec<Pending> {
+    let mut out = Vec::new();
     for (index, record) in batch.records.iter().enumerate() {
         let Some(Some(source_id)) = record_ids.get(index) else {
             continue;
@@ -120,26 +93,25 @@ pub(crate) async fn apply(
             let target_type = match by_name.get(other) {
                 Some(t) if source.is_associated_with(other) => t.id,
                 _ => {
-                    let rejection = Rejection {
-                        code: RejectionCode::AssociationNotDefined,
-                        message: format!(
-                            "object types '{}' and '{other}' are not associated",
-                            source.name
-                        ),
-                    };
-                    pending.push(Pending {
+                    out.push(Pending {
                         index,
                         source: *source_id,
                         action: entry.action,
-                        target_type: 0,
-                        target: Err(rejection),
+                        target_type: TypeId(0),
+                        target: Err(Rejection {
+                            code: RejectionCode::AssociationNotDefined,
+                            message: format!(
+                                "object types '{}' and '{other}' are not associated",
+                                source.name
+                            ),
+                        }),
                     });
                     continue;
                 }
             };
             for target in &entry.records {
                 if let Some(key) = TargetKey::of(target_type, &target.identifiers) {
-                    pending.push(Pending {
+                    out.push(Pending {
                         index,
                         source: *source_id,
                         action: entry.action,
@@ -150,13 +122,33 @@ pub(crate) async fn apply(
             }
         }
     }
+    out
+}
+
+/// Applies the association entries of `batch`, whose records were stored
+/// with the ids in `record_ids`.
+pub(crate) async fn apply(
+    tx: &impl GenericClient,
+    org: OrgId,
+    source: &ObjectType,
+    types: &[ObjectType],
+    batch: &Upsert<'_>,
+    record_ids: &[Option<RecordId>],
+    cap: u32,
+) -> Result<Linked, WorkerError> {
+    let by_name: HashMap<&str, &ObjectType> = types.iter().map(|t| (t.name.as_str(), t)).collect();
+    let names: HashMap<TypeId, String> = types.iter().map(|t| (t.id, t.name.to_string())).collect();
+    let pending = pending(source, &by_name, batch, record_ids);
     if pending.is_empty() {
-        return Ok((Vec::new(), LinkCounts::default()));
+        return Ok(Linked {
+            rejections: Vec::new(),
+            counts: LinkCounts::default(),
+        });
     }
 
-    // 2. Resolve the targets, then lock sources and targets, type by type
-    //    and in id order within a type, so concurrent batches lock alike.
-    let mut wanted: BTreeMap<i32, (Vec<i64>, Vec<&str>)> = BTreeMap::new();
+    // Resolve the targets, then lock sources and targets, type by type and
+    // in id order within a type, so concurrent batches lock alike.
+    let mut wanted: BTreeMap<TypeId, (Vec<RecordId>, Vec<&str>)> = BTreeMap::new();
     for p in &pending {
         match &p.target {
             Ok(TargetKey::Id(t, i)) => wanted.entry(*t).or_default().0.push(*i),
@@ -164,24 +156,23 @@ pub(crate) async fn apply(
             Err(_) => {}
         }
     }
-    let mut resolved: HashMap<TargetKey, i64> = HashMap::new();
+    let mut resolved: HashMap<TargetKey, RecordId> = HashMap::new();
     for (t, (ids, exts)) in &wanted {
         let mut rows = Vec::new();
         if !ids.is_empty() {
-            rows.extend(by_keys(tx, RESOLVE_IDS, org_id, *t, ids).await?);
+            rows.extend(records::find_by_ids(tx, org, *t, ids).await?);
         }
         if !exts.is_empty() {
-            rows.extend(by_keys(tx, RESOLVE_EXT_IDS, org_id, *t, exts).await?);
+            rows.extend(records::find_by_ext_ids(tx, org, *t, exts).await?);
         }
         for row in rows {
-            let (id, ext): (i64, Option<String>) = (row.get(0), row.get(1));
-            resolved.insert(TargetKey::Id(*t, id), id);
-            if let Some(ext) = ext {
-                resolved.insert(TargetKey::Ext(*t, ext), id);
+            resolved.insert(TargetKey::Id(*t, row.id), row.id);
+            if let Some(ext) = row.ext_id {
+                resolved.insert(TargetKey::Ext(*t, ext), row.id);
             }
         }
     }
-    let mut involved: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    let mut involved: BTreeMap<TypeId, Vec<RecordId>> = BTreeMap::new();
     for (key, id) in &resolved {
         let (TargetKey::Id(t, _) | TargetKey::Ext(t, _)) = key;
         involved.entry(*t).or_default().push(*id);
@@ -190,23 +181,27 @@ pub(crate) async fn apply(
         .entry(source.id)
         .or_default()
         .extend(pending.iter().map(|p| p.source));
-    let mut present: HashSet<i64> = HashSet::new();
-    let mut state = State::default();
+    let mut present: HashSet<RecordId> = HashSet::new();
     for (t, ids) in &mut involved {
         ids.sort_unstable();
         ids.dedup();
-        let locked = by_keys(tx, LOCK, org_id, *t, &*ids).await?;
-        present.extend(locked.iter().map(|r| r.get::<_, i64>(0)));
+        present.extend(
+            records::lock_by_ids(tx, org, *t, ids)
+                .await?
+                .iter()
+                .map(|r| r.id),
+        );
     }
 
-    // 3. The links those records hold now.
+    // The links those records hold now.
+    let mut state = State::default();
     for (t, ids) in &involved {
-        for row in by_keys(tx, LOAD_LINKS, org_id, *t, ids).await? {
-            state.add_stored(row.get(0), *t, row.get(2), row.get(1));
+        for d in links::held_by(tx, org, *t, ids).await? {
+            state.add_stored(d.src, d.src_type, d.dst, d.dst_type);
         }
     }
 
-    // 4. Replay the requests.
+    // Replay the requests, then write the difference.
     let requests: Vec<Request> = pending
         .into_iter()
         .map(|p| Request {
@@ -223,57 +218,24 @@ pub(crate) async fn apply(
             }),
         })
         .collect();
-    let plan = links::plan(requests, source.id, state, cap, &names);
-
-    // 5. Write the difference: removals per source type, then one insert.
-    if !plan.removes.is_empty() {
-        let (st, si, dt, di) = directions(&plan.removes);
-        let mut by_type: BTreeMap<i32, LinkEnds> = BTreeMap::new();
-        for k in 0..st.len() {
-            let e = by_type.entry(st[k]).or_default();
-            e.0.push(si[k]);
-            e.1.push(dt[k]);
-            e.2.push(di[k]);
-        }
-        let stmt = tx.prepare_cached(DELETE_LINKS).await?;
-        for (t, (si, dt, di)) in &by_type {
-            tx.execute(&stmt, &[&org_id, t, si, dt, di]).await?;
-        }
-    }
-    if !plan.adds.is_empty() {
-        let (st, si, dt, di) = directions(&plan.adds);
-        let stmt = tx.prepare_cached(INSERT_LINKS).await?;
-        tx.execute(&stmt, &[&org_id, &st, &si, &dt, &di]).await?;
-    }
+    let plan = super::links::plan(requests, source.id, state, cap, &names);
+    links::remove(tx, org, &directions(&plan.removes)).await?;
+    links::insert(tx, org, &directions(&plan.adds)).await?;
     let counts = LinkCounts {
         created: plan.linked,
         removed: plan.unlinked,
         failed: i32::try_from(plan.errors.len()).unwrap_or(i32::MAX),
     };
-    let errors = plan
+    let rejections = plan
         .errors
         .into_iter()
-        .map(|(index, r)| {
-            ErrorRow::new(index, &batch.records[index].identifiers, r.code, &r.message)
-        })
+        .map(|(index, r)| rejection(index, &batch.records[index].identifiers, r.code, &r.message))
         .collect();
-    Ok((errors, counts))
+    Ok(Linked { rejections, counts })
 }
 
-/// Runs one of the `(org_id, type, array of keys)` statements above.
-async fn by_keys(
-    tx: &Transaction<'_>,
-    sql: &str,
-    org_id: i64,
-    type_id: i32,
-    keys: &(dyn tokio_postgres::types::ToSql + Sync),
-) -> Result<Vec<tokio_postgres::Row>, WorkerError> {
-    let stmt = tx.prepare_cached(sql).await?;
-    Ok(tx.query(&stmt, &[&org_id, &type_id, keys]).await?)
-}
-
-fn not_found(names: &HashMap<i32, String>, key: &TargetKey) -> Rejection {
-    let name = |t: &i32| names.get(t).map_or("?", String::as_str).to_owned();
+fn not_found(names: &HashMap<TypeId, String>, key: &TargetKey) -> Rejection {
+    let name = |t: &TypeId| names.get(t).map_or("?", String::as_str).to_owned();
     let message = match key {
         TargetKey::Id(t, id) => format!("no {} record has id {id}", name(t)),
         TargetKey::Ext(t, ext) => format!("no {} record has ext_id '{ext}'", name(t)),

@@ -5,108 +5,75 @@
 
 use std::collections::{HashMap, HashSet};
 
-use deadpool_postgres::Transaction;
-use objectsync_model::{DeleteBatch, Identifiers, ObjectType, RejectionCode};
+use objectsync_model::{DeleteBatch, Identifiers, ObjectType, OrgId, RecordId, RejectionCode};
+use objectsync_store::{GenericClient, links, records};
 
-use super::{Applied, ErrorRow};
+use super::{Applied, rejection};
 use crate::error::WorkerError;
 
-const LOCK_BY_ID: &str = "
-    select id, ext_id from records
-     where org_id = $1 and type_id = $2 and id = any($3)
-     order by id
-       for update";
-
-const LOCK_BY_EXT_ID: &str = "
-    select id, ext_id from records
-     where org_id = $1 and type_id = $2 and ext_id = any($3)
-     order by id
-       for update";
-
-const DELETE_LINKS: &str = "
-    with gone as (
-        delete from record_links
-         where org_id = $1 and src_type = $2 and src_id = any($3)
-     returning src_type, src_id, dst_type, dst_id
-    )
-    delete from record_links l
-     using gone g
-     where l.org_id = $1 and l.src_type = g.dst_type and l.src_id = g.dst_id
-       and l.dst_type = g.src_type and l.dst_id = g.src_id";
-
-const DELETE_RECORDS: &str = "
-    delete from records where org_id = $1 and type_id = $2 and id = any($3)";
-
 pub(crate) async fn apply(
-    tx: &Transaction<'_>,
-    org_id: i64,
+    tx: &impl GenericClient,
+    org: OrgId,
     object_type: &ObjectType,
     batch: &DeleteBatch,
 ) -> Result<Applied, WorkerError> {
     let type_id = object_type.id;
-    // What each identifier of the request is, as sent and as a lookup key.
+    // Each identifier as sent, and the key it is looked up by.
     let requested: Vec<(Identifiers, String)> = match batch {
         DeleteBatch::Ids(ids) => ids
             .iter()
             .map(|id| {
-                (
-                    Identifiers {
-                        id: Some(*id),
-                        ext_id: None,
-                    },
-                    id.to_string(),
-                )
+                let ids = Identifiers {
+                    id: Some(*id),
+                    ext_id: None,
+                };
+                (ids, id.to_string())
             })
             .collect(),
         DeleteBatch::ExtIds(exts) => exts
             .iter()
             .map(|e| {
-                (
-                    Identifiers {
-                        id: None,
-                        ext_id: Some(e.clone()),
-                    },
-                    e.clone(),
-                )
+                let ids = Identifiers {
+                    id: None,
+                    ext_id: Some(e.clone()),
+                };
+                (ids, e.clone())
             })
             .collect(),
     };
     let rows = match batch {
         DeleteBatch::Ids(ids) => {
-            let stmt = tx.prepare_cached(LOCK_BY_ID).await?;
-            tx.query(&stmt, &[&org_id, &type_id, ids]).await?
+            let ids: Vec<RecordId> = ids.iter().copied().map(RecordId).collect();
+            records::lock_by_ids(tx, org, type_id, &ids).await?
         }
         DeleteBatch::ExtIds(exts) => {
-            let stmt = tx.prepare_cached(LOCK_BY_EXT_ID).await?;
-            tx.query(&stmt, &[&org_id, &type_id, exts]).await?
+            let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
+            records::lock_by_ext_ids(tx, org, type_id, &exts).await?
         }
     };
-    let found: HashMap<String, i64> = rows
-        .iter()
+    let found: HashMap<String, RecordId> = rows
+        .into_iter()
         .map(|r| {
-            let id: i64 = r.get(0);
             let key = match batch {
-                DeleteBatch::Ids(_) => id.to_string(),
-                DeleteBatch::ExtIds(_) => r.get::<_, Option<String>>(1).unwrap_or_default(),
+                DeleteBatch::Ids(_) => r.id.to_string(),
+                DeleteBatch::ExtIds(_) => r.ext_id.unwrap_or_default(),
             };
-            (key, id)
+            (key, r.id)
         })
         .collect();
 
     let mut applied = Applied::default();
-    let mut deleted: Vec<i64> = Vec::new();
-    let mut seen: HashSet<i64> = HashSet::new();
+    let mut deleted: Vec<RecordId> = Vec::new();
+    let mut seen: HashSet<RecordId> = HashSet::new();
     for (index, (ids, key)) in requested.iter().enumerate() {
         applied.counts.processed += 1;
         match found.get(key) {
             Some(&id) if seen.insert(id) => {
                 deleted.push(id);
                 applied.counts.deleted += 1;
-                applied.record_ids.push(Some(id));
             }
             again => {
                 applied.counts.failed += 1;
-                applied.record_ids.push(None);
                 let what = match (&ids.id, &ids.ext_id) {
                     (Some(id), _) => format!("id {id}"),
                     (_, Some(ext)) => format!("ext_id '{ext}'"),
@@ -119,7 +86,7 @@ pub(crate) async fn apply(
                     ),
                     None => format!("no {} record has {what}", object_type.name),
                 };
-                applied.errors.push(ErrorRow::new(
+                applied.rejections.push(rejection(
                     index,
                     ids,
                     RejectionCode::RecordNotFound,
@@ -129,10 +96,8 @@ pub(crate) async fn apply(
         }
     }
     if !deleted.is_empty() {
-        let stmt = tx.prepare_cached(DELETE_LINKS).await?;
-        tx.execute(&stmt, &[&org_id, &type_id, &deleted]).await?;
-        let stmt = tx.prepare_cached(DELETE_RECORDS).await?;
-        tx.execute(&stmt, &[&org_id, &type_id, &deleted]).await?;
+        links::remove_all_of(tx, org, type_id, &deleted).await?;
+        records::delete(tx, org, type_id, &deleted).await?;
     }
     Ok(applied)
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use objectsync_model::{LinkAction, RejectionCode};
+use objectsync_model::{LinkAction, RecordId, RejectionCode, TypeId};
 
 use super::plan::Rejection;
 
@@ -18,24 +18,24 @@ use super::plan::Rejection;
 pub(crate) struct Request {
     /// Index of the requesting record in the batch.
     pub(crate) index: usize,
-    pub(crate) source: i64,
+    pub(crate) source: RecordId,
     pub(crate) action: LinkAction,
-    pub(crate) target_type: i32,
+    pub(crate) target_type: TypeId,
     /// The target's id, or why it could not be resolved.
-    pub(crate) target: Result<i64, Rejection>,
+    pub(crate) target: Result<RecordId, Rejection>,
 }
 
 /// An unordered pair of records, normalized so that `a <= b`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct Link {
-    pub(crate) a: i64,
-    pub(crate) a_type: i32,
-    pub(crate) b: i64,
-    pub(crate) b_type: i32,
+    pub(crate) a: RecordId,
+    pub(crate) a_type: TypeId,
+    pub(crate) b: RecordId,
+    pub(crate) b_type: TypeId,
 }
 
 impl Link {
-    fn new(x: i64, x_type: i32, y: i64, y_type: i32) -> Self {
+    fn new(x: RecordId, x_type: TypeId, y: RecordId, y_type: TypeId) -> Self {
         if x <= y {
             Self {
                 a: x,
@@ -59,19 +59,25 @@ impl Link {
 pub(crate) struct State {
     links: HashSet<Link>,
     /// (record, type of the records it is linked to) → how many.
-    counts: HashMap<(i64, i32), u32>,
+    counts: HashMap<(RecordId, TypeId), u32>,
 }
 
 impl State {
     /// Adds one stored link, given from one side (both directions are stored).
-    pub(crate) fn add_stored(&mut self, src: i64, src_type: i32, dst: i64, dst_type: i32) {
+    pub(crate) fn add_stored(
+        &mut self,
+        src: RecordId,
+        src_type: TypeId,
+        dst: RecordId,
+        dst_type: TypeId,
+    ) {
         if self.links.insert(Link::new(src, src_type, dst, dst_type)) {
             self.count(Link::new(src, src_type, dst, dst_type), 1);
         }
     }
 
     fn count(&mut self, link: Link, delta: i64) {
-        let mut bump = |record: i64, other_type: i32| {
+        let mut bump = |record: RecordId, other_type: TypeId| {
             let c = self.counts.entry((record, other_type)).or_default();
             *c = u32::try_from(i64::from(*c) + delta).unwrap_or(0);
         };
@@ -81,7 +87,7 @@ impl State {
         }
     }
 
-    fn held(&self, record: i64, other_type: i32) -> u32 {
+    fn held(&self, record: RecordId, other_type: TypeId) -> u32 {
         self.counts.get(&(record, other_type)).copied().unwrap_or(0)
     }
 }
@@ -100,12 +106,12 @@ pub(crate) struct LinkPlan {
 /// `names` maps type ids to names for messages.
 pub(crate) fn plan(
     requests: Vec<Request>,
-    source_type: i32,
+    source_type: TypeId,
     mut state: State,
     cap: u32,
-    names: &HashMap<i32, String>,
+    names: &HashMap<TypeId, String>,
 ) -> LinkPlan {
-    let name = |t: i32| names.get(&t).map_or("?", String::as_str).to_owned();
+    let name = |t: TypeId| names.get(&t).map_or("?", String::as_str).to_owned();
     let stored = state.links.clone();
     let mut out = LinkPlan::default();
     for req in requests {

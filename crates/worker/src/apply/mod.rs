@@ -11,41 +11,17 @@ mod associate;
 mod delete;
 mod links;
 mod plan;
-mod process;
 #[cfg(test)]
 mod proptests;
 mod upsert;
 
 use deadpool_postgres::Pool;
-use objectsync_infra::object_types;
 use objectsync_model::{BatchMeta, Identifiers, Job, RejectionCode};
+use objectsync_store::processes::{self, Counts, Rejection, XactStatus};
+use objectsync_store::{GenericClient, object_types};
 use serde_json::Value;
 
-pub(crate) use process::{mark_failed, record_attempt_error};
-
-use crate::error::WorkerError;
-
-/// Record counters of a process.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub processed: i32,
-    pub created: i32,
-    pub updated: i32,
-    pub deleted: i32,
-    pub failed: i32,
-    pub links: LinkCounts,
-}
-
-/// Outcome counts of a batch's association entries.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct LinkCounts {
-    /// Links made.
-    pub created: i32,
-    /// Links removed.
-    pub removed: i32,
-    /// Link requests refused (each has an error row).
-    pub failed: i32,
-}
+use crate::error::{Classify, WorkerError};
 
 /// Limits the worker applies that come from its settings.
 #[derive(Debug, Clone, Copy)]
@@ -54,23 +30,18 @@ pub struct ApplyConfig {
     pub max_links_per_type: u32,
 }
 
-/// One stored rejection.
-#[derive(Debug, Clone)]
-pub(crate) struct ErrorRow {
-    pub(crate) index: i32,
-    pub(crate) identifiers: Value,
-    pub(crate) code: RejectionCode,
-    pub(crate) message: String,
-}
-
-impl ErrorRow {
-    pub(crate) fn new(index: usize, ids: &Identifiers, code: RejectionCode, message: &str) -> Self {
-        Self {
-            index: i32::try_from(index).unwrap_or(i32::MAX),
-            identifiers: serde_json::to_value(ids).unwrap_or(Value::Null),
-            code,
-            message: message.to_owned(),
-        }
+/// A rejection of record `index`, as stored.
+pub(crate) fn rejection(
+    index: usize,
+    ids: &Identifiers,
+    code: RejectionCode,
+    message: &str,
+) -> Rejection {
+    Rejection {
+        index: i32::try_from(index).unwrap_or(i32::MAX),
+        identifiers: serde_json::to_value(ids).unwrap_or(Value::Null),
+        code,
+        message: message.to_owned(),
     }
 }
 
@@ -78,9 +49,7 @@ impl ErrorRow {
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
     pub(crate) counts: Counts,
-    pub(crate) errors: Vec<ErrorRow>,
-    /// The stored id of each record of the request, `None` if rejected.
-    pub(crate) record_ids: Vec<Option<i64>>,
+    pub(crate) rejections: Vec<Rejection>,
 }
 
 /// How a delivery ended.
@@ -104,47 +73,58 @@ pub async fn handle(
     delivery: u32,
     config: ApplyConfig,
 ) -> Result<Handled, WorkerError> {
+    let (org, pid) = (meta.org_id, meta.process_id);
+    let delivery = i32::try_from(delivery).unwrap_or(i32::MAX);
     let mut client = pool.get().await?;
-    process::mark_started(&client, meta, delivery).await?;
+    processes::mark_started(&client, org, pid, delivery).await?;
     let tx = client.transaction().await?;
-    match process::lock(&tx, meta).await? {
+    match processes::lock(&tx, org, pid).await? {
         Some(status) if status.is_final() => return Ok(Handled::AlreadyDone),
         Some(_) => {}
-        None => return process::missing(&tx, meta).await,
+        None => return missing(&tx, meta).await,
     }
     let name = meta.object_type.as_str();
-    let Some(object_type) = object_types::find(&*tx, meta.org_id, name).await? else {
-        return Err(WorkerError::Permanent(format!(
-            "object type '{name}' no longer exists"
-        )));
-    };
-    let org = meta.org_id;
+    let object_type = object_types::find(&tx, org, name)
+        .await?
+        .ok_or_else(|| format!("object type '{name}' no longer exists"))
+        .fatal()?;
     let mut applied = match job {
         Job::Upsert(batch) => {
-            let mut applied = upsert::apply(&tx, org, &object_type, batch).await?;
+            let mut done = upsert::apply(&tx, org, &object_type, batch).await?;
             if batch.records.iter().any(|r| !r.associations.is_empty()) {
-                let types = object_types::list(&*tx, org).await?;
-                let (errors, links) = associate::apply(
+                let types = object_types::list(&tx, org).await?;
+                let linked = associate::apply(
                     &tx,
                     org,
                     &object_type,
                     &types,
                     batch,
-                    &applied.record_ids,
+                    &done.record_ids,
                     config.max_links_per_type,
                 )
                 .await?;
-                applied.errors.extend(errors);
-                applied.counts.links = links;
+                done.applied.rejections.extend(linked.rejections);
+                done.applied.counts.links = linked.counts;
             }
-            applied
+            done.applied
         }
         Job::Delete(batch) => delete::apply(&tx, org, &object_type, batch).await?,
     };
     // Record rejections and link refusals, in request order.
-    applied.errors.sort_by_key(|e| e.index);
-    process::write_errors(&tx, meta, &applied.errors).await?;
-    process::complete(&tx, meta, &applied.counts, delivery).await?;
+    applied.rejections.sort_by_key(|e| e.index);
+    processes::write_rejections(&tx, org, pid, &applied.rejections).await?;
+    processes::complete(&tx, org, pid, &applied.counts, delivery).await?;
     tx.commit().await?;
     Ok(Handled::Applied(applied.counts))
+}
+
+/// What to do with a batch whose process row is not visible: wait while the
+/// transaction that creates it is still running; drop it once that
+/// transaction is known to have rolled back (its client got an error).
+async fn missing(c: &impl GenericClient, meta: &BatchMeta) -> Result<Handled, WorkerError> {
+    match processes::xact_status(c, meta.xact_id).await? {
+        // Committed means it became visible after our lock query: look again.
+        XactStatus::InProgress | XactStatus::Committed => Err(WorkerError::NotYet(meta.process_id)),
+        XactStatus::Aborted => Ok(Handled::Orphan),
+    }
 }

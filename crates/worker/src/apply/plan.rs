@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use objectsync_model::prepare::Attributes;
-use objectsync_model::{Identifiers, RejectionCode};
+use objectsync_model::{Identifiers, RecordId, RejectionCode};
 
 /// A record refused, with what to tell the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub(crate) enum Outcome {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Update<'a> {
-    pub(crate) id: i64,
+    pub(crate) id: RecordId,
     /// An `ext_id` to give a row that had none (record sent both identifiers).
     pub(crate) set_ext_id: Option<String>,
     /// Merged attributes; `null` clears.
@@ -69,13 +69,13 @@ pub(crate) struct Plan<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Existing {
     /// id → current ext_id.
-    pub(crate) by_id: HashMap<i64, Option<String>>,
+    pub(crate) by_id: HashMap<RecordId, Option<String>>,
     /// ext_id → id.
-    pub(crate) by_ext: HashMap<String, i64>,
+    pub(crate) by_ext: HashMap<String, RecordId>,
 }
 
 impl Existing {
-    pub(crate) fn insert(&mut self, id: i64, ext_id: Option<String>) {
+    pub(crate) fn insert(&mut self, id: RecordId, ext_id: Option<String>) {
         if let Some(ext) = &ext_id {
             self.by_ext.insert(ext.clone(), id);
         }
@@ -93,13 +93,13 @@ pub(crate) struct Candidate<'a> {
 struct Planner<'a> {
     plan: Plan<'a>,
     /// id → index in `plan.updates`.
-    update_slot: HashMap<i64, usize>,
+    update_slot: HashMap<RecordId, usize>,
     /// ext_id → where it points now, including assignments made by this batch.
     ext_target: HashMap<String, Target>,
 }
 
 impl<'a> Planner<'a> {
-    fn existing(&mut self, id: i64) -> Target {
+    fn existing(&mut self, id: RecordId) -> Target {
         let slot = *self.update_slot.entry(id).or_insert_with(|| {
             self.plan.updates.push(Update {
                 id,
@@ -126,7 +126,7 @@ impl<'a> Planner<'a> {
         existing: &Existing,
         type_name: &str,
     ) -> Result<Outcome, Rejection> {
-        match (ids.id, ids.ext_id.as_deref()) {
+        match (ids.id.map(RecordId), ids.ext_id.as_deref()) {
             (Some(id), ext) => {
                 let Some(stored_ext) = existing.by_id.get(&id) else {
                     return Err(Rejection {

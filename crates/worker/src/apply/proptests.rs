@@ -345,7 +345,7 @@ fn vehicle() -> ObjectType {
     ]}))
     .unwrap();
     ObjectType::new(
-        1,
+        objectsync_model::TypeId(1),
         ObjectTypeName::parse("vehicle").unwrap(),
         def.label,
         def.attributes,
@@ -382,8 +382,8 @@ proptest! {
         match Job::decode(ProcessKind::Upsert, body.as_bytes()) {
             Ok(job) => {
                 let meta = BatchMeta {
-                    org_id: 1,
-                    process_id: 2,
+                    org_id: objectsync_model::OrgId(1),
+                    process_id: objectsync_model::ProcessId(2),
                     kind: ProcessKind::Upsert,
                     object_type: ObjectTypeName::parse("vehicle").unwrap(),
                     xact_id: 3,

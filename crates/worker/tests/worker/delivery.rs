@@ -203,8 +203,8 @@ async fn a_batch_whose_request_rolled_back_is_dropped() {
         .get(0);
     tx.rollback().await.unwrap();
     let meta = objectsync_model::BatchMeta {
-        org_id: org.id,
-        process_id: 424_242,
+        org_id: objectsync_model::OrgId(org.id),
+        process_id: objectsync_model::ProcessId(424_242),
         kind: objectsync_model::ProcessKind::Upsert,
         object_type: objectsync_model::ObjectTypeName::parse("vehicle").unwrap(),
         xact_id: xact.parse().unwrap(),

@@ -1,30 +1,30 @@
 use super::*;
 
-const V: i32 = 1; // vehicle
-const G: i32 = 2; // garage
+const V: TypeId = TypeId(1); // vehicle
+const G: TypeId = TypeId(2); // garage
 
-fn names() -> HashMap<i32, String> {
+fn names() -> HashMap<TypeId, String> {
     [(V, "vehicle".to_owned()), (G, "garage".to_owned())].into()
 }
 
 fn req(index: usize, source: i64, action: LinkAction, target: i64) -> Request {
     Request {
         index,
-        source,
+        source: RecordId(source),
         action,
         target_type: G,
-        target: Ok(target),
+        target: Ok(RecordId(target)),
     }
 }
 
 fn link(source: i64, target: i64) -> Link {
-    Link::new(source, V, target, G)
+    Link::new(RecordId(source), V, RecordId(target), G)
 }
 
 #[test]
 fn links_and_unlinks_are_idempotent() {
     let mut state = State::default();
-    state.add_stored(1, V, 100, G);
+    state.add_stored(RecordId(1), V, RecordId(100), G);
     let p = plan(
         vec![
             req(0, 1, LinkAction::Link, 100),   // exists: no-op
@@ -46,7 +46,7 @@ fn links_and_unlinks_are_idempotent() {
 #[test]
 fn only_the_net_difference_is_written() {
     let mut state = State::default();
-    state.add_stored(100, G, 1, V); // stored from the garage's side
+    state.add_stored(RecordId(100), G, RecordId(1), V); // stored from the garage's side
     let p = plan(
         vec![
             req(0, 1, LinkAction::Unlink, 100),
@@ -69,7 +69,7 @@ fn only_the_net_difference_is_written() {
 fn the_cap_holds_on_the_source_end_across_the_batch() {
     let mut state = State::default();
     for g in 100..108 {
-        state.add_stored(1, V, g, G);
+        state.add_stored(RecordId(1), V, RecordId(g), G);
     }
     let requests = (108..112).map(|g| req(3, 1, LinkAction::Link, g)).collect();
     let p = plan(requests, V, state, 10, &names());
@@ -90,7 +90,7 @@ fn the_cap_holds_on_the_source_end_across_the_batch() {
 fn the_cap_holds_on_the_target_end() {
     let mut state = State::default();
     for v in 1..=9 {
-        state.add_stored(v, V, 100, G);
+        state.add_stored(RecordId(v), V, RecordId(100), G);
     }
     let p = plan(
         vec![
@@ -116,7 +116,7 @@ fn the_cap_holds_on_the_target_end() {
 fn an_unlink_frees_a_place_under_the_cap() {
     let mut state = State::default();
     for g in 100..110 {
-        state.add_stored(1, V, g, G);
+        state.add_stored(RecordId(1), V, RecordId(g), G);
     }
     let p = plan(
         vec![
@@ -138,7 +138,7 @@ fn unresolved_targets_are_reported_in_order() {
     let p = plan(
         vec![Request {
             index: 4,
-            source: 1,
+            source: RecordId(1),
             action: LinkAction::Link,
             target_type: G,
             target: Err(Rejection {

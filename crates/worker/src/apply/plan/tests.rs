@@ -49,7 +49,7 @@ fn split(records: &[(Value, Value)]) -> (Vec<Identifiers>, Vec<Map<String, Value
 fn stored(rows: &[(i64, Option<&str>)]) -> Existing {
     let mut e = Existing::default();
     for (id, ext) in rows {
-        e.insert(*id, ext.map(str::to_owned));
+        e.insert(RecordId(*id), ext.map(str::to_owned));
     }
     e
 }
@@ -67,8 +67,8 @@ fn new_existing_and_anonymous_records() {
     assert_eq!(p.inserts[0].ext_id, "new");
     assert_eq!(shown(&p.inserts[0].attributes), json!({"a": 1}));
     assert_eq!(p.updates.len(), 2);
-    assert_eq!(p.updates[0].id, 5);
-    assert_eq!(p.updates[1].id, 7);
+    assert_eq!(p.updates[0].id, RecordId(5));
+    assert_eq!(p.updates[1].id, RecordId(7));
     assert_eq!(p.anonymous.len(), 1);
     assert_eq!(shown(&p.anonymous[0]), json!({"a": 3}));
     assert_eq!(

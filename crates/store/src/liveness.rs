@@ -10,14 +10,17 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use objectsync_model::{OrgId, ProcessId};
 use serde::Serialize;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
+
+use crate::{GenericClient, StoreResult};
 
 /// One open process that has not been delivered for a while.
 #[derive(Debug, Clone, Serialize)]
 pub struct StaleProcess {
-    pub org_id: i64,
-    pub id: i64,
+    pub org_id: OrgId,
+    pub id: ProcessId,
     pub name: String,
     pub status: String,
     pub object_type: String,
@@ -58,17 +61,14 @@ pub async fn list(
     client: &impl GenericClient,
     after: Duration,
     limit: i64,
-) -> Result<Vec<StaleProcess>, tokio_postgres::Error> {
+) -> StoreResult<Vec<StaleProcess>> {
     let sql = format!("select {COLUMNS} from processes where {STALE} order by created_at limit $2");
     let rows = client.query(sql.as_str(), &[&secs(after), &limit]).await?;
     Ok(rows.iter().map(from_row).collect())
 }
 
 /// How many processes are stale for `after` now.
-pub async fn count(
-    client: &impl GenericClient,
-    after: Duration,
-) -> Result<i64, tokio_postgres::Error> {
+pub async fn count(client: &impl GenericClient, after: Duration) -> StoreResult<i64> {
     let sql = format!("select count(*) from processes where {STALE}");
     Ok(client
         .query_one(sql.as_str(), &[&secs(after)])
@@ -81,7 +81,7 @@ pub async fn count(
 pub async fn mark_newly_stale(
     client: &impl GenericClient,
     after: Duration,
-) -> Result<Vec<StaleProcess>, tokio_postgres::Error> {
+) -> StoreResult<Vec<StaleProcess>> {
     let sql = format!(
         "update processes set stale_at = now() where {STALE} and stale_at is null
          returning {COLUMNS}"
@@ -95,7 +95,7 @@ pub async fn fail_stale(
     client: &impl GenericClient,
     after: Duration,
     reason: &str,
-) -> Result<Vec<StaleProcess>, tokio_postgres::Error> {
+) -> StoreResult<Vec<StaleProcess>> {
     let sql = format!(
         "update processes
             set status = 'failed', error = $2, completed_at = clock_timestamp()
