@@ -7,25 +7,37 @@ use serde_json::{Value, json};
 /// Records per batch, as producers send them.
 pub(crate) const BATCH: usize = 1000;
 
-/// The object type's definition (matching the attributes below).
+/// The object type's attributes: key, type, category options.
+const ATTRIBUTES: [(&str, &str, &[&str]); 10] = [
+    ("name", "text", &[]),
+    ("description", "text", &[]),
+    ("price", "number", &[]),
+    ("quantity", "number", &[]),
+    ("rating", "number", &[]),
+    ("active", "boolean", &[]),
+    ("registered", "date", &[]),
+    ("website", "url", &[]),
+    ("color", "category", &["red", "green", "blue"]),
+    ("tags", "multiple_category", &["new", "sale", "eco"]),
+];
+
+/// The object type's definition (matching the attributes below); labels are
+/// the keys.
 pub(crate) fn definition() -> Value {
-    json!({
-        "label": "Bench items",
-        "attributes": [
-            {"key": "name", "label": "Name", "type": "text"},
-            {"key": "description", "label": "Description", "type": "text"},
-            {"key": "price", "label": "Price", "type": "number"},
-            {"key": "quantity", "label": "Quantity", "type": "number"},
-            {"key": "rating", "label": "Rating", "type": "number"},
-            {"key": "active", "label": "Active", "type": "boolean"},
-            {"key": "registered", "label": "Registered", "type": "date"},
-            {"key": "website", "label": "Website", "type": "url"},
-            {"key": "color", "label": "Color", "type": "category",
-             "options": [{"key": "red", "label": "Red"}, {"key": "green", "label": "Green"}, {"key": "blue", "label": "Blue"}]},
-            {"key": "tags", "label": "Tags", "type": "multiple_category",
-             "options": [{"key": "new", "label": "New"}, {"key": "sale", "label": "Sale"}, {"key": "eco", "label": "Eco"}]}
-        ]
-    })
+    let attributes: Vec<Value> = ATTRIBUTES
+        .iter()
+        .map(|(key, kind, options)| {
+            let mut a = json!({"key": key, "label": key, "type": kind});
+            if !options.is_empty() {
+                a["options"] = options
+                    .iter()
+                    .map(|o| json!({"key": o, "label": o}))
+                    .collect();
+            }
+            a
+        })
+        .collect();
+    json!({"label": "Bench items", "attributes": attributes})
 }
 
 pub(crate) fn ext_id(run: &str, i: usize) -> String {

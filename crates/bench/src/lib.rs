@@ -144,34 +144,33 @@ async fn small_stages(
     let n = opts.records;
     let c = opts.connections;
     use raw::Loader::{PerRecord, PerRecordAutocommit, SetBased};
-    f.raw_insert_rps = raw::run(pool, "raw", n, 1, c, SetBased).await?;
-    progress(&format!(
-        "raw ceiling, inserts: {:.0} records/s",
-        f.raw_insert_rps
-    ));
-    f.raw_update_rps = raw::run(pool, "raw", n, 2, c, SetBased).await?;
-    progress(&format!(
-        "raw ceiling, updates: {:.0} records/s",
-        f.raw_update_rps
-    ));
-    f.naive_insert_rps = raw::run(pool, "naive", n, 1, c, PerRecord).await?;
-    progress(&format!(
-        "naive baseline, inserts: {:.0} records/s",
-        f.naive_insert_rps
-    ));
-    f.naive_update_rps = raw::run(pool, "naive", n, 2, c, PerRecord).await?;
-    progress(&format!(
-        "naive baseline, updates: {:.0} records/s",
-        f.naive_update_rps
-    ));
     // The same with a transaction per statement, on a sample: it is slow.
     let sample = n.min(20_000);
-    f.naive_autocommit_insert_rps =
-        raw::run(pool, "auto", sample, 1, c, PerRecordAutocommit).await?;
-    progress(&format!(
-        "naive baseline with autocommit, inserts: {:.0} records/s ({sample} records)",
-        f.naive_autocommit_insert_rps
-    ));
+    let runs: [(&str, usize, u32, raw::Loader, &str); 5] = [
+        ("raw", n, 1, SetBased, "raw ceiling, inserts"),
+        ("raw", n, 2, SetBased, "raw ceiling, updates"),
+        ("naive", n, 1, PerRecord, "naive baseline, inserts"),
+        ("naive", n, 2, PerRecord, "naive baseline, updates"),
+        (
+            "auto",
+            sample,
+            1,
+            PerRecordAutocommit,
+            "naive baseline with autocommit, inserts",
+        ),
+    ];
+    let mut rates = [0.0; 5];
+    for (rate, (table, count, version, loader, label)) in rates.iter_mut().zip(runs) {
+        *rate = raw::run(pool, table, count, version, c, loader).await?;
+        progress(&format!("{label}: {rate:.0} records/s ({count} records)"));
+    }
+    [
+        f.raw_insert_rps,
+        f.raw_update_rps,
+        f.naive_insert_rps,
+        f.naive_update_rps,
+        f.naive_autocommit_insert_rps,
+    ] = rates;
 
     // 3. The whole system, with RSS sampled throughout.
     let mut system = system::System::start(&sandbox.settings, ADMIN_TOKEN, opts.workers).await?;

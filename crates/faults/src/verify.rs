@@ -65,21 +65,24 @@ impl Findings {
 }
 
 /// Waits until no process is queued or in process, up to `limit`.
+/// The rows of a parameterless query, or why not.
+async fn rows(
+    pool: &Pool,
+    sql: &str,
+) -> Result<Vec<deadpool_postgres::tokio_postgres::Row>, String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    client.query(sql, &[]).await.map_err(|e| e.to_string())
+}
+
 pub(crate) async fn settle(pool: &Pool, limit: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let open: Result<i64, String> = async {
-            let client = pool.get().await.map_err(|e| e.to_string())?;
-            let row = client
-                .query_one(
-                    "select count(*) from processes where status in ('queued', 'in_process')",
-                    &[],
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(row.get(0))
-        }
-        .await;
+        let open: Result<i64, String> = rows(
+            pool,
+            "select count(*) from processes where status in ('queued', 'in_process')",
+        )
+        .await
+        .map(|r| r[0].get(0));
         match open {
             Ok(0) => return Ok(()),
             Ok(n) if tokio::time::Instant::now() > deadline => {
@@ -92,16 +95,13 @@ pub(crate) async fn settle(pool: &Pool, limit: Duration) -> Result<(), String> {
 }
 
 async fn load_processes(pool: &Pool) -> Result<HashMap<i64, Process>, String> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
-    let rows = client
-        .query(
-            "select id, status::text, records_processed, records_created, records_updated,
-                    records_failed, error, completed_at
-               from processes",
-            &[],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let rows = rows(
+        pool,
+        "select id, status::text, records_processed, records_created, records_updated,
+                records_failed, error, completed_at
+           from processes",
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -123,14 +123,11 @@ async fn load_processes(pool: &Pool) -> Result<HashMap<i64, Process>, String> {
 
 /// ext_id → (rows with that ext_id, the `seq` of one of them).
 async fn load_records(pool: &Pool) -> Result<HashMap<String, (i64, i64)>, String> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
-    let rows = client
-        .query(
-            "select ext_id, count(*), max((attributes->>'seq')::int8) from records group by ext_id",
-            &[],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let rows = rows(
+        pool,
+        "select ext_id, count(*), max((attributes->>'seq')::int8) from records group by ext_id",
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| {

@@ -156,11 +156,6 @@ impl Broker {
         guard.as_ref().filter(|c| c.status().connected()).cloned()
     }
 
-    /// Whether the connection is up right now (for `/readyz`).
-    pub fn is_connected(&self) -> bool {
-        self.live().is_some()
-    }
-
     /// The live connection, opening a new one (and declaring the topology on
     /// it) if there is none.
     pub async fn connection(&self) -> lapin::Result<Arc<Connection>> {

@@ -27,25 +27,43 @@ pub async fn serve(settings: &objectsync_infra::Settings) -> Result<(), startup:
     Ok(())
 }
 
-/// The whole life of a serving ingest process: settings (from `config` and
-/// the environment), logging, then [`serve`]. For tools that run ingest as a
-/// child process; `objectsync-ingest` itself also has other subcommands.
-pub async fn run_process(config: Option<&std::path::Path>) -> std::process::ExitCode {
+/// How every subcommand of `objectsync-ingest` starts: settings (from
+/// `config` and the environment), then logging. `Err` is the exit code of a
+/// bad configuration (2), already reported.
+pub fn start(
+    config: Option<&std::path::Path>,
+) -> Result<objectsync_infra::Settings, std::process::ExitCode> {
     use objectsync_infra::{Role, Settings, telemetry};
-    let settings = match Settings::load(Role::Ingest, config) {
-        Ok(s) => s,
+    match Settings::load(Role::Ingest, config) {
+        Ok(s) => {
+            telemetry::init(s.log.format);
+            Ok(s)
+        }
         Err(e) => {
             eprintln!("objectsync-ingest: {e}");
-            return std::process::ExitCode::from(2);
+            Err(std::process::ExitCode::from(2))
         }
-    };
-    telemetry::init(settings.log.format);
-    match serve(&settings).await {
+    }
+}
+
+/// How every subcommand ends: a failure is logged and printed, exit code 1.
+pub fn finish<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "objectsync-ingest failed");
             eprintln!("objectsync-ingest: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The whole life of a serving ingest process: [`start`], [`serve`],
+/// [`finish`]. What `objectsync-ingest serve` runs, and what tools that run
+/// ingest as a child process call.
+pub async fn run_process(config: Option<&std::path::Path>) -> std::process::ExitCode {
+    match start(config) {
+        Ok(settings) => finish(serve(&settings).await),
+        Err(code) => code,
     }
 }

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use objectsync_infra::{Role, Settings, db, telemetry};
+use objectsync_infra::db;
 use objectsync_ingest::admin::cli::{self, AdminCommand};
+use objectsync_ingest::finish;
 
 #[derive(Parser)]
 #[command(
@@ -41,33 +42,24 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(Role::Ingest, cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("objectsync-ingest: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    telemetry::init(settings.log.format);
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => objectsync_ingest::serve(&settings)
-            .await
-            .map_err(|e| e.to_string()),
-        Command::Migrate => db::migrate(&settings.database.url)
-            .await
-            .map(|n| println!("{n} migration(s) applied"))
-            .map_err(|e| e.to_string()),
-        Command::Admin(cmd) => cli::run(&settings, cmd)
-            .await
-            .map(|out| println!("{out:#}"))
-            .map_err(|e| e.to_string()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "objectsync-ingest failed");
-            eprintln!("objectsync-ingest: {e}");
-            ExitCode::FAILURE
-        }
+    let config = cli.config.as_deref();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => objectsync_ingest::run_process(config).await,
+        Command::Migrate => match objectsync_ingest::start(config) {
+            Ok(settings) => finish(
+                db::migrate(&settings.database.url)
+                    .await
+                    .map(|n| println!("{n} migration(s) applied")),
+            ),
+            Err(code) => code,
+        },
+        Command::Admin(cmd) => match objectsync_ingest::start(config) {
+            Ok(settings) => finish(
+                cli::run(&settings, cmd)
+                    .await
+                    .map(|out| println!("{out:#}")),
+            ),
+            Err(code) => code,
+        },
     }
 }

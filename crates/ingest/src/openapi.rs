@@ -3,7 +3,10 @@
 //! types, so it cannot drift from the code. The integration tests validate
 //! every response they receive against it.
 
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -29,7 +32,7 @@ use utoipa::{Modify, OpenApi};
         crate::admin::http::put_object,
         crate::admin::http::stale_processes,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &CommonErrors),
     tags(
         (name = "batches", description = "Upsert and delete records in batches of up to 1,000"),
         (name = "records", description = "Read records and their links"),
@@ -52,6 +55,55 @@ impl Modify for Security {
             "adminToken",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("admin-token"))),
         );
+    }
+}
+
+/// The answers every operation can give besides its own: 400 for a bad
+/// parameter or body, 401 without a
+/// valid key or token, 403 for an organization without custom objects
+/// (`/v3`), 404 while the admin API is disabled (`/admin`), 500 and 503.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let mut common = vec![
+                ("400", "A bad parameter or body; the message names it"),
+                ("401", "Missing or unknown key or token"),
+                ("500", "A bug; see the server log"),
+                ("503", "Database or broker unavailable; retry later"),
+            ];
+            if path.starts_with("/v3") {
+                common.push((
+                    "403",
+                    "Custom objects are not enabled for this organization",
+                ));
+            } else {
+                common.push(("404", "The admin API is disabled (no admin token set)"));
+            }
+            for op in [&mut item.get, &mut item.post, &mut item.put]
+                .into_iter()
+                .flatten()
+            {
+                for (status, description) in &common {
+                    op.responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| RefOr::T(error(description)));
+                }
+            }
+        }
     }
 }
 

@@ -158,6 +158,10 @@ impl Publisher {
     ///     .await?;
     /// # Ok(()) }
     /// ```
+    #[tracing::instrument(
+        skip_all,
+        fields(org_id = s.org_id.get(), object_type = s.object_type, kind = s.kind.short(), process_id)
+    )]
     pub async fn submit(&self, s: Submission<'_>) -> Result<ProcessId, PublishError> {
         let job = Job::decode(s.kind, s.body)?;
         let name = parse_name(s.object_type)?;
@@ -181,6 +185,7 @@ impl Publisher {
         let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
         let (process_id, xact_id) =
             processes::insert(&tx, s.org_id, s.kind, name.as_str(), total).await?;
+        tracing::Span::current().record("process_id", process_id.get());
         if let Some((key, hash)) = claim {
             match objectsync_store::idempotency::claim(&tx, s.org_id, key, &hash, process_id)
                 .await?
@@ -204,7 +209,11 @@ impl Publisher {
         tx.commit().await?;
         metrics::counter!("objectsync_batches_accepted_total", "kind" => s.kind.name())
             .increment(1);
-        tracing::info!(%process_id, records = total, "batch accepted");
+        tracing::info!(
+            process_id = process_id.get(),
+            records = total,
+            "batch accepted"
+        );
         Ok(process_id)
     }
 

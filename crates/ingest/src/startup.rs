@@ -73,6 +73,7 @@ async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db
 }
 
 impl Application {
+    #[tracing::instrument(skip_all, name = "ingest_start")]
     pub async fn build(
         settings: &Settings,
         cancel: &CancellationToken,

@@ -5,7 +5,7 @@
 
 use objectsync_model::{OrgId, ProcessId};
 
-use crate::{GenericClient, StoreResult, prepared};
+use crate::{GenericClient, StoreResult};
 
 /// How a request stands against its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub async fn claim(
     hash: &[u8],
     process: ProcessId,
 ) -> StoreResult<Claim> {
-    let stmt = prepared(
+    if crate::query_opt(
         tx,
         "insert into idempotency_keys (org_id, key, request_hash, process_id)
          values ($1, $2, $3, $4)
@@ -37,21 +37,19 @@ pub async fn claim(
                 created_at = now()
           where idempotency_keys.created_at < now() - interval '24 hours'
          returning process_id",
+        &[&org, &key, &hash, &process],
     )
-    .await?;
-    if tx
-        .query_opt(&stmt, &[&org, &key, &hash, &process])
-        .await?
-        .is_some()
+    .await?
+    .is_some()
     {
         return Ok(Claim::Fresh);
     }
-    let stmt = prepared(
+    let row = crate::query_one(
         tx,
         "select request_hash, process_id from idempotency_keys where org_id = $1 and key = $2",
+        &[&org, &key],
     )
     .await?;
-    let row = tx.query_one(&stmt, &[&org, &key]).await?;
     let (stored, previous): (Vec<u8>, ProcessId) = (row.get(0), row.get(1));
     Ok(if stored == hash {
         Claim::Replay(previous)
@@ -62,10 +60,10 @@ pub async fn claim(
 
 /// Forgets keys older than 24 hours; returns how many.
 pub async fn sweep(c: &impl GenericClient) -> StoreResult<u64> {
-    let stmt = prepared(
+    crate::execute(
         c,
         "delete from idempotency_keys where created_at < now() - interval '24 hours'",
+        &[],
     )
-    .await?;
-    Ok(c.execute(&stmt, &[]).await?)
+    .await
 }

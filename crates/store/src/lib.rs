@@ -23,12 +23,61 @@ pub mod processes;
 pub mod records;
 
 pub use deadpool_postgres::GenericClient;
+
+/// The records of one object type of one organization: what every
+/// statement on `records` and `record_links` is confined to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    pub org: objectsync_model::OrgId,
+    pub type_id: objectsync_model::TypeId,
+}
+
+impl Scope {
+    pub fn of(org: objectsync_model::OrgId, type_id: objectsync_model::TypeId) -> Self {
+        Self { org, type_id }
+    }
+}
 pub use error::{ErrorKind, StoreError, StoreResult, classify, describe};
 
-/// Prepares `sql` through the connection's statement cache.
-pub(crate) async fn prepared(
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+/// Runs `sql`, prepared through the connection's statement cache; the rows
+/// it changed.
+pub(crate) async fn execute(
     c: &impl GenericClient,
     sql: &str,
-) -> Result<tokio_postgres::Statement, StoreError> {
-    Ok(c.prepare_cached(sql).await?)
+    params: Params<'_>,
+) -> StoreResult<u64> {
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.execute(&stmt, params).await?)
+}
+
+/// Like [`execute`], for the rows a query returns.
+pub(crate) async fn query(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> StoreResult<Vec<tokio_postgres::Row>> {
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.query(&stmt, params).await?)
+}
+
+/// Like [`query`], for exactly one row.
+pub(crate) async fn query_one(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> StoreResult<tokio_postgres::Row> {
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.query_one(&stmt, params).await?)
+}
+
+/// Like [`query`], for at most one row.
+pub(crate) async fn query_opt(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> StoreResult<Option<tokio_postgres::Row>> {
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&stmt, params).await?)
 }

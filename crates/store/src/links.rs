@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use objectsync_model::{OrgId, RecordId, TypeId};
 use serde_json::Value;
 
-use crate::{GenericClient, StoreResult, prepared};
+use crate::{GenericClient, Scope, StoreResult};
 
 /// One stored direction of a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,24 +18,41 @@ pub struct Direction {
     pub dst: RecordId,
 }
 
-/// The links held by these records of type `src_type`, one direction each.
+/// The links held by these records, one direction each.
 pub async fn held_by(
     c: &impl GenericClient,
-    org: OrgId,
-    src_type: TypeId,
+    scope: Scope,
     ids: &[RecordId],
 ) -> StoreResult<Vec<Direction>> {
-    let stmt = prepared(
-        c,
-        "select src_id, dst_type, dst_id from record_links
-          where org_id = $1 and src_type = $2 and src_id = any($3)",
-    )
-    .await?;
-    Ok(c.query(&stmt, &[&org, &src_type, &ids])
+    const SQL: &str = "select src_id, dst_type, dst_id from record_links
+        where org_id = $1 and src_type = $2 and src_id = any($3)";
+    select(c, scope, ids, SQL).await
+}
+
+/// For listing records with their associations: every link of these
+/// records, grouped by source then linked type, newest link first.
+pub async fn for_listing(
+    c: &impl GenericClient,
+    scope: Scope,
+    ids: &[RecordId],
+) -> StoreResult<Vec<Direction>> {
+    const SQL: &str = "select src_id, dst_type, dst_id from record_links
+        where org_id = $1 and src_type = $2 and src_id = any($3)
+        order by src_id, dst_type, created_at desc, dst_id desc";
+    select(c, scope, ids, SQL).await
+}
+
+async fn select(
+    c: &impl GenericClient,
+    scope: Scope,
+    ids: &[RecordId],
+    sql: &str,
+) -> StoreResult<Vec<Direction>> {
+    Ok(crate::query(c, sql, &[&scope.org, &scope.type_id, &ids])
         .await?
         .iter()
         .map(|r| Direction {
-            src_type,
+            src_type: scope.type_id,
             src: r.get(0),
             dst_type: r.get(1),
             dst: r.get(2),
@@ -52,16 +69,16 @@ pub async fn insert(tx: &impl GenericClient, org: OrgId, rows: &[Direction]) -> 
     let si: Vec<RecordId> = rows.iter().map(|d| d.src).collect();
     let dt: Vec<TypeId> = rows.iter().map(|d| d.dst_type).collect();
     let di: Vec<RecordId> = rows.iter().map(|d| d.dst).collect();
-    let stmt = prepared(
+    crate::execute(
         tx,
         "insert into record_links (org_id, src_type, src_id, dst_type, dst_id)
          select $1, u.st, u.si, u.dt, u.di
            from unnest($2::int4[], $3::int8[], $4::int4[], $5::int8[]) as u(st, si, dt, di)
              on conflict do nothing",
+        &[&org, &st, &si, &dt, &di],
     )
-    .await?;
-    tx.execute(&stmt, &[&org, &st, &si, &dt, &di]).await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// Removes these directions (callers pass both directions of each link);
@@ -69,20 +86,19 @@ pub async fn insert(tx: &impl GenericClient, org: OrgId, rows: &[Direction]) -> 
 pub async fn remove(tx: &impl GenericClient, org: OrgId, rows: &[Direction]) -> StoreResult<()> {
     let mut sorted = rows.to_vec();
     sorted.sort_unstable();
-    let stmt = prepared(
-        tx,
-        "delete from record_links
-          where org_id = $1 and src_type = $2 and src_id = any($3)
-            and (src_id, dst_type, dst_id) in
-                (select * from unnest($3::int8[], $4::int4[], $5::int8[]))",
-    )
-    .await?;
     for group in sorted.chunk_by(|a, b| a.src_type == b.src_type) {
         let si: Vec<RecordId> = group.iter().map(|d| d.src).collect();
         let dt: Vec<TypeId> = group.iter().map(|d| d.dst_type).collect();
         let di: Vec<RecordId> = group.iter().map(|d| d.dst).collect();
-        tx.execute(&stmt, &[&org, &group[0].src_type, &si, &dt, &di])
-            .await?;
+        crate::execute(
+            tx,
+            "delete from record_links
+          where org_id = $1 and src_type = $2 and src_id = any($3)
+            and (src_id, dst_type, dst_id) in
+                (select * from unnest($3::int8[], $4::int4[], $5::int8[]))",
+            &[&org, &group[0].src_type, &si, &dt, &di],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -91,11 +107,10 @@ pub async fn remove(tx: &impl GenericClient, org: OrgId, rows: &[Direction]) -> 
 /// records themselves are deleted).
 pub async fn remove_all_of(
     tx: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
+    scope: Scope,
     ids: &[RecordId],
 ) -> StoreResult<()> {
-    let stmt = prepared(
+    crate::execute(
         tx,
         "with gone as (
              delete from record_links
@@ -106,38 +121,10 @@ pub async fn remove_all_of(
           using gone g
           where l.org_id = $1 and l.src_type = g.dst_type and l.src_id = g.dst_id
             and l.dst_type = g.src_type and l.dst_id = g.src_id",
+        &[&scope.org, &scope.type_id, &ids],
     )
-    .await?;
-    tx.execute(&stmt, &[&org, &type_id, &ids]).await?;
-    Ok(())
-}
-
-/// For listing records with their associations: every link of these
-/// records, grouped by source then linked type, newest link first.
-pub async fn for_listing(
-    c: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
-    ids: &[RecordId],
-) -> StoreResult<Vec<Direction>> {
-    let stmt = prepared(
-        c,
-        "select src_id, dst_type, dst_id
-           from record_links
-          where org_id = $1 and src_type = $2 and src_id = any($3)
-          order by src_id, dst_type, created_at desc, dst_id desc",
-    )
-    .await?;
-    Ok(c.query(&stmt, &[&org, &type_id, &ids])
-        .await?
-        .iter()
-        .map(|r| Direction {
-            src_type: type_id,
-            src: r.get(0),
-            dst_type: r.get(1),
-            dst: r.get(2),
-        })
-        .collect())
+    .await
+    .map(drop)
 }
 
 /// A record linked to the one asked about.
@@ -154,14 +141,13 @@ pub struct Linked {
 /// A page of the records linked to `src` among `types`, newest link first.
 pub async fn linked_page(
     c: &impl GenericClient,
-    org: OrgId,
-    src_type: TypeId,
+    scope: Scope,
     src: RecordId,
     types: &[TypeId],
     limit: i64,
     offset: i64,
 ) -> StoreResult<Vec<Linked>> {
-    let stmt = prepared(
+    Ok(crate::query(
         c,
         "select l.dst_type, r.id, r.ext_id, r.attributes, r.created_at, r.updated_at
            from record_links l
@@ -169,20 +155,17 @@ pub async fn linked_page(
           where l.org_id = $1 and l.src_type = $2 and l.src_id = $3 and l.dst_type = any($4)
           order by l.created_at desc, l.dst_id desc
           limit $5 offset $6",
+        &[&scope.org, &scope.type_id, &src, &types, &limit, &offset],
     )
-    .await?;
-    Ok(
-        c.query(&stmt, &[&org, &src_type, &src, &types, &limit, &offset])
-            .await?
-            .iter()
-            .map(|r| Linked {
-                type_id: r.get(0),
-                id: r.get(1),
-                ext_id: r.get(2),
-                attributes: r.get(3),
-                created_at: r.get(4),
-                updated_at: r.get(5),
-            })
-            .collect(),
-    )
+    .await?
+    .iter()
+    .map(|r| Linked {
+        type_id: r.get(0),
+        id: r.get(1),
+        ext_id: r.get(2),
+        attributes: r.get(3),
+        created_at: r.get(4),
+        updated_at: r.get(5),
+    })
+    .collect())
 }

@@ -63,7 +63,7 @@ pub async fn list(
     limit: i64,
 ) -> StoreResult<Vec<StaleProcess>> {
     let sql = format!("select {COLUMNS} from processes where {STALE} order by created_at limit $2");
-    let rows = client.query(sql.as_str(), &[&secs(after), &limit]).await?;
+    let rows = crate::query(client, &sql, &[&secs(after), &limit]).await?;
     Ok(rows.iter().map(from_row).collect())
 }
 
@@ -86,7 +86,7 @@ pub async fn mark_newly_stale(
         "update processes set stale_at = now() where {STALE} and stale_at is null
          returning {COLUMNS}"
     );
-    let rows = client.query(sql.as_str(), &[&secs(after)]).await?;
+    let rows = crate::query(client, &sql, &[&secs(after)]).await?;
     Ok(rows.iter().map(from_row).collect())
 }
 
@@ -102,6 +102,6 @@ pub async fn fail_stale(
           where {STALE}
          returning {COLUMNS}"
     );
-    let rows = client.query(sql.as_str(), &[&secs(after), &reason]).await?;
+    let rows = crate::query(client, &sql, &[&secs(after), &reason]).await?;
     Ok(rows.iter().map(from_row).collect())
 }

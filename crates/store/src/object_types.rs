@@ -6,7 +6,7 @@ use objectsync_model::{AttributeDef, ObjectType, ObjectTypeName, OrgId, TypeId};
 use serde_json::Value;
 use tokio_postgres::Row;
 
-use crate::{GenericClient, StoreError, StoreResult, prepared};
+use crate::{GenericClient, StoreError, StoreResult};
 
 const SELECT: &str = "
     select t.id, t.name, t.label, t.attributes,
@@ -53,8 +53,7 @@ pub async fn find(
     name: &str,
 ) -> StoreResult<Option<ObjectType>> {
     let sql = format!("{SELECT} and t.name = $2");
-    let stmt = prepared(c, &sql).await?;
-    c.query_opt(&stmt, &[&org, &name])
+    crate::query_opt(c, &sql, &[&org, &name])
         .await?
         .as_ref()
         .map(from_row)
@@ -63,19 +62,19 @@ pub async fn find(
 
 /// Whether `org` defines `name`: all ingest needs to know per batch.
 pub async fn exists(c: &impl GenericClient, org: OrgId, name: &str) -> StoreResult<bool> {
-    let stmt = prepared(
+    Ok(crate::query_opt(
         c,
         "select 1 from object_types where org_id = $1 and name = $2",
+        &[&org, &name],
     )
-    .await?;
-    Ok(c.query_opt(&stmt, &[&org, &name]).await?.is_some())
+    .await?
+    .is_some())
 }
 
 /// Every object type of `org`, by name.
 pub async fn list(c: &impl GenericClient, org: OrgId) -> StoreResult<Vec<ObjectType>> {
     let sql = format!("{SELECT} order by t.name");
-    let stmt = prepared(c, &sql).await?;
-    c.query(&stmt, &[&org])
+    crate::query(c, &sql, &[&org])
         .await?
         .iter()
         .map(from_row)
@@ -90,7 +89,7 @@ pub async fn upsert(
     label: &str,
     attributes: &Value,
 ) -> StoreResult<TypeId> {
-    let stmt = prepared(
+    Ok(crate::query_one(
         tx,
         "insert into object_types (org_id, name, label, attributes)
          values ($1, $2, $3, $4)
@@ -99,12 +98,10 @@ pub async fn upsert(
                 attributes = excluded.attributes,
                 updated_at = now()
          returning id",
+        &[&org, &name.as_str(), &label, attributes],
     )
-    .await?;
-    Ok(tx
-        .query_one(&stmt, &[&org, &name.as_str(), &label, attributes])
-        .await?
-        .get(0))
+    .await?
+    .get(0))
 }
 
 /// The ids of the types among `names` that `org` defines.
@@ -113,16 +110,15 @@ pub async fn ids(
     org: OrgId,
     names: &[&str],
 ) -> StoreResult<Vec<(String, TypeId)>> {
-    let stmt = prepared(
+    Ok(crate::query(
         c,
         "select name, id from object_types where org_id = $1 and name = any($2)",
+        &[&org, &names],
     )
-    .await?;
-    Ok(c.query(&stmt, &[&org, &names])
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
 }
 
 /// Makes `others` exactly the types `type_id` is associated with
@@ -133,23 +129,23 @@ pub async fn replace_associations(
     type_id: TypeId,
     others: &[TypeId],
 ) -> StoreResult<()> {
-    let stmt = prepared(
+    crate::execute(
         tx,
         "delete from object_associations
           where org_id = $1 and (type_a = $2 or type_b = $2)
             and (case when type_a = $2 then type_b else type_a end) <> all($3)",
+        &[&org, &type_id, &others],
     )
     .await?;
-    tx.execute(&stmt, &[&org, &type_id, &others]).await?;
-    let stmt = prepared(
+    crate::execute(
         tx,
         "insert into object_associations (org_id, type_a, type_b)
          select $1, least($2, x), greatest($2, x) from unnest($3::int[]) x
          on conflict do nothing",
+        &[&org, &type_id, &others],
     )
-    .await?;
-    tx.execute(&stmt, &[&org, &type_id, &others]).await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// The first type (by name) of `org` part of more than `cap` associations,
@@ -159,7 +155,7 @@ pub async fn over_association_cap(
     org: OrgId,
     cap: i64,
 ) -> StoreResult<Option<(String, i64)>> {
-    let stmt = prepared(
+    Ok(crate::query_opt(
         c,
         "select t.name, count(*)
            from object_types t
@@ -170,9 +166,8 @@ pub async fn over_association_cap(
          having count(*) > $2
           order by t.name
           limit 1",
+        &[&org, &cap],
     )
-    .await?;
-    Ok(c.query_opt(&stmt, &[&org, &cap])
-        .await?
-        .map(|r| (r.get(0), r.get(1))))
+    .await?
+    .map(|r| (r.get(0), r.get(1))))
 }

@@ -13,7 +13,7 @@ use objectsync_model::{OrgId, ProcessId, ProcessKind, ProcessStatus, RejectionCo
 use serde_json::Value;
 use tokio_postgres::Row;
 
-use crate::{GenericClient, StoreError, StoreResult, prepared};
+use crate::{GenericClient, StoreError, StoreResult};
 
 /// Record outcome counters of a process.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -132,16 +132,14 @@ pub async fn insert(
     object_type: &str,
     total: i32,
 ) -> StoreResult<(ProcessId, u64)> {
-    let stmt = prepared(
+    let row = crate::query_one(
         tx,
         "insert into processes (org_id, name, object_type, records_total)
          values ($1, $2::text::process_name, $3, $4)
          returning id, pg_current_xact_id()::text",
+        &[&org, &kind.name(), &object_type, &total],
     )
     .await?;
-    let row = tx
-        .query_one(&stmt, &[&org, &kind.name(), &object_type, &total])
-        .await?;
     let xact = row
         .get::<_, &str>(1)
         .parse()
@@ -156,8 +154,7 @@ pub async fn get(
     id: ProcessId,
 ) -> StoreResult<Option<Process>> {
     let sql = format!("select {COLUMNS} from processes where org_id = $1 and id = $2");
-    let stmt = prepared(c, &sql).await?;
-    c.query_opt(&stmt, &[&org, &id])
+    crate::query_opt(c, &sql, &[&org, &id])
         .await?
         .as_ref()
         .map(from_row)
@@ -177,8 +174,7 @@ pub async fn page(
           order by id {} limit $2 offset $3",
         order.sql()
     );
-    let stmt = prepared(c, &sql).await?;
-    c.query(&stmt, &[&org, &limit, &offset])
+    crate::query(c, &sql, &[&org, &limit, &offset])
         .await?
         .iter()
         .map(from_row)
@@ -187,14 +183,24 @@ pub async fn page(
 
 /// How many processes an organization has.
 pub async fn count(c: &impl GenericClient, org: OrgId) -> StoreResult<i64> {
-    let stmt = prepared(c, "select count(*) from processes where org_id = $1").await?;
-    Ok(c.query_one(&stmt, &[&org]).await?.get(0))
+    Ok(crate::query_one(
+        c,
+        "select count(*) from processes where org_id = $1",
+        &[&org],
+    )
+    .await?
+    .get(0))
 }
 
 /// Whether process `id` of `org` exists.
 pub async fn exists(c: &impl GenericClient, org: OrgId, id: ProcessId) -> StoreResult<bool> {
-    let stmt = prepared(c, "select 1 from processes where org_id = $1 and id = $2").await?;
-    Ok(c.query_opt(&stmt, &[&org, &id]).await?.is_some())
+    Ok(crate::query_opt(
+        c,
+        "select 1 from processes where org_id = $1 and id = $2",
+        &[&org, &id],
+    )
+    .await?
+    .is_some())
 }
 
 /// A page of a process's rejections, in record order, and how many it has.
@@ -205,26 +211,25 @@ pub async fn rejections(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(i64, Vec<StoredRejection>)> {
-    let stmt = prepared(
+    let rows = crate::query(
         c,
         "select record_index, identifiers, code, message, count(*) over () as total
            from process_errors
           where org_id = $1 and process_id = $2
           order by position
           limit $3 offset $4",
+        &[&org, &id, &limit, &offset],
     )
     .await?;
-    let rows = c.query(&stmt, &[&org, &id, &limit, &offset]).await?;
     let total = match rows.first() {
         Some(r) => r.get(4),
-        None => {
-            let stmt = prepared(
-                c,
-                "select count(*) from process_errors where org_id = $1 and process_id = $2",
-            )
-            .await?;
-            c.query_one(&stmt, &[&org, &id]).await?.get(0)
-        }
+        None => crate::query_one(
+            c,
+            "select count(*) from process_errors where org_id = $1 and process_id = $2",
+            &[&org, &id],
+        )
+        .await?
+        .get(0),
     };
     let page = rows
         .iter()
@@ -247,7 +252,7 @@ pub async fn mark_started(
     id: ProcessId,
     delivery: i32,
 ) -> StoreResult<()> {
-    let stmt = prepared(
+    crate::execute(
         c,
         "update processes
             set status = 'in_process',
@@ -255,10 +260,10 @@ pub async fn mark_started(
                 deliveries = greatest(deliveries, $3),
                 last_delivery_at = clock_timestamp()
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
+        &[&org, &id, &delivery],
     )
-    .await?;
-    c.execute(&stmt, &[&org, &id, &delivery]).await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// Locks the process row for the rest of the transaction; its status, or
@@ -268,15 +273,14 @@ pub async fn lock(
     org: OrgId,
     id: ProcessId,
 ) -> StoreResult<Option<ProcessStatus>> {
-    let stmt = prepared(
+    crate::query_opt(
         tx,
         "select status::text from processes where org_id = $1 and id = $2 for update",
+        &[&org, &id],
     )
-    .await?;
-    tx.query_opt(&stmt, &[&org, &id])
-        .await?
-        .map(|r| parse(r.get(0)))
-        .transpose()
+    .await?
+    .map(|r| parse(r.get(0)))
+    .transpose()
 }
 
 /// Where the transaction that created a process stands.
@@ -290,8 +294,13 @@ pub enum XactStatus {
 
 /// Asks PostgreSQL where transaction `xact` stands.
 pub async fn xact_status(c: &impl GenericClient, xact: u64) -> StoreResult<XactStatus> {
-    let stmt = prepared(c, "select pg_xact_status($1::text::xid8)").await?;
-    let status: Option<String> = c.query_one(&stmt, &[&xact.to_string()]).await?.get(0);
+    let status: Option<String> = crate::query_one(
+        c,
+        "select pg_xact_status($1::text::xid8)",
+        &[&xact.to_string()],
+    )
+    .await?
+    .get(0);
     Ok(match status.as_deref() {
         Some("in progress") => XactStatus::InProgress,
         Some("committed") => XactStatus::Committed,
@@ -314,17 +323,13 @@ pub async fn write_rejections(
     let identifiers: Vec<&Value> = rejections.iter().map(|e| &e.identifiers).collect();
     let codes: Vec<&str> = rejections.iter().map(|e| e.code.as_str()).collect();
     let messages: Vec<&str> = rejections.iter().map(|e| e.message.as_str()).collect();
-    let stmt = prepared(
+    crate::execute(
         tx,
         "insert into process_errors
                 (org_id, process_id, position, record_index, identifiers, code, message)
          select $1, $2, u.pos, u.idx, u.ids, u.code, u.msg
            from unnest($3::int4[], $4::int4[], $5::jsonb[], $6::text[], $7::text[])
              as u(pos, idx, ids, code, msg)",
-    )
-    .await?;
-    tx.execute(
-        &stmt,
         &[
             &org,
             &id,
@@ -335,8 +340,8 @@ pub async fn write_rejections(
             &messages,
         ],
     )
-    .await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// Marks the process `completed` with its counts, in the transaction that
@@ -348,7 +353,7 @@ pub async fn complete(
     counts: &Counts,
     delivery: i32,
 ) -> StoreResult<()> {
-    let stmt = prepared(
+    crate::execute(
         tx,
         "update processes
             set status = 'completed',
@@ -367,10 +372,6 @@ pub async fn complete(
                 completed_at = clock_timestamp(),
                 last_error = null
           where org_id = $1 and id = $2",
-    )
-    .await?;
-    tx.execute(
-        &stmt,
         &[
             &org,
             &id,
@@ -385,8 +386,8 @@ pub async fn complete(
             &delivery,
         ],
     )
-    .await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// Notes why a delivery failed, so that if the batch is later dead-lettered
@@ -397,14 +398,14 @@ pub async fn record_attempt_error(
     id: ProcessId,
     reason: &str,
 ) -> StoreResult<()> {
-    let stmt = prepared(
+    crate::execute(
         c,
         "update processes set last_error = $3
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
+        &[&org, &id, &reason],
     )
-    .await?;
-    c.execute(&stmt, &[&org, &id, &reason]).await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// Marks a process `failed` with `reason`, unless it already ended. Returns
@@ -442,6 +443,5 @@ async fn fail_with(
             set status = 'failed', error = {error_sql}, completed_at = clock_timestamp()
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')"
     );
-    let stmt = prepared(c, &sql).await?;
-    Ok(c.execute(&stmt, &[&org, &id, &reason]).await? > 0)
+    Ok(crate::execute(c, &sql, &[&org, &id, &reason]).await? > 0)
 }

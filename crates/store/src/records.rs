@@ -8,13 +8,13 @@
 //! while its statistics lag behind a bulk load.
 
 use chrono::{DateTime, Utc};
-use objectsync_model::{OrgId, RecordId, TypeId};
+use objectsync_model::RecordId;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::types::Json;
 
 use crate::processes::Order;
-use crate::{GenericClient, StoreResult, prepared};
+use crate::{GenericClient, Scope, StoreResult};
 
 /// A stored row's identity: its id and its `ext_id`, if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,80 +33,56 @@ pub struct Record {
     pub updated_at: DateTime<Utc>,
 }
 
-fn named(rows: Vec<tokio_postgres::Row>) -> Vec<Named> {
-    rows.iter()
+/// How a batch names rows: by our ids or by the producer's `ext_id`s.
+#[derive(Debug, Clone, Copy)]
+pub enum Keys<'a> {
+    Ids(&'a [RecordId]),
+    ExtIds(&'a [&'a str]),
+}
+
+/// Locks the rows of type `type_id` that `keys` name, in id order (so that
+/// concurrent batches lock alike), and returns the ones that exist.
+pub async fn lock(
+    tx: &impl GenericClient,
+    scope: Scope,
+    keys: Keys<'_>,
+) -> StoreResult<Vec<Named>> {
+    const BY_ID: &str = "select id, ext_id from records
+        where org_id = $1 and type_id = $2 and id = any($3) order by id for update";
+    const BY_EXT_ID: &str = "select id, ext_id from records
+        where org_id = $1 and type_id = $2 and ext_id = any($3) order by id for update";
+    select(tx, scope, keys, BY_ID, BY_EXT_ID).await
+}
+
+/// The rows of type `type_id` that `keys` name and that exist, unlocked.
+pub async fn find(c: &impl GenericClient, scope: Scope, keys: Keys<'_>) -> StoreResult<Vec<Named>> {
+    const BY_ID: &str = "select id, ext_id from records
+        where org_id = $1 and type_id = $2 and id = any($3)";
+    const BY_EXT_ID: &str = "select id, ext_id from records
+        where org_id = $1 and type_id = $2 and ext_id = any($3)";
+    select(c, scope, keys, BY_ID, BY_EXT_ID).await
+}
+
+async fn select(
+    c: &impl GenericClient,
+    scope: Scope,
+    keys: Keys<'_>,
+    by_id: &str,
+    by_ext_id: &str,
+) -> StoreResult<Vec<Named>> {
+    let rows = match keys {
+        Keys::Ids(ids) => crate::query(c, by_id, &[&scope.org, &scope.type_id, &ids]).await?,
+        Keys::ExtIds(exts) => {
+            crate::query(c, by_ext_id, &[&scope.org, &scope.type_id, &exts]).await?
+        }
+    };
+    Ok(rows
+        .iter()
         .map(|r| Named {
             id: r.get(0),
             ext_id: r.get(1),
         })
-        .collect()
-}
-
-/// Locks the rows of type `type_id` with these ids, in id order (so that
-/// concurrent batches lock alike), and returns the ones that exist.
-pub async fn lock_by_ids(
-    tx: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
-    ids: &[RecordId],
-) -> StoreResult<Vec<Named>> {
-    let stmt = prepared(
-        tx,
-        "select id, ext_id from records
-          where org_id = $1 and type_id = $2 and id = any($3)
-          order by id
-            for update",
-    )
-    .await?;
-    Ok(named(tx.query(&stmt, &[&org, &type_id, &ids]).await?))
-}
-
-/// Like [`lock_by_ids`], for rows named by `ext_id`.
-pub async fn lock_by_ext_ids(
-    tx: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
-    ext_ids: &[&str],
-) -> StoreResult<Vec<Named>> {
-    let stmt = prepared(
-        tx,
-        "select id, ext_id from records
-          where org_id = $1 and type_id = $2 and ext_id = any($3)
-          order by id
-            for update",
-    )
-    .await?;
-    Ok(named(tx.query(&stmt, &[&org, &type_id, &ext_ids]).await?))
-}
-
-/// The rows of type `type_id` with these ids that exist, unlocked.
-pub async fn find_by_ids(
-    c: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
-    ids: &[RecordId],
-) -> StoreResult<Vec<Named>> {
-    let stmt = prepared(
-        c,
-        "select id, ext_id from records where org_id = $1 and type_id = $2 and id = any($3)",
-    )
-    .await?;
-    Ok(named(c.query(&stmt, &[&org, &type_id, &ids]).await?))
-}
-
-/// The rows of type `type_id` with these `ext_id`s that exist, unlocked.
-pub async fn find_by_ext_ids(
-    c: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
-    ext_ids: &[&str],
-) -> StoreResult<Vec<Named>> {
-    let stmt = prepared(
-        c,
-        "select id, ext_id from records where org_id = $1 and type_id = $2 and ext_id = any($3)",
-    )
-    .await?;
-    Ok(named(c.query(&stmt, &[&org, &type_id, &ext_ids]).await?))
+        .collect())
 }
 
 /// One merge into a stored row.
@@ -121,14 +97,13 @@ pub struct Merge<'p, A> {
 /// Merges attributes into locked rows by id; `null` values clear.
 pub async fn merge_by_id<A: Serialize + std::fmt::Debug + Sync>(
     tx: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
+    scope: Scope,
     merges: &[Merge<'_, A>],
 ) -> StoreResult<()> {
     let ids: Vec<RecordId> = merges.iter().map(|m| m.id).collect();
     let exts: Vec<Option<&str>> = merges.iter().map(|m| m.set_ext_id).collect();
     let attrs: Vec<Json<&A>> = merges.iter().map(|m| Json(m.attributes)).collect();
-    let stmt = prepared(
+    crate::execute(
         tx,
         "insert into records (org_id, type_id, id, ext_id, attributes)
          select $1, $2, u.id, u.ext_id, u.attrs
@@ -138,11 +113,10 @@ pub async fn merge_by_id<A: Serialize + std::fmt::Debug + Sync>(
             set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
                 ext_id = coalesce(records.ext_id, excluded.ext_id),
                 updated_at = now()",
+        &[&scope.org, &scope.type_id, &ids, &exts, &attrs],
     )
-    .await?;
-    tx.execute(&stmt, &[&org, &type_id, &ids, &exts, &attrs])
-        .await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// What [`upsert_by_ext_id`] did to one `ext_id`.
@@ -160,13 +134,12 @@ pub struct Upserted {
 /// transaction in `xmax`, which tells inserts from updates.
 pub async fn upsert_by_ext_id<A: Serialize + std::fmt::Debug + Sync>(
     tx: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
+    scope: Scope,
     rows: &[(&str, &A)],
 ) -> StoreResult<Vec<Upserted>> {
     let exts: Vec<&str> = rows.iter().map(|(e, _)| *e).collect();
     let attrs: Vec<Json<&A>> = rows.iter().map(|(_, a)| Json(*a)).collect();
-    let stmt = prepared(
+    Ok(crate::query(
         tx,
         "insert into records (org_id, type_id, ext_id, attributes)
          select $1, $2, u.ext_id, u.attrs
@@ -176,90 +149,78 @@ pub async fn upsert_by_ext_id<A: Serialize + std::fmt::Debug + Sync>(
             set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
                 updated_at = now()
          returning ext_id, id, xmax = 0 as inserted",
+        &[&scope.org, &scope.type_id, &exts, &attrs],
     )
-    .await?;
-    Ok(tx
-        .query(&stmt, &[&org, &type_id, &exts, &attrs])
-        .await?
-        .iter()
-        .map(|r| Upserted {
-            ext_id: r.get(0),
-            id: r.get(1),
-            inserted: r.get(2),
-        })
-        .collect())
+    .await?
+    .iter()
+    .map(|r| Upserted {
+        ext_id: r.get(0),
+        id: r.get(1),
+        inserted: r.get(2),
+    })
+    .collect())
 }
 
 /// Drops `null` values from rows just inserted with them.
 pub async fn strip_nulls(
     tx: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
+    scope: Scope,
     ids: &[RecordId],
 ) -> StoreResult<()> {
-    let stmt = prepared(
+    crate::execute(
         tx,
         "update records set attributes = jsonb_strip_nulls(attributes)
           where org_id = $1 and type_id = $2 and id = any($3)",
+        &[&scope.org, &scope.type_id, &ids],
     )
-    .await?;
-    tx.execute(&stmt, &[&org, &type_id, &ids]).await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// Inserts records without identifiers, with ids drawn from the sequence in
 /// the order given; returns those ids.
 pub async fn insert_anonymous<A: Serialize + std::fmt::Debug + Sync>(
     tx: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
+    scope: Scope,
     attributes: &[A],
 ) -> StoreResult<Vec<RecordId>> {
     let n = i32::try_from(attributes.len()).unwrap_or(i32::MAX);
-    let stmt = prepared(
+    let ids: Vec<RecordId> = crate::query(
         tx,
         "select nextval(pg_get_serial_sequence('records', 'id')) from generate_series(1, $1)",
+        &[&n],
     )
-    .await?;
-    let ids: Vec<RecordId> = tx
-        .query(&stmt, &[&n])
-        .await?
-        .iter()
-        .map(|r| RecordId(r.get(0)))
-        .collect();
+    .await?
+    .iter()
+    .map(|r| RecordId(r.get(0)))
+    .collect();
     let attrs: Vec<Json<&A>> = attributes.iter().map(Json).collect();
-    let stmt = prepared(
+    crate::execute(
         tx,
         "insert into records (org_id, type_id, id, attributes)
          select $1, $2, u.id, u.attrs
            from unnest($3::int8[], $4::jsonb[]) as u(id, attrs)",
+        &[&scope.org, &scope.type_id, &ids, &attrs],
     )
     .await?;
-    tx.execute(&stmt, &[&org, &type_id, &ids, &attrs]).await?;
     Ok(ids)
 }
 
 /// Deletes these rows (their links first: see [`crate::links::delete_all_of`]).
-pub async fn delete(
-    tx: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
-    ids: &[RecordId],
-) -> StoreResult<()> {
-    let stmt = prepared(
+pub async fn delete(tx: &impl GenericClient, scope: Scope, ids: &[RecordId]) -> StoreResult<()> {
+    crate::execute(
         tx,
         "delete from records where org_id = $1 and type_id = $2 and id = any($3)",
+        &[&scope.org, &scope.type_id, &ids],
     )
-    .await?;
-    tx.execute(&stmt, &[&org, &type_id, &ids]).await?;
-    Ok(())
+    .await
+    .map(drop)
 }
 
 /// A page of a type's records by id.
 pub async fn page(
     c: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
+    scope: Scope,
     order: Order,
     limit: i64,
     offset: i64,
@@ -272,26 +233,28 @@ pub async fn page(
           limit $3 offset $4",
         order.sql()
     );
-    let stmt = prepared(c, &sql).await?;
-    Ok(c.query(&stmt, &[&org, &type_id, &limit, &offset])
-        .await?
-        .iter()
-        .map(|r| Record {
-            id: r.get(0),
-            ext_id: r.get(1),
-            attributes: r.get(2),
-            created_at: r.get(3),
-            updated_at: r.get(4),
-        })
-        .collect())
+    Ok(
+        crate::query(c, &sql, &[&scope.org, &scope.type_id, &limit, &offset])
+            .await?
+            .iter()
+            .map(|r| Record {
+                id: r.get(0),
+                ext_id: r.get(1),
+                attributes: r.get(2),
+                created_at: r.get(3),
+                updated_at: r.get(4),
+            })
+            .collect(),
+    )
 }
 
 /// How many records of a type an organization holds.
-pub async fn count(c: &impl GenericClient, org: OrgId, type_id: TypeId) -> StoreResult<i64> {
-    let stmt = prepared(
+pub async fn count(c: &impl GenericClient, scope: Scope) -> StoreResult<i64> {
+    Ok(crate::query_one(
         c,
         "select count(*) from records where org_id = $1 and type_id = $2",
+        &[&scope.org, &scope.type_id],
     )
-    .await?;
-    Ok(c.query_one(&stmt, &[&org, &type_id]).await?.get(0))
+    .await?
+    .get(0))
 }

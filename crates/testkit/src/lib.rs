@@ -7,6 +7,7 @@
 //! the database and the queues, so tests run in parallel and leave nothing
 //! behind. Set `TEST_LOG=1` to see the services' logs.
 
+mod contract;
 mod fixtures;
 mod sandbox;
 pub mod services;
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use contract::Client;
 pub use fixtures::{garage_definition, vehicle_definition};
 pub use sandbox::Sandbox;
 
@@ -45,7 +47,8 @@ struct Running {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT` of ingest.
     pub address: String,
-    pub client: reqwest::Client,
+    /// Checks every answer against the OpenAPI document (see [`Client`]).
+    pub client: Client,
     /// The settings ingest and the workers run with.
     pub settings: Settings,
     /// A pool on the test database, for assertions.
@@ -100,7 +103,7 @@ pub async fn spawn_app_with(workers: usize, configure: impl FnOnce(&mut Settings
     });
     let mut test_app = TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: Client::default(),
         settings,
         pool: sandbox.pool.clone(),
         server: Running { cancel, handle },

@@ -54,6 +54,7 @@ async fn track(ctx: &Ctx, cancel: &CancellationToken) -> Session {
     outcome
 }
 
+#[tracing::instrument(skip_all, name = "dead_letter", fields(process_id, org_id))]
 async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
     let (named, problem) = identify(&delivery.properties, &delivery.data);
     let Some(named) = named else {
@@ -74,6 +75,9 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
         reason = format!("{reason}: {problem}");
     }
     let (org, pid) = (named.org_id, named.process_id);
+    let span = tracing::Span::current();
+    span.record("process_id", pid.get());
+    span.record("org_id", org.get());
     let marked = match ctx.pool.get().await {
         Ok(client) => processes::fail_with_last_error(&client, org, pid, &reason)
             .await
@@ -83,7 +87,7 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
     match marked {
         Ok(changed) => {
             if changed {
-                tracing::warn!(process_id = %pid, org_id = %org, %reason, "process marked failed");
+                tracing::warn!(process_id = pid.get(), org_id = org.get(), %reason, "process marked failed");
                 metrics::counter!("objectsync_processes_failed_total", "reason" => "dead_lettered")
                     .increment(1);
             }
@@ -94,7 +98,7 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
             let wait = Duration::from_secs(1).min(Duration::from_millis(
                 250 * u64::from(previous_deliveries(&delivery.properties) + 1),
             ));
-            tracing::warn!(error = %e, process_id = %pid, "could not mark process failed yet");
+            tracing::warn!(error = %e, process_id = pid.get(), "could not mark process failed yet");
             tokio::select! {
                 () = cancel.cancelled() => {}
                 () = tokio::time::sleep(wait) => {}

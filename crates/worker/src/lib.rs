@@ -44,6 +44,7 @@ pub struct Worker {
 }
 
 impl Worker {
+    #[tracing::instrument(skip_all, name = "worker_start")]
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let pool = db::pool_with_options(&settings.database, Some(PLANNER_OPTIONS))?;
         let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker"));

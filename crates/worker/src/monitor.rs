@@ -36,6 +36,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     }
 }
 
+#[tracing::instrument(skip_all, name = "stale_sweep")]
 async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
     let mut client = ctx.pool.get().await?;
     let open = liveness::count(&client, stale_after).await?;
@@ -51,8 +52,8 @@ async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
     for p in liveness::mark_newly_stale(&tx, stale_after).await? {
         metrics::counter!("objectsync_processes_stale_total").increment(1);
         tracing::warn!(
-            org_id = %p.org_id,
-            process_id = %p.id,
+            org_id = p.org_id.get(),
+            process_id = p.id.get(),
             status = %p.status,
             deliveries = p.deliveries,
             created_at = %p.created_at,
@@ -71,7 +72,7 @@ async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
         );
         let failed = liveness::fail_stale(&tx, Duration::from_secs(fail_after), &reason).await?;
         for p in &failed {
-            tracing::error!(org_id = %p.org_id, process_id = %p.id, %reason, "stale process failed");
+            tracing::error!(org_id = p.org_id.get(), process_id = p.id.get(), %reason, "stale process failed");
         }
         if !failed.is_empty() {
             metrics::counter!("objectsync_processes_failed_total", "reason" => "stale")

@@ -68,8 +68,8 @@ pub(crate) async fn fail(ctx: &Ctx, e: &MetaError, body: &[u8]) {
         return;
     };
     tracing::error!(
-        process_id = %n.process_id,
-        org_id = %n.org_id,
+        process_id = n.process_id.get(),
+        org_id = n.org_id.get(),
         %reason,
         "unreadable message; dead-lettering it"
     );

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition};
-use crate::api::{ErrorBody, Params, json_body};
+use crate::api::{ErrorBody, Params, PathParts, json_body};
 use crate::auth::secrets_match;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -107,7 +107,6 @@ pub(crate) struct DefinitionIn {
     request_body(content = NewOrg, content_type = "application/json"),
     responses(
         (status = 201, body = CreatedOrg),
-        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 415, body = ErrorBody),
     ),
@@ -150,14 +149,13 @@ pub(crate) async fn create_org(
     params(("org_id" = i64, Path, minimum = 1)),
     responses(
         (status = 201, body = CreatedKey),
-        (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ),
     security(("adminToken" = []))
 )]
 pub(crate) async fn create_key(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    PathParts(raw): PathParts<String>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     let org = org_id(&raw)?;
     let client = state.pool.get().await?;
@@ -176,7 +174,6 @@ pub(crate) async fn create_key(
     request_body(content = DefinitionIn, content_type = "application/json"),
     responses(
         (status = 200, description = "The stored definition", body = Definition),
-        (status = 400, description = "The message names the field", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 415, body = ErrorBody),
     ),
@@ -184,7 +181,7 @@ pub(crate) async fn create_key(
 )]
 pub(crate) async fn put_object(
     State(state): State<AppState>,
-    Path((raw, object_type)): Path<(String, String)>,
+    PathParts((raw, object_type)): PathParts<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Definition>> {
@@ -203,14 +200,13 @@ pub(crate) async fn put_object(
     params(("org_id" = i64, Path, minimum = 1)),
     responses(
         (status = 200, body = Vec<Definition>),
-        (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ),
     security(("adminToken" = []))
 )]
 pub(crate) async fn list_objects(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    PathParts(raw): PathParts<String>,
 ) -> ApiResult<Json<Vec<Definition>>> {
     let org = org_id(&raw)?;
     let client = state.pool.get().await?;
@@ -243,7 +239,7 @@ pub(crate) struct StaleProcess {
          description = "Seconds without a delivery; default 600"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Default 100"),
     ),
-    responses((status = 200, body = Vec<StaleProcess>), (status = 400, body = ErrorBody)),
+    responses((status = 200, body = Vec<StaleProcess>)),
     security(("adminToken" = []))
 )]
 /// Open processes with no delivery for `older_than` seconds, oldest first.

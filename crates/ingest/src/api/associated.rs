@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use objectsync_model::{ApiCode, ObjectType, ObjectTypeName, RecordId, TypeId};
-use objectsync_store::{links, object_types, records};
+use objectsync_store::records::{self, Keys};
+use objectsync_store::{Scope, links, object_types};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::records::{object_type, visible_attributes};
 use super::schema::ErrorBody;
-use super::{Params, timestamp};
+use super::{Params, PathParts, timestamp};
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -133,7 +134,6 @@ fn types<'a>(
     ),
     responses(
         (status = 200, body = AssociatedPage),
-        (status = 400, body = ErrorBody),
         (status = 404, description = "Unknown object type or record", body = ErrorBody),
     ),
     security(("apiKey" = []))
@@ -141,7 +141,7 @@ fn types<'a>(
 pub(crate) async fn list(
     org: Org,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParts(name): PathParts<String>,
     params: Params,
 ) -> ApiResult<Json<AssociatedPage>> {
     let wanted = source(&params)?;
@@ -155,9 +155,16 @@ pub(crate) async fn list(
         .collect();
     let targets = types(&params, &t, &all)?;
     let found = match &wanted {
-        Source::Id(id) => records::find_by_ids(&client, org.id, t.id, &[*id]).await?,
+        Source::Id(id) => {
+            records::find(&client, Scope::of(org.id, t.id), Keys::Ids(&[*id])).await?
+        }
         Source::ExtId(ext) => {
-            records::find_by_ext_ids(&client, org.id, t.id, &[ext.as_str()]).await?
+            records::find(
+                &client,
+                Scope::of(org.id, t.id),
+                Keys::ExtIds(&[ext.as_str()]),
+            )
+            .await?
         }
     };
     let Some(source) = found.first() else {
@@ -169,8 +176,7 @@ pub(crate) async fn list(
     let type_ids: Vec<TypeId> = targets.iter().map(|t| t.id).collect();
     let rows = links::linked_page(
         &client,
-        org.id,
-        t.id,
+        Scope::of(org.id, t.id),
         source.id,
         &type_ids,
         PAGE + 1,

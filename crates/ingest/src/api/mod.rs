@@ -2,6 +2,7 @@
 //! turning bodies and query strings into clear 4xx answers.
 
 pub(crate) mod associated;
+mod extract;
 mod params;
 pub(crate) mod processes;
 pub(crate) mod records;
@@ -17,6 +18,7 @@ use objectsync_model::ApiCode;
 use objectsync_model::limits::MAX_BODY_BYTES;
 use serde_json::Value;
 
+pub(crate) use extract::PathParts;
 pub use params::Params;
 pub use schema::{Accepted, ErrorBody};
 
@@ -99,7 +101,8 @@ pub fn check_media_type(headers: &HeaderMap) -> ApiResult<()> {
             || (essence.starts_with("application/") && essence.ends_with("+json"));
         if !json {
             return Err(unsupported(format!(
-                "Content-Type '{text}' is not supported; send application/json"
+                "Content-Type '{text}' is not supported; send application/json \
+                 (with curl: -H 'content-type: application/json')"
             )));
         }
     }

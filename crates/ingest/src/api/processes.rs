@@ -1,7 +1,7 @@
 //! `GET /v3/processes`, `GET /v3/processes/{id}` and its `/errors`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use objectsync_model::{ApiCode, ProcessId, ProcessKind, ProcessStatus};
 use objectsync_store::processes::{self, Process};
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::schema::ErrorBody;
-use super::{Params, timestamp};
+use super::{Params, PathParts, timestamp};
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -140,7 +140,6 @@ fn not_found(id: ProcessId) -> ApiError {
     params(("processId" = i64, Path, minimum = 1, description = "As answered by the 202")),
     responses(
         (status = 200, body = ProcessOut),
-        (status = 400, body = ErrorBody),
         (status = 404, description = "Unknown, or another organization's", body = ErrorBody),
     ),
     security(("apiKey" = []))
@@ -148,7 +147,7 @@ fn not_found(id: ProcessId) -> ApiError {
 pub(crate) async fn get(
     org: Org,
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    PathParts(raw): PathParts<String>,
 ) -> ApiResult<Json<ProcessOut>> {
     let id = process_id(&raw)?;
     let client = state.pool.get().await?;
@@ -167,7 +166,7 @@ pub(crate) async fn get(
         ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
         ("sort" = Option<super::records::SortOrder>, Query, description = "By creation; default desc"),
     ),
-    responses((status = 200, body = ProcessList), (status = 400, body = ErrorBody)),
+    responses((status = 200, body = ProcessList)),
     security(("apiKey" = []))
 )]
 pub(crate) async fn list(
@@ -198,7 +197,6 @@ pub(crate) async fn list(
     ),
     responses(
         (status = 200, body = RejectionList),
-        (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ),
     security(("apiKey" = []))
@@ -206,7 +204,7 @@ pub(crate) async fn list(
 pub(crate) async fn errors(
     org: Org,
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    PathParts(raw): PathParts<String>,
     params: Params,
 ) -> ApiResult<Json<RejectionList>> {
     let id = process_id(&raw)?;

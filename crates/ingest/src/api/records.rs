@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use objectsync_model::{ApiCode, ObjectType, ObjectTypeName, RecordId, TypeId};
-use objectsync_store::{GenericClient, links, object_types, records};
+use objectsync_store::{GenericClient, Scope, links, object_types, records};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::schema::{ErrorBody, StoredIdentifiers};
-use super::{Params, timestamp};
+use super::{Params, PathParts, timestamp};
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -110,7 +110,6 @@ pub(super) fn visible_attributes(t: &ObjectType, stored: Value) -> Value {
     ),
     responses(
         (status = 200, body = RecordList),
-        (status = 400, body = ErrorBody),
         (status = 404, description = "Unknown object type", body = ErrorBody),
     ),
     security(("apiKey" = []))
@@ -118,7 +117,7 @@ pub(super) fn visible_attributes(t: &ObjectType, stored: Value) -> Value {
 pub(crate) async fn list(
     org: Org,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParts(name): PathParts<String>,
     params: Params,
 ) -> ApiResult<Json<RecordList>> {
     let limit = params.int("limit", None, 1, 1000, ApiCode::OutOfRange)?;
@@ -133,8 +132,15 @@ pub(crate) async fn list(
     let with_associations = params.flag("association")?;
     let client = state.pool.get().await?;
     let t = object_type(&client, org, &name).await?;
-    let rows = records::page(&client, org.id, t.id, order, limit, (page - 1) * limit).await?;
-    let count = records::count(&client, org.id, t.id).await?;
+    let rows = records::page(
+        &client,
+        Scope::of(org.id, t.id),
+        order,
+        limit,
+        (page - 1) * limit,
+    )
+    .await?;
+    let count = records::count(&client, Scope::of(org.id, t.id)).await?;
     let mut linked = if with_associations {
         let ids: Vec<RecordId> = rows.iter().map(|r| r.id).collect();
         linked_records(&client, org, &t, &ids).await?
@@ -174,7 +180,7 @@ async fn linked_records(
         .map(|t| (t.id, t.name.to_string()))
         .collect();
     let mut grouped: HashMap<RecordId, Vec<AssociationOut>> = HashMap::new();
-    for link in links::for_listing(client, org.id, t.id, ids).await? {
+    for link in links::for_listing(client, Scope::of(org.id, t.id), ids).await? {
         let Some(name) = names.get(&link.dst_type) else {
             continue;
         };

@@ -1,18 +1,12 @@
 //! `POST /v3/objects/{object_type}/batch/upsert` and `.../batch/delete`.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use objectsync_model::ProcessKind;
 
-use super::json_request;
+use super::extract::BatchRequest;
 use super::schema::{Accepted, DeleteIn, ErrorBody, UpsertIn};
-use crate::auth::Org;
-use crate::error::{ApiError, ApiResult};
-use crate::publisher::Submission;
-use crate::state::AppState;
+use crate::error::ApiResult;
 
 #[utoipa::path(
     post,
@@ -26,32 +20,16 @@ use crate::state::AppState;
     request_body(content = UpsertIn, content_type = "application/json"),
     responses(
         (status = 202, description = "Durable; poll the process", body = Accepted),
-        (status = 400, description = "Refused; nothing queued", body = ErrorBody),
         (status = 404, description = "Unknown object type", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another request", body = ErrorBody),
-        (status = 503, description = "Database or broker unavailable; retry", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
 /// Checks the batch, makes it durable and answers `202 {processId}`.
-pub(crate) async fn upsert(
-    org: Org,
-    State(state): State<AppState>,
-    Path(object_type): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    submit(
-        org,
-        &state,
-        &object_type,
-        ProcessKind::Upsert,
-        &headers,
-        body,
-    )
-    .await
+pub(crate) async fn upsert(req: BatchRequest) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    req.submit(ProcessKind::Upsert).await
 }
 
 #[utoipa::path(
@@ -65,65 +43,14 @@ pub(crate) async fn upsert(
     request_body(content = DeleteIn, content_type = "application/json"),
     responses(
         (status = 202, description = "Durable; poll the process", body = Accepted),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = "Unknown object type", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another request", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
 /// Checks the list of identifiers and queues their deletion: `202 {processId}`.
-pub(crate) async fn delete(
-    org: Org,
-    State(state): State<AppState>,
-    Path(object_type): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    submit(
-        org,
-        &state,
-        &object_type,
-        ProcessKind::Delete,
-        &headers,
-        body,
-    )
-    .await
-}
-
-async fn submit(
-    org: Org,
-    state: &AppState,
-    object_type: &str,
-    kind: ProcessKind,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    crate::trace::record_object_type(object_type);
-    let body = json_request(headers, body)?;
-    let process_id = state
-        .publisher
-        .submit(Submission {
-            org_id: org.id,
-            object_type,
-            kind,
-            body: &body,
-            idempotency_key: idempotency_key(headers)?,
-            request_id: crate::trace::request_id(headers),
-        })
-        .await?;
-    crate::trace::record_process(process_id);
-    Ok((StatusCode::ACCEPTED, Json(Accepted::new(process_id))))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(Some)
-            .map_err(|_| ApiError::invalid("Idempotency-Key must be printable ASCII")),
-    }
+pub(crate) async fn delete(req: BatchRequest) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    req.submit(ProcessKind::Delete).await
 }

@@ -14,7 +14,8 @@ use objectsync_model::{
 };
 use objectsync_store::links::{self, Direction};
 use objectsync_store::processes::{LinkCounts, Rejection as Stored};
-use objectsync_store::{GenericClient, records};
+use objectsync_store::records::{self, Keys};
+use objectsync_store::{GenericClient, Scope};
 
 use super::links::{Link, Request, State};
 use super::plan::Rejection;
@@ -160,10 +161,10 @@ pub(crate) async fn apply(
     for (t, (ids, exts)) in &wanted {
         let mut rows = Vec::new();
         if !ids.is_empty() {
-            rows.extend(records::find_by_ids(tx, org, *t, ids).await?);
+            rows.extend(records::find(tx, Scope::of(org, *t), Keys::Ids(ids)).await?);
         }
         if !exts.is_empty() {
-            rows.extend(records::find_by_ext_ids(tx, org, *t, exts).await?);
+            rows.extend(records::find(tx, Scope::of(org, *t), Keys::ExtIds(exts)).await?);
         }
         for row in rows {
             resolved.insert(TargetKey::Id(*t, row.id), row.id);
@@ -186,7 +187,7 @@ pub(crate) async fn apply(
         ids.sort_unstable();
         ids.dedup();
         present.extend(
-            records::lock_by_ids(tx, org, *t, ids)
+            records::lock(tx, Scope::of(org, *t), Keys::Ids(ids))
                 .await?
                 .iter()
                 .map(|r| r.id),
@@ -196,7 +197,7 @@ pub(crate) async fn apply(
     // The links those records hold now.
     let mut state = State::default();
     for (t, ids) in &involved {
-        for d in links::held_by(tx, org, *t, ids).await? {
+        for d in links::held_by(tx, Scope::of(org, *t), ids).await? {
             state.add_stored(d.src, d.src_type, d.dst, d.dst_type);
         }
     }

@@ -6,7 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use objectsync_model::{DeleteBatch, Identifiers, ObjectType, OrgId, RecordId, RejectionCode};
-use objectsync_store::{GenericClient, links, records};
+use objectsync_store::records::{self, Keys};
+use objectsync_store::{GenericClient, Scope, links};
 
 use super::{Applied, rejection};
 use crate::error::WorkerError;
@@ -44,11 +45,11 @@ pub(crate) async fn apply(
     let rows = match batch {
         DeleteBatch::Ids(ids) => {
             let ids: Vec<RecordId> = ids.iter().copied().map(RecordId).collect();
-            records::lock_by_ids(tx, org, type_id, &ids).await?
+            records::lock(tx, Scope::of(org, type_id), Keys::Ids(&ids)).await?
         }
         DeleteBatch::ExtIds(exts) => {
             let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
-            records::lock_by_ext_ids(tx, org, type_id, &exts).await?
+            records::lock(tx, Scope::of(org, type_id), Keys::ExtIds(&exts)).await?
         }
     };
     let found: HashMap<String, RecordId> = rows
@@ -96,8 +97,8 @@ pub(crate) async fn apply(
         }
     }
     if !deleted.is_empty() {
-        links::remove_all_of(tx, org, type_id, &deleted).await?;
-        records::delete(tx, org, type_id, &deleted).await?;
+        links::remove_all_of(tx, Scope::of(org, type_id), &deleted).await?;
+        records::delete(tx, Scope::of(org, type_id), &deleted).await?;
     }
     Ok(applied)
 }

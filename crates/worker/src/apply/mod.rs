@@ -66,6 +66,11 @@ pub enum Handled {
 
 /// Applies `job`, the batch of process `meta.process_id`, to the database;
 /// `delivery` counts from 1 and is recorded on the process.
+#[tracing::instrument(
+    skip_all,
+    name = "apply",
+    fields(process_id = meta.process_id.get(), org_id = meta.org_id.get(), delivery)
+)]
 pub async fn handle(
     pool: &Pool,
     meta: &BatchMeta,
@@ -74,6 +79,7 @@ pub async fn handle(
     config: ApplyConfig,
 ) -> Result<Handled, WorkerError> {
     let (org, pid) = (meta.org_id, meta.process_id);
+    tracing::Span::current().record("delivery", delivery);
     let delivery = i32::try_from(delivery).unwrap_or(i32::MAX);
     let mut client = pool.get().await?;
     processes::mark_started(&client, org, pid, delivery).await?;

@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use objectsync_model::prepare::check_attributes;
-use objectsync_model::{ObjectType, OrgId, RecordId, RejectionCode, TypeId, Upsert};
-use objectsync_store::GenericClient;
-use objectsync_store::records::{self, Merge};
+use objectsync_model::{ObjectType, OrgId, RecordId, RejectionCode, Upsert};
+use objectsync_store::records::{self, Keys, Merge};
+use objectsync_store::{GenericClient, Scope};
 use serde_json::Value;
 
 use super::plan::{self, Candidate, Existing, Outcome, Rejection, Target};
@@ -32,8 +32,7 @@ pub(crate) struct Upserted {
 /// Locks the rows the batch names, when it names any by `id`.
 async fn lock_named(
     tx: &impl GenericClient,
-    org: OrgId,
-    type_id: TypeId,
+    scope: Scope,
     batch: &Upsert<'_>,
 ) -> Result<Existing, WorkerError> {
     let mut existing = Existing::default();
@@ -51,11 +50,11 @@ async fn lock_named(
         .filter_map(|r| r.identifiers.ext_id.as_deref())
         .collect();
     if !exts.is_empty() {
-        for row in records::lock_by_ext_ids(tx, org, type_id, &exts).await? {
+        for row in records::lock(tx, scope, Keys::ExtIds(&exts)).await? {
             existing.insert(row.id, row.ext_id);
         }
     }
-    for row in records::lock_by_ids(tx, org, type_id, &ids).await? {
+    for row in records::lock(tx, scope, Keys::Ids(&ids)).await? {
         existing.insert(row.id, row.ext_id);
     }
     Ok(existing)
@@ -87,9 +86,9 @@ pub(crate) async fn apply(
     object_type: &ObjectType,
     batch: &Upsert<'_>,
 ) -> Result<Upserted, WorkerError> {
-    let type_id = object_type.id;
+    let scope = Scope::of(org, object_type.id);
     let candidates = candidates(object_type, batch);
-    let existing = lock_named(tx, org, type_id, batch).await?;
+    let existing = lock_named(tx, scope, batch).await?;
     let plan = plan::plan(candidates, &existing, object_type.name.as_str());
 
     if !plan.updates.is_empty() {
@@ -102,7 +101,7 @@ pub(crate) async fn apply(
                 attributes: &u.attributes,
             })
             .collect();
-        records::merge_by_id(tx, org, type_id, &merges).await?;
+        records::merge_by_id(tx, scope, &merges).await?;
     }
 
     // ext_id → (id, whether this batch created the row).
@@ -113,7 +112,7 @@ pub(crate) async fn apply(
             .iter()
             .map(|i| (i.ext_id.as_str(), &i.attributes))
             .collect();
-        for u in records::upsert_by_ext_id(tx, org, type_id, &rows).await? {
+        for u in records::upsert_by_ext_id(tx, scope, &rows).await? {
             by_ext.insert(u.ext_id, (u.id, u.inserted));
         }
         // New rows whose records sent `null`s (kept for the merge case).
@@ -129,7 +128,7 @@ pub(crate) async fn apply(
             })
             .collect();
         if !with_nulls.is_empty() {
-            records::strip_nulls(tx, org, type_id, &with_nulls).await?;
+            records::strip_nulls(tx, scope, &with_nulls).await?;
         }
     }
 
@@ -145,7 +144,7 @@ pub(crate) async fn apply(
                     .collect()
             })
             .collect();
-        anonymous_ids = records::insert_anonymous(tx, org, type_id, &stripped).await?;
+        anonymous_ids = records::insert_anonymous(tx, scope, &stripped).await?;
     }
 
     let row_of = |t: Target| -> Option<(RecordId, bool)> {

@@ -1,0 +1,94 @@
+//! Extractors whose refusals are the API's JSON errors, not the framework's
+//! plain text: path segments, and the parts of a batch request.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use objectsync_model::ProcessKind;
+use serde::de::DeserializeOwned;
+
+use super::json_request;
+use super::schema::Accepted;
+use crate::auth::Org;
+use crate::error::{ApiError, ApiResult};
+use crate::publisher::Submission;
+use crate::state::AppState;
+
+/// Path parameters; a segment that does not decode (`%ff`) is a 400.
+pub(crate) struct PathParts<T>(pub(crate) T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParts<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| Self(t))
+            .map_err(|e| ApiError::invalid(format!("malformed path: {}", e.body_text())))
+    }
+}
+
+/// `POST /v3/objects/{object_type}/batch/...`: who sends it, for which
+/// type, and what.
+pub(crate) struct BatchRequest {
+    org: Org,
+    state: AppState,
+    object_type: String,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+}
+
+impl FromRequest<AppState> for BatchRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let org = Org::from_request_parts(&mut parts, state).await?;
+        let PathParts(object_type) =
+            PathParts::<String>::from_request_parts(&mut parts, state).await?;
+        crate::trace::record_object_type(&object_type);
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
+        Ok(Self {
+            org,
+            state: state.clone(),
+            object_type,
+            headers,
+            body,
+        })
+    }
+}
+
+impl BatchRequest {
+    /// Checks the batch, makes it durable and answers `202 {processId}`.
+    pub(crate) async fn submit(self, kind: ProcessKind) -> ApiResult<(StatusCode, Json<Accepted>)> {
+        let body = json_request(&self.headers, self.body)?;
+        let process_id = self
+            .state
+            .publisher
+            .submit(Submission {
+                org_id: self.org.id,
+                object_type: &self.object_type,
+                kind,
+                body: &body,
+                idempotency_key: idempotency_key(&self.headers)?,
+                request_id: crate::trace::request_id(&self.headers),
+            })
+            .await?;
+        crate::trace::record_process(process_id);
+        Ok((StatusCode::ACCEPTED, Json(Accepted::new(process_id))))
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| ApiError::invalid("Idempotency-Key must be printable ASCII")),
+    }
+}
