@@ -1,4 +1,4 @@
-//! The `dashboard` schema (migration V30) and the Grafana dashboards built
+//! The `dashboard` schema (migration V13) and the Grafana dashboards built
 //! on it: every SQL query of `deploy/grafana/dashboards/*.json` runs against
 //! a seeded database as the role Grafana logs in through, so that renaming a
 //! column cannot break a panel silently; and the role `objectsync_dashboard`

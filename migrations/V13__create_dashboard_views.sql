@@ -2,7 +2,7 @@
 -- columns are the stable interface (columns are only ever added), so the
 -- tables behind them stay free to change; deploy/grafana/README.md documents
 -- them. Every view over processes reads only the open rows (the predicate of
--- processes_open_idx) or the rows that ended in the last 24 hours (V31's
+-- processes_open_idx) or the rows that ended in the last 24 hours (V14's
 -- processes_completed_at_idx), so a dashboard refreshing every minute costs
 -- the same whatever the size of the table.
 create schema dashboard;

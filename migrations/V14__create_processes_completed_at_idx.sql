@@ -1,4 +1,4 @@
--- The dashboard views (V30) read the processes that ended in the last 24
+-- The dashboard views (V13) read the processes that ended in the last 24
 -- hours; no other index orders processes by time, so without this one every
 -- refresh would read the whole table. Partial: an open process (completed_at
 -- null) has no entry, so accepting a batch writes nothing here, and the
