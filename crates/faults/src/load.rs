@@ -2,12 +2,15 @@
 //! written down in a ledger once it got its `202`.
 //!
 //! Every producer owns `ranges` ranges of 100 records and writes them in
-//! turn, each batch stamping its sequence number into every record. It
-//! writes a range again only after the range's previous batch has ended, so
-//! for every range "the last batch that wrote it" is well defined. Requests
-//! that fail (503 during an outage, a dropped connection) are retried with
-//! the same `Idempotency-Key` until they get an answer, as a careful client
-//! would.
+//! turn, without waiting for earlier batches to be applied, so that many
+//! batches on the same records are in flight at once. A batch stamps its
+//! sequence number into every record of its range and sets its note (most
+//! batches) or clears it; now and then a batch deletes the whole range
+//! (never twice in a row), and the next one creates it again. Acceptance
+//! order decides the outcome: the range must end as its last accepted
+//! batch left it. Requests that fail (503 during an outage, a dropped
+//! connection) are retried with the same `Idempotency-Key` until they get
+//! an answer, as a careful client would.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +22,35 @@ use serde_json::{Value, json};
 
 pub(crate) const RECORDS_PER_BATCH: usize = 100;
 
+/// What a batch does to its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// Sets `seq` and the note.
+    Set,
+    /// Sets `seq` and clears the note.
+    Clear,
+    /// Deletes the records.
+    Delete,
+}
+
+impl Write {
+    /// The write of batch `seq` to a range whose previous write was `last`.
+    fn choose(seq: u64, last: Option<Write>) -> Self {
+        match seq % 7 {
+            3 if last != Some(Write::Delete) => Write::Delete,
+            1 | 5 => Write::Clear,
+            _ => Write::Set,
+        }
+    }
+}
+
 /// One accepted batch.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) producer: usize,
     pub(crate) range: usize,
     pub(crate) seq: u64,
+    pub(crate) write: Write,
     pub(crate) process_id: i64,
     pub(crate) accepted_at: DateTime<Utc>,
 }
@@ -53,17 +79,27 @@ pub(crate) fn ext_id(producer: usize, range: usize, i: usize) -> String {
     format!("p{producer}-r{range}-{i}")
 }
 
-fn batch(producer: usize, range: usize, seq: u64) -> Value {
-    let records: Vec<Value> = (0..RECORDS_PER_BATCH)
-        .map(|i| {
+/// The path and body of batch `seq` of a range.
+fn batch(producer: usize, range: usize, seq: u64, write: Write) -> (&'static str, Value) {
+    let exts = (0..RECORDS_PER_BATCH).map(|i| ext_id(producer, range, i));
+    if write == Write::Delete {
+        let exts: Vec<String> = exts.collect();
+        return ("delete", json!({"identifiers": {"ext_ids": exts}}));
+    }
+    let note = match write {
+        Write::Set => json!(format!("written by batch {seq} of producer {producer}")),
+        _ => Value::Null,
+    };
+    let records: Vec<Value> = exts
+        .enumerate()
+        .map(|(i, ext)| {
             json!({
-                "identifiers": {"ext_id": ext_id(producer, range, i)},
-                "attributes": {"name": format!("item {i} of range {range}"), "seq": seq,
-                               "note": format!("written by batch {seq} of producer {producer}")}
+                "identifiers": {"ext_id": ext},
+                "attributes": {"name": format!("item {i} of range {range}"), "seq": seq, "note": note}
             })
         })
         .collect();
-    json!({ "records": records })
+    ("upsert", json!({ "records": records }))
 }
 
 pub(crate) struct Producer<'a> {
@@ -78,18 +114,14 @@ pub(crate) struct Producer<'a> {
 impl Producer<'_> {
     /// Sends batches until `until`.
     pub(crate) async fn run(&self, until: tokio::time::Instant) {
-        let mut last: Vec<Option<i64>> = vec![None; self.ranges];
+        let mut last: Vec<Option<Write>> = vec![None; self.ranges];
         let mut seq: u64 = 0;
         while tokio::time::Instant::now() < until {
             let range = (seq as usize) % self.ranges;
-            if let Some(pid) = last[range]
-                && !self.wait_until_ended(pid, until).await
-            {
-                break;
-            }
-            let body = batch(self.id, range, seq).to_string();
+            let write = Write::choose(seq / self.ranges as u64, last[range]);
+            let (action, body) = batch(self.id, range, seq, write);
             let key = format!("faults-p{}-{seq}", self.id);
-            let Some(process_id) = self.post(&body, &key, until).await else {
+            let Some(process_id) = self.post(action, &body.to_string(), &key, until).await else {
                 break;
             };
             self.ledger
@@ -100,16 +132,23 @@ impl Producer<'_> {
                     producer: self.id,
                     range,
                     seq,
+                    write,
                     process_id,
                     accepted_at: Utc::now(),
                 });
-            last[range] = Some(process_id);
+            last[range] = Some(write);
             seq += 1;
         }
     }
 
     /// Posts until a definite answer; `None` if the load period ended first.
-    async fn post(&self, body: &str, key: &str, until: tokio::time::Instant) -> Option<i64> {
+    async fn post(
+        &self,
+        action: &str,
+        body: &str,
+        key: &str,
+        until: tokio::time::Instant,
+    ) -> Option<i64> {
         // A request already sent may still be accepted after `until`: keep
         // asking a while longer so that it lands in the ledger.
         let give_up = until + Duration::from_secs(30);
@@ -117,7 +156,7 @@ impl Producer<'_> {
             self.ledger.posts.fetch_add(1, Ordering::Relaxed);
             let sent = self
                 .client
-                .post(format!("{}/v3/objects/item/batch/upsert", self.base))
+                .post(format!("{}/v3/objects/item/batch/{action}", self.base))
                 .header("api-key", &self.org.key)
                 .header("Idempotency-Key", key)
                 .header("content-type", "application/json")
@@ -152,29 +191,6 @@ impl Producer<'_> {
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Polls a process until it ends; false if the load period ended first.
-    async fn wait_until_ended(&self, process_id: i64, until: tokio::time::Instant) -> bool {
-        loop {
-            let status = self
-                .client
-                .get(format!("{}/v3/processes/{process_id}", self.base))
-                .header("api-key", &self.org.key)
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await;
-            if let Ok(resp) = status
-                && let Ok(v) = resp.json::<Value>().await
-                && (v["status"] == "completed" || v["status"] == "failed")
-            {
-                return true;
-            }
-            if tokio::time::Instant::now() > until {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 }

@@ -103,7 +103,10 @@ pub(crate) fn print(t: &Totals, f: &Findings, settle: Option<&String>, shutdown:
     println!("  processes stuck          {}", f.stuck.len());
     println!("  records expected         {}", f.records_expected);
     println!("  records lost             {}", f.records_lost);
-    println!("  records stale            {}", f.records_stale);
+    println!(
+        "  records stale            {} (values of an earlier batch, or present after a delete)",
+        f.records_stale
+    );
     println!("  records duplicated       {}", f.records_duplicated);
     println!("  counter mismatches       {}", f.counter_mismatches.len());
     for m in f.counter_mismatches.iter().take(10) {

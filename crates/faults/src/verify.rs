@@ -1,6 +1,8 @@
 //! The check after the storm: every accepted batch ended, every record is
-//! there once with the values of the last batch that completed for it, and
-//! every counter says what was sent.
+//! there once with the values its last accepted batch left (or gone, if
+//! that batch deleted it) — acceptance order, not completion order —, and
+//! every counter says what applying the batches one by one in acceptance
+//! order gives.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -9,7 +11,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 
 use crate::chaos::{Fault, Kind};
-use crate::load::{Entry, RECORDS_PER_BATCH, ext_id};
+use crate::load::{Entry, RECORDS_PER_BATCH, Write, ext_id};
 
 #[derive(Debug, Clone)]
 struct Process {
@@ -17,6 +19,7 @@ struct Process {
     processed: i32,
     created: i32,
     updated: i32,
+    deleted: i32,
     failed: i32,
     error: Option<String>,
     completed_at: Option<DateTime<Utc>>,
@@ -98,7 +101,7 @@ async fn load_processes(pool: &Pool) -> Result<HashMap<i64, Process>, String> {
     let rows = rows(
         pool,
         "select id, status::text, records_processed, records_created, records_updated,
-                records_failed, error, completed_at
+                records_deleted, records_failed, error, completed_at
            from processes",
     )
     .await?;
@@ -112,20 +115,28 @@ async fn load_processes(pool: &Pool) -> Result<HashMap<i64, Process>, String> {
                     processed: r.get(2),
                     created: r.get(3),
                     updated: r.get(4),
-                    failed: r.get(5),
-                    error: r.get(6),
-                    completed_at: r.get(7),
+                    deleted: r.get(5),
+                    failed: r.get(6),
+                    error: r.get(7),
+                    completed_at: r.get(8),
                 },
             )
         })
         .collect())
 }
 
-/// ext_id → (rows with that ext_id, the `seq` of one of them).
-async fn load_records(pool: &Pool) -> Result<HashMap<String, (i64, i64)>, String> {
+/// One `ext_id` as stored.
+struct Stored {
+    rows: i64,
+    seq: i64,
+    has_note: bool,
+}
+
+async fn load_records(pool: &Pool) -> Result<HashMap<String, Stored>, String> {
     let rows = rows(
         pool,
-        "select ext_id, count(*), max((attributes->>'seq')::int8) from records group by ext_id",
+        "select ext_id, count(*), max((attributes->>'seq')::int8), bool_or(attributes ? 'note')
+           from records group by ext_id",
     )
     .await?;
     Ok(rows
@@ -133,10 +144,26 @@ async fn load_records(pool: &Pool) -> Result<HashMap<String, (i64, i64)>, String
         .map(|r| {
             (
                 r.get::<_, Option<String>>(0).unwrap_or_default(),
-                (r.get(1), r.get::<_, Option<i64>>(2).unwrap_or(-1)),
+                Stored {
+                    rows: r.get(1),
+                    seq: r.get::<_, Option<i64>>(2).unwrap_or(-1),
+                    has_note: r.get::<_, Option<bool>>(3).unwrap_or(false),
+                },
             )
         })
         .collect())
+}
+
+/// The counts applying `write` to a range gives, given whether its records
+/// exist: (created, updated, deleted, failed).
+fn serial_counts(write: Write, exist: bool) -> (i32, i32, i32, i32) {
+    let n = RECORDS_PER_BATCH as i32;
+    match (write, exist) {
+        (Write::Delete, true) => (0, 0, n, 0),
+        (Write::Delete, false) => (0, 0, 0, n),
+        (_, true) => (0, n, 0, 0),
+        (_, false) => (n, 0, 0, 0),
+    }
 }
 
 fn seconds(d: chrono::TimeDelta) -> f64 {
@@ -156,16 +183,16 @@ pub(crate) async fn check(
         ..Findings::default()
     };
 
-    // Per range, the batches in the order they were written.
+    // Per range, the batches in acceptance (processId) order.
     let mut ranges: BTreeMap<(usize, usize), Vec<&Entry>> = BTreeMap::new();
     for e in ledger {
         ranges.entry((e.producer, e.range)).or_default().push(e);
     }
     let mut expected_ext_ids = 0usize;
     for ((producer, range), entries) in &mut ranges {
-        entries.sort_by_key(|e| e.seq);
-        let mut written = false;
-        let mut last_completed = None;
+        entries.sort_by_key(|e| e.process_id);
+        let mut exist = false;
+        let mut last_completed: Option<&Entry> = None;
         for e in entries.iter() {
             let Some(p) = processes.get(&e.process_id) else {
                 f.counter_mismatches
@@ -175,21 +202,21 @@ pub(crate) async fn check(
             match p.status.as_str() {
                 "completed" => {
                     f.completed += 1;
-                    let (want_created, want_updated) = if written { (0, 100) } else { (100, 0) };
-                    if (p.processed, p.created, p.updated, p.failed)
-                        != (100, want_created, want_updated, 0)
-                    {
+                    let want = serial_counts(e.write, exist);
+                    let got = (p.created, p.updated, p.deleted, p.failed);
+                    if p.processed != RECORDS_PER_BATCH as i32 || got != want {
                         f.counter_mismatches.push(format!(
-                            "process {}: processed {} created {} updated {} failed {}, expected 100/{want_created}/{want_updated}/0",
-                            e.process_id, p.processed, p.created, p.updated, p.failed
+                            "process {} ({:?}): processed {} created/updated/deleted/failed {got:?}, \
+                             expected 100 {want:?}",
+                            e.process_id, e.write, p.processed
                         ));
                     }
                     if let Some(done) = p.completed_at {
                         f.latency_ms
                             .push((done - e.accepted_at).num_milliseconds().max(0) as f64);
                     }
-                    written = true;
-                    last_completed = Some(e.seq);
+                    exist = e.write != Write::Delete;
+                    last_completed = Some(e);
                 }
                 "failed" => f
                     .failed
@@ -197,20 +224,33 @@ pub(crate) async fn check(
                 _ => f.stuck.push(e.process_id),
             }
         }
-        let Some(seq) = last_completed else { continue };
+        let Some(last) = last_completed else { continue };
         for i in 0..RECORDS_PER_BATCH {
+            let stored = records.get(&ext_id(*producer, *range, i));
+            if last.write == Write::Delete {
+                if stored.is_some() {
+                    f.records_stale += 1;
+                }
+                continue;
+            }
             expected_ext_ids += 1;
-            match records.get(&ext_id(*producer, *range, i)) {
+            match stored {
                 None => f.records_lost += 1,
-                Some((n, _)) if *n > 1 => f.records_duplicated += (*n - 1) as usize,
-                Some((_, s)) if *s != seq as i64 => f.records_stale += 1,
+                Some(s) if s.rows > 1 => f.records_duplicated += (s.rows - 1) as usize,
+                Some(s) if s.seq != last.seq as i64 || s.has_note != (last.write == Write::Set) => {
+                    f.records_stale += 1;
+                }
                 Some(_) => {}
             }
         }
     }
     f.records_expected = expected_ext_ids;
-    let stray = records.len().saturating_sub(expected_ext_ids);
-    f.records_duplicated += stray;
+    // Records of no range the ledger knows were written by nobody.
+    let known: std::collections::HashSet<String> = ranges
+        .keys()
+        .flat_map(|(p, r)| (0..RECORDS_PER_BATCH).map(move |i| ext_id(*p, *r, i)))
+        .collect();
+    f.records_duplicated += records.keys().filter(|k| !known.contains(*k)).count();
 
     // Recovery after each restart, counted from when the service was back:
     // the first 202, and the first completion of a batch accepted since.

@@ -134,6 +134,10 @@ pub struct WorkerSettings {
     pub retry_budget_ms: u64,
     /// Seconds to let in-flight batches finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// How long a batch waits for older batches of its organization that
+    /// touch the same records before it gives its place in the queue back
+    /// (ms).
+    pub order_wait_ms: u64,
     /// A process still open this long after its last delivery (or its
     /// acceptance, if never delivered) is reported as stale: logged once,
     /// counted, listed by `admin stale-processes`.
@@ -186,6 +190,7 @@ impl Settings {
             .set_default("worker.max_links_per_type", 10)?
             .set_default("worker.retry_budget_ms", 30_000)?
             .set_default("worker.shutdown_grace_secs", 30)?
+            .set_default("worker.order_wait_ms", 5_000)?
             .set_default("worker.stale_after_secs", 600)?
             .set_default("worker.fail_stale_after_secs", 86_400)?;
         if let Some(file) = file {

@@ -183,8 +183,18 @@ impl Publisher {
             return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
         }
         let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
-        let (process_id, xact_id) =
-            processes::insert(&tx, s.org_id, s.kind, name.as_str(), total).await?;
+        let footprint = job.footprint(&name);
+        let (process_id, xact_id) = processes::insert(
+            &tx,
+            processes::NewProcess {
+                org: s.org_id,
+                kind: s.kind,
+                object_type: name.as_str(),
+                total,
+                footprint: &footprint,
+            },
+        )
+        .await?;
         tracing::Span::current().record("process_id", process_id.get());
         if let Some((key, hash)) = claim {
             match objectsync_store::idempotency::claim(&tx, s.org_id, key, &hash, process_id)

@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod links;
 pub mod liveness;
 pub mod object_types;
+pub mod order;
 pub mod organizations;
 pub mod processes;
 pub mod records;

@@ -98,7 +98,8 @@ pub async fn fail_stale(
 ) -> StoreResult<Vec<StaleProcess>> {
     let sql = format!(
         "update processes
-            set status = 'failed', error = $2, completed_at = clock_timestamp()
+            set status = 'failed', error = $2, completed_at = clock_timestamp(),
+                footprint_keys = null
           where {STALE}
          returning {COLUMNS}"
     );

@@ -9,6 +9,7 @@
 //! `status in ('queued', 'in_process')`.
 
 use chrono::{DateTime, Utc};
+use objectsync_model::wire::Footprint;
 use objectsync_model::{OrgId, ProcessId, ProcessKind, ProcessStatus, RejectionCode};
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -122,22 +123,44 @@ fn from_row(r: &Row) -> StoreResult<Process> {
     })
 }
 
+/// A process to create.
+pub struct NewProcess<'a> {
+    pub org: OrgId,
+    pub kind: ProcessKind,
+    pub object_type: &'a str,
+    pub total: i32,
+    /// What the batch touches (see [`crate::order`]).
+    pub footprint: &'a Footprint,
+}
+
 /// A new `queued` process, in the caller's transaction: its id and the id of
-/// that transaction (which the message carries; see the worker's
-/// `process::missing`).
-pub async fn insert(
-    tx: &impl GenericClient,
-    org: OrgId,
-    kind: ProcessKind,
-    object_type: &str,
-    total: i32,
-) -> StoreResult<(ProcessId, u64)> {
+/// that transaction (which the message carries, so that a worker can tell a
+/// process still coming from one rolled back).
+///
+/// The id is drawn while the transaction holds the organization's ordering
+/// lock in shared mode, until it commits: a worker that takes that lock
+/// exclusively knows every lower id of the organization is committed or
+/// gone (see [`crate::order::barrier`]).
+pub async fn insert(tx: &impl GenericClient, p: NewProcess<'_>) -> StoreResult<(ProcessId, u64)> {
+    let (class, key) = crate::order::lock_key(p.org);
     let row = crate::query_one(
         tx,
-        "insert into processes (org_id, name, object_type, records_total)
-         values ($1, $2::text::process_name, $3, $4)
+        "insert into processes (org_id, name, object_type, records_total,
+                                footprint_keys, footprint_wide, footprint_links)
+         select $1, $2::text::process_name, $3, $4, $5, $6, $7
+           from (select pg_advisory_xact_lock_shared($8, $9)) as ordered
          returning id, pg_current_xact_id()::text",
-        &[&org, &kind.name(), &object_type, &total],
+        &[
+            &p.org,
+            &p.kind.name(),
+            &p.object_type,
+            &p.total,
+            &p.footprint.keys,
+            &p.footprint.wide,
+            &p.footprint.links,
+            &class,
+            &key,
+        ],
     )
     .await?;
     let xact = row
@@ -245,25 +268,43 @@ pub async fn rejections(
 
 /// Marks the process `in_process` and records which delivery this is and
 /// when it arrived (idempotent, so retries within one delivery do not count
-/// twice).
+/// twice). Returns its footprint, or `None` if no open process is visible
+/// (not committed yet, rolled back, or already final).
 pub async fn mark_started(
     c: &impl GenericClient,
     org: OrgId,
     id: ProcessId,
     delivery: i32,
-) -> StoreResult<()> {
-    crate::execute(
+) -> StoreResult<Option<Footprint>> {
+    let row = crate::query_opt(
         c,
         "update processes
             set status = 'in_process',
                 started_at = coalesce(started_at, clock_timestamp()),
                 deliveries = greatest(deliveries, $3),
                 last_delivery_at = clock_timestamp()
-          where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
+          where org_id = $1 and id = $2 and status in ('queued', 'in_process')
+         returning name::text, footprint_keys, footprint_wide, footprint_links",
         &[&org, &id, &delivery],
     )
-    .await
-    .map(drop)
+    .await?;
+    row.map(|r| crate::order::footprint(&r, 0)).transpose()
+}
+
+/// The status of a process, if it is visible.
+pub async fn status(
+    c: &impl GenericClient,
+    org: OrgId,
+    id: ProcessId,
+) -> StoreResult<Option<ProcessStatus>> {
+    crate::query_opt(
+        c,
+        "select status::text from processes where org_id = $1 and id = $2",
+        &[&org, &id],
+    )
+    .await?
+    .map(|r| parse(r.get(0)))
+    .transpose()
 }
 
 /// Locks the process row for the rest of the transaction; its status, or
@@ -370,7 +411,8 @@ pub async fn complete(
                 links_removed = $9,
                 links_failed = $10,
                 completed_at = clock_timestamp(),
-                last_error = null
+                last_error = null,
+                footprint_keys = null
           where org_id = $1 and id = $2",
         &[
             &org,
@@ -440,7 +482,8 @@ async fn fail_with(
 ) -> StoreResult<bool> {
     let sql = format!(
         "update processes
-            set status = 'failed', error = {error_sql}, completed_at = clock_timestamp()
+            set status = 'failed', error = {error_sql}, completed_at = clock_timestamp(),
+                footprint_keys = null
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')"
     );
     Ok(crate::execute(c, &sql, &[&org, &id, &reason]).await? > 0)

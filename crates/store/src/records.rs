@@ -119,46 +119,61 @@ pub async fn merge_by_id<A: Serialize + std::fmt::Debug + Sync>(
     .map(drop)
 }
 
-/// What [`upsert_by_ext_id`] did to one `ext_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upserted {
-    pub ext_id: String,
-    pub id: RecordId,
-    /// Created by this statement (else merged into a row that existed).
-    pub inserted: bool,
+/// A row to create: for a new `ext_id`, or for a record without
+/// identifiers.
+pub struct NewRow<'p, A> {
+    pub ext_id: Option<&'p str>,
+    pub attributes: &'p A,
 }
 
-/// Inserts new `ext_id`s and merges into existing ones, in `ext_id` order
-/// (so concurrent batches lock alike). `null` values are kept on insert and
-/// cleared by [`strip_nulls`]; an updated row version carries the updating
-/// transaction in `xmax`, which tells inserts from updates.
-pub async fn upsert_by_ext_id<A: Serialize + std::fmt::Debug + Sync>(
+/// Creates `rows` with ids drawn from the sequence in the order given, so
+/// that ids follow the request. A row whose `ext_id` exists by now is merged
+/// into the stored one instead (its drawn id is left unused, as any insert
+/// that meets a conflict leaves one). `null` values are kept on insert for
+/// that merge and cleared by [`strip_nulls`]. Returns each row's id and
+/// whether it was created (an updated row version carries the updating
+/// transaction in `xmax`).
+pub async fn create<A: Serialize + std::fmt::Debug + Sync>(
     tx: &impl GenericClient,
     scope: Scope,
-    rows: &[(&str, &A)],
-) -> StoreResult<Vec<Upserted>> {
-    let exts: Vec<&str> = rows.iter().map(|(e, _)| *e).collect();
-    let attrs: Vec<Json<&A>> = rows.iter().map(|(_, a)| Json(*a)).collect();
-    Ok(crate::query(
+    rows: &[NewRow<'_, A>],
+) -> StoreResult<Vec<(RecordId, bool)>> {
+    let n = i32::try_from(rows.len()).unwrap_or(i32::MAX);
+    let ids: Vec<RecordId> = crate::query(
         tx,
-        "insert into records (org_id, type_id, ext_id, attributes)
-         select $1, $2, u.ext_id, u.attrs
-           from unnest($3::text[], $4::jsonb[]) as u(ext_id, attrs)
-          order by u.ext_id
+        "select nextval(pg_get_serial_sequence('records', 'id')) from generate_series(1, $1)",
+        &[&n],
+    )
+    .await?
+    .iter()
+    .map(|r| RecordId(r.get(0)))
+    .collect();
+    let exts: Vec<Option<&str>> = rows.iter().map(|r| r.ext_id).collect();
+    let attrs: Vec<Json<&A>> = rows.iter().map(|r| Json(r.attributes)).collect();
+    let stored = crate::query(
+        tx,
+        "insert into records (org_id, type_id, id, ext_id, attributes)
+         select $1, $2, u.id, u.ext_id, u.attrs
+           from unnest($3::int8[], $4::text[], $5::jsonb[]) as u(id, ext_id, attrs)
              on conflict (org_id, type_id, ext_id) where ext_id is not null do update
             set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
                 updated_at = now()
          returning ext_id, id, xmax = 0 as inserted",
-        &[&scope.org, &scope.type_id, &exts, &attrs],
+        &[&scope.org, &scope.type_id, &ids, &exts, &attrs],
     )
-    .await?
-    .iter()
-    .map(|r| Upserted {
-        ext_id: r.get(0),
-        id: r.get(1),
-        inserted: r.get(2),
-    })
-    .collect())
+    .await?;
+    let by_ext: std::collections::HashMap<String, (RecordId, bool)> = stored
+        .iter()
+        .filter_map(|r| Some((r.get::<_, Option<String>>(0)?, (r.get(1), r.get(2)))))
+        .collect();
+    Ok(rows
+        .iter()
+        .zip(ids)
+        .map(|(row, id)| match row.ext_id {
+            Some(ext) => by_ext.get(ext).copied().unwrap_or((id, true)),
+            None => (id, true),
+        })
+        .collect())
 }
 
 /// Drops `null` values from rows just inserted with them.
@@ -175,35 +190,6 @@ pub async fn strip_nulls(
     )
     .await
     .map(drop)
-}
-
-/// Inserts records without identifiers, with ids drawn from the sequence in
-/// the order given; returns those ids.
-pub async fn insert_anonymous<A: Serialize + std::fmt::Debug + Sync>(
-    tx: &impl GenericClient,
-    scope: Scope,
-    attributes: &[A],
-) -> StoreResult<Vec<RecordId>> {
-    let n = i32::try_from(attributes.len()).unwrap_or(i32::MAX);
-    let ids: Vec<RecordId> = crate::query(
-        tx,
-        "select nextval(pg_get_serial_sequence('records', 'id')) from generate_series(1, $1)",
-        &[&n],
-    )
-    .await?
-    .iter()
-    .map(|r| RecordId(r.get(0)))
-    .collect();
-    let attrs: Vec<Json<&A>> = attributes.iter().map(Json).collect();
-    crate::execute(
-        tx,
-        "insert into records (org_id, type_id, id, attributes)
-         select $1, $2, u.id, u.attrs
-           from unnest($3::int8[], $4::jsonb[]) as u(id, attrs)",
-        &[&scope.org, &scope.type_id, &ids, &attrs],
-    )
-    .await?;
-    Ok(ids)
 }
 
 /// Deletes these rows (their links first: see [`crate::links::delete_all_of`]).

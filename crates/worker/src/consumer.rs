@@ -40,12 +40,15 @@ pub(crate) struct Ctx {
     pub(crate) pool: Pool,
     pub(crate) broker: Arc<Broker>,
     pub(crate) settings: WorkerSettings,
+    /// The confirm-mode channel batches that give way are republished on.
+    pub(crate) republish: tokio::sync::Mutex<Option<lapin::Channel>>,
 }
 
 impl Ctx {
     fn apply_config(&self) -> apply::ApplyConfig {
         apply::ApplyConfig {
             max_links_per_type: self.settings.max_links_per_type,
+            order_wait: Duration::from_millis(self.settings.order_wait_ms),
         }
     }
 
@@ -272,6 +275,10 @@ async fn settle(
             let _ = delivery.ack(BasicAckOptions::default()).await;
             batch_outcome("already_done");
             tracing::info!("batch already processed; acknowledged again");
+        }
+        Ok(Handled::GaveWay) => {
+            crate::giveway::give_way(ctx, delivery, attempt).await;
+            batch_outcome("gave_way");
         }
         Ok(Handled::Orphan) => {
             let _ = delivery.ack(BasicAckOptions::default()).await;

@@ -31,13 +31,22 @@ fn as_text(value: &AMQPValue) -> Option<String> {
     }
 }
 
-/// Deliveries before this one (`x-delivery-count`, set by quorum queues on
-/// redelivery; absent on the first).
-pub(crate) fn previous_deliveries(props: &BasicProperties) -> u32 {
-    header(props, "x-delivery-count")
+/// Deliveries of earlier copies of a message a worker put back at the end
+/// of the queue (see `giveway`), which the broker does not count.
+pub(crate) const PRIOR_DELIVERIES: &str = "x-objectsync-prior-deliveries";
+
+fn count(props: &BasicProperties, name: &str) -> u32 {
+    header(props, name)
         .and_then(as_u64)
         .and_then(|v| u32::try_from(v).ok())
         .unwrap_or(0)
+}
+
+/// Deliveries before this one: the broker's `x-delivery-count` (set by
+/// quorum queues on redelivery; absent on the first) plus those of earlier
+/// copies.
+pub(crate) fn previous_deliveries(props: &BasicProperties) -> u32 {
+    count(props, "x-delivery-count").saturating_add(count(props, PRIOR_DELIVERIES))
 }
 
 /// Why the broker dead-lettered a message: the `reason` of the newest

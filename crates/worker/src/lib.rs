@@ -6,6 +6,8 @@ pub mod apply;
 mod consumer;
 mod dead;
 pub mod error;
+mod gate;
+mod giveway;
 mod headers;
 mod monitor;
 mod unreadable;
@@ -58,6 +60,7 @@ impl Worker {
             pool,
             broker,
             settings: settings.worker.clone(),
+            republish: tokio::sync::Mutex::new(None),
         });
         Ok(Self {
             ctx,

@@ -49,7 +49,9 @@ impl<'de> Deserialize<'de> for Entries<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                // serde_json gives no size hint; 16 holds most records'
+                // attributes without growing.
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
                     out.push((key, map.next_value::<&'de RawValue>()?));
                 }
@@ -88,7 +90,9 @@ pub(crate) fn array(raw: &RawValue) -> Result<Vec<&RawValue>, serde_json::Error>
 /// The first key that appears twice, if any.
 pub(crate) fn duplicate<'e>(entries: &'e Entries<'_>) -> Option<&'e str> {
     let keys = &entries.0;
-    if keys.len() <= 8 {
+    // Comparing every pair costs less than hashing for the few keys of a
+    // record or its attributes.
+    if keys.len() <= 32 {
         for (i, (k, _)) in keys.iter().enumerate() {
             if keys[..i].iter().any(|(other, _)| other == k) {
                 return Some(k);

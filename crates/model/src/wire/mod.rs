@@ -20,6 +20,7 @@
 //!   applied. Keys the type does not define are ignored without being read.
 
 mod delete;
+mod footprint;
 mod identifiers;
 mod json;
 mod upsert;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use delete::DeleteBatch;
+pub use footprint::{Footprint, record_key};
 pub use identifiers::check_ext_id;
 pub(crate) use json::reason;
 pub use upsert::{RecordIn, Upsert};

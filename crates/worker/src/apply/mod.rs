@@ -22,12 +22,16 @@ use objectsync_store::{GenericClient, object_types};
 use serde_json::Value;
 
 use crate::error::{Classify, WorkerError};
+use crate::gate::{self, Turn};
 
 /// Limits the worker applies that come from its settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyConfig {
     /// Most linked records per associated type on one record.
     pub max_links_per_type: u32,
+    /// How long a batch waits for older conflicting batches before it gives
+    /// its place back (see `gate`).
+    pub order_wait: std::time::Duration,
 }
 
 /// A rejection of record `index`, as stored.
@@ -62,6 +66,9 @@ pub enum Handled {
     /// The request that queued the batch was rolled back after publishing
     /// (its client got an error), so there is no process and nothing to do.
     Orphan,
+    /// Older batches on the same records are not being applied: the batch
+    /// gives its place back, to come again later (see `gate`).
+    GaveWay,
 }
 
 /// Applies `job`, the batch of process `meta.process_id`, to the database;
@@ -81,8 +88,17 @@ pub async fn handle(
     let (org, pid) = (meta.org_id, meta.process_id);
     tracing::Span::current().record("delivery", delivery);
     let delivery = i32::try_from(delivery).unwrap_or(i32::MAX);
+    let mine = {
+        let client = pool.get().await?;
+        match processes::mark_started(&client, org, pid, delivery).await? {
+            Some(footprint) => footprint,
+            None => return not_open(&client, meta).await,
+        }
+    };
+    if gate::wait(pool, meta, &mine, config.order_wait).await? == Turn::GiveWay {
+        return Ok(Handled::GaveWay);
+    }
     let mut client = pool.get().await?;
-    processes::mark_started(&client, org, pid, delivery).await?;
     let tx = client.transaction().await?;
     match processes::lock(&tx, org, pid).await? {
         Some(status) if status.is_final() => return Ok(Handled::AlreadyDone),
@@ -122,6 +138,17 @@ pub async fn handle(
     processes::complete(&tx, org, pid, &applied.counts, delivery).await?;
     tx.commit().await?;
     Ok(Handled::Applied(applied.counts))
+}
+
+/// A batch whose process was not open when it arrived: ended before (a
+/// redelivery), just made visible (go again, through the gate), or not
+/// visible.
+async fn not_open(c: &impl GenericClient, meta: &BatchMeta) -> Result<Handled, WorkerError> {
+    match processes::status(c, meta.org_id, meta.process_id).await? {
+        Some(status) if status.is_final() => Ok(Handled::AlreadyDone),
+        Some(_) => Err(WorkerError::NotYet(meta.process_id)),
+        None => missing(c, meta).await,
+    }
 }
 
 /// What to do with a batch whose process row is not visible: wait while the

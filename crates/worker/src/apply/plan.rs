@@ -25,10 +25,9 @@ pub(crate) struct Rejection {
 pub(crate) enum Target {
     /// A stored row, by id (index into `Plan::updates`).
     Existing(usize),
-    /// A row to create for a new `ext_id` (index into `Plan::inserts`).
-    NewExt(usize),
-    /// A row to create with only a generated id (index into `Plan::anonymous`).
-    Anonymous(usize),
+    /// A row to create, for a new `ext_id` or for a record without
+    /// identifiers (index into `Plan::inserts`).
+    New(usize),
 }
 
 /// What happened to one record.
@@ -52,7 +51,8 @@ pub(crate) struct Update<'a> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Insert<'a> {
-    pub(crate) ext_id: String,
+    /// `None` for a record without identifiers.
+    pub(crate) ext_id: Option<String>,
     pub(crate) attributes: Attributes<'a>,
 }
 
@@ -60,8 +60,8 @@ pub(crate) struct Insert<'a> {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Plan<'a> {
     pub(crate) updates: Vec<Update<'a>>,
+    /// New rows, in request order (so that ids follow it).
     pub(crate) inserts: Vec<Insert<'a>>,
-    pub(crate) anonymous: Vec<Attributes<'a>>,
     pub(crate) outcomes: Vec<Outcome>,
 }
 
@@ -114,8 +114,7 @@ impl<'a> Planner<'a> {
     fn merge(&mut self, target: Target, attrs: Attributes<'a>) {
         let into = match target {
             Target::Existing(i) => &mut self.plan.updates[i].attributes,
-            Target::NewExt(i) => &mut self.plan.inserts[i].attributes,
-            Target::Anonymous(i) => &mut self.plan.anonymous[i],
+            Target::New(i) => &mut self.plan.inserts[i].attributes,
         };
         into.extend(attrs);
     }
@@ -179,20 +178,21 @@ impl<'a> Planner<'a> {
                     }
                     None => {
                         self.plan.inserts.push(Insert {
-                            ext_id: ext.to_owned(),
+                            ext_id: Some(ext.to_owned()),
                             attributes: Attributes::new(),
                         });
-                        Target::NewExt(self.plan.inserts.len() - 1)
+                        Target::New(self.plan.inserts.len() - 1)
                     }
                 };
                 self.ext_target.insert(ext.to_owned(), target);
                 Ok(Outcome::Created(target))
             }
             (None, None) => {
-                self.plan.anonymous.push(Attributes::new());
-                Ok(Outcome::Created(Target::Anonymous(
-                    self.plan.anonymous.len() - 1,
-                )))
+                self.plan.inserts.push(Insert {
+                    ext_id: None,
+                    attributes: Attributes::new(),
+                });
+                Ok(Outcome::Created(Target::New(self.plan.inserts.len() - 1)))
             }
         }
     }

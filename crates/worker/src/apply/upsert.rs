@@ -6,15 +6,14 @@
 //!    `id`), so that records naming one row both ways fold together; batches
 //!    that name rows by `ext_id` only skip this;
 //! 2. plan in memory (`plan`): one write per row, records folded in order;
-//! 3. one merge by primary key for the locked rows, one upsert by `ext_id`
-//!    (it inserts new rows and merges into rows that exist or that another
-//!    batch just made), and one insert for records without identifiers.
-
-use std::collections::{BTreeMap, HashMap};
+//! 3. one merge by primary key for the locked rows, and one insert of the
+//!    new rows — new `ext_id`s and records without identifiers — with ids
+//!    drawn in request order (it merges into an `ext_id` that another batch
+//!    made meanwhile instead).
 
 use objectsync_model::prepare::check_attributes;
 use objectsync_model::{ObjectType, OrgId, RecordId, RejectionCode, Upsert};
-use objectsync_store::records::{self, Keys, Merge};
+use objectsync_store::records::{self, Keys, Merge, NewRow};
 use objectsync_store::{GenericClient, Scope};
 use serde_json::Value;
 
@@ -104,54 +103,35 @@ pub(crate) async fn apply(
         records::merge_by_id(tx, scope, &merges).await?;
     }
 
-    // ext_id → (id, whether this batch created the row).
-    let mut by_ext: HashMap<String, (RecordId, bool)> = HashMap::new();
+    // Each new row: its id, and whether this batch created it.
+    let mut created: Vec<(RecordId, bool)> = Vec::new();
     if !plan.inserts.is_empty() {
-        let rows: Vec<(&str, _)> = plan
+        let rows: Vec<NewRow<'_, _>> = plan
             .inserts
             .iter()
-            .map(|i| (i.ext_id.as_str(), &i.attributes))
+            .map(|i| NewRow {
+                ext_id: i.ext_id.as_deref(),
+                attributes: &i.attributes,
+            })
             .collect();
-        for u in records::upsert_by_ext_id(tx, scope, &rows).await? {
-            by_ext.insert(u.ext_id, (u.id, u.inserted));
-        }
+        created = records::create(tx, scope, &rows).await?;
         // New rows whose records sent `null`s (kept for the merge case).
         let with_nulls: Vec<RecordId> = plan
             .inserts
             .iter()
-            .filter(|i| i.attributes.values().any(Value::is_null))
-            .filter_map(|i| {
-                by_ext
-                    .get(&i.ext_id)
-                    .filter(|(_, new)| *new)
-                    .map(|(id, _)| *id)
-            })
+            .zip(&created)
+            .filter(|(i, (_, new))| *new && i.attributes.values().any(Value::is_null))
+            .map(|(_, (id, _))| *id)
             .collect();
         if !with_nulls.is_empty() {
             records::strip_nulls(tx, scope, &with_nulls).await?;
         }
     }
 
-    let mut anonymous_ids: Vec<RecordId> = Vec::new();
-    if !plan.anonymous.is_empty() {
-        let stripped: Vec<BTreeMap<&str, &Value>> = plan
-            .anonymous
-            .iter()
-            .map(|a| {
-                a.iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (*k, v))
-                    .collect()
-            })
-            .collect();
-        anonymous_ids = records::insert_anonymous(tx, scope, &stripped).await?;
-    }
-
     let row_of = |t: Target| -> Option<(RecordId, bool)> {
         match t {
             Target::Existing(i) => Some((plan.updates[i].id, false)),
-            Target::NewExt(i) => by_ext.get(plan.inserts[i].ext_id.as_str()).copied(),
-            Target::Anonymous(i) => anonymous_ids.get(i).map(|id| (*id, true)),
+            Target::New(i) => created.get(i).copied(),
         }
     };
     let mut applied = Applied::default();

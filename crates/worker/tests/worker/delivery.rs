@@ -78,6 +78,7 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
     let job = Job::decode(meta.kind, &message).unwrap();
     let config = ApplyConfig {
         max_links_per_type: 10,
+        order_wait: Duration::from_secs(5),
     };
     assert_eq!(
         apply::handle(&app.pool, &meta, &job, 3, config)

@@ -63,20 +63,20 @@ fn new_existing_and_anonymous_records() {
         (json!({"id": 7}), json!({"a": 4})),
     ]);
     let p = run(&idents, &maps, &stored(&[(5, Some("old")), (7, None)]));
-    assert_eq!(p.inserts.len(), 1);
-    assert_eq!(p.inserts[0].ext_id, "new");
+    assert_eq!(p.inserts.len(), 2, "new rows in request order");
+    assert_eq!(p.inserts[0].ext_id.as_deref(), Some("new"));
     assert_eq!(shown(&p.inserts[0].attributes), json!({"a": 1}));
     assert_eq!(p.updates.len(), 2);
     assert_eq!(p.updates[0].id, RecordId(5));
     assert_eq!(p.updates[1].id, RecordId(7));
-    assert_eq!(p.anonymous.len(), 1);
-    assert_eq!(shown(&p.anonymous[0]), json!({"a": 3}));
+    assert_eq!(p.inserts[1].ext_id, None);
+    assert_eq!(shown(&p.inserts[1].attributes), json!({"a": 3}));
     assert_eq!(
         p.outcomes,
         vec![
-            Outcome::Created(Target::NewExt(0)),
+            Outcome::Created(Target::New(0)),
             Outcome::Updated(Target::Existing(0)),
-            Outcome::Created(Target::Anonymous(0)),
+            Outcome::Created(Target::New(1)),
             Outcome::Updated(Target::Existing(1)),
         ]
     );
@@ -97,8 +97,8 @@ fn the_same_ext_id_twice_folds_in_order() {
     assert_eq!(
         p.outcomes,
         vec![
-            Outcome::Created(Target::NewExt(0)),
-            Outcome::Updated(Target::NewExt(0))
+            Outcome::Created(Target::New(0)),
+            Outcome::Updated(Target::New(0))
         ]
     );
 }
