@@ -51,6 +51,8 @@ pub struct Options {
     /// Seconds of each ingest-alone run.
     pub ingest_secs: u64,
     pub lone_batches: usize,
+    /// Batches of the contended-updates run (all on the same records).
+    pub contended_batches: usize,
     /// Records loaded into the large table.
     pub large_records: usize,
     /// Random-key updates on the large table.
@@ -211,6 +213,24 @@ async fn small_stages(
             f.e2e_update_rps = rps;
         }
     }
+    // The same 1,000 records updated by many batches at once: every batch
+    // conflicts with every other, so they are applied one at a time in
+    // acceptance order (the worst case of the ordering rule).
+    let contended: Vec<Vec<u8>> = (0..opts.contended_batches)
+        .map(|k| data::body("e2e", 0..data::BATCH, 3 + k as u32))
+        .collect();
+    let t0 = Utc::now();
+    let posted = load::post_all(&client, &url, key, Arc::new(contended), opts.producers).await?;
+    let done = load::wait_completed(pool, &posted.process_ids, "contended updates").await?;
+    let secs = (done - t0).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
+    f.contended_update_rps = (opts.contended_batches * data::BATCH) as f64 / secs;
+    progress(&format!(
+        "end to end, {} batches updating the same {} records: {:.0} records/s",
+        opts.contended_batches,
+        data::BATCH,
+        f.contended_update_rps
+    ));
+
     sampler.abort();
     f.ingest_rss_mb = peak.ingest.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;
     f.worker_rss_mb = peak.worker.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;

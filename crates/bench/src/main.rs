@@ -90,6 +90,7 @@ async fn main() -> ExitCode {
         connections: cli.connections.max(1),
         ingest_secs: if cli.quick { 3 } else { 5 },
         lone_batches: if cli.quick { 5 } else { 15 },
+        contended_batches: if cli.quick { 20 } else { 100 },
         large_records: cli
             .large_records
             .unwrap_or(if cli.quick { 200_000 } else { 3_000_000 })
