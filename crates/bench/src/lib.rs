@@ -65,7 +65,14 @@ fn progress(msg: &str) {
     eprintln!("[bench] {msg}");
 }
 
-async fn purge(settings: &objectsync_infra::Settings) -> Result<(), String> {
+/// Drops the batches the ingest-alone runs queued (no worker is running), and
+/// fails their processes, as an operator would: a process whose batch is
+/// gone would otherwise stay open, and later batches of the organization
+/// would check their order against it.
+async fn purge(
+    settings: &objectsync_infra::Settings,
+    pool: &deadpool_postgres::Pool,
+) -> Result<(), String> {
     let conn = Connection::connect(&settings.amqp.url, ConnectionProperties::default())
         .await
         .map_err(|e| e.to_string())?;
@@ -76,6 +83,17 @@ async fn purge(settings: &objectsync_infra::Settings) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let _ = conn.close(200, "OK".into()).await;
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    client
+        .execute(
+            "update processes
+                set status = 'failed', error = 'purged by the bench', completed_at = now(),
+                    footprint_keys = null
+              where status in ('queued', 'in_process')",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -252,7 +270,7 @@ async fn small_stages(
         "ingest alone: {:.0} batches/s, 202 in p50 {:.1} ms / p99 {:.1} ms / max {:.1} ms",
         f.ingest_batches_per_s, f.ingest_p50_ms, f.ingest_p99_ms, f.ingest_max_ms
     ));
-    purge(&sandbox.settings).await?;
+    purge(&sandbox.settings, pool).await?;
     // Let the broker settle after dropping a backlog of 300 MB or more.
     tokio::time::sleep(Duration::from_secs(5)).await;
     quiesce(pool).await;
@@ -271,7 +289,7 @@ async fn small_stages(
         f.ingest_batches_per_s / 2.0,
         f.ingest_half_rate_p99_ms
     ));
-    purge(&sandbox.settings).await?;
+    purge(&sandbox.settings, pool).await?;
 
     // 5. A lone batch on an idle system.
     system.start_workers(opts.workers)?;

@@ -18,8 +18,45 @@ pub struct AttributeError {
     pub message: String,
 }
 
+/// A checked attribute value: the JSON text as sent when it needs no
+/// change (written to the database as is), or its normalized form.
+#[derive(Debug, Clone)]
+pub enum Checked<'r> {
+    Raw(&'r RawValue),
+    Normalized(Value),
+}
+
+impl Checked<'_> {
+    /// `null`: clears the stored value.
+    pub fn is_null(&self) -> bool {
+        match self {
+            Self::Raw(raw) => raw.get() == "null",
+            Self::Normalized(v) => v.is_null(),
+        }
+    }
+}
+
+impl PartialEq for Checked<'_> {
+    /// The same JSON text (as written to the database).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Normalized(a), Self::Normalized(b)) => a == b,
+            _ => serde_json::to_string(self).ok() == serde_json::to_string(other).ok(),
+        }
+    }
+}
+
+impl serde::Serialize for Checked<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Raw(raw) => raw.serialize(s),
+            Self::Normalized(v) => v.serialize(s),
+        }
+    }
+}
+
 /// A record's checked attributes, keyed by borrowed names.
-pub type Attributes<'r> = BTreeMap<&'r str, Value>;
+pub type Attributes<'r> = BTreeMap<&'r str, Checked<'r>>;
 
 /// Why a raw value could not be read at all, in a client's words.
 fn unreadable(e: &serde_json::Error) -> String {
@@ -44,7 +81,7 @@ fn unreadable(e: &serde_json::Error) -> String {
 /// holds half an update.
 pub fn check_attributes<'r>(
     object_type: &ObjectType,
-    attributes: &'r [(Cow<'_, str>, &RawValue)],
+    attributes: &'r [(Cow<'_, str>, &'r RawValue)],
 ) -> Result<Attributes<'r>, AttributeError> {
     let mut out = Attributes::new();
     for (key, raw) in attributes {
@@ -56,11 +93,11 @@ pub fn check_attributes<'r>(
             message,
         };
         let value: Value = serde_json::from_str(raw.get()).map_err(|e| fail(unreadable(&e)))?;
-        let normalized = match check_value(def, &value).map_err(|e| fail(e.0))? {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(v) => Some(v),
+        let checked = match check_value(def, &value).map_err(|e| fail(e.0))? {
+            Cow::Borrowed(_) => Checked::Raw(raw),
+            Cow::Owned(v) => Checked::Normalized(v),
         };
-        out.insert(key.as_ref(), normalized.unwrap_or(value));
+        out.insert(key.as_ref(), checked);
     }
     Ok(out)
 }

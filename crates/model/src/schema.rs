@@ -300,7 +300,9 @@ pub struct ObjectType {
     pub attributes: Vec<AttributeDef>,
     /// Types this one may be linked to, its own included when self-associated.
     pub associations: Vec<ObjectTypeName>,
-    index: HashMap<String, usize>,
+    /// FNV: keys are short and trusted (checked against the pattern),
+    /// and this lookup runs for every attribute of every record.
+    index: HashMap<String, usize, fnv::FnvBuildHasher>,
 }
 
 impl ObjectType {

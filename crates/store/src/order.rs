@@ -11,13 +11,13 @@
 //! "Older processes still open" must be complete: a process id is drawn
 //! before its transaction commits, so a lower id may still be invisible.
 //! Ingest draws ids holding the organization's ordering lock in shared mode
-//! until commit ([`crate::processes::insert`]); [`barrier`] takes it in
-//! exclusive mode for an instant, which waits out every transaction that
-//! drew a lower id. After it, no older process can appear.
+//! until commit ([`crate::processes::insert`]). [`barrier`] waits until the
+//! transactions that hold it at that instant are gone: a transaction that
+//! drew a lower id than the batch being applied holds it now or is done,
+//! and one that takes it later draws a higher id. It never takes the lock
+//! itself, so it never makes ingest wait.
 
-use objectsync_model::wire::Footprint;
 use objectsync_model::{OrgId, ProcessId, ProcessKind};
-use tokio_postgres::Row;
 
 use crate::{GenericClient, StoreError, StoreResult};
 
@@ -31,42 +31,59 @@ pub(crate) fn lock_key(org: OrgId) -> (i32, i32) {
     (LOCK_CLASS, (org.get() & 0x7fff_ffff) as i32)
 }
 
-/// Reads a footprint from `row`, whose column `at` is the process name and
-/// the three after it the footprint columns. A process accepted before
-/// footprints existed has none and conflicts with everything.
-pub(crate) fn footprint(row: &Row, at: usize) -> StoreResult<Footprint> {
-    let kind: ProcessKind = row.get::<_, &str>(at).parse().map_err(StoreError::stored)?;
-    let keys: Option<Vec<i64>> = row.get(at + 1);
-    Ok(Footprint {
-        wide: keys.is_none() || row.get(at + 2),
-        keys: keys.unwrap_or_default(),
-        links: row.get(at + 3),
-        delete: kind == ProcessKind::Delete,
-    })
-}
-
 /// Waits until every transaction of `org` that drew a process id before now
 /// has committed or rolled back.
 pub async fn barrier(c: &impl GenericClient, org: OrgId) -> StoreResult<()> {
     let (class, key) = lock_key(org);
-    // A transaction of its own, so that the lock cannot outlive it.
-    c.batch_execute(&format!(
-        "begin; select pg_advisory_xact_lock({class}, {key}); commit;"
-    ))
-    .await
-    .map_err(Into::into)
+    // Two-key advisory locks show as (classid, objid) with objsubid 2.
+    let holders: Vec<String> = crate::query_one(
+        c,
+        "select coalesce(array_agg(virtualtransaction), '{}') from pg_locks
+          where locktype = 'advisory' and classid = $1::int4::oid and objid = $2::int4::oid
+            and objsubid = 2 and granted",
+        &[&class, &key],
+    )
+    .await?
+    .get(0);
+    let mut pause = std::time::Duration::from_millis(1);
+    let mut holders = holders;
+    while !holders.is_empty() {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(20));
+        holders = crate::query_one(
+            c,
+            "select coalesce(array_agg(virtualtransaction), '{}') from pg_locks
+              where locktype = 'advisory' and classid = $1::int4::oid and objid = $2::int4::oid
+                and objsubid = 2 and granted and virtualtransaction = any($3)",
+            &[&class, &key, &holders],
+        )
+        .await?
+        .get(0);
+    }
+    Ok(())
 }
 
-/// The processes of `org` older than `id` that are still open, with their
-/// footprints, oldest first.
+/// An open process, as far as ordering needs it without its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenProcess {
+    pub id: ProcessId,
+    /// Conflicts with every batch: it names records by `id`, or it was
+    /// accepted before footprints existed.
+    pub wide: bool,
+    pub links: bool,
+    pub delete: bool,
+}
+
+/// The processes of `org` older than `id` that are still open, oldest
+/// first, without their keys (see [`keys`]).
 pub async fn older_open(
     c: &impl GenericClient,
     org: OrgId,
     id: ProcessId,
-) -> StoreResult<Vec<(ProcessId, Footprint)>> {
+) -> StoreResult<Vec<OpenProcess>> {
     crate::query(
         c,
-        "select id, name::text, footprint_keys, footprint_wide, footprint_links
+        "select id, name::text, footprint_wide or footprint_keys is null, footprint_links
            from processes
           where org_id = $1 and id < $2 and status in ('queued', 'in_process')
           order by id",
@@ -74,8 +91,35 @@ pub async fn older_open(
     )
     .await?
     .iter()
-    .map(|r| Ok((r.get(0), footprint(r, 1)?)))
+    .map(|r| {
+        let kind: ProcessKind = r.get::<_, &str>(1).parse().map_err(StoreError::stored)?;
+        Ok(OpenProcess {
+            id: r.get(0),
+            wide: r.get(2),
+            links: r.get(3),
+            delete: kind == ProcessKind::Delete,
+        })
+    })
     .collect()
+}
+
+/// The footprint keys of these processes (a process that is final by now
+/// has none and is left out).
+pub async fn keys(
+    c: &impl GenericClient,
+    org: OrgId,
+    ids: &[ProcessId],
+) -> StoreResult<Vec<(ProcessId, Vec<i64>)>> {
+    Ok(crate::query(
+        c,
+        "select id, footprint_keys from processes
+          where org_id = $1 and id = any($2) and footprint_keys is not null",
+        &[&org, &ids],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
 }
 
 /// Which of `ids` are still open.

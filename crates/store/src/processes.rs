@@ -268,27 +268,26 @@ pub async fn rejections(
 
 /// Marks the process `in_process` and records which delivery this is and
 /// when it arrived (idempotent, so retries within one delivery do not count
-/// twice). Returns its footprint, or `None` if no open process is visible
-/// (not committed yet, rolled back, or already final).
+/// twice). Returns whether it is open: `false` if no open process is
+/// visible (not committed yet, rolled back, or already final).
 pub async fn mark_started(
     c: &impl GenericClient,
     org: OrgId,
     id: ProcessId,
     delivery: i32,
-) -> StoreResult<Option<Footprint>> {
-    let row = crate::query_opt(
+) -> StoreResult<bool> {
+    let changed = crate::execute(
         c,
         "update processes
             set status = 'in_process',
                 started_at = coalesce(started_at, clock_timestamp()),
                 deliveries = greatest(deliveries, $3),
                 last_delivery_at = clock_timestamp()
-          where org_id = $1 and id = $2 and status in ('queued', 'in_process')
-         returning name::text, footprint_keys, footprint_wide, footprint_links",
+          where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
         &[&org, &id, &delivery],
     )
     .await?;
-    row.map(|r| crate::order::footprint(&r, 0)).transpose()
+    Ok(changed > 0)
 }
 
 /// The status of a process, if it is visible.

@@ -138,40 +138,62 @@ pub async fn create<A: Serialize + std::fmt::Debug + Sync>(
     scope: Scope,
     rows: &[NewRow<'_, A>],
 ) -> StoreResult<Vec<(RecordId, bool)>> {
-    let n = i32::try_from(rows.len()).unwrap_or(i32::MAX);
-    let ids: Vec<RecordId> = crate::query(
-        tx,
-        "select nextval(pg_get_serial_sequence('records', 'id')) from generate_series(1, $1)",
-        &[&n],
-    )
-    .await?
-    .iter()
-    .map(|r| RecordId(r.get(0)))
-    .collect();
     let exts: Vec<Option<&str>> = rows.iter().map(|r| r.ext_id).collect();
     let attrs: Vec<Json<&A>> = rows.iter().map(|r| Json(r.attributes)).collect();
-    let stored = crate::query(
-        tx,
-        "insert into records (org_id, type_id, id, ext_id, attributes)
-         select $1, $2, u.id, u.ext_id, u.attrs
-           from unnest($3::int8[], $4::text[], $5::jsonb[]) as u(id, ext_id, attrs)
-             on conflict (org_id, type_id, ext_id) where ext_id is not null do update
-            set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
-                updated_at = now()
-         returning ext_id, id, xmax = 0 as inserted",
-        &[&scope.org, &scope.type_id, &ids, &exts, &attrs],
-    )
-    .await?;
+    // Rows that all have an `ext_id` take ids from the identity default, in
+    // the order they are inserted, which is the order given; rows without
+    // one are found again by ids drawn beforehand.
+    let ids: Option<Vec<RecordId>> = if exts.iter().all(Option::is_some) {
+        None
+    } else {
+        let n = i32::try_from(rows.len()).unwrap_or(i32::MAX);
+        Some(
+            // The sequence by name, a constant the planner resolves once (an
+            // expression that looks it up is evaluated per id).
+            crate::query(
+                tx,
+                "select nextval('records_id_seq') from generate_series(1, $1)",
+                &[&n],
+            )
+            .await?
+            .iter()
+            .map(|r| RecordId(r.get(0)))
+            .collect(),
+        )
+    };
+    const UPSERT: &str = "
+        on conflict (org_id, type_id, ext_id) where ext_id is not null do update
+       set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
+           updated_at = now()
+        returning ext_id, id, xmax = 0 as inserted";
+    let stored = match &ids {
+        None => {
+            let sql = format!(
+                "insert into records (org_id, type_id, ext_id, attributes)
+                 select $1, $2, u.ext_id, u.attrs
+                   from unnest($3::text[], $4::jsonb[]) as u(ext_id, attrs) {UPSERT}"
+            );
+            crate::query(tx, &sql, &[&scope.org, &scope.type_id, &exts, &attrs]).await?
+        }
+        Some(ids) => {
+            let sql = format!(
+                "insert into records (org_id, type_id, id, ext_id, attributes)
+                 select $1, $2, u.id, u.ext_id, u.attrs
+                   from unnest($3::int8[], $4::text[], $5::jsonb[]) as u(id, ext_id, attrs) {UPSERT}"
+            );
+            crate::query(tx, &sql, &[&scope.org, &scope.type_id, ids, &exts, &attrs]).await?
+        }
+    };
     let by_ext: std::collections::HashMap<String, (RecordId, bool)> = stored
         .iter()
         .filter_map(|r| Some((r.get::<_, Option<String>>(0)?, (r.get(1), r.get(2)))))
         .collect();
     Ok(rows
         .iter()
-        .zip(ids)
-        .map(|(row, id)| match row.ext_id {
-            Some(ext) => by_ext.get(ext).copied().unwrap_or((id, true)),
-            None => (id, true),
+        .enumerate()
+        .map(|(i, row)| match row.ext_id {
+            Some(ext) => by_ext.get(ext).copied().unwrap_or((RecordId(0), false)),
+            None => (ids.as_ref().map_or(RecordId(0), |ids| ids[i]), true),
         })
         .collect())
 }

@@ -42,6 +42,8 @@ pub(crate) struct Ctx {
     pub(crate) settings: WorkerSettings,
     /// The confirm-mode channel batches that give way are republished on.
     pub(crate) republish: tokio::sync::Mutex<Option<lapin::Channel>>,
+    /// Footprints of other batches, read once each.
+    pub(crate) footprints: apply::Footprints,
 }
 
 impl Ctx {
@@ -336,26 +338,35 @@ async fn apply_with_retries(
     cancel: &CancellationToken,
 ) -> Result<Handled, WorkerError> {
     let stop = cancel.clone();
-    (|| apply::handle(&ctx.pool, meta, job, attempt, ctx.apply_config()))
-        .retry(ctx.retry_policy())
-        .sleep(move |wait| {
-            let stop = stop.clone();
-            async move {
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = stop.cancelled() => {}
-                }
+    (|| {
+        apply::handle(
+            &ctx.pool,
+            &ctx.footprints,
+            meta,
+            job,
+            attempt,
+            ctx.apply_config(),
+        )
+    })
+    .retry(ctx.retry_policy())
+    .sleep(move |wait| {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => {}
             }
-        })
-        .when(|e| e.is_transient() && !cancel.is_cancelled())
-        .notify(|e, after| {
-            metrics::counter!("objectsync_batch_retries_total").increment(1);
-            match e {
-                WorkerError::NotYet(_) => tracing::debug!(error = %e, retry_in = ?after, "waiting"),
-                _ => tracing::warn!(error = %e, retry_in = ?after, "transient failure"),
-            }
-        })
-        .await
+        }
+    })
+    .when(|e| e.is_transient() && !cancel.is_cancelled())
+    .notify(|e, after| {
+        metrics::counter!("objectsync_batch_retries_total").increment(1);
+        match e {
+            WorkerError::NotYet(_) => tracing::debug!(error = %e, retry_in = ?after, "waiting"),
+            _ => tracing::warn!(error = %e, retry_in = ?after, "transient failure"),
+        }
+    })
+    .await
 }
 
 fn batch_outcome(outcome: &'static str) {

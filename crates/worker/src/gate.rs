@@ -9,14 +9,16 @@
 //! the batch it waits for is not in anyone's hands — it went back to the
 //! queue after a crash or a failed attempt, possibly behind this one and
 //! others waiting like it — so the waiting batch gives its place back
-//! (`defer`) instead of holding a prefetch slot the older one needs.
+//! (`giveway`) instead of holding a prefetch slot the older one needs.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use objectsync_model::wire::Footprint;
 use objectsync_model::{BatchMeta, ProcessId};
-use objectsync_store::order;
+use objectsync_store::order::{self, OpenProcess};
 
 use crate::error::WorkerError;
 
@@ -29,25 +31,89 @@ pub(crate) enum Turn {
     GiveWay,
 }
 
+/// Keys by process, and the order they were read in (oldest evicted first).
+type Cache = (HashMap<ProcessId, Arc<Vec<i64>>>, VecDeque<ProcessId>);
+
+/// The footprint keys of processes this worker has read, which never change:
+/// each is read from the database once, however many batches check their
+/// order against it.
+#[derive(Default)]
+pub struct Footprints {
+    inner: Mutex<Cache>,
+}
+
+impl Footprints {
+    const CAPACITY: usize = 4096;
+
+    fn get(&self, id: ProcessId) -> Option<Arc<Vec<i64>>> {
+        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.get(&id).cloned()
+    }
+
+    fn put(&self, id: ProcessId, keys: Vec<i64>) -> Arc<Vec<i64>> {
+        let keys = Arc::new(keys);
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &mut *guard;
+        if map.insert(id, keys.clone()).is_none() {
+            order.push_back(id);
+            if order.len() > Self::CAPACITY
+                && let Some(old) = order.pop_front()
+            {
+                map.remove(&old);
+            }
+        }
+        keys
+    }
+}
+
+/// Whether `theirs` must be final before `mine` is applied, when flags
+/// decide it without keys.
+fn decided(mine: &Footprint, theirs: &OpenProcess) -> bool {
+    mine.wide || theirs.wide || (mine.delete && theirs.links) || (theirs.delete && mine.links)
+}
+
+/// The older open processes whose batches conflict with `mine`.
+async fn blockers(
+    pool: &Pool,
+    cache: &Footprints,
+    meta: &BatchMeta,
+    mine: &Footprint,
+) -> Result<Vec<ProcessId>, WorkerError> {
+    let client = pool.get().await?;
+    order::barrier(&client, meta.org_id).await?;
+    let mut blockers = Vec::new();
+    let mut unknown = Vec::new();
+    for p in order::older_open(&client, meta.org_id, meta.process_id).await? {
+        if decided(mine, &p) {
+            blockers.push(p.id);
+        } else if let Some(keys) = cache.get(p.id) {
+            if mine.names_any_of(&keys) {
+                blockers.push(p.id);
+            }
+        } else {
+            unknown.push(p.id);
+        }
+    }
+    if !unknown.is_empty() {
+        for (id, keys) in order::keys(&client, meta.org_id, &unknown).await? {
+            if mine.names_any_of(&cache.put(id, keys)) {
+                blockers.push(id);
+            }
+        }
+    }
+    Ok(blockers)
+}
+
 /// Waits, for at most `patience`, until no older open process of the
 /// organization conflicts with `mine`.
 pub(crate) async fn wait(
     pool: &Pool,
+    cache: &Footprints,
     meta: &BatchMeta,
     mine: &Footprint,
     patience: Duration,
 ) -> Result<Turn, WorkerError> {
-    let (org, pid) = (meta.org_id, meta.process_id);
-    let mut blockers: Vec<ProcessId> = {
-        let client = pool.get().await?;
-        order::barrier(&client, org).await?;
-        order::older_open(&client, org, pid)
-            .await?
-            .into_iter()
-            .filter(|(_, theirs)| theirs.conflicts_with(mine))
-            .map(|(id, _)| id)
-            .collect()
-    };
+    let mut blockers = blockers(pool, cache, meta, mine).await?;
     if blockers.is_empty() {
         return Ok(Turn::Go);
     }
@@ -65,7 +131,7 @@ pub(crate) async fn wait(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));
         let client = pool.get().await?;
-        blockers = order::still_open(&client, org, &blockers).await?;
+        blockers = order::still_open(&client, meta.org_id, &blockers).await?;
     }
     metrics::histogram!("objectsync_order_wait_seconds").record(started.elapsed().as_secs_f64());
     Ok(Turn::Go)

@@ -61,6 +61,7 @@ impl Worker {
             broker,
             settings: settings.worker.clone(),
             republish: tokio::sync::Mutex::new(None),
+            footprints: apply::Footprints::default(),
         });
         Ok(Self {
             ctx,

@@ -368,3 +368,45 @@ async fn identifiers_naming_two_records_are_a_conflict() {
     assert_eq!(stored["a"]["attributes"], json!({"name": "ok"}));
     assert_eq!(stored["b"]["attributes"], json!({}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_records_get_ids_in_request_order() {
+    let app = spawn_app().await;
+    let org = app.org_with_vehicles().await;
+    // Ext_ids out of alphabetical order, and a record without identifiers
+    // between them.
+    let p = app
+        .upsert_and_wait(
+            &org,
+            "vehicle",
+            json!([
+                {"identifiers": {"ext_id": "zz"}, "attributes": {"name": "first"}},
+                {"attributes": {"name": "second"}},
+                {"identifiers": {"ext_id": "aa"}, "attributes": {"name": "third"}}
+            ]),
+        )
+        .await;
+    assert_eq!(p["info"]["records"]["created"], 3);
+    let p = app
+        .upsert_and_wait(
+            &org,
+            "vehicle",
+            json!([
+                {"identifiers": {"ext_id": "yy"}, "attributes": {"name": "fourth"}},
+                {"identifiers": {"ext_id": "bb"}, "attributes": {"name": "fifth"}}
+            ]),
+        )
+        .await;
+    assert_eq!(p["info"]["records"]["created"], 2);
+    let resp = app
+        .get(&org.key, "/v3/objects/vehicle/records?limit=10&page_num=1&sort=asc")
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    let names: Vec<&str> = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["attributes"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first", "second", "third", "fourth", "fifth"]);
+}

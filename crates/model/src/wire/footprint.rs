@@ -43,6 +43,11 @@ pub fn record_key(object_type: &str, ext_id: &str) -> i64 {
 }
 
 impl Footprint {
+    /// Whether `self` names a record of `keys` (sorted, as stored).
+    pub fn names_any_of(&self, keys: &[i64]) -> bool {
+        sorted_overlap(&self.keys, keys)
+    }
+
     /// Whether applying `self` and `other` in either order could differ.
     pub fn conflicts_with(&self, other: &Footprint) -> bool {
         self.wide

@@ -63,13 +63,75 @@ pub(crate) fn member<'a>(
     Ok(first.filter(|v| !is_null(v)))
 }
 
+/// The body read in one pass: each record's members, values unread. Any
+/// body this refuses is read again by the careful path, which says why; any
+/// body it reads, the careful path would read the same way (both use the
+/// same grammar: values unread are skipped by serde_json's `ignore_value`).
+struct OnePass<'a> {
+    records: Option<Vec<Entries<'a>>>,
+}
+
+impl<'de> serde::Deserialize<'de> for OnePass<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Top;
+        impl<'de> serde::de::Visitor<'de> for Top {
+            type Value = OnePass<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OnePass<'de>, A::Error> {
+                let mut records = None;
+                while let Some(super::json::Text(key)) = map.next_key()? {
+                    if key == "records" {
+                        if records.is_some() {
+                            return Err(serde::de::Error::custom("records twice"));
+                        }
+                        records = Some(map.next_value::<Option<Vec<Entries<'de>>>>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(OnePass {
+                    records: records.flatten(),
+                })
+            }
+        }
+        d.deserialize_map(Top)
+    }
+}
+
 impl<'a> Upsert<'a> {
     /// Reads a request body and applies every request-level check, in the
     /// order the contract lists them. Ingest calls this to decide between a
     /// 4xx and a 202, and the worker calls it on the same bytes to apply
     /// them, so the two can never disagree.
     pub fn decode(body: &'a [u8]) -> Result<Self, RequestError> {
-        let top = top_level(utf8(body)?)?;
+        let text = utf8(body)?;
+        // Most bodies are fine: read them in one pass, and leave it to the
+        // careful path to say what is wrong with the others.
+        if let Ok(OnePass {
+            records: Some(items),
+        }) = serde_json::from_str::<OnePass<'a>>(text)
+            && !items.is_empty()
+            && items.len() <= MAX_RECORDS_PER_BATCH
+        {
+            let records = items
+                .into_iter()
+                .enumerate()
+                .map(|(index, entries)| record_from(index, entries))
+                .collect::<Result<_, _>>()?;
+            return Ok(Self { records });
+        }
+        Self::decode_carefully(text)
+    }
+
+    /// The careful path alone, every refusal named: what [`Upsert::decode`]
+    /// falls back to. Public so that tests can check the two agree.
+    pub fn decode_carefully(text: &'a str) -> Result<Self, RequestError> {
+        let top = top_level(text)?;
         let records = member(&top, "records", || {
             RequestError::bad_request("the body has 'records' twice")
         })?
@@ -92,14 +154,19 @@ impl<'a> Upsert<'a> {
 }
 
 fn record(index: usize, raw: &RawValue) -> Result<RecordIn<'_>, RequestError> {
-    let at = format!("records[{index}]");
     let entries = object(raw).map_err(|e| {
+        let at = format!("records[{index}]");
         if e.is_data() {
             RequestError::invalid(format!("{at} must be a JSON object"))
         } else {
             RequestError::invalid(format!("{at} is not readable: {}", reason(&e)))
         }
     })?;
+    record_from(index, entries)
+}
+
+fn record_from(index: usize, entries: Entries<'_>) -> Result<RecordIn<'_>, RequestError> {
+    let at = format!("records[{index}]");
     let twice = |name: &str| RequestError::invalid(format!("{at} has '{name}' twice"));
     let raw_attributes = member(&entries, "attributes", || twice("attributes"))?;
     let raw_associations = member(&entries, "associations", || twice("associations"))?;

@@ -24,6 +24,8 @@ use serde_json::Value;
 use crate::error::{Classify, WorkerError};
 use crate::gate::{self, Turn};
 
+pub use crate::gate::Footprints;
+
 /// Limits the worker applies that come from its settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyConfig {
@@ -80,6 +82,7 @@ pub enum Handled {
 )]
 pub async fn handle(
     pool: &Pool,
+    footprints: &Footprints,
     meta: &BatchMeta,
     job: &Job<'_>,
     delivery: u32,
@@ -88,14 +91,15 @@ pub async fn handle(
     let (org, pid) = (meta.org_id, meta.process_id);
     tracing::Span::current().record("delivery", delivery);
     let delivery = i32::try_from(delivery).unwrap_or(i32::MAX);
-    let mine = {
+    {
         let client = pool.get().await?;
-        match processes::mark_started(&client, org, pid, delivery).await? {
-            Some(footprint) => footprint,
-            None => return not_open(&client, meta).await,
+        if !processes::mark_started(&client, org, pid, delivery).await? {
+            return not_open(&client, meta).await;
         }
-    };
-    if gate::wait(pool, meta, &mine, config.order_wait).await? == Turn::GiveWay {
+    }
+    // The same footprint ingest stored: the same function on the same body.
+    let mine = job.footprint(&meta.object_type);
+    if gate::wait(pool, footprints, meta, &mine, config.order_wait).await? == Turn::GiveWay {
         return Ok(Handled::GaveWay);
     }
     let mut client = pool.get().await?;

@@ -377,6 +377,27 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     #[test]
+    fn the_one_pass_reader_agrees_with_the_careful_one(body in body()) {
+        let fast = objectsync_model::Upsert::decode(body.as_bytes());
+        let careful = objectsync_model::Upsert::decode_carefully(&body);
+        match (fast, careful) {
+            (Ok(a), Ok(b)) => {
+                prop_assert_eq!(a.records.len(), b.records.len());
+                for (x, y) in a.records.iter().zip(&b.records) {
+                    prop_assert_eq!(&x.identifiers, &y.identifiers);
+                    prop_assert_eq!(&x.associations, &y.associations);
+                    let keys = |r: &objectsync_model::RecordIn<'_>| -> Vec<(String, String)> {
+                        r.attributes.iter().map(|(k, v)| (k.to_string(), v.get().to_owned())).collect()
+                    };
+                    prop_assert_eq!(keys(x), keys(y));
+                }
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            (a, b) => prop_assert!(false, "{} read {:?} one way, {:?} the other", body, a.is_ok(), b.is_ok()),
+        }
+    }
+
+    #[test]
     fn what_ingest_accepts_the_worker_reads_and_every_record_gets_an_outcome(body in body()) {
         let vehicle = vehicle();
         match Job::decode(ProcessKind::Upsert, body.as_bytes()) {

@@ -11,11 +11,10 @@
 //!    drawn in request order (it merges into an `ext_id` that another batch
 //!    made meanwhile instead).
 
-use objectsync_model::prepare::check_attributes;
+use objectsync_model::prepare::{Checked, check_attributes};
 use objectsync_model::{ObjectType, OrgId, RecordId, RejectionCode, Upsert};
 use objectsync_store::records::{self, Keys, Merge, NewRow};
 use objectsync_store::{GenericClient, Scope};
-use serde_json::Value;
 
 use super::plan::{self, Candidate, Existing, Outcome, Rejection, Target};
 use super::{Applied, rejection};
@@ -120,7 +119,7 @@ pub(crate) async fn apply(
             .inserts
             .iter()
             .zip(&created)
-            .filter(|(i, (_, new))| *new && i.attributes.values().any(Value::is_null))
+            .filter(|(i, (_, new))| *new && i.attributes.values().any(Checked::is_null))
             .map(|(_, (id, _))| *id)
             .collect();
         if !with_nulls.is_empty() {

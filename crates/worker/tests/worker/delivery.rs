@@ -81,7 +81,7 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
         order_wait: Duration::from_secs(5),
     };
     assert_eq!(
-        apply::handle(&app.pool, &meta, &job, 3, config)
+        apply::handle(&app.pool, &Default::default(), &meta, &job, 3, config)
             .await
             .unwrap(),
         Handled::AlreadyDone

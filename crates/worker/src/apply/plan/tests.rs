@@ -1,4 +1,5 @@
 use super::*;
+use objectsync_model::prepare::Checked;
 
 use serde_json::{Map, Value, json};
 
@@ -14,7 +15,9 @@ fn attrs(v: Value) -> Map<String, Value> {
 }
 
 fn borrowed(m: &Map<String, Value>) -> Attributes<'_> {
-    m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+    m.iter()
+        .map(|(k, v)| (k.as_str(), Checked::Normalized(v.clone())))
+        .collect()
 }
 
 /// The attributes of a plan entry, as JSON.
