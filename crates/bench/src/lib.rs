@@ -77,11 +77,12 @@ async fn purge(
         .await
         .map_err(|e| e.to_string())?;
     let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
-    let queue = objectsync_infra::Topology::new(&settings.amqp).queue;
-    channel
-        .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
+    for queue in objectsync_infra::Topology::new(&settings.amqp).batch_queues() {
+        channel
+            .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let _ = conn.close(200, "OK".into()).await;
     let client = pool.get().await.map_err(|e| e.to_string())?;
     client
@@ -109,7 +110,10 @@ async fn quiesce(pool: &deadpool_postgres::Pool) {
 
 /// Runs the chosen stages and returns the figures.
 pub async fn run(opts: &Options) -> Result<Figures, String> {
-    let sandbox = Sandbox::create("bench").await;
+    let mut sandbox = Sandbox::create("bench").await;
+    // The bench measures throughput, not the limits that protect tenants
+    // from each other.
+    sandbox.settings.limits = objectsync_infra::settings::LimitSettings::UNLIMITED;
     let mut f = Figures {
         small_stages: opts.stages != Stages::OnlyLarge,
         records: opts.records,

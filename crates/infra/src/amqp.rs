@@ -18,10 +18,21 @@ use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use crate::settings::AmqpSettings;
 
 /// The names of everything objectsync declares on the broker.
+///
+/// Batches go to one of `partitions` quorum queues, chosen by organization
+/// (`{prefix}.batches.p{n}`, n = organization id modulo the partition count),
+/// and every worker consumes every one of them with a small prefetch each:
+/// an organization's backlog fills its own queue, and a batch of another
+/// organization is delivered at once from its own, so it waits behind a
+/// few batches at most rather than behind the whole backlog. The
+/// unpartitioned `{prefix}.batches` queue of earlier versions is still
+/// declared and consumed, so batches queued before an upgrade are applied.
 #[derive(Debug, Clone)]
 pub struct Topology {
-    /// Quorum queue of batches; published to through the default exchange.
+    /// The unpartitioned batch queue of earlier versions (still consumed).
     pub queue: String,
+    /// The batch queues, by partition.
+    pub partitions: Vec<String>,
     /// Fanout exchange that receives dead-lettered batches.
     pub dead_exchange: String,
     /// Where dead-lettered batches stay for operators to inspect or replay.
@@ -36,13 +47,27 @@ pub struct Topology {
 impl Topology {
     pub fn new(settings: &AmqpSettings) -> Self {
         let p = &settings.prefix;
+        let n = settings.partitions.max(1);
         Self {
             queue: format!("{p}.batches"),
+            partitions: (0..n).map(|i| format!("{p}.batches.p{i}")).collect(),
             dead_exchange: format!("{p}.dead"),
             dead_queue: format!("{p}.batches.dead"),
             dead_track_queue: format!("{p}.batches.dead.track"),
             max_deliveries: settings.max_deliveries.max(1),
         }
+    }
+
+    /// The queue an organization's batches go to.
+    pub fn queue_for(&self, org: i64) -> &str {
+        let n = self.partitions.len() as i64;
+        &self.partitions[org.rem_euclid(n) as usize]
+    }
+
+    /// Every queue batches are consumed from: the partitions and the
+    /// unpartitioned queue of earlier versions.
+    pub fn batch_queues(&self) -> impl Iterator<Item = &String> {
+        self.partitions.iter().chain(std::iter::once(&self.queue))
     }
 
     /// Declares the topology; idempotent, so every process does it at start.
@@ -68,7 +93,9 @@ impl Topology {
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(self.dead_exchange.as_str().into()),
         );
-        declare_queue(channel, &self.queue, main).await?;
+        for queue in self.batch_queues() {
+            declare_queue(channel, queue, main.clone()).await?;
+        }
         for queue in [&self.dead_queue, &self.dead_track_queue] {
             declare_queue(channel, queue, quorum()).await?;
             channel
@@ -86,7 +113,8 @@ impl Topology {
 
     /// Removes everything [`Topology::declare`] made (tests clean up with it).
     pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
-        for queue in [&self.queue, &self.dead_queue, &self.dead_track_queue] {
+        let dead = [&self.dead_queue, &self.dead_track_queue];
+        for queue in self.batch_queues().chain(dead) {
             channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await?;

@@ -38,6 +38,7 @@ pub struct Settings {
     pub http: HttpSettings,
     #[serde(default)]
     pub admin: AdminSettings,
+    pub limits: LimitSettings,
     pub log: LogSettings,
     pub worker: WorkerSettings,
 }
@@ -74,6 +75,9 @@ pub struct AmqpSettings {
     /// `x-delivery-limit` (which counts redeliveries: this minus one) when the
     /// queue is first declared.
     pub max_deliveries: u32,
+    /// Batch queues organizations are spread over, so that one
+    /// organization's backlog does not delay the others' batches.
+    pub partitions: u16,
 }
 
 impl fmt::Debug for AmqpSettings {
@@ -82,6 +86,7 @@ impl fmt::Debug for AmqpSettings {
             .field("url", &redact_url(&self.url))
             .field("prefix", &self.prefix)
             .field("max_deliveries", &self.max_deliveries)
+            .field("partitions", &self.partitions)
             .finish()
     }
 }
@@ -91,6 +96,41 @@ pub struct HttpSettings {
     pub host: String,
     /// 0 picks a free port (tests).
     pub port: u16,
+    /// Time a client has to send a request's headers, and time an idle
+    /// keep-alive connection is kept (ms).
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's body (ms).
+    pub body_timeout_ms: u64,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+/// Per-organization limits, overridable per organization (admin API and
+/// CLI). A rate of 0 means unlimited.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct LimitSettings {
+    /// Batch requests (upsert, delete) per second, sustained.
+    pub writes_per_second: f64,
+    /// Batch requests that may come at once after a quiet spell.
+    pub writes_burst: f64,
+    /// Read requests per second, sustained.
+    pub reads_per_second: f64,
+    /// Read requests that may come at once.
+    pub reads_burst: f64,
+    /// Open (queued or in process) processes an organization may have
+    /// before new batches are refused with 429; 0 means unlimited.
+    pub max_open_processes: i64,
+}
+
+impl LimitSettings {
+    /// No limits at all (benchmarks, and tests that are not about limits).
+    pub const UNLIMITED: Self = Self {
+        writes_per_second: 0.0,
+        writes_burst: 0.0,
+        reads_per_second: 0.0,
+        reads_burst: 0.0,
+        max_open_processes: 0,
+    };
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -125,7 +165,8 @@ pub struct LogSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
-    /// Batches one worker process applies at once (the AMQP prefetch).
+    /// Batches one worker process applies at once, and takes ahead from
+    /// each batch queue (the AMQP prefetch of each queue's consumer).
     pub prefetch: u16,
     /// Most linked records per associated type on one record (Brevo: 10).
     pub max_links_per_type: u32,
@@ -183,8 +224,17 @@ impl Settings {
             .set_default("amqp.url", "amqp://guest:guest@127.0.0.1:5672/%2f")?
             .set_default("amqp.prefix", "objectsync")?
             .set_default("amqp.max_deliveries", 5)?
+            .set_default("amqp.partitions", 8)?
             .set_default("http.host", "127.0.0.1")?
             .set_default("http.port", role.default_port())?
+            .set_default("http.header_timeout_ms", 5_000)?
+            .set_default("http.body_timeout_ms", 30_000)?
+            .set_default("http.max_connections", 1_024)?
+            .set_default("limits.writes_per_second", 50.0)?
+            .set_default("limits.writes_burst", 100.0)?
+            .set_default("limits.reads_per_second", 100.0)?
+            .set_default("limits.reads_burst", 200.0)?
+            .set_default("limits.max_open_processes", 500)?
             .set_default("log.format", "auto")?
             .set_default("worker.prefetch", 4)?
             .set_default("worker.max_links_per_type", 10)?

@@ -43,6 +43,8 @@ pub fn secrets_match(given: &str, expected: &str) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct Org {
     pub id: OrgId,
+    /// Its limits (rate limits are already applied to this request).
+    pub(crate) limits: crate::limits::Effective,
 }
 
 impl FromRequestParts<AppState> for Org {
@@ -56,17 +58,23 @@ impl FromRequestParts<AppState> for Org {
         };
         let key = key.to_str().unwrap_or_default();
         let client = state.pool.get().await?;
-        let Some((id, enabled)) = organizations::by_key(&client, &hash_key(key)).await? else {
+        let Some(owner) = organizations::by_key(&client, &hash_key(key)).await? else {
             return Err(ApiError::unauthorized("Key not found"));
         };
-        crate::trace::record_org(id);
-        if !enabled {
+        crate::trace::record_org(owner.org);
+        if !owner.custom_objects_enabled {
             return Err(ApiError::new(
                 ApiCode::PermissionDenied,
                 "Custom objects are not available on this account",
             ));
         }
-        Ok(Self { id })
+        let limits = crate::limits::Effective::of(&state.limits, &owner.limits);
+        let slot = crate::limits::slot(parts);
+        crate::limits::check(&client, &owner, &limits, &parts.method, slot).await?;
+        Ok(Self {
+            id: owner.org,
+            limits,
+        })
     }
 }
 

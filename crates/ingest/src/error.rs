@@ -18,6 +18,8 @@ use crate::publisher::PublishError;
 pub struct ApiError {
     pub code: ApiCode,
     pub message: String,
+    /// Seconds to wait before trying again (a `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -89,6 +92,19 @@ impl From<PublishError> for ApiError {
     fn from(e: PublishError) -> Self {
         match e {
             PublishError::Request(r) => r.into(),
+            PublishError::Backlog { open } => {
+                metrics::counter!("objectsync_requests_limited_total", "reason" => "backlog")
+                    .increment(1);
+                let mut e = Self::new(
+                    ApiCode::TooManyRequests,
+                    format!(
+                        "This organization has {open} batches waiting to be applied; \
+                         send more once some are done"
+                    ),
+                );
+                e.retry_after = Some(BACKLOG_RETRY_AFTER_SECS);
+                e
+            }
             PublishError::Unavailable(_) => Self::internal(&e, true),
             PublishError::Internal(_) => Self::internal(&e, false),
         }
@@ -99,15 +115,25 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 code: self.code,
                 message: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, after.into());
+        }
+        response
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `Retry-After` of a batch refused for the organization's backlog: about
+/// the time a worker takes to apply a few batches.
+const BACKLOG_RETRY_AFTER_SECS: u64 = 5;

@@ -30,6 +30,8 @@ use utoipa::{Modify, OpenApi};
         crate::admin::http::create_key,
         crate::admin::http::list_objects,
         crate::admin::http::put_object,
+        crate::admin::http::get_limits,
+        crate::admin::http::put_limits,
         crate::admin::http::stale_processes,
     ),
     modifiers(&Security, &CommonErrors),
@@ -84,7 +86,8 @@ impl Modify for CommonErrors {
                 ("500", "A bug; see the server log"),
                 ("503", "Database or broker unavailable; retry later"),
             ];
-            if path.starts_with("/v3") {
+            let v3 = path.starts_with("/v3");
+            if v3 {
                 common.push((
                     "403",
                     "Custom objects are not enabled for this organization",
@@ -102,9 +105,57 @@ impl Modify for CommonErrors {
                         .entry((*status).to_owned())
                         .or_insert_with(|| RefOr::T(error(description)));
                 }
+                if v3 {
+                    op.responses
+                        .responses
+                        .entry("429".to_owned())
+                        .or_insert_with(|| RefOr::T(too_many()));
+                }
             }
         }
     }
+}
+
+/// The 429 of `/v3`, with the headers that say when to come back.
+fn too_many() -> utoipa::openapi::Response {
+    let header = |description: &str| {
+        utoipa::openapi::header::HeaderBuilder::new()
+            .schema(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .description(Some(description))
+            .build()
+    };
+    ResponseBuilder::new()
+        .description(
+            "Over the organization's rate limit for this class of request (writes: batch \
+             upserts and deletes; reads: the rest), or, for a batch, the organization has \
+             too many batches waiting to be applied. Nothing was done; retry after \
+             `Retry-After` seconds. Every answer of a rate-limited organization carries the \
+             `x-sib-ratelimit-*` headers.",
+        )
+        .header("Retry-After", header("Seconds to wait before retrying"))
+        .header(
+            "x-sib-ratelimit-limit",
+            header("Requests the organization may send at once (the bucket's size)"),
+        )
+        .header(
+            "x-sib-ratelimit-remaining",
+            header("Requests it may still send now"),
+        )
+        .header(
+            "x-sib-ratelimit-reset",
+            header("Seconds until it may send `x-sib-ratelimit-limit` at once again"),
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
 }
 
 /// The document.

@@ -25,7 +25,7 @@ use objectsync_model::{
     ApiCode, BatchMeta, Job, ObjectTypeName, OrgId, ProcessId, ProcessKind, RequestError,
 };
 use objectsync_store::idempotency::Claim;
-use objectsync_store::{StoreError, object_types, processes};
+use objectsync_store::{StoreError, limits, object_types, processes};
 
 use crate::idempotency;
 
@@ -37,6 +37,9 @@ pub enum PublishError {
     /// The batch is refused: 4xx, nothing queued.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// The organization has `open` processes, its cap: 429, nothing queued.
+    #[error("too many open processes: {open}")]
+    Backlog { open: i64 },
     /// The database or the broker cannot take it now: 503, nothing queued.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -86,6 +89,8 @@ pub struct Submission<'a> {
     pub idempotency_key: Option<&'a str>,
     /// Carried to the worker's logs.
     pub request_id: Option<&'a str>,
+    /// Open processes the organization may have; 0 means no cap.
+    pub max_open_processes: i64,
 }
 
 /// Validates, records and publishes batches. Cheap to share behind an `Arc`.
@@ -154,6 +159,7 @@ impl Publisher {
     ///         body,
     ///         idempotency_key: None,
     ///         request_id: None,
+    ///         max_open_processes: 0,
     ///     })
     ///     .await?;
     /// # Ok(()) }
@@ -181,6 +187,12 @@ impl Publisher {
             .await?;
         if !object_types::exists(&tx, s.org_id, name.as_str()).await? {
             return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
+        }
+        if s.max_open_processes > 0 {
+            let open = limits::open_processes(&tx, s.org_id, s.max_open_processes).await?;
+            if open >= s.max_open_processes {
+                return Err(PublishError::Backlog { open });
+            }
         }
         let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
         let footprint = job.footprint(&name);
@@ -231,7 +243,7 @@ impl Publisher {
     async fn publish(&self, meta: &BatchMeta, body: &[u8]) -> Result<(), PublishError> {
         let unavailable = |e: lapin::Error| PublishError::Unavailable(format!("broker: {e}"));
         let channel = self.channel().await.map_err(unavailable)?;
-        let queue = self.broker.topology().queue.as_str();
+        let queue = self.broker.topology().queue_for(meta.org_id.get());
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))

@@ -23,6 +23,7 @@ pub use objectsync_infra::StartupError;
 /// A built, bound, not yet running ingest service.
 pub struct Application {
     listener: TcpListener,
+    limits: crate::serve::Limits,
     router: Router,
     publisher: Arc<Publisher>,
     broker: Arc<Broker>,
@@ -96,6 +97,7 @@ impl Application {
                 .clone()
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
+            limits: settings.limits,
         };
         let router = router(
             state,
@@ -108,6 +110,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         Ok(Self {
             listener,
+            limits: crate::serve::Limits::of(&settings.http),
             router,
             publisher,
             broker,
@@ -125,9 +128,12 @@ impl Application {
     pub async fn run_until(self, cancel: CancellationToken) -> std::io::Result<()> {
         tracing::info!(port = self.port, "ingest listening");
         tokio::spawn(sweep_idempotency_keys(self.pool.clone(), cancel.clone()));
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await?;
+        tokio::spawn(crate::gauges::run(
+            self.pool.clone(),
+            self.broker.clone(),
+            cancel.clone(),
+        ));
+        crate::serve::serve(self.listener, self.router, self.limits, cancel).await;
         self.publisher.close().await;
         self.broker.close().await;
         tracing::info!("ingest stopped");
@@ -138,7 +144,7 @@ impl Application {
 /// The whole HTTP surface of ingest.
 pub fn router(state: AppState, probes: Probes) -> Router {
     Router::new()
-        .merge(crate::api::router())
+        .merge(crate::api::router().route_layer(axum::middleware::from_fn(crate::limits::headers)))
         .merge(crate::admin::router(state.clone()))
         .route_layer(axum::middleware::from_fn(crate::track::track))
         .route_layer(axum::middleware::from_fn(crate::trace::request_span))

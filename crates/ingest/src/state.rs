@@ -12,4 +12,6 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     /// `None` disables the admin API.
     pub admin_token: Option<Arc<str>>,
+    /// The default per-organization limits.
+    pub limits: objectsync_infra::settings::LimitSettings,
 }

@@ -25,6 +25,8 @@ pub enum ApiCode {
     MethodNotAllowed,
     /// 409: the request ran into a constraint of the stored data.
     Conflict,
+    /// 429: over the organization's rate limit or backlog cap.
+    TooManyRequests,
     /// 500: a bug or an unexpected failure; details are in the server log.
     InternalError,
     /// 503: the database or the broker cannot take the request right now.
@@ -44,6 +46,7 @@ impl ApiCode {
             Self::DocumentNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
+            Self::TooManyRequests => 429,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::UnprocessableEntity => 422,

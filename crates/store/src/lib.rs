@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod idempotency;
+pub mod limits;
 pub mod links;
 pub mod liveness;
 pub mod object_types;

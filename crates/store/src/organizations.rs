@@ -53,16 +53,87 @@ pub async fn lock(tx: &impl GenericClient, org: OrgId) -> StoreResult<bool> {
     .is_some())
 }
 
-/// The organization a key belongs to, and whether it may use custom objects.
-pub async fn by_key(c: &impl GenericClient, key_hash: &[u8]) -> StoreResult<Option<(OrgId, bool)>> {
+/// An organization's own limits; `None` takes the setting's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub writes_per_second: Option<f64>,
+    pub writes_burst: Option<f64>,
+    pub reads_per_second: Option<f64>,
+    pub reads_burst: Option<f64>,
+    pub max_open_processes: Option<i32>,
+}
+
+/// The organization an API key authenticates.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyOwner {
+    pub org: OrgId,
+    pub custom_objects_enabled: bool,
+    pub limits: Limits,
+}
+
+/// The organization a key belongs to, whether it may use custom objects,
+/// and its own limits: what every public request needs, in one lookup.
+pub async fn by_key(c: &impl GenericClient, key_hash: &[u8]) -> StoreResult<Option<KeyOwner>> {
     Ok(crate::query_opt(
         c,
-        "select o.id, o.custom_objects_enabled
+        "select o.id, o.custom_objects_enabled, o.writes_per_second, o.writes_burst,
+                o.reads_per_second, o.reads_burst, o.max_open_processes
            from api_keys k
            join organizations o on o.id = k.org_id
           where k.key_hash = $1",
         &[&key_hash],
     )
     .await?
-    .map(|r| (r.get(0), r.get(1))))
+    .map(|r| KeyOwner {
+        org: r.get(0),
+        custom_objects_enabled: r.get(1),
+        limits: Limits {
+            writes_per_second: r.get(2),
+            writes_burst: r.get(3),
+            reads_per_second: r.get(4),
+            reads_burst: r.get(5),
+            max_open_processes: r.get(6),
+        },
+    }))
+}
+
+/// The limits of `org`, if it exists.
+pub async fn limits(c: &impl GenericClient, org: OrgId) -> StoreResult<Option<Limits>> {
+    Ok(crate::query_opt(
+        c,
+        "select writes_per_second, writes_burst, reads_per_second, reads_burst,
+                max_open_processes
+           from organizations where id = $1",
+        &[&org],
+    )
+    .await?
+    .map(|r| Limits {
+        writes_per_second: r.get(0),
+        writes_burst: r.get(1),
+        reads_per_second: r.get(2),
+        reads_burst: r.get(3),
+        max_open_processes: r.get(4),
+    }))
+}
+
+/// Replaces `org`'s limits; whether it exists.
+pub async fn set_limits(c: &impl GenericClient, org: OrgId, l: &Limits) -> StoreResult<bool> {
+    Ok(crate::execute(
+        c,
+        "update organizations
+            set writes_per_second = $2, writes_burst = $3, reads_per_second = $4,
+                reads_burst = $5, max_open_processes = $6
+          where id = $1",
+        &[
+            &org,
+            &l.writes_per_second,
+            &l.writes_burst,
+            &l.reads_per_second,
+            &l.reads_burst,
+            &l.max_open_processes,
+        ],
+    )
+    .await?
+        > 0)
 }

@@ -88,6 +88,8 @@ pub async fn spawn_app_with(workers: usize, configure: impl FnOnce(&mut Settings
     settings.admin.token = Some(ADMIN_TOKEN.into());
     settings.worker.retry_budget_ms = 3000;
     settings.worker.shutdown_grace_secs = 10;
+    // Tests about limits set their own.
+    settings.limits = objectsync_infra::settings::LimitSettings::UNLIMITED;
     configure(&mut settings);
 
     let cancel = CancellationToken::new();
@@ -383,6 +385,40 @@ impl TestApp {
             .expect("queue exists");
         let _ = conn.close(200, "OK".into()).await;
         q.message_count()
+    }
+
+    /// Messages waiting in every batch queue together.
+    pub async fn batch_depth(&self) -> u32 {
+        let mut total = 0;
+        for queue in self.topology().batch_queues() {
+            total += self.queue_depth(queue).await;
+        }
+        total
+    }
+
+    /// Takes every message off the batch queues (as if lost), queue by
+    /// queue, each in its order; an organization's batches share a queue,
+    /// so theirs come in the order they were published.
+    pub async fn take_batches(&self) -> Vec<(Vec<u8>, BasicProperties)> {
+        let conn = Connection::connect(&self.settings.amqp.url, ConnectionProperties::default())
+            .await
+            .expect("broker");
+        let channel = conn.create_channel().await.expect("channel");
+        let mut out = Vec::new();
+        for queue in self.topology().batch_queues() {
+            while let Some(msg) = channel
+                .basic_get(
+                    queue.as_str().into(),
+                    lapin::options::BasicGetOptions { no_ack: true },
+                )
+                .await
+                .expect("basic.get")
+            {
+                out.push((msg.delivery.data.clone(), msg.delivery.properties.clone()));
+            }
+        }
+        let _ = conn.close(200, "OK".into()).await;
+        out
     }
 }
 

@@ -34,6 +34,30 @@ impl Spawner {
                 "OBJECTSYNC__AMQP__MAX_DELIVERIES".into(),
                 settings.amqp.max_deliveries.to_string(),
             ),
+            (
+                "OBJECTSYNC__AMQP__PARTITIONS".into(),
+                settings.amqp.partitions.to_string(),
+            ),
+            (
+                "OBJECTSYNC__LIMITS__WRITES_PER_SECOND".into(),
+                settings.limits.writes_per_second.to_string(),
+            ),
+            (
+                "OBJECTSYNC__LIMITS__WRITES_BURST".into(),
+                settings.limits.writes_burst.to_string(),
+            ),
+            (
+                "OBJECTSYNC__LIMITS__READS_PER_SECOND".into(),
+                settings.limits.reads_per_second.to_string(),
+            ),
+            (
+                "OBJECTSYNC__LIMITS__READS_BURST".into(),
+                settings.limits.reads_burst.to_string(),
+            ),
+            (
+                "OBJECTSYNC__LIMITS__MAX_OPEN_PROCESSES".into(),
+                settings.limits.max_open_processes.to_string(),
+            ),
             ("OBJECTSYNC__LOG__FORMAT".into(), "json".into()),
             (
                 "RUST_LOG".into(),

@@ -42,8 +42,8 @@ pub(crate) struct Ctx {
     pub(crate) settings: WorkerSettings,
     /// The confirm-mode channel batches that give way are republished on.
     pub(crate) republish: tokio::sync::Mutex<Option<lapin::Channel>>,
-    /// Footprints of other batches, read once each.
-    pub(crate) footprints: apply::Footprints,
+    /// Footprints of other batches, and the slots batches are applied in.
+    pub(crate) local: apply::Local,
 }
 
 impl Ctx {
@@ -111,15 +111,51 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     reconnecting("batch consumer", &cancel, || consume(&ctx, &cancel)).await;
 }
 
+/// Consumes every batch queue on one channel, each with a prefetch of
+/// `worker.prefetch`, so that a backlog in one queue (one organization's)
+/// never stands between the worker and a batch in another; how many
+/// batches are applied at once is bounded separately, by as many slots
+/// (see `apply::Local`), which a quiet organization's batch queues for
+/// behind at most the batches already holding them.
 async fn consume(ctx: &Arc<Ctx>, cancel: &CancellationToken) -> Session {
-    let queue = ctx.broker.topology().queue.as_str();
-    match subscribe(ctx, queue, ctx.settings.prefetch).await {
-        Ok((channel, consumer)) => drain(ctx, cancel, channel, consumer).await,
+    let topology = ctx.broker.topology();
+    let queues: Vec<&str> = topology.batch_queues().map(String::as_str).collect();
+    match subscribe_all(ctx, &queues, ctx.settings.prefetch).await {
+        Ok((channel, consumers)) => drain(ctx, cancel, channel, consumers).await,
         Err(error) => Session::Lost {
             error,
             consumed: false,
         },
     }
+}
+
+/// Opens a channel on the live connection and consumes each of `queues`
+/// with `prefetch` unacknowledged deliveries at most.
+async fn subscribe_all(
+    ctx: &Ctx,
+    queues: &[&str],
+    prefetch: u16,
+) -> lapin::Result<(lapin::Channel, Vec<lapin::Consumer>)> {
+    let conn = ctx.broker.connection().await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .basic_qos(prefetch.max(1), BasicQosOptions::default())
+        .await?;
+    let mut consumers = Vec::with_capacity(queues.len());
+    for queue in queues {
+        consumers.push(
+            channel
+                .basic_consume(
+                    (*queue).into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?,
+        );
+    }
+    tracing::info!(?queues, prefetch, "consuming");
+    Ok((channel, consumers))
 }
 
 /// Opens a channel on the live connection and consumes `queue` with
@@ -129,20 +165,8 @@ pub(crate) async fn subscribe(
     queue: &str,
     prefetch: u16,
 ) -> lapin::Result<(lapin::Channel, lapin::Consumer)> {
-    let conn = ctx.broker.connection().await?;
-    let channel = conn.create_channel().await?;
-    channel
-        .basic_qos(prefetch.max(1), BasicQosOptions::default())
-        .await?;
-    let consumer = channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    tracing::info!(queue, prefetch, "consuming");
+    let (channel, mut consumers) = subscribe_all(ctx, &[queue], prefetch).await?;
+    let consumer = consumers.pop().expect("one consumer per queue");
     Ok((channel, consumer))
 }
 
@@ -152,13 +176,15 @@ async fn drain(
     ctx: &Arc<Ctx>,
     cancel: &CancellationToken,
     channel: lapin::Channel,
-    mut consumer: lapin::Consumer,
+    consumers: Vec<lapin::Consumer>,
 ) -> Session {
+    let tags: Vec<_> = consumers.iter().map(|c| c.tag()).collect();
+    let mut deliveries = futures_util::stream::select_all(consumers);
     let mut tasks = JoinSet::new();
     let outcome = loop {
         tokio::select! {
             () = cancel.cancelled() => break Ok(()),
-            next = consumer.next() => match next {
+            next = deliveries.next() => match next {
                 Some(Ok(delivery)) => {
                     tasks.spawn(handle_delivery(ctx.clone(), delivery, cancel.clone()));
                 }
@@ -171,9 +197,11 @@ async fn drain(
     if outcome.is_ok() {
         // Stop new deliveries; those prefetched but not started are
         // requeued by the broker when the channel closes.
-        let _ = channel
-            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-            .await;
+        for tag in tags {
+            let _ = channel
+                .basic_cancel(tag, BasicCancelOptions::default())
+                .await;
+        }
     }
     let grace = Duration::from_secs(ctx.settings.shutdown_grace_secs);
     let in_flight = tasks.len();
@@ -341,7 +369,7 @@ async fn apply_with_retries(
     (|| {
         apply::handle(
             &ctx.pool,
-            &ctx.footprints,
+            &ctx.local,
             meta,
             job,
             attempt,

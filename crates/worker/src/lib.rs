@@ -61,7 +61,7 @@ impl Worker {
             broker,
             settings: settings.worker.clone(),
             republish: tokio::sync::Mutex::new(None),
-            footprints: apply::Footprints::default(),
+            local: apply::Local::new(settings.worker.prefetch),
         });
         Ok(Self {
             ctx,

@@ -11,6 +11,7 @@ use objectsync_model::{
     ObjectTypeName, OrgId,
 };
 use objectsync_store::liveness;
+use objectsync_store::organizations::Limits;
 use serde_json::{Value, json};
 
 use super::service::{self, AdminError, Definition};
@@ -57,6 +58,36 @@ pub enum AdminCommand {
     },
     /// Print the object types of an organization.
     ListTypes {
+        #[arg(long)]
+        org: i64,
+    },
+    /// Set an organization's limits (flags not given keep their value) and
+    /// print them. A rate of 0 is no limit; `--reset` first puts every
+    /// limit back to the settings' default.
+    SetLimits {
+        #[arg(long)]
+        org: i64,
+        /// Start from the defaults rather than the organization's limits.
+        #[arg(long)]
+        reset: bool,
+        /// Batch requests per second.
+        #[arg(long, value_name = "N")]
+        writes_per_second: Option<f64>,
+        /// Batch requests at once after a quiet spell.
+        #[arg(long, value_name = "N")]
+        writes_burst: Option<f64>,
+        /// Read requests per second.
+        #[arg(long, value_name = "N")]
+        reads_per_second: Option<f64>,
+        /// Read requests at once.
+        #[arg(long, value_name = "N")]
+        reads_burst: Option<f64>,
+        /// Open processes before new batches get 429 (0: no cap).
+        #[arg(long, value_name = "N")]
+        max_open_processes: Option<i32>,
+    },
+    /// Print an organization's limits: its own and those in effect.
+    ShowLimits {
         #[arg(long)]
         org: i64,
     },
@@ -186,6 +217,33 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
                 .await
                 .map_err(AdminError::from)?;
             json!(stale)
+        }
+        AdminCommand::SetLimits {
+            org,
+            reset,
+            writes_per_second,
+            writes_burst,
+            reads_per_second,
+            reads_burst,
+            max_open_processes,
+        } => {
+            let org = OrgId(org);
+            let mut own = if reset {
+                Limits::default()
+            } else {
+                service::get_limits(&client, &settings.limits, org)
+                    .await?
+                    .own
+            };
+            own.writes_per_second = writes_per_second.or(own.writes_per_second);
+            own.writes_burst = writes_burst.or(own.writes_burst);
+            own.reads_per_second = reads_per_second.or(own.reads_per_second);
+            own.reads_burst = reads_burst.or(own.reads_burst);
+            own.max_open_processes = max_open_processes.or(own.max_open_processes);
+            json!(service::set_limits(&client, &settings.limits, org, own).await?)
+        }
+        AdminCommand::ShowLimits { org } => {
+            json!(service::get_limits(&client, &settings.limits, OrgId(org)).await?)
         }
         AdminCommand::ListTypes { org } => json!(
             service::list_object_types(&client, OrgId(org))

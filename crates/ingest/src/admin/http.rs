@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition};
+use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition, LimitsOut};
 use crate::api::{ErrorBody, Params, PathParts, json_body};
 use crate::auth::secrets_match;
 use crate::error::{ApiError, ApiResult};
@@ -38,6 +38,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/admin/organizations/{org_id}/objects/{object_type}",
             put(put_object),
+        )
+        .route(
+            "/admin/organizations/{org_id}/limits",
+            get(get_limits).put(put_limits),
         )
         .route("/admin/processes/stale", get(stale_processes))
         .route_layer(middleware::from_fn_with_state(state, require_token))
@@ -273,5 +277,71 @@ pub(crate) async fn stale_processes(
                 last_error: p.last_error,
             })
             .collect(),
+    ))
+}
+
+/// An organization's own limits; a field left out or `null` takes the
+/// default.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct LimitsIn {
+    /// Batch requests per second (0: no limit).
+    #[schema(minimum = 0)]
+    writes_per_second: Option<f64>,
+    #[schema(minimum = 1)]
+    writes_burst: Option<f64>,
+    /// Read requests per second (0: no limit).
+    #[schema(minimum = 0)]
+    reads_per_second: Option<f64>,
+    #[schema(minimum = 1)]
+    reads_burst: Option<f64>,
+    /// Open processes before new batches get 429 (0: no cap).
+    #[schema(minimum = 0, maximum = 2_147_483_647)]
+    max_open_processes: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/organizations/{org_id}/limits",
+    tag = "admin",
+    params(("org_id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = LimitsOut)),
+    security(("adminToken" = []))
+)]
+pub(crate) async fn get_limits(
+    State(state): State<AppState>,
+    PathParts(raw): PathParts<String>,
+) -> ApiResult<Json<LimitsOut>> {
+    let org = org_id(&raw)?;
+    let client = state.pool.get().await?;
+    Ok(Json(
+        service::get_limits(&client, &state.limits, org).await?,
+    ))
+}
+
+#[utoipa::path(
+    put,
+    path = "/admin/organizations/{org_id}/limits",
+    tag = "admin",
+    params(("org_id" = i64, Path, minimum = 1)),
+    request_body(content = LimitsIn, content_type = "application/json"),
+    responses((status = 200, body = LimitsOut), (status = 415, body = ErrorBody)),
+    security(("adminToken" = []))
+)]
+/// Replaces an organization's limits; they apply to its next request.
+pub(crate) async fn put_limits(
+    State(state): State<AppState>,
+    PathParts(raw): PathParts<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<LimitsOut>> {
+    let org = org_id(&raw)?;
+    let body = json_body(&headers, body)?;
+    let own: objectsync_store::organizations::Limits =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("limits: {e}")))?;
+    let client = state.pool.get().await?;
+    Ok(Json(
+        service::set_limits(&client, &state.limits, org, own).await?,
     ))
 }

@@ -195,6 +195,101 @@ pub async fn list_object_types(
     Ok(object_types::list(client, org).await?)
 }
 
+/// An organization's own limits and the limits in effect (its own where set,
+/// else the defaults).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LimitsOut {
+    /// What is set for this organization; `null` takes the default.
+    #[schema(value_type = Object)]
+    pub own: objectsync_store::organizations::Limits,
+    /// What applies.
+    pub effective: EffectiveLimits,
+}
+
+/// The limits that apply to an organization; a rate of 0 is no limit.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EffectiveLimits {
+    pub writes_per_second: f64,
+    pub writes_burst: f64,
+    pub reads_per_second: f64,
+    pub reads_burst: f64,
+    pub max_open_processes: i64,
+}
+
+/// Checks limits sent by an operator: rates and caps not negative, bursts
+/// of at least one request.
+pub fn check_limits(l: &objectsync_store::organizations::Limits) -> Result<(), FieldError> {
+    let rate = |name: &str, v: Option<f64>| match v {
+        Some(v) if !(v.is_finite() && v >= 0.0) => Err(FieldError::new(
+            name,
+            "must be a number of requests per second, 0 or more (0: no limit)",
+        )),
+        _ => Ok(()),
+    };
+    let burst = |name: &str, v: Option<f64>| match v {
+        Some(v) if !(v.is_finite() && v >= 1.0) => Err(FieldError::new(name, "must be 1 or more")),
+        _ => Ok(()),
+    };
+    rate("writes_per_second", l.writes_per_second)?;
+    rate("reads_per_second", l.reads_per_second)?;
+    burst("writes_burst", l.writes_burst)?;
+    burst("reads_burst", l.reads_burst)?;
+    if l.max_open_processes.is_some_and(|v| v < 0) {
+        return Err(FieldError::new(
+            "max_open_processes",
+            "must be 0 or more (0: no cap)",
+        ));
+    }
+    Ok(())
+}
+
+/// What applies to an organization with `own` limits.
+pub fn effective_limits(
+    defaults: &objectsync_infra::settings::LimitSettings,
+    own: &objectsync_store::organizations::Limits,
+) -> EffectiveLimits {
+    let e = crate::limits::Effective::of(defaults, own);
+    EffectiveLimits {
+        writes_per_second: e.writes.per_second,
+        writes_burst: e.writes.burst,
+        reads_per_second: e.reads.per_second,
+        reads_burst: e.reads.burst,
+        max_open_processes: e.max_open_processes,
+    }
+}
+
+/// Replaces an organization's limits (`None` fields take the default).
+pub async fn set_limits(
+    client: &impl GenericClient,
+    defaults: &objectsync_infra::settings::LimitSettings,
+    org: OrgId,
+    own: objectsync_store::organizations::Limits,
+) -> Result<LimitsOut, AdminError> {
+    check_limits(&own)?;
+    if !organizations::set_limits(client, org, &own).await? {
+        return Err(no_such_org(org));
+    }
+    Ok(LimitsOut {
+        effective: effective_limits(defaults, &own),
+        own,
+    })
+}
+
+/// An organization's limits.
+pub async fn get_limits(
+    client: &impl GenericClient,
+    defaults: &objectsync_infra::settings::LimitSettings,
+    org: OrgId,
+) -> Result<LimitsOut, AdminError> {
+    let own = organizations::limits(client, org)
+        .await?
+        .ok_or_else(|| no_such_org(org))?;
+    Ok(LimitsOut {
+        effective: effective_limits(defaults, &own),
+        own,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

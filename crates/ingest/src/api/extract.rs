@@ -76,6 +76,7 @@ impl BatchRequest {
                 body: &body,
                 idempotency_key: idempotency_key(&self.headers)?,
                 request_id: crate::trace::request_id(&self.headers),
+                max_open_processes: self.org.limits.max_open_processes,
             })
             .await?;
         crate::trace::record_process(process_id);

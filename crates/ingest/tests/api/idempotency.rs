@@ -32,7 +32,7 @@ async fn the_same_key_and_request_answer_the_same_process_and_queue_nothing() {
     assert_eq!(s, 202);
     assert_eq!(again["processId"], first["processId"]);
     assert_eq!(app.process_count().await, 1);
-    assert_eq!(app.queue_depth(&app.topology().queue).await, 1);
+    assert_eq!(app.batch_depth().await, 1);
 
     let other = r#"{"records": [{"identifiers": {"ext_id": "a"}, "attributes": {"price": 2}}]}"#;
     let (s, v) = post(&app, &org, UPSERT, Some("k1"), other).await;
@@ -117,5 +117,5 @@ async fn racing_duplicates_get_one_process() {
         .collect();
     assert_eq!(ids.len(), 1);
     assert_eq!(app.process_count().await, 1);
-    assert_eq!(app.queue_depth(&app.topology().queue).await, 1);
+    assert_eq!(app.batch_depth().await, 1);
 }

@@ -399,7 +399,10 @@ async fn new_records_get_ids_in_request_order() {
         .await;
     assert_eq!(p["info"]["records"]["created"], 2);
     let resp = app
-        .get(&org.key, "/v3/objects/vehicle/records?limit=10&page_num=1&sort=asc")
+        .get(
+            &org.key,
+            "/v3/objects/vehicle/records?limit=10&page_num=1&sort=asc",
+        )
         .await;
     let body: Value = resp.json().await.unwrap();
     let names: Vec<&str> = body["records"]

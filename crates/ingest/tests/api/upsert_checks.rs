@@ -151,5 +151,5 @@ async fn a_valid_batch_is_queued_even_without_workers() {
     let p = app.process(&org, id).await;
     assert_eq!(p["status"], "queued");
     assert_eq!(p["started_at"], Value::Null);
-    assert_eq!(app.queue_depth(&app.topology().queue).await, 1);
+    assert_eq!(app.batch_depth().await, 1);
 }

@@ -26,6 +26,24 @@ use crate::gate::{self, Turn};
 
 pub use crate::gate::Footprints;
 
+/// What the batches one worker process applies share: the footprints it
+/// has read, and the slots they are applied in (`worker.prefetch` of them).
+/// A batch takes its slot only once its turn has come, so batches waiting
+/// for older ones never keep others from being applied.
+pub struct Local {
+    pub footprints: Footprints,
+    slots: tokio::sync::Semaphore,
+}
+
+impl Local {
+    pub fn new(slots: u16) -> Self {
+        Self {
+            footprints: Footprints::default(),
+            slots: tokio::sync::Semaphore::new(usize::from(slots.max(1))),
+        }
+    }
+}
+
 /// Limits the worker applies that come from its settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyConfig {
@@ -82,7 +100,7 @@ pub enum Handled {
 )]
 pub async fn handle(
     pool: &Pool,
-    footprints: &Footprints,
+    local: &Local,
     meta: &BatchMeta,
     job: &Job<'_>,
     delivery: u32,
@@ -99,9 +117,10 @@ pub async fn handle(
     }
     // The same footprint ingest stored: the same function on the same body.
     let mine = job.footprint(&meta.object_type);
-    if gate::wait(pool, footprints, meta, &mine, config.order_wait).await? == Turn::GiveWay {
+    if gate::wait(pool, &local.footprints, meta, &mine, config.order_wait).await? == Turn::GiveWay {
         return Ok(Handled::GaveWay);
     }
+    let _slot = local.slots.acquire().await.fatal()?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     match processes::lock(&tx, org, pid).await? {

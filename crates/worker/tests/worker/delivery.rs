@@ -2,31 +2,18 @@
 
 use std::time::Duration;
 
-use lapin::options::BasicGetOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::BasicProperties;
 use objectsync_infra::message;
 use objectsync_model::Job;
 use objectsync_testkit::{TestApp, spawn_app_with};
 use objectsync_worker::apply::{self, ApplyConfig, Handled};
 use serde_json::{Value, json};
 
-/// Takes the one message waiting in the batch queue, acknowledging it.
+/// Takes the one message waiting in the batch queues.
 async fn take_message(app: &TestApp) -> (Vec<u8>, BasicProperties) {
-    let conn = Connection::connect(&app.settings.amqp.url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    let msg = channel
-        .basic_get(
-            app.topology().queue.as_str().into(),
-            BasicGetOptions { no_ack: true },
-        )
-        .await
-        .unwrap()
-        .expect("a message is waiting");
-    let taken = (msg.delivery.data.clone(), msg.delivery.properties.clone());
-    let _ = conn.close(200, "OK".into()).await;
-    taken
+    let mut taken = app.take_batches().await;
+    assert_eq!(taken.len(), 1, "one message is waiting");
+    taken.remove(0)
 }
 
 async fn db_value(app: &TestApp, sql: &str) -> i64 {
@@ -56,7 +43,7 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
     let p = app.wait_for_process(&org, id).await;
     // Give the second copy time to be consumed too.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.queue_depth(&app.topology().queue).await > 0 {
+    while app.batch_depth().await > 0 {
         assert!(std::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -81,7 +68,7 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
         order_wait: Duration::from_secs(5),
     };
     assert_eq!(
-        apply::handle(&app.pool, &Default::default(), &meta, &job, 3, config)
+        apply::handle(&app.pool, &apply::Local::new(4), &meta, &job, 3, config)
             .await
             .unwrap(),
         Handled::AlreadyDone
@@ -106,7 +93,7 @@ async fn a_malformed_message_is_dead_lettered_and_does_not_block_the_queue() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(app.queue_depth(&app.topology().queue).await, 0);
+    assert_eq!(app.batch_depth().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,7 +214,7 @@ async fn a_batch_whose_request_rolled_back_is_dropped() {
         .await;
     assert_eq!(p["status"], "completed");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.queue_depth(&app.topology().queue).await > 0 {
+    while app.batch_depth().await > 0 {
         assert!(std::time::Instant::now() < deadline, "orphans not consumed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -270,11 +257,7 @@ async fn on_shutdown_a_batch_waiting_to_retry_is_handed_back_at_once() {
         p["status"], "in_process",
         "shutdown must not fail the batch: {p}"
     );
-    assert_eq!(
-        app.queue_depth(&app.topology().queue).await,
-        1,
-        "the batch is back on the queue"
-    );
+    assert_eq!(app.batch_depth().await, 1, "the batch is back on the queue");
     // Once the fault is gone, a new worker applies it.
     client
         .batch_execute("drop trigger slow_down on records")

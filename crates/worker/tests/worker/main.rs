@@ -3,5 +3,6 @@
 
 mod concurrency;
 mod delivery;
+mod fairness;
 mod liveness;
 mod order;

@@ -10,8 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use lapin::options::BasicGetOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use objectsync_testkit::{Org, TestApp, spawn_app_with};
 use serde_json::{Map, Value, json};
 
@@ -253,27 +251,6 @@ async fn sequential_batches_end_as_applied_one_by_one_with_three_workers() {
     }
 }
 
-/// Takes every message off the batch queue.
-async fn take_all(app: &TestApp) -> Vec<(Vec<u8>, BasicProperties)> {
-    let conn = Connection::connect(&app.settings.amqp.url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    let mut out = Vec::new();
-    while let Some(msg) = channel
-        .basic_get(
-            app.topology().queue.as_str().into(),
-            BasicGetOptions { no_ack: true },
-        )
-        .await
-        .unwrap()
-    {
-        out.push((msg.delivery.data.clone(), msg.delivery.properties.clone()));
-    }
-    let _ = conn.close(200, "OK".into()).await;
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_delivered_in_shuffled_order_end_as_applied_in_acceptance_order() {
     let mut app = spawn_app_with(0, |s| s.worker.prefetch = 8).await;
@@ -283,7 +260,7 @@ async fn batches_delivered_in_shuffled_order_end_as_applied_in_acceptance_order(
     for b in &batches {
         ids.push(send(&app, &org, b).await);
     }
-    let mut messages = take_all(&app).await;
+    let mut messages = app.take_batches().await;
     assert_eq!(messages.len(), batches.len());
     let mut rng = Rng(42);
     for i in (1..messages.len()).rev() {
@@ -362,7 +339,7 @@ async fn a_batch_waiting_too_long_gives_way_and_still_applies_in_order() {
             json!([{"identifiers": {"ext_id": "x"}, "attributes": {"price": 1}}]),
         )
         .await;
-    let taken = take_all(&app).await;
+    let taken = app.take_batches().await;
     let newer = app
         .upsert_accepted(
             &org,
@@ -381,7 +358,7 @@ async fn a_batch_waiting_too_long_gives_way_and_still_applies_in_order() {
     let stored = app.records_by_ext_id(&org, "vehicle").await;
     assert_eq!(stored["x"]["attributes"]["price"], 2);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while app.queue_depth(&app.topology().queue).await > 0 {
+    while app.batch_depth().await > 0 {
         assert!(Instant::now() < deadline, "a copy was left behind");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,0 +1,102 @@
+//! Rate limits and the backlog cap: token buckets in `rate_buckets`, and
+//! the count of an organization's open processes.
+
+use objectsync_model::OrgId;
+
+use crate::{GenericClient, StoreResult};
+
+/// A class of requests with a bucket of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Batch requests: upsert, delete.
+    Writes,
+    /// Everything else under `/v3`.
+    Reads,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Writes => "writes",
+            Self::Reads => "reads",
+        }
+    }
+}
+
+/// A bucket's rule: tokens added per second, and how many it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+/// What taking a token found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Taken {
+    /// A token was taken: the request may go on.
+    pub allowed: bool,
+    /// Tokens left after this request.
+    pub tokens: f64,
+}
+
+/// Takes a token from `org`'s bucket of `class`, refilled at `rate` since
+/// it was last touched, in one statement (so concurrent requests on every
+/// replica see one bucket). A refused request takes nothing.
+pub async fn take(
+    c: &impl GenericClient,
+    org: OrgId,
+    class: Class,
+    rate: Rate,
+) -> StoreResult<Taken> {
+    let row = crate::query_one(
+        c,
+        // `level`: the tokens now, before this request; `now()` is this
+        // statement's one instant, so the three uses agree.
+        "insert into rate_buckets as b (org_id, class, tokens, updated_at, allowed)
+         values ($1, $2, $4::float8 - 1, now(), true)
+         on conflict (org_id, class) do update
+            set tokens = case when least($4::float8, b.tokens + extract(epoch from now() - b.updated_at)::float8 * $3::float8) >= 1
+                              then least($4::float8, b.tokens + extract(epoch from now() - b.updated_at)::float8 * $3::float8) - 1
+                              else least($4::float8, b.tokens + extract(epoch from now() - b.updated_at)::float8 * $3::float8) end,
+                allowed = least($4::float8, b.tokens + extract(epoch from now() - b.updated_at)::float8 * $3::float8) >= 1,
+                updated_at = now()
+         returning b.allowed, b.tokens",
+        &[&org, &class.as_str(), &rate.per_second, &rate.burst],
+    )
+    .await?;
+    Ok(Taken {
+        allowed: row.get(0),
+        tokens: row.get(1),
+    })
+}
+
+/// How many processes of `org` are open, counting no further than `cap`
+/// (the backlog check needs no more, and the partial index of open
+/// processes answers it without touching the rest).
+pub async fn open_processes(c: &impl GenericClient, org: OrgId, cap: i64) -> StoreResult<i64> {
+    Ok(crate::query_one(
+        c,
+        "select count(*) from (
+             select 1 from processes
+              where org_id = $1 and status in ('queued', 'in_process')
+              limit $2) as open",
+        &[&org, &cap],
+    )
+    .await?
+    .get(0))
+}
+
+/// The organizations with the most open processes, most first.
+pub async fn busiest(c: &impl GenericClient, n: i64) -> StoreResult<Vec<(OrgId, i64)>> {
+    Ok(crate::query(
+        c,
+        "select org_id, count(*) from processes
+          where status in ('queued', 'in_process')
+          group by org_id order by 2 desc limit $1",
+        &[&n],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
+}
