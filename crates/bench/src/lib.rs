@@ -10,6 +10,7 @@
 //! RabbitMQ in a database and queues of its own, removed afterwards.
 
 mod data;
+mod fairness;
 mod large;
 mod load;
 mod raw;
@@ -53,6 +54,10 @@ pub struct Options {
     pub lone_batches: usize,
     /// Batches of the contended-updates run (all on the same records).
     pub contended_batches: usize,
+    /// Batches one organization queues in the fairness stage.
+    pub fairness_backlog: usize,
+    /// Lone batches another organization posts meanwhile.
+    pub fairness_tries: usize,
     /// Records loaded into the large table.
     pub large_records: usize,
     /// Random-key updates on the large table.
@@ -140,7 +145,7 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
     };
 
     if f.small_stages {
-        small_stages(&sandbox, &org.api_key, opts, &mut f).await?;
+        small_stages(&sandbox, &org.api_key, org.id.get(), opts, &mut f).await?;
     }
     if opts.stages != Stages::SkipLarge {
         let target = large::Target {
@@ -159,6 +164,7 @@ pub async fn run(opts: &Options) -> Result<Figures, String> {
 async fn small_stages(
     sandbox: &Sandbox,
     key: &str,
+    org_id: i64,
     opts: &Options,
     f: &mut Figures,
 ) -> Result<(), String> {
@@ -315,6 +321,30 @@ async fn small_stages(
         lone.len(),
         f.lone_batch_max_ms
     ));
+
+    // 6. Fairness: another organization's lone batch while one holds a
+    //    deep backlog.
+    system.stop_workers().await;
+    let fair = fairness::run(
+        &mut system,
+        fairness::Setup {
+            pool,
+            topology: objectsync_infra::Topology::new(&sandbox.settings.amqp),
+            busy_key: key,
+            busy_org: org_id,
+            backlog: opts.fairness_backlog,
+            tries: opts.fairness_tries,
+            workers: opts.workers,
+            producers: opts.producers,
+        },
+    )
+    .await?;
+    f.fair_backlog = fair.backlog_batches;
+    f.fair_open_at_start = fair.open_at_start;
+    f.fair_open_at_end = fair.open_at_end;
+    f.fair_lone_p50_ms = load::percentile(&fair.lone_ms, 0.5);
+    f.fair_lone_p99_ms = load::percentile(&fair.lone_ms, 0.99);
+    purge(&sandbox.settings, pool).await?;
 
     let stopping = Instant::now();
     system.stop().await;

@@ -91,6 +91,8 @@ async fn main() -> ExitCode {
         ingest_secs: if cli.quick { 3 } else { 5 },
         lone_batches: if cli.quick { 5 } else { 15 },
         contended_batches: if cli.quick { 20 } else { 100 },
+        fairness_backlog: if cli.quick { 200 } else { 2_000 },
+        fairness_tries: if cli.quick { 5 } else { 20 },
         large_records: cli
             .large_records
             .unwrap_or(if cli.quick { 200_000 } else { 3_000_000 })
