@@ -139,7 +139,10 @@ pub(crate) async fn check(
         ApiCode::TooManyRequests,
         format!(
             "Too many {} requests for this organization: at most {} a second, {} at once; retry after {} s",
-            class.as_str(),
+            match class {
+                Class::Writes => "write",
+                Class::Reads => "read",
+            },
             rate.per_second,
             rate.burst,
             verdict.retry_after.unwrap_or(1)
