@@ -1,12 +1,14 @@
 //! What the ingest and worker binaries share: settings, telemetry, signal
 //! handling, the PostgreSQL pool and migrations, the RabbitMQ topology and
-//! connection, the health endpoints, and the object type store.
+//! connection, the health endpoints and the probe container health checks
+//! run against them.
 
 pub mod amqp;
 pub mod db;
 pub mod message;
 pub mod metrics;
 pub mod ops;
+pub mod probe;
 pub mod settings;
 pub mod shutdown;
 pub mod startup;

@@ -1,11 +1,11 @@
-//! `objectsync-ingest`: serve the API (default), apply migrations, or run an
-//! admin command.
+//! `objectsync-ingest`: serve the API (default), apply migrations, run an
+//! admin command, or probe a running ingest (container health checks).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use objectsync_infra::db;
+use objectsync_infra::{Role, db, probe};
 use objectsync_ingest::admin::cli::{self, AdminCommand};
 use objectsync_ingest::finish;
 
@@ -32,6 +32,14 @@ enum Command {
     /// Administer organizations, API keys and object types.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Exit 0 if the ingest on this host is ready (its /readyz answers 200),
+    /// 1 otherwise: a health check for images without curl.
+    #[command(hide = true)]
+    Probe {
+        /// The port to probe (default: the one the settings give ingest).
+        #[arg(long)]
+        port: Option<u16>,
+    },
 }
 
 /// mimalloc: batches are parsed into thousands of small allocations, where
@@ -61,5 +69,6 @@ async fn main() -> ExitCode {
             ),
             Err(code) => code,
         },
+        Command::Probe { port } => probe::run(Role::Ingest, config, port).await,
     }
 }

@@ -1,9 +1,11 @@
-//! `objectsync-worker`: consume batches and apply them until SIGTERM.
+//! `objectsync-worker`: consume batches and apply them until SIGTERM, or
+//! probe a running worker (container health checks).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use objectsync_infra::{Role, probe};
 
 #[derive(Parser)]
 #[command(
@@ -13,8 +15,22 @@ use clap::Parser;
 )]
 struct Cli {
     /// A TOML file of settings (between the defaults and the environment).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Exit 0 if the worker on this host is ready (its /readyz answers 200),
+    /// 1 otherwise: a health check for images without curl.
+    #[command(hide = true)]
+    Probe {
+        /// The port to probe (default: the one the settings give a worker).
+        #[arg(long)]
+        port: Option<u16>,
+    },
 }
 
 /// mimalloc: batches are parsed into thousands of small allocations, where
@@ -25,5 +41,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    objectsync_worker::run_process(cli.config.as_deref()).await
+    let config = cli.config.as_deref();
+    match cli.command {
+        None => objectsync_worker::run_process(config).await,
+        Some(Command::Probe { port }) => probe::run(Role::Worker, config, port).await,
+    }
 }
