@@ -3,6 +3,8 @@
 //! `/healthz` says the process is up. `/readyz` says it can do its job right
 //! now: the database answers and the broker connection is (or can be made)
 //! live; a load balancer or orchestrator takes the instance out while not.
+//! On ingest it also says, for information, how many workers the broker
+//! sees consuming (see [`Probes::workers`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use deadpool_postgres::Pool;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
 use serde_json::{Value, json};
 
 use crate::amqp::Broker;
@@ -21,6 +25,10 @@ use crate::amqp::Broker;
 pub struct Probes {
     pub pool: Pool,
     pub broker: Arc<Broker>,
+    /// Whether `/readyz` reports the workers the broker sees consuming
+    /// (`"workers": {"consumers": N}`). Ingest does: it has no other way to
+    /// know them. A worker does not: it would mostly count itself.
+    pub report_workers: bool,
 }
 
 impl Probes {
@@ -31,6 +39,49 @@ impl Probes {
         let mq = tokio::time::timeout(limit, self.broker.connection());
         let (db, mq) = tokio::join!(db, mq);
         (matches!(db, Ok(true)), matches!(mq, Ok(Ok(_))))
+    }
+
+    /// Workers consuming batches, as the broker counts them; `None` when the
+    /// broker cannot say within a second.
+    ///
+    /// Every worker consumes every batch queue, each with one consumer on
+    /// its one batch channel, so the sum of the consumers of all the batch
+    /// queues would be workers × queues. The consumers of one of them, the
+    /// first partition (`{prefix}.batches.p0`), are the workers. A worker
+    /// that is reconnecting to the broker is not counted until it consumes
+    /// again.
+    ///
+    /// One passive declare, on a channel of its own opened on the existing
+    /// connection and closed after, so `/readyz` stays fast.
+    pub async fn workers(&self) -> Option<u32> {
+        let queue = self.broker.topology().partitions.first()?.clone();
+        let count = async {
+            let conn = self.broker.connection().await?;
+            let channel = conn.create_channel().await?;
+            let declared = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            // A failed passive declare has closed the channel already.
+            if declared.is_ok() {
+                let _ = channel.close(200, "OK".into()).await;
+            }
+            declared.map(|q| q.consumer_count())
+        };
+        match tokio::time::timeout(Duration::from_secs(1), count).await {
+            Ok(Ok(n)) => Some(n),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, queue, "could not count the workers");
+                None
+            }
+            Err(_) => None,
+        }
     }
 }
 
@@ -55,17 +106,29 @@ async fn metrics() -> impl axum::response::IntoResponse {
 }
 
 async fn readyz(State(probes): State<Probes>) -> (StatusCode, Json<Value>) {
-    let (db, mq) = probes.check().await;
+    let workers = async {
+        if probes.report_workers {
+            Some(probes.workers().await)
+        } else {
+            None
+        }
+    };
+    let ((db, mq), workers) = tokio::join!(probes.check(), workers);
     let word = |up: bool| if up { "up" } else { "down" };
     let status = if db && mq {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
+    let mut body = json!({
         "status": if db && mq { "ready" } else { "not_ready" },
         "database": word(db),
         "broker": word(mq),
     });
+    // Information only: no worker consuming does not make ingest unready
+    // (it still accepts batches; they wait in the queues).
+    if let Some(workers) = workers {
+        body["workers"] = json!({ "consumers": workers });
+    }
     (status, Json(body))
 }

@@ -104,6 +104,7 @@ impl Application {
             Probes {
                 pool: pool.clone(),
                 broker: broker.clone(),
+                report_workers: true,
             },
         );
         let listener = TcpListener::bind(settings.http_addr()).await?;

@@ -53,6 +53,7 @@ impl Worker {
         let router = ops::router(Probes {
             pool: pool.clone(),
             broker: broker.clone(),
+            report_workers: false,
         });
         let listener = TcpListener::bind(settings.http_addr()).await?;
         let port = listener.local_addr()?.port();

@@ -1,6 +1,8 @@
 //! Health endpoints, and what a producer sees while the broker is away.
 
-use objectsync_testkit::{spawn_app, spawn_app_with};
+use std::time::{Duration, Instant};
+
+use objectsync_testkit::{TestApp, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -10,7 +12,10 @@ async fn health_and_readiness() {
     assert_eq!(resp.status(), 200);
     let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let mut body: Value = resp.json().await.unwrap();
+    // Information only, and racing the worker's start: checked below.
+    let workers = body.as_object_mut().unwrap().remove("workers");
+    assert!(workers.is_some(), "{body}");
     assert_eq!(
         body,
         json!({"status": "ready", "database": "up", "broker": "up"})
@@ -51,7 +56,43 @@ async fn without_a_broker_batches_get_503_and_leave_no_process() {
     assert_eq!(app.process_count().await, 0);
     let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
-    assert_eq!(resp.json::<Value>().await.unwrap()["broker"], "down");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["broker"], "down");
+    // The broker cannot say how many workers consume.
+    assert_eq!(body["workers"], json!({"consumers": null}));
+}
+
+/// Polls ingest's `/readyz` until it reports `n` workers consuming (or 20
+/// seconds pass), asserting it stays 200 meanwhile; its last body.
+async fn readyz_once_workers_are(app: &TestApp, n: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        if body["workers"]["consumers"].as_u64() == Some(n) || Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_the_workers_the_broker_sees() {
+    let mut app = spawn_app().await;
+    // The worker subscribes once it has seen the schema.
+    let body = readyz_once_workers_are(&app, 1).await;
+    assert_eq!(body["workers"], json!({"consumers": 1}), "{body}");
+
+    // A second worker is counted once, not once per batch queue it consumes.
+    app.start_worker().await;
+    let body = readyz_once_workers_are(&app, 2).await;
+    assert_eq!(body["workers"], json!({"consumers": 2}), "{body}");
+
+    // No worker: still ready (batches wait in the queues), and it says so.
+    app.stop_workers().await;
+    let body = readyz_once_workers_are(&app, 0).await;
+    assert_eq!(body["workers"], json!({"consumers": 0}), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
