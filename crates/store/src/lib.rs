@@ -13,6 +13,7 @@
 //! Errors are [`StoreError`]s, classified once (transient, conflict,
 //! permanent) for every caller to map to its own vocabulary.
 
+pub mod dead_letters;
 pub mod error;
 pub mod idempotency;
 pub mod limits;
@@ -23,6 +24,7 @@ pub mod order;
 pub mod organizations;
 pub mod processes;
 pub mod records;
+pub mod workers;
 
 pub use deadpool_postgres::GenericClient;
 
