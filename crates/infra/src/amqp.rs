@@ -35,10 +35,14 @@ pub struct Topology {
     pub partitions: Vec<String>,
     /// Fanout exchange that receives dead-lettered batches.
     pub dead_exchange: String,
-    /// Where dead-lettered batches stay for operators to inspect or replay.
+    /// Legacy: where earlier versions kept a copy of every dead-lettered
+    /// batch for operators. Dead letters are now kept in PostgreSQL (the
+    /// `dead_letters` table), so this queue is no longer declared; where it
+    /// exists, [`Topology::declare`] unbinds it so that it stops growing and
+    /// leaves what it holds for the operator to read, then delete.
     pub dead_queue: String,
-    /// A copy of each dead-lettered batch, consumed by workers to mark its
-    /// process `failed`.
+    /// Where dead-lettered batches go: consumed by workers, which keep each
+    /// one in the `dead_letters` table and mark its process `failed`.
     pub dead_track_queue: String,
     /// Deliveries of one batch, first one included (see `AmqpSettings`).
     pub max_deliveries: u32,
@@ -70,8 +74,18 @@ impl Topology {
         self.partitions.iter().chain(std::iter::once(&self.queue))
     }
 
-    /// Declares the topology; idempotent, so every process does it at start.
-    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+    /// Declares the topology on a channel of its own, and retires the
+    /// legacy dead queue; idempotent, so every process does it on every
+    /// (re)connection.
+    pub async fn declare(&self, conn: &Connection) -> lapin::Result<()> {
+        let channel = conn.create_channel().await?;
+        self.declare_on(&channel).await?;
+        self.retire_dead_queue(conn, &channel).await?;
+        let _ = channel.close(200, "OK".into()).await;
+        Ok(())
+    }
+
+    async fn declare_on(&self, channel: &Channel) -> lapin::Result<()> {
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()
@@ -96,22 +110,62 @@ impl Topology {
         for queue in self.batch_queues() {
             declare_queue(channel, queue, main.clone()).await?;
         }
-        for queue in [&self.dead_queue, &self.dead_track_queue] {
-            declare_queue(channel, queue, quorum()).await?;
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    self.dead_exchange.as_str().into(),
-                    "".into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+        declare_queue(channel, &self.dead_track_queue, quorum()).await?;
+        channel
+            .queue_bind(
+                self.dead_track_queue.as_str().into(),
+                self.dead_exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+    }
+
+    /// Unbinds the legacy dead queue from the dead-letter exchange, if it
+    /// exists (see [`Topology::dead_queue`]); unbinding twice is harmless.
+    /// Whether it exists is asked with a passive declare on a throwaway
+    /// channel, because the broker closes the channel of one that fails.
+    async fn retire_dead_queue(&self, conn: &Connection, channel: &Channel) -> lapin::Result<()> {
+        let probe = conn.create_channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let found = probe
+            .queue_declare(
+                self.dead_queue.as_str().into(),
+                passive,
+                FieldTable::default(),
+            )
+            .await;
+        match found {
+            Ok(_) => {
+                let _ = probe.close(200, "OK".into()).await;
+            }
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
         }
+        channel
+            .queue_unbind(
+                self.dead_queue.as_str().into(),
+                self.dead_exchange.as_str().into(),
+                "".into(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(
+            queue = %self.dead_queue,
+            "unbound the legacy dead-letter queue (dead letters are kept in PostgreSQL); \
+             it can be deleted once read"
+        );
         Ok(())
     }
 
-    /// Removes everything [`Topology::declare`] made (tests clean up with it).
+    /// Removes everything [`Topology::declare`] made, and the legacy dead
+    /// queue if there is one (tests clean up with it). RabbitMQ answers the
+    /// deletion of a queue that does not exist with success, so absent
+    /// queues are no error.
     pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
         let dead = [&self.dead_queue, &self.dead_track_queue];
         for queue in self.batch_queues().chain(dead) {
@@ -126,6 +180,12 @@ impl Topology {
             )
             .await
     }
+}
+
+/// Whether the broker refused an operation because its object is absent
+/// (`404 NOT_FOUND`, which also closes the channel).
+fn is_not_found(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
 }
 
 fn quorum() -> FieldTable {
@@ -205,9 +265,7 @@ impl Broker {
                     "RabbitMQ did not complete the connection in time",
                 ))
             })??;
-        let channel = conn.create_channel().await?;
-        self.topology.declare(&channel).await?;
-        let _ = channel.close(200, "OK".into()).await;
+        self.topology.declare(&conn).await?;
         tracing::info!(connection = %self.name, "connected to RabbitMQ");
         let conn = Arc::new(conn);
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());

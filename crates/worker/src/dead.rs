@@ -1,24 +1,29 @@
-//! The dead-letter tracker: marks `failed` the process of every batch the
-//! broker dead-lettered.
+//! The dead-letter tracker: keeps every batch the broker dead-lettered in
+//! the `dead_letters` table, for operators to replay or discard, and marks
+//! its process `failed` — both in one transaction, then acknowledges.
 //!
 //! Most dead-lettered batches were rejected by a worker that already marked
 //! the process failed; this catches the rest — batches the broker gave up on
 //! after the delivery limit (say, a worker that crashed on every attempt),
-//! and batches rejected while the database was down. The dead-letter
-//! exchange copies every dead batch here and to the dead-letter queue that
-//! operators inspect, so consuming this copy loses nothing.
+//! and batches rejected while the database was down, which wait in the queue
+//! until it is back. Messages that name no process are kept too, with no
+//! organization or process.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{Ctx, Session, reconnecting, subscribe};
-use crate::headers::{death_reason, previous_deliveries};
+use crate::error::WorkerError;
+use crate::headers::{clean, death_reason, previous_deliveries, to_json};
 use crate::unreadable::identify;
+use objectsync_infra::message;
+use objectsync_store::dead_letters::{self, NewDeadLetter};
 use objectsync_store::processes;
 
 /// Tracks dead letters until `cancel` fires, reconnecting as needed.
@@ -56,49 +61,43 @@ async fn track(ctx: &Ctx, cancel: &CancellationToken) -> Session {
 
 #[tracing::instrument(skip_all, name = "dead_letter", fields(process_id, org_id))]
 async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
-    let (named, problem) = identify(&delivery.properties, &delivery.data);
-    let Some(named) = named else {
-        // A message that names no process; it stays in the dead-letter
-        // queue for operators.
-        let _ = delivery.ack(BasicAckOptions::default()).await;
-        return;
-    };
-    let why = death_reason(&delivery.properties).unwrap_or_else(|| "unknown".into());
-    let mut reason = match why.as_str() {
-        "delivery_limit" => format!(
-            "dead-lettered after {} deliveries",
-            ctx.broker.topology().max_deliveries
-        ),
-        other => format!("dead-lettered ({other})"),
-    };
-    if !problem.is_empty() {
-        reason = format!("{reason}: {problem}");
-    }
-    let (org, pid) = (named.org_id, named.process_id);
+    let props = &delivery.properties;
+    let (named, problem) = identify(props, &delivery.data);
+    let meta = message::read_meta(props).ok();
+    let (reason, deliveries) = death(ctx, props, &problem);
     let span = tracing::Span::current();
-    span.record("process_id", pid.get());
-    span.record("org_id", org.get());
-    let marked = match ctx.pool.get().await {
-        Ok(client) => processes::fail_with_last_error(&client, org, pid, &reason)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    if let Some(n) = &named {
+        span.record("process_id", n.process_id.get());
+        span.record("org_id", n.org_id.get());
+    }
+    let headers = to_json(props);
+    let letter = NewDeadLetter {
+        named: named.map(|n| (n.org_id, n.process_id)),
+        object_type: meta.as_ref().map(|m| m.object_type.as_str()),
+        kind: meta.as_ref().map(|m| m.kind),
+        reason: &reason,
+        deliveries,
+        headers: headers.as_ref(),
+        body: &delivery.data,
     };
-    match marked {
-        Ok(changed) => {
-            if changed {
-                tracing::warn!(process_id = pid.get(), org_id = org.get(), %reason, "process marked failed");
+    match keep(ctx, &letter).await {
+        Ok(Kept { failed, recorded }) => {
+            if failed {
+                tracing::warn!(%reason, "process marked failed");
                 metrics::counter!("objectsync_processes_failed_total", "reason" => "dead_lettered")
                     .increment(1);
+            }
+            if recorded {
+                tracing::info!(%reason, bytes = delivery.data.len(), "dead letter kept");
             }
             let _ = delivery.ack(BasicAckOptions::default()).await;
         }
         Err(e) => {
             // The database is away: try again later, without spinning.
             let wait = Duration::from_secs(1).min(Duration::from_millis(
-                250 * u64::from(previous_deliveries(&delivery.properties) + 1),
+                250 * u64::from(previous_deliveries(props) + 1),
             ));
-            tracing::warn!(error = %e, process_id = pid.get(), "could not mark process failed yet");
+            tracing::warn!(error = %e, "could not keep the dead letter yet");
             tokio::select! {
                 () = cancel.cancelled() => {}
                 () = tokio::time::sleep(wait) => {}
@@ -111,4 +110,50 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
                 .await;
         }
     }
+}
+
+/// Why the broker dead-lettered the message (with what is wrong with it,
+/// if it cannot be read), and how many deliveries that took, as far as the
+/// message tells: the broker does not carry a message's delivery count into
+/// the dead-letter queue (`x-delivery-count` here counts this queue's own
+/// redeliveries). Short of the delivery limit a worker rejected it; the
+/// deliveries it counted on the process are taken when there is one
+/// (`dead_letters::record`), and a message that names none was rejected on
+/// its first delivery.
+fn death(ctx: &Ctx, props: &BasicProperties, problem: &str) -> (String, i32) {
+    let max = ctx.broker.topology().max_deliveries;
+    let why = death_reason(props).unwrap_or_else(|| "unknown".into());
+    let (mut reason, deliveries) = match why.as_str() {
+        "delivery_limit" => (format!("dead-lettered after {max} deliveries"), max),
+        other => (format!("dead-lettered ({other})"), 1),
+    };
+    if !problem.is_empty() {
+        reason = format!("{reason}: {problem}");
+    }
+    (
+        clean(&reason),
+        i32::try_from(deliveries).unwrap_or(i32::MAX),
+    )
+}
+
+/// What [`keep`] changed.
+struct Kept {
+    /// The process was open and is now failed.
+    failed: bool,
+    /// The dead letter is new (not a redelivery of one kept before).
+    recorded: bool,
+}
+
+/// Fails the process the dead letter names, if any, and keeps the dead
+/// letter, in one transaction.
+async fn keep(ctx: &Ctx, letter: &NewDeadLetter<'_>) -> Result<Kept, WorkerError> {
+    let mut client = ctx.pool.get().await?;
+    let tx = client.transaction().await?;
+    let failed = match letter.named {
+        Some((org, pid)) => processes::fail_with_last_error(&tx, org, pid, letter.reason).await?,
+        None => false,
+    };
+    let recorded = dead_letters::record(&tx, letter).await?;
+    tx.commit().await?;
+    Ok(Kept { failed, recorded })
 }

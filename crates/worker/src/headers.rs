@@ -1,10 +1,11 @@
 //! Reading the headers RabbitMQ adds to redelivered and dead-lettered
-//! messages.
+//! messages, and every header as JSON for the dead letters operators read.
 
 use lapin::BasicProperties;
 use lapin::types::AMQPValue;
 #[cfg(test)]
 use lapin::types::FieldTable;
+use serde_json::Value;
 
 fn header<'a>(props: &'a BasicProperties, name: &str) -> Option<&'a AMQPValue> {
     props.headers().as_ref()?.inner().get(name)
@@ -61,6 +62,54 @@ pub(crate) fn death_reason(props: &BasicProperties) -> Option<String> {
     first.inner().get("reason").and_then(as_text)
 }
 
+/// The message's headers as JSON, for operators reading a dead letter:
+/// tables as objects, arrays as arrays, numbers as numbers, text (and
+/// bytes) as strings; `None` if it has none. NUL characters, which
+/// PostgreSQL's `jsonb` refuses, become U+FFFD.
+pub(crate) fn to_json(props: &BasicProperties) -> Option<Value> {
+    props.headers().as_ref().map(table_json)
+}
+
+fn table_json(table: &lapin::types::FieldTable) -> Value {
+    let map = table
+        .inner()
+        .iter()
+        .map(|(k, v)| (clean(k.as_str()), value_json(v)))
+        .collect();
+    Value::Object(map)
+}
+
+fn value_json(value: &AMQPValue) -> Value {
+    match value {
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(v) => Value::from(*v),
+        AMQPValue::ShortShortUInt(v) => Value::from(*v),
+        AMQPValue::ShortInt(v) => Value::from(*v),
+        AMQPValue::ShortUInt(v) => Value::from(*v),
+        AMQPValue::LongInt(v) => Value::from(*v),
+        AMQPValue::LongUInt(v) => Value::from(*v),
+        AMQPValue::LongLongInt(v) => Value::from(*v),
+        AMQPValue::Timestamp(v) => Value::from(*v),
+        AMQPValue::Float(v) => Value::from(f64::from(*v)),
+        AMQPValue::Double(v) => Value::from(*v),
+        AMQPValue::DecimalValue(d) => {
+            Value::from(f64::from(d.value) / 10f64.powi(i32::from(d.scale)))
+        }
+        AMQPValue::ShortString(s) => Value::String(clean(s.as_str())),
+        AMQPValue::LongString(s) => Value::String(clean(&String::from_utf8_lossy(s.as_bytes()))),
+        AMQPValue::ByteArray(b) => Value::String(clean(&String::from_utf8_lossy(b.as_slice()))),
+        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(value_json).collect()),
+        AMQPValue::FieldTable(t) => table_json(t),
+        AMQPValue::Void => Value::Null,
+    }
+}
+
+/// `text` without NUL characters, which PostgreSQL's `text` and `jsonb`
+/// refuse.
+pub(crate) fn clean(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
+}
+
 /// The `x-delivery-count` header as a test would see it, for unit tests.
 #[cfg(test)]
 fn with_count(n: i64) -> BasicProperties {
@@ -94,5 +143,26 @@ mod tests {
         let props = BasicProperties::default().with_headers(headers);
         assert_eq!(death_reason(&props).as_deref(), Some("delivery_limit"));
         assert_eq!(death_reason(&BasicProperties::default()), None);
+        assert_eq!(
+            to_json(&props),
+            Some(serde_json::json!({"x-death": [{"reason": "delivery_limit"}]}))
+        );
+    }
+
+    #[test]
+    fn headers_read_as_json_without_nul_characters() {
+        let mut headers = FieldTable::default();
+        headers.insert("count".into(), AMQPValue::LongLongInt(3));
+        headers.insert(
+            "raw".into(),
+            AMQPValue::LongString(b"a\0b\xff".to_vec().into()),
+        );
+        headers.insert("none".into(), AMQPValue::Void);
+        let props = BasicProperties::default().with_headers(headers);
+        assert_eq!(
+            to_json(&props),
+            Some(serde_json::json!({"count": 3, "raw": "a\u{fffd}b\u{fffd}", "none": null}))
+        );
+        assert_eq!(to_json(&BasicProperties::default()), None);
     }
 }

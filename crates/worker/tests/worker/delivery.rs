@@ -9,6 +9,8 @@ use objectsync_testkit::{TestApp, spawn_app_with};
 use objectsync_worker::apply::{self, ApplyConfig, Handled};
 use serde_json::{Value, json};
 
+use crate::dead_letters::wait_for_dead_letters;
+
 /// Takes the one message waiting in the batch queues.
 async fn take_message(app: &TestApp) -> (Vec<u8>, BasicProperties) {
     let mut taken = app.take_batches().await;
@@ -58,7 +60,7 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
         db_value(&app, "select count(*) from process_errors").await,
         1
     );
-    assert_eq!(app.queue_depth(&app.topology().dead_queue).await, 0);
+    assert_eq!(db_value(&app, "select count(*) from dead_letters").await, 0);
 
     // And straight through the apply function: the second call is a no-op.
     let meta = message::read_meta(&props).unwrap();
@@ -85,14 +87,7 @@ async fn a_malformed_message_is_dead_lettered_and_does_not_block_the_queue() {
         .upsert_and_wait(&org, "vehicle", json!([{"identifiers": {"ext_id": "a"}}]))
         .await;
     assert_eq!(p["status"], "completed");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.queue_depth(&app.topology().dead_queue).await < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "poison not dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_dead_letters(&app, 2).await;
     assert_eq!(app.batch_depth().await, 0);
 }
 
@@ -142,14 +137,7 @@ async fn a_batch_that_keeps_failing_ends_failed_after_the_configured_deliveries(
         0,
         "records untouched"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.queue_depth(&app.topology().dead_queue).await < 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "batch not dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_dead_letters(&app, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,7 +207,7 @@ async fn a_batch_whose_request_rolled_back_is_dropped() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        app.queue_depth(&app.topology().dead_queue).await,
+        db_value(&app, "select count(*) from dead_letters").await,
         0,
         "orphans are not dead letters"
     );
@@ -313,9 +301,5 @@ async fn a_message_that_cannot_be_read_still_ends_its_process() {
         assert!(error.contains(expected), "{case}: {error}");
     }
     assert_eq!(db_value(&app, "select count(*) from records").await, 0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.queue_depth(&app.topology().dead_queue).await < 3 {
-        assert!(std::time::Instant::now() < deadline, "not dead-lettered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_dead_letters(&app, 3).await;
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL and RabbitMQ (see `objectsync-testkit`).
 
 mod concurrency;
+mod dead_letters;
 mod delivery;
 mod fairness;
 mod liveness;
