@@ -186,6 +186,10 @@ pub struct WorkerSettings {
     /// A process still open this long after its last delivery is failed, so
     /// that no process stays open forever; 0 never fails one.
     pub fail_stale_after_secs: u64,
+    /// How often a worker writes its row in the `workers` table (what it is
+    /// applying, for the console); readers take a worker whose row is three
+    /// heartbeats old for gone.
+    pub heartbeat_secs: u64,
 }
 
 fn redact_url(url: &str) -> String {
@@ -242,7 +246,8 @@ impl Settings {
             .set_default("worker.shutdown_grace_secs", 30)?
             .set_default("worker.order_wait_ms", 5_000)?
             .set_default("worker.stale_after_secs", 600)?
-            .set_default("worker.fail_stale_after_secs", 86_400)?;
+            .set_default("worker.fail_stale_after_secs", 86_400)?
+            .set_default("worker.heartbeat_secs", 5)?;
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).required(true));
         }
@@ -291,6 +296,7 @@ mod tests {
         assert!(s.admin.token.is_none());
         let w = Settings::load_from(Role::Worker, None, HashMap::new()).unwrap();
         assert_eq!(w.http.port, 8081);
+        assert_eq!(w.worker.heartbeat_secs, 5);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod error;
 mod gate;
 mod giveway;
 mod headers;
+mod heartbeat;
 mod monitor;
 mod unreadable;
 
@@ -93,7 +94,14 @@ impl Worker {
         }
         let tracker = tokio::spawn(dead::run(self.ctx.clone(), cancel.clone()));
         let monitor = tokio::spawn(monitor::run(self.ctx.clone(), cancel.clone()));
+        // Stopped only once in-flight batches are done, so that the row
+        // shows them until the end (or if this future is dropped).
+        let beats = CancellationToken::new();
+        let stop_beats = beats.clone().drop_guard();
+        let heartbeat = tokio::spawn(heartbeat::run(self.ctx.clone(), beats));
         consumer::run(self.ctx.clone(), cancel.clone()).await;
+        drop(stop_beats);
+        let _ = heartbeat.await;
         let _ = tracker.await;
         let _ = monitor.await;
         self.ctx.broker.close().await;

@@ -15,9 +15,13 @@ mod plan;
 mod proptests;
 mod upsert;
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use deadpool_postgres::Pool;
-use objectsync_model::{BatchMeta, Identifiers, Job, RejectionCode};
+use objectsync_model::{BatchMeta, Identifiers, Job, OrgId, ProcessId, RejectionCode};
 use objectsync_store::processes::{self, Counts, Rejection, XactStatus};
+use objectsync_store::workers::Applying;
 use objectsync_store::{GenericClient, object_types};
 use serde_json::Value;
 
@@ -33,6 +37,8 @@ pub use crate::gate::Footprints;
 pub struct Local {
     pub footprints: Footprints,
     slots: tokio::sync::Semaphore,
+    /// The batches holding a slot, by ticket: what the heartbeat reports.
+    applying: Mutex<(u64, BTreeMap<u64, Applying>)>,
 }
 
 impl Local {
@@ -40,7 +46,58 @@ impl Local {
         Self {
             footprints: Footprints::default(),
             slots: tokio::sync::Semaphore::new(usize::from(slots.max(1))),
+            applying: Mutex::default(),
         }
+    }
+
+    /// Waits for a slot for the batch of process `pid`; the batch shows in
+    /// [`Local::applying`] until the slot is dropped.
+    pub async fn take_slot(&self, org: OrgId, pid: ProcessId) -> Result<Slot<'_>, WorkerError> {
+        let permit = self.slots.acquire().await.fatal()?;
+        let mut guard = self.applying.lock().unwrap_or_else(|e| e.into_inner());
+        let (next, map) = &mut *guard;
+        let ticket = *next;
+        *next += 1;
+        map.insert(
+            ticket,
+            Applying {
+                org_id: org,
+                process_id: pid,
+                since: chrono::Utc::now(),
+            },
+        );
+        Ok(Slot {
+            local: self,
+            ticket,
+            _permit: permit,
+        })
+    }
+
+    /// The batches being applied now, oldest first.
+    pub fn applying(&self) -> Vec<Applying> {
+        let guard = self.applying.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.values().copied().collect()
+    }
+}
+
+/// A slot held by one batch (see [`Local::take_slot`]); dropping it frees
+/// the slot and takes the batch off the list of those being applied. A
+/// ticket, not the process id, names the entry: two copies of one batch
+/// may hold slots at once.
+pub struct Slot<'a> {
+    local: &'a Local,
+    ticket: u64,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut guard = self
+            .local
+            .applying
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        guard.1.remove(&self.ticket);
     }
 }
 
@@ -120,7 +177,7 @@ pub async fn handle(
     if gate::wait(pool, &local.footprints, meta, &mine, config.order_wait).await? == Turn::GiveWay {
         return Ok(Handled::GaveWay);
     }
-    let _slot = local.slots.acquire().await.fatal()?;
+    let _slot = local.take_slot(org, pid).await?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     match processes::lock(&tx, org, pid).await? {

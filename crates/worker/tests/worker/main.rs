@@ -7,3 +7,4 @@ mod delivery;
 mod fairness;
 mod liveness;
 mod order;
+mod workers;
