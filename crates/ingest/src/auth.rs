@@ -29,6 +29,13 @@ pub fn hash_key(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }
 
+/// The last four characters of a key, kept to tell keys apart: 16 bits of
+/// a 256-bit key, no help in guessing it.
+pub fn key_hint(key: &str) -> &str {
+    let start = key.len().saturating_sub(4);
+    key.get(start..).unwrap_or_default()
+}
+
 /// Compares two secrets without leaking, through timing, how much matched.
 pub fn secrets_match(given: &str, expected: &str) -> bool {
     let (a, b) = (Sha256::digest(given), Sha256::digest(expected));

@@ -40,6 +40,14 @@ impl AttributeType {
         ("multiple_category", Self::MultipleCategory),
     ];
 
+    /// The wire name of the type.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("text", |(n, _)| n)
+    }
+
     /// Parses the wire name of a type.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
@@ -342,6 +350,14 @@ impl ObjectType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attribute_type_names_round_trip() {
+        for (name, t) in AttributeType::ALL {
+            assert_eq!(t.as_str(), name);
+            assert_eq!(AttributeType::parse(t.as_str()), Some(t));
+        }
+    }
     use serde_json::json;
 
     fn err(value: Value) -> FieldError {

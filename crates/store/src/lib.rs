@@ -20,6 +20,7 @@ pub mod limits;
 pub mod links;
 pub mod liveness;
 pub mod object_types;
+pub mod operations;
 pub mod order;
 pub mod organizations;
 pub mod processes;

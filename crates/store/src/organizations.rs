@@ -20,15 +20,108 @@ pub async fn insert(
     .get(0))
 }
 
-/// Stores a key's hash for `org`.
-pub async fn add_key(c: &impl GenericClient, org: OrgId, key_hash: &[u8]) -> StoreResult<()> {
+/// Stores a key's hash for `org`, with its last characters (`hint`) so that
+/// operators can tell keys apart.
+pub async fn add_key(
+    c: &impl GenericClient,
+    org: OrgId,
+    key_hash: &[u8],
+    hint: &str,
+) -> StoreResult<()> {
     crate::execute(
         c,
-        "insert into api_keys (org_id, key_hash) values ($1, $2)",
-        &[&org, &key_hash],
+        "insert into api_keys (org_id, key_hash, hint) values ($1, $2, $3)",
+        &[&org, &key_hash, &hint],
     )
     .await
     .map(drop)
+}
+
+/// One of an organization's keys, as operators see it (never the key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyInfo {
+    /// The key's SHA-256: names it in the console without revealing it.
+    pub key_hash: Vec<u8>,
+    /// Its last characters, for keys made since hints are kept.
+    pub hint: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Every key of `org`, newest first, revoked ones included.
+pub async fn keys(c: &impl GenericClient, org: OrgId) -> StoreResult<Vec<KeyInfo>> {
+    Ok(crate::query(
+        c,
+        "select key_hash, hint, created_at, revoked_at from api_keys
+          where org_id = $1 order by created_at desc",
+        &[&org],
+    )
+    .await?
+    .iter()
+    .map(|r| KeyInfo {
+        key_hash: r.get(0),
+        hint: r.get(1),
+        created_at: r.get(2),
+        revoked_at: r.get(3),
+    })
+    .collect())
+}
+
+/// Revokes a key of `org`: from the next request on, on every replica, it
+/// authenticates nothing. Whether a live key was revoked.
+pub async fn revoke_key(c: &impl GenericClient, org: OrgId, key_hash: &[u8]) -> StoreResult<bool> {
+    Ok(crate::execute(
+        c,
+        "update api_keys set revoked_at = now()
+          where org_id = $1 and key_hash = $2 and revoked_at is null",
+        &[&org, &key_hash],
+    )
+    .await?
+        == 1)
+}
+
+/// An organization, as listed to operators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgInfo {
+    pub id: OrgId,
+    pub name: String,
+    pub custom_objects_enabled: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Organizations by id, `limit` of them after `after` (keyset paging).
+pub async fn list(c: &impl GenericClient, after: OrgId, limit: i64) -> StoreResult<Vec<OrgInfo>> {
+    Ok(crate::query(
+        c,
+        "select id, name, custom_objects_enabled, created_at from organizations
+          where id > $1 order by id limit $2",
+        &[&after, &limit],
+    )
+    .await?
+    .iter()
+    .map(|r| OrgInfo {
+        id: r.get(0),
+        name: r.get(1),
+        custom_objects_enabled: r.get(2),
+        created_at: r.get(3),
+    })
+    .collect())
+}
+
+/// Organization `org`, if it exists.
+pub async fn get(c: &impl GenericClient, org: OrgId) -> StoreResult<Option<OrgInfo>> {
+    Ok(crate::query_opt(
+        c,
+        "select id, name, custom_objects_enabled, created_at from organizations where id = $1",
+        &[&org],
+    )
+    .await?
+    .map(|r| OrgInfo {
+        id: r.get(0),
+        name: r.get(1),
+        custom_objects_enabled: r.get(2),
+        created_at: r.get(3),
+    }))
 }
 
 /// Whether `org` exists.
@@ -81,7 +174,7 @@ pub async fn by_key(c: &impl GenericClient, key_hash: &[u8]) -> StoreResult<Opti
                 o.reads_per_second, o.reads_burst, o.max_open_processes
            from api_keys k
            join organizations o on o.id = k.org_id
-          where k.key_hash = $1",
+          where k.key_hash = $1 and k.revoked_at is null",
         &[&key_hash],
     )
     .await?

@@ -89,7 +89,8 @@ impl Order {
     }
 }
 
-const COLUMNS: &str = "id, name::text, status::text, object_type, records_total,
+/// The columns [`from_row`] reads, in its order.
+pub(crate) const COLUMNS: &str = "id, name::text, status::text, object_type, records_total,
     records_processed, records_created, records_updated, records_deleted, records_failed,
     links_created, links_removed, links_failed, error, created_at, started_at, completed_at";
 
@@ -97,7 +98,10 @@ fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> StoreResult<T> {
     text.parse().map_err(StoreError::stored)
 }
 
-fn from_row(r: &Row) -> StoreResult<Process> {
+/// How many columns [`COLUMNS`] names.
+pub(crate) const COLUMN_COUNT: usize = 17;
+
+pub(crate) fn from_row(r: &Row) -> StoreResult<Process> {
     Ok(Process {
         id: r.get(0),
         kind: parse(r.get(1))?,

@@ -8,7 +8,7 @@ use objectsync_store::{GenericClient, StoreError, object_types, organizations};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{generate_key, hash_key};
+use crate::auth::{generate_key, hash_key, key_hint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -98,7 +98,7 @@ pub async fn create_org(
     let tx = client.transaction().await?;
     let id = organizations::insert(&tx, name, custom_objects_enabled).await?;
     let api_key = generate_key();
-    organizations::add_key(&tx, id, &hash_key(&api_key)).await?;
+    organizations::add_key(&tx, id, &hash_key(&api_key), key_hint(&api_key)).await?;
     tx.commit().await?;
     Ok(CreatedOrg {
         id,
@@ -118,7 +118,7 @@ pub async fn create_key(client: &impl GenericClient, org: OrgId) -> Result<Creat
         return Err(no_such_org(org));
     }
     let api_key = generate_key();
-    organizations::add_key(client, org, &hash_key(&api_key)).await?;
+    organizations::add_key(client, org, &hash_key(&api_key), key_hint(&api_key)).await?;
     Ok(CreatedKey { api_key })
 }
 
