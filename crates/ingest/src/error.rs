@@ -105,6 +105,7 @@ impl From<PublishError> for ApiError {
                 e.retry_after = Some(BACKLOG_RETRY_AFTER_SECS);
                 e
             }
+            PublishError::AlreadyResolved => Self::new(ApiCode::Conflict, e.to_string()),
             PublishError::Unavailable(_) => Self::internal(&e, true),
             PublishError::Internal(_) => Self::internal(&e, false),
         }

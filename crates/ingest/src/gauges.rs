@@ -20,7 +20,23 @@ use tokio_util::sync::CancellationToken;
 
 const RANKS: i64 = 5;
 
-pub(crate) async fn run(pool: Pool, broker: Arc<Broker>, cancel: CancellationToken) {
+/// One queue's depth and consumers, as last read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub name: String,
+    pub messages: u32,
+    pub consumers: u32,
+}
+
+/// The depths last read, for the console (empty until the first read).
+pub type Queues = Arc<std::sync::RwLock<Vec<QueueDepth>>>;
+
+pub(crate) async fn run(
+    pool: Pool,
+    broker: Arc<Broker>,
+    queues: Queues,
+    cancel: CancellationToken,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -30,7 +46,7 @@ pub(crate) async fn run(pool: Pool, broker: Arc<Broker>, cancel: CancellationTok
         if let Err(e) = open_processes(&pool).await {
             tracing::debug!(error = %e, "could not count open processes");
         }
-        if let Err(e) = queue_depths(&broker).await {
+        if let Err(e) = queue_depths(&broker, &queues).await {
             tracing::debug!(error = %e, "could not read queue depths");
         }
     }
@@ -55,13 +71,16 @@ async fn open_processes(pool: &Pool) -> Result<(), objectsync_store::StoreError>
     Ok(())
 }
 
-async fn queue_depths(broker: &Broker) -> Result<(), lapin::Error> {
+async fn queue_depths(broker: &Broker, snapshot: &Queues) -> Result<(), lapin::Error> {
     let conn = broker.connection().await?;
     let channel = conn.create_channel().await?;
     let topology = broker.topology();
+    // Not the legacy dead queue, which may not exist: a passive declare of
+    // a missing queue closes the channel.
     let queues = topology
         .batch_queues()
-        .chain([&topology.dead_queue, &topology.dead_track_queue]);
+        .chain(std::iter::once(&topology.dead_track_queue));
+    let mut read = Vec::new();
     for queue in queues {
         let q = channel
             .queue_declare(
@@ -77,7 +96,13 @@ async fn queue_depths(broker: &Broker) -> Result<(), lapin::Error> {
             .set(f64::from(q.message_count()));
         metrics::gauge!("objectsync_queue_consumers", "queue" => queue.clone())
             .set(f64::from(q.consumer_count()));
+        read.push(QueueDepth {
+            name: queue.clone(),
+            messages: q.message_count(),
+            consumers: q.consumer_count(),
+        });
     }
+    *snapshot.write().unwrap_or_else(|e| e.into_inner()) = read;
     let _ = channel.close(200, "OK".into()).await;
     Ok(())
 }

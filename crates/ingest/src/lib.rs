@@ -4,8 +4,9 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+mod console;
 pub mod error;
-mod gauges;
+pub mod gauges;
 pub mod idempotency;
 mod limits;
 pub mod openapi;
@@ -16,7 +17,7 @@ pub mod state;
 mod trace;
 mod track;
 
-pub use publisher::{PublishError, Publisher, Submission};
+pub use publisher::{PublishError, Publisher, Replay, Submission};
 pub use startup::Application;
 
 /// Serves until SIGTERM or SIGINT: migrations, topology, the API, then a

@@ -24,6 +24,7 @@ use objectsync_infra::{Broker, db, message};
 use objectsync_model::{
     ApiCode, BatchMeta, Job, ObjectTypeName, OrgId, ProcessId, ProcessKind, RequestError,
 };
+use objectsync_store::dead_letters::{self, Resolution};
 use objectsync_store::idempotency::Claim;
 use objectsync_store::{StoreError, limits, object_types, processes};
 
@@ -40,6 +41,9 @@ pub enum PublishError {
     /// The organization has `open` processes, its cap: 429, nothing queued.
     #[error("too many open processes: {open}")]
     Backlog { open: i64 },
+    /// The dead letter to replay was replayed or discarded meanwhile.
+    #[error("this dead letter was already replayed or discarded")]
+    AlreadyResolved,
     /// The database or the broker cannot take it now: 503, nothing queued.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -91,6 +95,17 @@ pub struct Submission<'a> {
     pub request_id: Option<&'a str>,
     /// Open processes the organization may have; 0 means no cap.
     pub max_open_processes: i64,
+    /// This batch replays a dead letter: the dead letter is marked replayed
+    /// in the transaction that creates the process, so a dead letter is
+    /// replayed once however many operators click.
+    pub replay_of: Option<Replay<'a>>,
+}
+
+/// The dead letter a submission replays, and who replays it.
+#[derive(Debug, Clone, Copy)]
+pub struct Replay<'a> {
+    pub dead_letter: i64,
+    pub who: &'a str,
 }
 
 /// Validates, records and publishes batches. Cheap to share behind an `Arc`.
@@ -160,6 +175,7 @@ impl Publisher {
     ///         idempotency_key: None,
     ///         request_id: None,
     ///         max_open_processes: 0,
+    ///         replay_of: None,
     ///     })
     ///     .await?;
     /// # Ok(()) }
@@ -216,6 +232,13 @@ impl Publisher {
                 // Dropping the transaction discards this request's process row.
                 Claim::Replay(previous) => return Ok(previous),
                 Claim::Conflict => return Err(idempotency::conflict(key).into()),
+            }
+        }
+        if let Some(r) = s.replay_of {
+            let replayed = Resolution::Replayed;
+            if !dead_letters::resolve(&tx, r.dead_letter, replayed, r.who, Some(process_id)).await?
+            {
+                return Err(PublishError::AlreadyResolved);
             }
         }
         let meta = BatchMeta {

@@ -24,6 +24,7 @@ pub use objectsync_infra::StartupError;
 pub struct Application {
     listener: TcpListener,
     limits: crate::serve::Limits,
+    queues: crate::gauges::Queues,
     router: Router,
     publisher: Arc<Publisher>,
     broker: Arc<Broker>,
@@ -98,7 +99,10 @@ impl Application {
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
             limits: settings.limits,
+            queues: crate::gauges::Queues::default(),
+            worker_heartbeat: Duration::from_secs(settings.worker.heartbeat_secs),
         };
+        let queues = state.queues.clone();
         let router = router(
             state,
             Probes {
@@ -117,6 +121,7 @@ impl Application {
             broker,
             pool,
             port,
+            queues,
         })
     }
 
@@ -132,6 +137,7 @@ impl Application {
         tokio::spawn(crate::gauges::run(
             self.pool.clone(),
             self.broker.clone(),
+            self.queues.clone(),
             cancel.clone(),
         ));
         crate::serve::serve(self.listener, self.router, self.limits, cancel).await;
@@ -147,6 +153,7 @@ pub fn router(state: AppState, probes: Probes) -> Router {
     Router::new()
         .merge(crate::api::router().route_layer(axum::middleware::from_fn(crate::limits::headers)))
         .merge(crate::admin::router(state.clone()))
+        .merge(crate::console::router())
         .route_layer(axum::middleware::from_fn(crate::track::track))
         .route_layer(axum::middleware::from_fn(crate::trace::request_span))
         .fallback(|| async { ApiError::not_found("No such endpoint").into_response() })

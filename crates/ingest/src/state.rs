@@ -14,4 +14,9 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     /// The default per-organization limits.
     pub limits: objectsync_infra::settings::LimitSettings,
+    /// The queue depths last read (see `gauges`), for the console.
+    pub queues: crate::gauges::Queues,
+    /// How often workers report themselves (`worker.heartbeat_secs`): a
+    /// worker not seen for three of these is gone.
+    pub worker_heartbeat: std::time::Duration,
 }

@@ -77,6 +77,7 @@ impl BatchRequest {
                 idempotency_key: idempotency_key(&self.headers)?,
                 request_id: crate::trace::request_id(&self.headers),
                 max_open_processes: self.org.limits.max_open_processes,
+                replay_of: None,
             })
             .await?;
         crate::trace::record_process(process_id);

@@ -4,6 +4,7 @@
 mod admin;
 mod associations;
 mod auth;
+mod console;
 mod corpus;
 mod dashboards;
 mod delete;

@@ -1,0 +1,283 @@
+//! The operators' console at `/console`: server-rendered pages over the
+//! process tables, the dead letters, the live workers and the
+//! organizations, with a little script to refresh the overview. Everything
+//! it serves is in the binary. It is there only when an admin token is set,
+//! and every page but the login form needs a session (see [`session`]).
+//!
+//! Every query a page runs reads an index range that does not grow with the
+//! tables (see `objectsync_store::operations`), so pages stay fast with
+//! millions of records and processes.
+
+mod dead_letters;
+mod layout;
+mod organizations;
+mod overview;
+mod processes;
+mod session;
+
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use maud::html;
+use objectsync_store::StoreError;
+use serde::Deserialize;
+
+use crate::state::AppState;
+use layout::page;
+use session::Session;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(overview::show))
+        .route("/console/overview/live", get(overview::live))
+        .route("/console/login", get(login_form).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/processes", get(processes::list))
+        .route("/console/processes/{org_id}/{id}", get(processes::show))
+        .route("/console/dead-letters", get(dead_letters::list))
+        .route("/console/dead-letters/{id}", get(dead_letters::show))
+        .route(
+            "/console/dead-letters/{id}/replay",
+            post(dead_letters::replay),
+        )
+        .route(
+            "/console/dead-letters/{id}/discard",
+            post(dead_letters::discard),
+        )
+        .route("/console/organizations", get(organizations::list))
+        .route("/console/organizations/{org_id}", get(organizations::show))
+        .route(
+            "/console/organizations/{org_id}/keys",
+            post(organizations::create_key),
+        )
+        .route(
+            "/console/organizations/{org_id}/keys/{key}/revoke",
+            post(organizations::revoke_key),
+        )
+        .route("/console/assets/console.css", get(css))
+        .route("/console/assets/console.js", get(js))
+        .route_layer(middleware::from_fn(session::same_origin))
+        .route_layer(middleware::from_fn(security_headers))
+}
+
+/// Pages may not be framed (clickjacking), and load nothing from elsewhere.
+async fn security_headers(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        layout::CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        layout::JS,
+    )
+}
+
+/// What a console request can fail with, as a page.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConsoleError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(
+        "this form has expired or did not come from the console; reload the page and try again"
+    )]
+    Csrf,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Store(e) if e.kind() == objectsync_store::ErrorKind::Transient => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "console request failed");
+        }
+        let body = page(
+            status.canonical_reason().unwrap_or("Error"),
+            None,
+            None,
+            html! {
+                h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+                p.notice.error { (self.to_string()) }
+                p { a href="/console" { "Back to the console" } }
+            },
+        );
+        (status, Html(body.into_string())).into_response()
+    }
+}
+
+pub(crate) type ConsoleResult<T> = Result<T, ConsoleError>;
+
+/// The console without an admin token: not there.
+pub(crate) fn disabled() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "The console is disabled: set OBJECTSYNC__ADMIN__TOKEN",
+    )
+        .into_response()
+}
+
+/// A form's CSRF field, checked against the session.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfOnly {
+    /// Missing is refused like wrong (403), not as a malformed form.
+    #[serde(default)]
+    pub(crate) csrf: String,
+}
+
+impl Session {
+    pub(crate) fn check(&self, csrf: &str) -> ConsoleResult<()> {
+        if self.csrf_ok(csrf) {
+            Ok(())
+        } else {
+            Err(ConsoleError::Csrf)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+/// Only a path inside the console: never an open redirect.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with("/console") && !n.starts_with("//") && !n.contains("\\") => n,
+        _ => "/console",
+    }
+}
+
+fn login_page(next: &str, error: Option<&str>) -> Html<String> {
+    Html(
+        page(
+            "Log in",
+            None,
+            None,
+            html! {
+                form.login method="post" action="/console/login" {
+                    h1 { "objectsync console" }
+                    @if let Some(e) = error { p.notice.error { (e) } }
+                    input type="hidden" name="next" value=(next);
+                    label { "Your name (recorded with what you do)"
+                        input name="who" required maxlength="64" autocomplete="username"; }
+                    label { "Admin token"
+                        input name="token" type="password" required autocomplete="current-password"; }
+                    button.primary type="submit" { "Log in" }
+                }
+            },
+        )
+        .into_string(),
+    )
+}
+
+async fn login_form(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    if state.admin_token.is_none() {
+        return disabled();
+    }
+    login_page(safe_next(q.next.as_deref()), None).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    who: String,
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let Some(expected) = state.admin_token.as_deref() else {
+        return disabled();
+    };
+    let next = safe_next(f.next.as_deref()).to_owned();
+    let who: String = f
+        .who
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    if who.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            login_page(&next, Some("Give your name.")),
+        )
+            .into_response();
+    }
+    if !crate::auth::secrets_match(&f.token, expected) {
+        tracing::warn!(who, "console login with a wrong admin token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            login_page(&next, Some("Wrong admin token.")),
+        )
+            .into_response();
+    }
+    tracing::info!(who, "console login");
+    let value = session::issue(expected, &who, session::now() + session::LIFETIME_SECS);
+    (
+        [(
+            header::SET_COOKIE,
+            session::set_cookie(&headers, Some(&value)),
+        )],
+        Redirect::to(&next),
+    )
+        .into_response()
+}
+
+async fn logout(
+    session: Session,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> ConsoleResult<Response> {
+    session.check(&f.csrf)?;
+    Ok((
+        [(header::SET_COOKIE, session::set_cookie(&headers, None))],
+        Redirect::to("/console/login"),
+    )
+        .into_response())
+}

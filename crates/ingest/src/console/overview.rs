@@ -1,0 +1,145 @@
+//! The overview: the backlog, what was applied in the last hour, latency,
+//! failures, dead letters, live workers and queue depths. The live part is
+//! a fragment the page fetches again every few seconds.
+
+use axum::extract::State;
+use axum::response::Html;
+use chrono::{Duration, DurationRound, Utc};
+use maud::{Markup, html};
+use objectsync_store::{dead_letters, operations, workers};
+
+use super::ConsoleResult;
+use super::layout::{self, Section, count, page, seconds};
+use super::session::Session;
+use crate::state::AppState;
+
+async fn render(state: &AppState, session: &Session) -> ConsoleResult<Markup> {
+    let live = live_markup(state).await?;
+    Ok(page(
+        "Overview",
+        Some(Section::Overview),
+        Some(session),
+        html! {
+            h1 { "Overview" }
+            section #live data-refresh="/console/overview/live" data-every="3" { (live) }
+        },
+    ))
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    session: Session,
+) -> ConsoleResult<Html<String>> {
+    Ok(Html(render(&state, &session).await?.into_string()))
+}
+
+/// The fragment the overview refreshes.
+pub(crate) async fn live(
+    State(state): State<AppState>,
+    _session: Session,
+) -> ConsoleResult<Html<String>> {
+    Ok(Html(live_markup(&state).await?.into_string()))
+}
+
+async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
+    let client = state.pool.get().await?;
+    let backlog = operations::backlog(&client).await?;
+    let minutes = operations::per_minute(&client).await?;
+    let latency = operations::latency(&client).await?;
+    let failures = operations::failures(&client).await?;
+    let dead = dead_letters::unresolved_count(&client).await?;
+    let seen_within = state.worker_heartbeat * workers::MISSED_BEATS;
+    let workers = workers::live(&client, seen_within).await?;
+    let queues = state
+        .queues
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+
+    // Sixty bars, one a minute, the current minute last.
+    let now = Utc::now()
+        .duration_trunc(Duration::minutes(1))
+        .unwrap_or_else(|_| Utc::now());
+    let mut per_minute = vec![0_i64; 60];
+    for m in &minutes {
+        let back = (now - m.minute).num_minutes();
+        if (0..60).contains(&back) {
+            per_minute[59 - back as usize] = m.records;
+        }
+    }
+    let last_hour: i64 = minutes.iter().map(|m| m.records).sum();
+    let failed_24h: i64 = failures.iter().map(|f| f.processes).sum();
+
+    Ok(html! {
+        div.cards {
+            div.card #open-queued { div.value { (count(backlog.queued)) } div.label { "queued" } }
+            div.card #open-in-process { div.value { (count(backlog.in_process)) } div.label { "in process" } }
+            div.card #applied-hour { div.value { (count(last_hour)) } div.label { "records applied, last hour" } }
+            div.card { div.value { (seconds(latency.p50_seconds)) } div.label { "202 → completed, p50 (last hour)" } }
+            div.card { div.value { (seconds(latency.p99_seconds)) } div.label { "202 → completed, p99 (last hour)" } }
+            div.card #failed-day { div.value { (count(failed_24h)) } div.label { "processes failed, 24 h" } }
+            div.card #dead-letters { div.value { a href="/console/dead-letters" { (count(dead)) } } div.label { "dead letters to look at" } }
+            div.card #workers-live { div.value { (workers.len()) } div.label { "live workers" } }
+        }
+        h2 { "Records applied per minute, last hour" }
+        (layout::bars(&per_minute, "records applied per minute"))
+        h2 { "Workers" }
+        @if workers.is_empty() {
+            p.notice.error { "No worker has been seen in the last " (seen_within.as_secs()) " s: accepted batches wait in the queues." }
+        } @else {
+            table #workers {
+                thead { tr { th { "worker" } th { "host" } th.num { "pid" } th.num { "prefetch" } th { "started" } th { "applying now" } } }
+                tbody {
+                    @for w in &workers {
+                        tr {
+                            td { code { (w.id.to_string().get(..8).unwrap_or_default()) } }
+                            td { (w.host) }
+                            td.num { (w.pid) }
+                            td.num { (w.prefetch) }
+                            td { (layout::time(w.started_at)) }
+                            td {
+                                @if w.applying.is_empty() { span.muted { "idle" } }
+                                @for a in &w.applying {
+                                    a href=(format!("/console/processes/{}/{}", a.org_id.get(), a.process_id.get())) {
+                                        "#" (a.process_id.get())
+                                    }
+                                    " "
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Queues" }
+        @if queues.is_empty() {
+            p.muted { "Not read yet (every 5 s)." }
+        } @else {
+            table #queues {
+                thead { tr { th { "queue" } th.num { "messages" } th.num { "consumers" } } }
+                tbody {
+                    @for q in &queues {
+                        tr { td { (q.name) } td.num { (count(i64::from(q.messages))) } td.num { (q.consumers) } }
+                    }
+                }
+            }
+        }
+        h2 { "Failed processes, last 24 hours, by reason" }
+        @if failures.is_empty() {
+            p.muted { "None." }
+        } @else {
+            table {
+                thead { tr { th { "reason" } th.num { "processes" } th { "last" } } }
+                tbody {
+                    @for f in &failures {
+                        tr {
+                            td { a href="/console/processes?status=failed" { (f.reason) } }
+                            td.num { (count(f.processes)) }
+                            td { (layout::time(f.last_seen)) }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,268 @@
+//! Processes: found by organization, object type, status and time, newest
+//! first, a page at a time; and one process with its counts, deliveries,
+//! timings and rejected records.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use maud::{Markup, html};
+use objectsync_model::{OrgId, ProcessId, ProcessStatus};
+use objectsync_store::operations::{self, Filter, ProcessRow};
+use objectsync_store::processes;
+use serde::Deserialize;
+
+use super::layout::{self, Section, count, page};
+use super::session::{Session, url_escape};
+use super::{ConsoleError, ConsoleResult};
+use crate::state::AppState;
+
+const PAGE: i64 = 50;
+
+/// The filter form's fields, all optional; empty means any.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    org: Option<String>,
+    object_type: Option<String>,
+    status: Option<String>,
+    /// `YYYY-MM-DDTHH:MM` (UTC), as an `<input type=datetime-local>` sends it.
+    after: Option<String>,
+    before: Option<String>,
+    /// Keyset: processes older than this id.
+    older_than: Option<String>,
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn time_field(name: &str, v: &Option<String>) -> ConsoleResult<Option<DateTime<Utc>>> {
+    given(v)
+        .map(|s| {
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+                .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
+                .map(|t| t.and_utc())
+                .map_err(|_| {
+                    ConsoleError::BadRequest(format!("{name}: '{s}' is not a date and time"))
+                })
+        })
+        .transpose()
+}
+
+fn id_field(name: &str, v: &Option<String>) -> ConsoleResult<Option<i64>> {
+    given(v)
+        .map(|s| {
+            s.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConsoleError::BadRequest(format!("{name}: '{s}' is not an id")))
+        })
+        .transpose()
+}
+
+impl ListQuery {
+    fn filter(&self) -> ConsoleResult<Filter> {
+        let status = given(&self.status)
+            .map(|s| s.parse::<ProcessStatus>().map_err(ConsoleError::BadRequest))
+            .transpose()?;
+        Ok(Filter {
+            org: id_field("organization", &self.org)?.map(OrgId),
+            object_type: given(&self.object_type).map(str::to_owned),
+            status,
+            created_after: time_field("after", &self.after)?,
+            created_before: time_field("before", &self.before)?,
+            before_id: id_field("older than", &self.older_than)?.map(ProcessId),
+        })
+    }
+
+    /// This query with another keyset position, for the pager.
+    fn with_older_than(&self, id: i64) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("org", &self.org),
+            ("object_type", &self.object_type),
+            ("status", &self.status),
+            ("after", &self.after),
+            ("before", &self.before),
+        ] {
+            if let Some(v) = given(v) {
+                parts.push(format!("{k}={}", url_escape(v)));
+            }
+        }
+        parts.push(format!("older_than={id}"));
+        format!("/console/processes?{}", parts.join("&"))
+    }
+}
+
+fn filters(q: &ListQuery) -> Markup {
+    let value = |v: &Option<String>| given(v).unwrap_or_default().to_owned();
+    html! {
+        form.filters method="get" action="/console/processes" {
+            label { "organization" input name="org" size="8" value=(value(&q.org)); }
+            label { "object type" input name="object_type" size="12" value=(value(&q.object_type)); }
+            label { "status"
+                select name="status" {
+                    option value="" { "any" }
+                    @for s in ["queued", "in_process", "completed", "failed"] {
+                        option value=(s) selected[given(&q.status) == Some(s)] { (s) }
+                    }
+                }
+            }
+            label { "created after (UTC)" input type="datetime-local" name="after" value=(value(&q.after)); }
+            label { "created before (UTC)" input type="datetime-local" name="before" value=(value(&q.before)); }
+            button type="submit" { "Filter" }
+            a href="/console/processes" { "clear" }
+        }
+    }
+}
+
+fn process_link(r: &ProcessRow) -> String {
+    format!("/console/processes/{}/{}", r.org.get(), r.process.id.get())
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<ListQuery>,
+) -> ConsoleResult<Html<String>> {
+    let filter = q.filter()?;
+    let client = state.pool.get().await?;
+    let rows = operations::search(&client, &filter, PAGE).await?;
+    let body = html! {
+        h1 { "Processes" }
+        (filters(&q))
+        @if rows.is_empty() {
+            p.muted { "No process matches." }
+        } @else {
+            table #processes {
+                thead { tr {
+                    th.num { "id" } th.num { "org" } th { "type" } th { "kind" } th { "status" }
+                    th.num { "records" } th.num { "failed" } th.num { "deliveries" } th { "created" } th { "took" }
+                } }
+                tbody {
+                    @for r in &rows {
+                        tr {
+                            td.num { a href=(process_link(r)) { (r.process.id.get()) } }
+                            td.num { a href=(format!("/console/organizations/{}", r.org.get())) { (r.org.get()) } }
+                            td { (r.process.object_type) }
+                            td { (r.process.kind.name()) }
+                            td { (layout::status(r.process.status.as_str())) }
+                            td.num { (count(i64::from(r.process.total))) }
+                            td.num { (count(i64::from(r.process.counts.failed))) }
+                            td.num { (r.deliveries) }
+                            td { (layout::time(r.process.created_at)) }
+                            td { (took(r)) }
+                        }
+                    }
+                }
+            }
+            @if rows.len() as i64 == PAGE {
+                @if let Some(last) = rows.last() {
+                    p.pager { a href=(q.with_older_than(last.process.id.get())) { "Older →" } }
+                }
+            }
+        }
+    };
+    Ok(Html(
+        page("Processes", Some(Section::Processes), Some(&session), body).into_string(),
+    ))
+}
+
+fn took(r: &ProcessRow) -> String {
+    match r.process.completed_at {
+        Some(done) => layout::seconds(Some(
+            (done - r.process.created_at).num_milliseconds() as f64 / 1000.0,
+        )),
+        None => "—".into(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ErrorsQuery {
+    offset: Option<i64>,
+}
+
+const ERRORS_PAGE: i64 = 50;
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path((org, id)): Path<(String, String)>,
+    Query(q): Query<ErrorsQuery>,
+) -> ConsoleResult<Html<String>> {
+    let not_found =
+        || ConsoleError::NotFound(format!("There is no process {id} of organization {org}"));
+    let (Ok(org_id), Ok(pid)) = (org.parse::<i64>(), id.parse::<i64>()) else {
+        return Err(not_found());
+    };
+    let (org_id, pid) = (OrgId(org_id), ProcessId(pid));
+    let client = state.pool.get().await?;
+    let row = operations::process(&client, org_id, pid)
+        .await?
+        .ok_or_else(not_found)?;
+    let offset = q.offset.unwrap_or(0).max(0);
+    let (total_errors, errors) =
+        processes::rejections(&client, org_id, pid, ERRORS_PAGE, offset).await?;
+    let p = &row.process;
+    let c = &p.counts;
+    let body = html! {
+        h1 { "Process " (p.id.get()) " " (layout::status(p.status.as_str())) }
+        dl.facts #facts {
+            dt { "organization" } dd { a href=(format!("/console/organizations/{}", org_id.get())) { (org_id.get()) } }
+            dt { "kind" } dd { (p.kind.name()) }
+            dt { "object type" } dd { (p.object_type) }
+            dt { "records" } dd {
+                (count(i64::from(p.total))) " sent · "
+                (count(i64::from(c.processed))) " processed · "
+                (count(i64::from(c.created))) " created · "
+                (count(i64::from(c.updated))) " updated · "
+                (count(i64::from(c.deleted))) " deleted · "
+                (count(i64::from(c.failed))) " failed"
+            }
+            dt { "links" } dd {
+                (c.links.created) " made · " (c.links.removed) " removed · " (c.links.failed) " refused"
+            }
+            dt { "deliveries" } dd { (row.deliveries) }
+            dt { "accepted (202)" } dd { (layout::time(p.created_at)) }
+            dt { "first picked up" } dd { (layout::maybe_time(p.started_at)) }
+            dt { "last delivered" } dd { (layout::maybe_time(row.last_delivery_at)) }
+            dt { "ended" } dd { (layout::maybe_time(p.completed_at)) " " span.muted { (took(&row)) } }
+            @if let Some(e) = &p.error { dt { "why it failed" } dd { pre { (e) } } }
+            @if let Some(e) = &row.last_error { dt { "last transient error" } dd { pre { (e) } } }
+        }
+        h2 { "Rejected records and refused links (" (count(total_errors)) ")" }
+        @if errors.is_empty() {
+            p.muted { "None." }
+        } @else {
+            table #errors {
+                thead { tr { th.num { "record" } th { "identifiers" } th { "code" } th { "message" } } }
+                tbody {
+                    @for e in &errors {
+                        tr {
+                            td.num { (e.index) }
+                            td { code { (e.identifiers.to_string()) } }
+                            td { (e.code) }
+                            td { (e.message) }
+                        }
+                    }
+                }
+            }
+            p.pager {
+                @if offset > 0 {
+                    a href=(format!("?offset={}", (offset - ERRORS_PAGE).max(0))) { "← Previous" } " "
+                }
+                @if offset + ERRORS_PAGE < total_errors {
+                    a href=(format!("?offset={}", offset + ERRORS_PAGE)) { "Next →" }
+                }
+            }
+        }
+    };
+    Ok(Html(
+        page(
+            &format!("Process {}", p.id.get()),
+            Some(Section::Processes),
+            Some(&session),
+            body,
+        )
+        .into_string(),
+    ))
+}
