@@ -188,7 +188,8 @@ pub async fn get(
         .transpose()
 }
 
-/// A page of an organization's processes, by id.
+/// A page of an organization's processes, by id: a deferred join, like
+/// [`crate::records::page`], so a deep page skips index entries, not rows.
 pub async fn page(
     c: &impl GenericClient,
     org: OrgId,
@@ -196,23 +197,42 @@ pub async fn page(
     limit: i64,
     offset: i64,
 ) -> StoreResult<Vec<Process>> {
-    let sql = format!(
-        "select {COLUMNS} from processes where org_id = $1
-          order by id {} limit $2 offset $3",
-        order.sql()
-    );
-    crate::query(c, &sql, &[&org, &limit, &offset])
+    crate::query(c, &page_sql(order), &[&org, &limit, &offset])
         .await?
         .iter()
         .map(from_row)
         .collect()
 }
 
-/// How many processes an organization has.
+/// The statement [`page`] runs, with parameters org, limit and offset:
+/// public so that tests can check its plan.
+pub fn page_sql(order: Order) -> String {
+    // As `records::page_sql`: ids from the primary key in its own order
+    // (not from `processes_id_idx`, filtered by organization), then one
+    // lookup per id.
+    let columns = COLUMNS
+        .split(',')
+        .map(|c| format!("r.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "select {columns}
+           from unnest(array(select id from processes where org_id = $1
+                              order by org_id {o}, id {o}
+                              limit $2 offset $3)) with ordinality as p(id, n)
+          cross join lateral (
+                select * from processes where org_id = $1 and id = p.id limit 1) as r
+          order by p.n",
+        o = order.sql()
+    )
+}
+
+/// How many processes an organization has: the sum of its rows in
+/// `process_counts`, kept exact by triggers (migration V27).
 pub async fn count(c: &impl GenericClient, org: OrgId) -> StoreResult<i64> {
     Ok(crate::query_one(
         c,
-        "select count(*) from processes where org_id = $1",
+        "select coalesce(sum(n), 0)::bigint from process_counts where org_id = $1",
         &[&org],
     )
     .await?
