@@ -11,6 +11,7 @@ mod delete;
 mod idempotency;
 mod limits;
 mod ops;
+mod plans;
 mod processes;
 mod records;
 mod slow_clients;

@@ -1,0 +1,119 @@
+//! The plans of the paged reads do not depend on statistics: on tables
+//! filled after their last ANALYZE (here: never analyzed, as after a bulk
+//! load with autovacuum off), ingest's sessions still walk the primary key
+//! for the page's ids and fetch only that page's rows.
+
+use objectsync_infra::db;
+use objectsync_ingest::startup::PLANNER_OPTIONS;
+use objectsync_model::{OrgId, TypeId};
+use objectsync_store::processes::{self, Order};
+use objectsync_store::{Scope, records};
+use objectsync_testkit::spawn_app_with;
+use tokio_postgres::types::ToSql;
+
+/// Rows inserted for the organization read, and as many for another one:
+/// enough that a sequential scan and sort of them all would be the planner's
+/// pick if it trusted its default guesses (it picks them at 1,000,000 rows).
+const ROWS: i64 = 20_000;
+
+/// `EXPLAIN` of `sql` with these parameters on an ingest session, as text.
+async fn plan(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> String {
+    client
+        .query(&format!("explain (costs off) {sql}"), params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_index_walk(plan: &str, index: &str) {
+    for scan in ["Seq Scan", "Bitmap"] {
+        assert!(!plan.contains(scan), "{scan} in:\n{plan}");
+    }
+    assert!(
+        plan.contains(&format!("Index Only Scan using {index}"))
+            || plan.contains(&format!("Index Only Scan Backward using {index}")),
+        "no index-only walk of {index} for the page's ids:\n{plan}"
+    );
+    assert!(
+        plan.contains(&format!("Index Scan using {index}"))
+            && plan
+                .lines()
+                .any(|l| l.contains("Index Cond") && l.contains("id = p.id")),
+        "the page's rows not fetched by their ids through {index}:\n{plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_reads_walk_the_primary_key_without_statistics() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    let other = app.org_with_vehicles().await;
+    let setup = app.pool.get().await.unwrap();
+    let type_id: i32 = setup
+        .query_one(
+            "select id from object_types where org_id = $1 and name = 'vehicle'",
+            &[&org.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for o in [org.id, other.id] {
+        setup
+            .execute(
+                "insert into records (org_id, type_id, ext_id, attributes)
+                 select $1, t.id, 'v' || g, jsonb_build_object('name', repeat('x', 200))
+                   from generate_series(1, $2::int8) g,
+                        (select id from object_types where org_id = $1 and name = 'vehicle') t",
+                &[&o, &ROWS],
+            )
+            .await
+            .unwrap();
+        setup
+            .execute(
+                "insert into processes (org_id, name, object_type, records_total)
+                 select $1, 'OBJECT_RECORDS_UPSERT', 'vehicle', 1 from generate_series(1, $2::int8)",
+                &[&o, &ROWS],
+            )
+            .await
+            .unwrap();
+    }
+
+    let ingest = db::pool_with_options(&app.settings.database, Some(PLANNER_OPTIONS)).unwrap();
+    let client = ingest.get().await.unwrap();
+    for order in [Order::Asc, Order::Desc] {
+        for (limit, offset) in [(1_i64, 0_i64), (1000, 0), (1000, ROWS - 1000)] {
+            let sql = records::page_sql(order);
+            let p = plan(&client, &sql, &[&org.id, &type_id, &limit, &offset]).await;
+            assert_index_walk(&p, "records_pkey");
+            let rows = client
+                .query(&sql, &[&org.id, &type_id, &limit, &offset])
+                .await
+                .unwrap();
+            assert_eq!(rows.len() as i64, limit, "records, {limit} at {offset}");
+
+            let limit = limit.min(50);
+            let sql = processes::page_sql(order);
+            let p = plan(&client, &sql, &[&org.id, &limit, &offset]).await;
+            assert_index_walk(&p, "processes_pkey");
+            let rows = client
+                .query(&sql, &[&org.id, &limit, &offset])
+                .await
+                .unwrap();
+            assert_eq!(rows.len() as i64, limit, "processes, {limit} at {offset}");
+        }
+    }
+    // The counts come from the counters, exact without a scan.
+    let scope = Scope::of(OrgId(org.id), TypeId(type_id));
+    assert_eq!(records::count(&client, scope).await.unwrap(), ROWS);
+    assert_eq!(
+        processes::count(&client, OrgId(org.id)).await.unwrap(),
+        ROWS
+    );
+}
