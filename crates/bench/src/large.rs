@@ -86,6 +86,7 @@ pub(crate) async fn run(
         .map(|b| data::body(OBJECT_TYPE, b.iter().copied(), 2))
         .collect();
     quiesce(pool).await;
+    let updates_before = row_updates(pool).await?;
     progress(&format!(
         "large table, end to end: {} random-key updates with {} producers",
         opts.large_updates, opts.producers
@@ -109,6 +110,13 @@ pub(crate) async fn run(
     // A process with a page of errors to read.
     let rejected = post(vec![data::rejected_body("big-rejected")]).await?;
     load::wait_completed(pool, &rejected.process_ids, "rejected batch").await?;
+
+    // Processes by the million: as many completed ones as a third of the
+    // records, straight into the table, as if that many small batches had
+    // been applied (posting them would take the stage hours).
+    let history = n / 3;
+    add_processes(pool, target.org_id, history).await?;
+    progress(&format!("processes: {history} completed ones added"));
 
     let endpoints = reads::endpoints(
         OBJECT_TYPE,
@@ -154,6 +162,14 @@ pub(crate) async fn run(
         });
     }
     system.stop().await;
+    // The workers' sessions have ended, so their statistics are flushed.
+    let (upd, hot) = row_updates(pool).await?;
+    let upd = upd - updates_before.0;
+    f.hot_update_share = (hot - updates_before.1) as f64 / upd.max(1) as f64;
+    progress(&format!(
+        "large table: {upd} row updates, {:.0} % of them HOT",
+        f.hot_update_share * 100.0
+    ));
 
     // The raw ceiling: the same keys and values, with the system stopped, as
     // the raw stage runs. It comes last so that the reads and sizes above
@@ -176,6 +192,37 @@ pub(crate) async fn run(
         f.raw_update_rps
     ));
     Ok(f)
+}
+
+/// Row updates of `records` so far, and how many of them were HOT, as the
+/// cumulative statistics count them (flushed when a session ends or idles).
+async fn row_updates(pool: &Pool) -> Result<(i64, i64), String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let row = client
+        .query_one(
+            "select coalesce(sum(n_tup_upd), 0)::int8, coalesce(sum(n_tup_hot_upd), 0)::int8
+               from pg_stat_user_tables where relname = 'records'",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Adds `n` completed processes of one record each to `org_id`'s history.
+async fn add_processes(pool: &Pool, org_id: i64, n: usize) -> Result<(), String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    client
+        .execute(
+            "insert into processes (org_id, name, object_type, records_total, records_processed,
+                                    records_updated, status, deliveries, started_at, completed_at)
+             select $1, 'OBJECT_RECORDS_UPSERT', 'big', 1, 1, 1, 'completed', 1, now(), now()
+               from generate_series(1, $2::int8)",
+            &[&org_id, &(n as i64)],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 async fn count_processes(pool: &Pool, org_id: i64) -> Result<usize, String> {

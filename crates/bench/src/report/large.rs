@@ -44,6 +44,10 @@ pub struct LargeFigures {
     pub bytes_per_row: f64,
     /// `pg_relation_size('records')` (the heap alone) per row.
     pub heap_bytes_per_row: f64,
+    /// Of the row updates of `records` during the stage's updates (the
+    /// statistics' `n_tup_upd`), the share that were HOT (`n_tup_hot_upd`):
+    /// the new version on the old one's page, no index entry written.
+    pub hot_update_share: f64,
 }
 
 fn latency(l: &Latency) -> String {
@@ -100,6 +104,11 @@ impl LargeFigures {
                 String::new(),
             ],
         ];
+        rows.push([
+            "large table, updates that were HOT (the new row version on its page, no index written)".into(),
+            format!("{:.0} %", self.hot_update_share * 100.0),
+            String::new(),
+        ]);
         if let Some(r) = self.update_vs_small {
             rows.push([
                 "large-table / small-table e2e updates".into(),
@@ -151,6 +160,7 @@ impl LargeFigures {
         add("update_rps", json!(self.update_rps.round()));
         add("raw_update_rps", json!(self.raw_update_rps.round()));
         add("update_ratio", json!(round(self.update_ratio, 3)));
+        add("hot_update_share", json!(round(self.hot_update_share, 3)));
         if let Some(r) = self.update_vs_small {
             add("update_vs_small", json!(round(r, 3)));
         }
