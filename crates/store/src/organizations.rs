@@ -210,11 +210,14 @@ pub async fn limits(c: &impl GenericClient, org: OrgId) -> StoreResult<Option<Li
     }))
 }
 
-/// Replaces `org`'s limits; whether it exists.
+/// Replaces `org`'s limits; whether it exists. Its token buckets start
+/// again full under the new limits: an operator who raises a throttled
+/// organization's limits means now, not once the old bucket has refilled.
 pub async fn set_limits(c: &impl GenericClient, org: OrgId, l: &Limits) -> StoreResult<bool> {
     Ok(crate::execute(
         c,
-        "update organizations
+        "with emptied as (delete from rate_buckets where org_id = $1)
+         update organizations
             set writes_per_second = $2, writes_burst = $3, reads_per_second = $4,
                 reads_burst = $5, max_open_processes = $6
           where id = $1",
