@@ -9,8 +9,14 @@ use tracing_subscriber::EnvFilter;
 use crate::settings::LogFormat;
 
 /// Used when `RUST_LOG` is unset: our own info, the libraries' warnings
-/// (refinery and tokio-postgres narrate every start at info level).
-const DEFAULT_FILTER: &str = "info,refinery_core=warn,tokio_postgres=warn";
+/// (refinery and tokio-postgres narrate every start at info level), and
+/// nothing from `lapin::channel`, which logs every channel the broker
+/// closes as an ERROR, including the expected ones (every start asks
+/// whether the legacy dead queue exists with a passive declare, which the
+/// broker answers by closing that throwaway channel). A channel closed
+/// under a real operation fails that operation, which objectsync reports
+/// itself.
+const DEFAULT_FILTER: &str = "info,refinery_core=warn,tokio_postgres=warn,lapin::channel=off";
 
 /// Installs the global subscriber. Calling it twice (as tests do) is harmless.
 pub fn init(format: LogFormat) {
