@@ -104,6 +104,32 @@ async fn blockers(
     Ok(blockers)
 }
 
+/// The first pause between checks of a wait.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+
+/// While a wait is shorter than this, checks come at most [`QUICK_PAUSE`]
+/// apart: the batch waited for is almost always being applied right now
+/// and ends within tens of milliseconds, and every millisecond between its
+/// commit and the next check is a millisecond no worker applies anything
+/// of a chain of batches on the same records.
+const QUICK_FOR: Duration = Duration::from_millis(500);
+const QUICK_PAUSE: Duration = Duration::from_millis(5);
+
+/// Past [`QUICK_FOR`] the batch waited for is probably not in anyone's
+/// hands (see the module's comment), and checks slow down to this.
+const SLOW_PAUSE: Duration = Duration::from_millis(100);
+
+/// The pause after `pause`, in a wait that has lasted `waited`: doubling,
+/// up to [`QUICK_PAUSE`] and then, past [`QUICK_FOR`], to [`SLOW_PAUSE`].
+fn next_pause(pause: Duration, waited: Duration) -> Duration {
+    let cap = if waited < QUICK_FOR {
+        QUICK_PAUSE
+    } else {
+        SLOW_PAUSE
+    };
+    (pause * 2).min(cap)
+}
+
 /// Waits, for at most `patience`, until no older open process of the
 /// organization conflicts with `mine`.
 pub(crate) async fn wait(
@@ -119,9 +145,10 @@ pub(crate) async fn wait(
     }
     let started = Instant::now();
     tracing::debug!(waiting_for = ?blockers, "waiting for older batches on the same records");
-    let mut pause = Duration::from_millis(5);
+    let mut pause = FIRST_PAUSE;
     while !blockers.is_empty() {
-        if started.elapsed() >= patience {
+        let waited = started.elapsed();
+        if waited >= patience {
             tracing::info!(
                 waiting_for = ?blockers,
                 "older batches on the same records are not being applied; giving way"
@@ -129,10 +156,35 @@ pub(crate) async fn wait(
             return Ok(Turn::GiveWay);
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
+        pause = next_pause(pause, waited);
         let client = pool.get().await?;
         blockers = order::still_open(&client, meta.org_id, &blockers).await?;
     }
     metrics::histogram!("objectsync_order_wait_seconds").record(started.elapsed().as_secs_f64());
     Ok(Turn::Go)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_come_quickly_at_first_then_slow_down() {
+        let ms = Duration::from_millis;
+        let mut pause = FIRST_PAUSE;
+        let mut pauses = Vec::new();
+        for waited in [0, 1, 3, 7, 12, 400, 499] {
+            pause = next_pause(pause, ms(waited));
+            pauses.push(pause);
+        }
+        assert_eq!(pauses, [ms(2), ms(4), ms(5), ms(5), ms(5), ms(5), ms(5)]);
+        for waited in [500, 510, 530] {
+            pause = next_pause(pause, ms(waited));
+        }
+        assert_eq!(pause, ms(40));
+        for _ in 0..5 {
+            pause = next_pause(pause, ms(2_000));
+        }
+        assert_eq!(pause, SLOW_PAUSE);
+    }
 }
