@@ -115,6 +115,7 @@ async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
         @if queues.is_empty() {
             p.muted { "Not read yet (every 5 s)." }
         } @else {
+            p.muted { "As RabbitMQ last reported them (read every 5 s)." }
             table #queues {
                 thead { tr { th { "queue" } th.num { "messages" } th.num { "consumers" } } }
                 tbody {
