@@ -87,6 +87,7 @@ pub(crate) async fn run(
         .collect();
     quiesce(pool).await;
     let updates_before = row_updates(pool).await?;
+    let waits_before = system.order_waits().await?;
     progress(&format!(
         "large table, end to end: {} random-key updates with {} producers",
         opts.large_updates, opts.producers
@@ -102,6 +103,15 @@ pub(crate) async fn run(
         ));
     }
     f.update_rps = opts.large_updates as f64 / secs(t0, done);
+    let waits = system.order_waits().await?;
+    f.order_wait_batches = waits.batches - waits_before.batches;
+    f.order_wait_secs = waits.seconds - waits_before.seconds;
+    progress(&format!(
+        "large table, updates: {} of {} batches waited for an older one on the same records, {:.1} s in all",
+        f.order_wait_batches,
+        opts.large_updates.div_ceil(data::BATCH),
+        f.order_wait_secs
+    ));
     progress(&format!(
         "large table, end to end, updates: {:.0} records/s",
         f.update_rps

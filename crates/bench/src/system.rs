@@ -15,6 +15,16 @@ pub(crate) struct System {
     spawner: Spawner,
     ingest: Child,
     workers: Vec<Child>,
+    /// The port of each worker's `/metrics`, for [`System::order_waits`].
+    worker_ports: Vec<u16>,
+}
+
+/// Batches that waited for an older batch on the same records (acceptance
+/// order), and how long they waited in all, as the workers count them.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct OrderWaits {
+    pub(crate) batches: u64,
+    pub(crate) seconds: f64,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -44,6 +54,7 @@ impl System {
             spawner,
             ingest,
             workers: Vec::new(),
+            worker_ports: Vec::new(),
         };
         system.wait_healthy().await?;
         system.start_workers(workers)?;
@@ -68,19 +79,43 @@ impl System {
 
     pub(crate) fn start_workers(&mut self, n: usize) -> Result<(), String> {
         for _ in 0..n {
+            let port = free_port().map_err(|e| e.to_string())?;
             let child = self
                 .spawner
-                .spawn("worker", &[("OBJECTSYNC__HTTP__PORT", "0")])
+                .spawn("worker", &[("OBJECTSYNC__HTTP__PORT", &port.to_string())])
                 .map_err(|e| e.to_string())?;
             self.workers.push(child);
+            self.worker_ports.push(port);
         }
         Ok(())
+    }
+
+    /// The running workers' order waits so far (their
+    /// `objectsync_order_wait_seconds` histograms, summed).
+    pub(crate) async fn order_waits(&self) -> Result<OrderWaits, String> {
+        let client = reqwest::Client::new();
+        let mut total = OrderWaits::default();
+        for port in &self.worker_ports {
+            let text = client
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .await
+                .map_err(|e| format!("worker metrics: {e}"))?
+                .text()
+                .await
+                .map_err(|e| format!("worker metrics: {e}"))?;
+            let one = parse_order_waits(&text);
+            total.batches += one.batches;
+            total.seconds += one.seconds;
+        }
+        Ok(total)
     }
 
     /// SIGTERM to every worker, then wait for them.
     pub(crate) async fn stop_workers(&mut self) {
         services::terminate(&mut self.workers, STOP_GRACE).await;
         self.workers.clear();
+        self.worker_ports.clear();
     }
 
     pub(crate) async fn stop(&mut self) {
@@ -93,6 +128,20 @@ impl System {
             self.ingest.id(),
             self.workers.iter().filter_map(Child::id).collect(),
         )
+    }
+}
+
+/// The order-wait histogram's count and sum in a Prometheus text page
+/// (zero when no batch has waited yet: the histogram is not there).
+fn parse_order_waits(text: &str) -> OrderWaits {
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    OrderWaits {
+        batches: value("objectsync_order_wait_seconds_count ") as u64,
+        seconds: value("objectsync_order_wait_seconds_sum "),
     }
 }
 
@@ -121,5 +170,27 @@ pub(crate) async fn sample_rss(pids: (Option<u32>, Vec<u32>), peak: Arc<PeakRss>
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_waits_are_read_from_the_histogram() {
+        let page = "# TYPE objectsync_order_wait_seconds histogram
+objectsync_order_wait_seconds_bucket{le=\"0.005\"} 3
+objectsync_order_wait_seconds_sum 0.75
+objectsync_order_wait_seconds_count 12
+";
+        assert_eq!(
+            parse_order_waits(page),
+            OrderWaits {
+                batches: 12,
+                seconds: 0.75
+            }
+        );
+        assert_eq!(parse_order_waits("other_metric 1\n"), OrderWaits::default());
     }
 }

@@ -48,6 +48,10 @@ pub struct LargeFigures {
     /// statistics' `n_tup_upd`), the share that were HOT (`n_tup_hot_upd`):
     /// the new version on the old one's page, no index entry written.
     pub hot_update_share: f64,
+    /// Update batches that waited for an older batch on the same records
+    /// (acceptance order), and the seconds they waited in all.
+    pub order_wait_batches: u64,
+    pub order_wait_secs: f64,
 }
 
 fn latency(l: &Latency) -> String {
@@ -105,6 +109,16 @@ impl LargeFigures {
             ],
         ];
         rows.push([
+            "large table, update batches that waited for an older one on the same records, and the time waited in all".into(),
+            format!(
+                "{} of {}, {:.1} s",
+                self.order_wait_batches,
+                self.updates.div_ceil(crate::data::BATCH),
+                self.order_wait_secs
+            ),
+            String::new(),
+        ]);
+        rows.push([
             "large table, updates that were HOT (the new row version on its page, no index written)".into(),
             format!("{:.0} %", self.hot_update_share * 100.0),
             String::new(),
@@ -161,6 +175,8 @@ impl LargeFigures {
         add("raw_update_rps", json!(self.raw_update_rps.round()));
         add("update_ratio", json!(round(self.update_ratio, 3)));
         add("hot_update_share", json!(round(self.hot_update_share, 3)));
+        add("order_wait_batches", json!(self.order_wait_batches));
+        add("order_wait_secs", json!(round(self.order_wait_secs, 1)));
         if let Some(r) = self.update_vs_small {
             add("update_vs_small", json!(round(r, 3)));
         }
