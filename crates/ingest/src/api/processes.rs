@@ -163,7 +163,7 @@ pub(crate) async fn get(
     tag = "processes",
     params(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 50, description = "Default 10"),
-        ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0. Costs a walk of the index over the processes skipped"),
         ("sort" = Option<super::records::SortOrder>, Query, description = "By creation; default desc"),
     ),
     responses((status = 200, body = ProcessList)),

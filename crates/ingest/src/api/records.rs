@@ -104,7 +104,7 @@ pub(super) fn visible_attributes(t: &ObjectType, stored: Value) -> Value {
     params(
         ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
         ("limit" = i64, Query, minimum = 1, maximum = 1000),
-        ("page_num" = i64, Query, minimum = 1, maximum = 9_223_372_036_854_775i64),
+        ("page_num" = i64, Query, minimum = 1, maximum = 9_223_372_036_854_775i64, description = "From 1. Page 1 costs the same at any size; a later page costs a walk of the index over the (page_num - 1) × limit records before it (about 0.2 µs each on 2 cores): to read a whole type, use sort=asc and keep page_num × limit under about a million"),
         ("sort" = Option<SortOrder>, Query, description = "By id; default desc"),
         ("association" = Option<bool>, Query, description = "Include up to five linked records per associated type"),
     ),
