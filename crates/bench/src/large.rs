@@ -103,6 +103,11 @@ pub(crate) async fn run(
         ));
     }
     f.update_rps = opts.large_updates as f64 / secs(t0, done);
+
+    progress(&format!(
+        "large table, end to end, updates: {:.0} records/s",
+        f.update_rps
+    ));
     let waits = system.order_waits().await?;
     f.order_wait_batches = waits.batches - waits_before.batches;
     f.order_wait_secs = waits.seconds - waits_before.seconds;
@@ -111,10 +116,6 @@ pub(crate) async fn run(
         f.order_wait_batches,
         opts.large_updates.div_ceil(data::BATCH),
         f.order_wait_secs
-    ));
-    progress(&format!(
-        "large table, end to end, updates: {:.0} records/s",
-        f.update_rps
     ));
 
     // A process with a page of errors to read.

@@ -210,18 +210,13 @@ pub fn page_sql(order: Order) -> String {
     // As `records::page_sql`: ids from the primary key in its own order
     // (not from `processes_id_idx`, filtered by organization), then one
     // lookup per id.
-    let columns = COLUMNS
-        .split(',')
-        .map(|c| format!("r.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
     format!(
-        "select {columns}
+        "select r.*
            from unnest(array(select id from processes where org_id = $1
                               order by org_id {o}, id {o}
                               limit $2 offset $3)) with ordinality as p(id, n)
           cross join lateral (
-                select * from processes where org_id = $1 and id = p.id limit 1) as r
+                select {COLUMNS} from processes where org_id = $1 and id = p.id limit 1) as r
           order by p.n",
         o = order.sql()
     )

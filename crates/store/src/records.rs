@@ -267,7 +267,7 @@ pub fn page_sql(order: Order) -> String {
     // walk all of the type's rows and filter them against the page's ids
     // instead (it did, for `desc`).
     format!(
-        "select r.id, r.ext_id, r.attributes, r.created_at, r.updated_at
+        "select r.*
            from unnest(array(select id from records
                               where org_id = $1 and type_id = $2
                               order by org_id {o}, type_id {o}, id {o}
