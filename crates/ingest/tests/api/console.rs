@@ -88,8 +88,18 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{css}: {e}"))
     }
 
+    /// The text of `css`. The overview replaces its live part every few
+    /// seconds, so an element found just before that is stale when its
+    /// text is asked for: then it is found again.
     async fn text(&self, css: &str) -> String {
-        self.element(css).await.text().await.unwrap()
+        for _ in 0..5 {
+            match self.element(css).await.text().await {
+                Ok(t) => return t,
+                Err(e) if e.is_stale_element_reference() => continue,
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
+        panic!("{css}: stale five times in a row")
     }
 
     /// Waits until the text of `css` satisfies `ok` (pages refresh or are
