@@ -121,6 +121,20 @@ impl Browser {
         }
     }
 
+    /// Waits until the page's path ends with `suffix`: a click on a form's
+    /// button returns before the browser has followed the POST's redirect.
+    async fn until_path(&self, suffix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = self.client.current_url().await.unwrap();
+            if url.path().ends_with(suffix) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still at {url}, not {suffix}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn click(&self, css: &str) {
         self.element(css).await.click().await.unwrap();
     }
@@ -156,7 +170,7 @@ impl Browser {
             .click()
             .await
             .unwrap();
-        assert_eq!(self.text("h1").await, "Overview");
+        self.until("h1", false, |t| t == "Overview").await;
     }
 }
 
@@ -337,14 +351,7 @@ async fn an_operator_watches_a_batch_replays_a_dead_letter_and_revokes_a_key() {
 
     // Logging out ends the session.
     b.click("form.logout button").await;
-    assert!(
-        b.client
-            .current_url()
-            .await
-            .unwrap()
-            .path()
-            .ends_with("/console/login")
-    );
+    b.until_path("/console/login").await;
     b.client.goto(&app.url("/console/processes")).await.unwrap();
     assert!(
         b.client
