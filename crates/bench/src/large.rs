@@ -12,6 +12,7 @@ use deadpool_postgres::Pool;
 
 use crate::report::{LargeFigures, ReadFigures};
 use crate::system::System;
+use crate::reads::Auth;
 use crate::{Options, data, load, progress, quiesce, raw, reads};
 
 /// The object type (defined like `item`) whose records are this stage's, and
@@ -135,9 +136,16 @@ pub(crate) async fn run(
         count_processes(pool, target.org_id).await?,
         rejected.process_ids[0],
     );
+    let pages = reads::console_pages(target.org_id, rejected.process_ids[0]);
+    let cookie = reads::console_login(&system.address, crate::ADMIN_TOKEN).await?;
+    let endpoints: Vec<_> = endpoints
+        .into_iter()
+        .map(|e| (e, Auth::Key(target.key)))
+        .chain(pages.into_iter().map(|e| (e, Auth::Cookie(&cookie))))
+        .collect();
     let mut stale = Vec::new();
-    for e in &endpoints {
-        let l = reads::time(&client, &system.address, target.key, e).await?;
+    for (e, auth) in &endpoints {
+        let l = reads::time(&client, &system.address, *auth, e).await?;
         progress(&format!(
             "GET {} (stale statistics): p50 {:.1} ms, p99 {:.1} ms",
             e.path, l.p50_ms, l.p99_ms
@@ -159,8 +167,8 @@ pub(crate) async fn run(
         .map_err(|e| e.to_string())?;
     f.analyze_secs = analyzing.elapsed().as_secs_f64();
     progress(&format!("ANALYZE: {:.1} s", f.analyze_secs));
-    for (e, stale) in endpoints.into_iter().zip(stale) {
-        let l = reads::time(&client, &system.address, target.key, &e).await?;
+    for ((e, auth), stale) in endpoints.into_iter().zip(stale) {
+        let l = reads::time(&client, &system.address, auth, &e).await?;
         progress(&format!(
             "GET {} (after ANALYZE): p50 {:.1} ms, p99 {:.1} ms",
             e.path, l.p50_ms, l.p99_ms
