@@ -116,6 +116,7 @@ impl Application {
             limits: settings.limits,
             queues: crate::gauges::Queues::default(),
             worker_heartbeat: Duration::from_secs(settings.worker.heartbeat_secs),
+            ended: Arc::default(),
         };
         let queues = state.queues.clone();
         let router = router(

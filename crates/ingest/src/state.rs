@@ -19,4 +19,6 @@ pub struct AppState {
     /// How often workers report themselves (`worker.heartbeat_secs`): a
     /// worker not seen for three of these is gone.
     pub worker_heartbeat: std::time::Duration,
+    /// The console's settled minutes of ended processes.
+    pub(crate) ended: Arc<crate::console::ended::EndedCache>,
 }

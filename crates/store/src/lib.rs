@@ -14,6 +14,7 @@
 //! permanent) for every caller to map to its own vocabulary.
 
 pub mod dead_letters;
+pub mod ended;
 pub mod error;
 pub mod idempotency;
 pub mod limits;

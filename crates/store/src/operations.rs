@@ -1,10 +1,9 @@
-//! What operators look at across organizations: the open backlog, what ended
-//! in the last hour or day, and processes found by filter. Every statement
-//! reads an index range whose size does not grow with the table: the open
-//! processes (`processes_open_idx`), the processes that ended recently
-//! (`processes_completed_at_idx`), or one page of processes by id
-//! (`processes_id_idx`, the primary key with an organization,
-//! `processes_failed_idx` for failures).
+//! What operators look at across organizations: the open backlog, the
+//! failures of the last day, and processes found by filter (what ended per
+//! minute is `ended`'s). Every statement reads an index range: the open
+//! processes (`processes_open_idx`), the failures (`processes_failed_idx`),
+//! or one page of processes by id (`processes_id_idx`, the primary key with
+//! an organization).
 
 use chrono::{DateTime, Utc};
 use objectsync_model::{OrgId, ProcessId, ProcessStatus};
@@ -33,62 +32,6 @@ pub async fn backlog(c: &impl GenericClient) -> StoreResult<Backlog> {
     Ok(Backlog {
         queued: row.get(0),
         in_process: row.get(1),
-    })
-}
-
-/// One minute of the last hour.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Minute {
-    pub minute: DateTime<Utc>,
-    pub records: i64,
-    pub processes: i64,
-}
-
-/// Records applied per minute over the last hour (minutes without any are
-/// left out).
-pub async fn per_minute(c: &impl GenericClient) -> StoreResult<Vec<Minute>> {
-    Ok(crate::query(
-        c,
-        "select date_trunc('minute', completed_at), coalesce(sum(records_processed), 0)::bigint,
-                count(*)
-           from processes
-          where completed_at > now() - interval '1 hour'
-          group by 1 order by 1",
-        &[],
-    )
-    .await?
-    .iter()
-    .map(|r| Minute {
-        minute: r.get(0),
-        records: r.get(1),
-        processes: r.get(2),
-    })
-    .collect())
-}
-
-/// `202` → `completed` over the processes completed in the last hour.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Latency {
-    pub completed: i64,
-    pub p50_seconds: Option<f64>,
-    pub p99_seconds: Option<f64>,
-}
-
-pub async fn latency(c: &impl GenericClient) -> StoreResult<Latency> {
-    let row = crate::query_one(
-        c,
-        "select count(*),
-                percentile_cont(0.5) within group (order by extract(epoch from completed_at - created_at)::float8),
-                percentile_cont(0.99) within group (order by extract(epoch from completed_at - created_at)::float8)
-           from processes
-          where completed_at > now() - interval '1 hour' and status = 'completed'",
-        &[],
-    )
-    .await?;
-    Ok(Latency {
-        completed: row.get(0),
-        p50_seconds: row.get(1),
-        p99_seconds: row.get(2),
     })
 }
 
@@ -178,9 +121,11 @@ pub async fn search(
         params.push(t);
         clauses.push(format!("object_type = ${}", params.len()));
     }
-    if let Some(s) = &status {
-        params.push(s);
-        clauses.push(format!("status = ${}::text::process_status", params.len()));
+    // The status is written into the statement, not passed: a partial
+    // index (`processes_failed_idx`, `processes_open_idx`) serves only a
+    // statement whose condition names its value.
+    if let Some(s) = status {
+        clauses.push(format!("status = '{s}'"));
     }
     if let Some(t) = &f.created_after {
         params.push(t);
@@ -236,44 +181,18 @@ pub async fn process(
         .transpose()
 }
 
-/// Per organization: processes open now, and ended and failed in the last
-/// 24 hours.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct OrgActivity {
-    pub open: i64,
-    pub ended_24h: i64,
-    pub failed_24h: i64,
-    pub records_24h: i64,
-}
-
-/// The activity of each organization that has any, by id.
-pub async fn activity(c: &impl GenericClient) -> StoreResult<Vec<(OrgId, OrgActivity)>> {
+/// Processes `queued` or `in_process` per organization that has any, from
+/// the index of open processes.
+pub async fn open_by_org(c: &impl GenericClient) -> StoreResult<Vec<(OrgId, i64)>> {
     Ok(crate::query(
         c,
-        "select org_id, sum(open)::bigint, sum(ended)::bigint, sum(failed)::bigint,
-                sum(records)::bigint
-           from (select org_id, count(*) as open, 0 as ended, 0 as failed, 0 as records
-                   from processes where status in ('queued', 'in_process') group by org_id
-                 union all
-                 select org_id, 0, count(*), count(*) filter (where status = 'failed'),
-                        coalesce(sum(records_processed), 0)
-                   from processes where completed_at > now() - interval '24 hours'
-                  group by org_id) as a
-          group by org_id order by org_id",
+        "select org_id, count(*) from processes
+          where status in ('queued', 'in_process')
+          group by org_id",
         &[],
     )
     .await?
     .iter()
-    .map(|r| {
-        (
-            r.get(0),
-            OrgActivity {
-                open: r.get(1),
-                ended_24h: r.get(2),
-                failed_24h: r.get(3),
-                records_24h: r.get(4),
-            },
-        )
-    })
+    .map(|r| (r.get(0), r.get(1)))
     .collect())
 }

@@ -9,6 +9,7 @@
 //! millions of records and processes.
 
 mod dead_letters;
+pub(crate) mod ended;
 mod layout;
 mod organizations;
 mod overview;

@@ -6,7 +6,10 @@ use axum::extract::{Form, Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use objectsync_model::OrgId;
-use objectsync_store::operations::{self, OrgActivity};
+use std::collections::HashMap;
+
+use chrono::{Duration, DurationRound, Utc};
+use objectsync_store::operations;
 use objectsync_store::{Scope, organizations, records};
 
 use super::layout::{self, Section, count, csrf, page};
@@ -23,8 +26,17 @@ pub(crate) async fn list(
 ) -> ConsoleResult<Html<String>> {
     let client = state.pool.get().await?;
     let orgs = organizations::list(&client, OrgId(0), PAGE).await?;
-    let activity: std::collections::HashMap<OrgId, OrgActivity> =
-        operations::activity(&client).await?.into_iter().collect();
+    let open: HashMap<OrgId, i64> = operations::open_by_org(&client)
+        .await?
+        .into_iter()
+        .collect();
+    let now = Utc::now()
+        .duration_trunc(Duration::minutes(1))
+        .unwrap_or_else(|_| Utc::now());
+    let day = state
+        .ended
+        .since(&client, now - Duration::minutes(24 * 60 - 1))
+        .await?;
     let body = html! {
         h1 { "Organizations" }
         table #organizations {
@@ -34,15 +46,15 @@ pub(crate) async fn list(
             } }
             tbody {
                 @for o in &orgs {
-                    @let a = activity.get(&o.id).copied().unwrap_or_default();
+                    @let a = day.orgs.get(&o.id).copied().unwrap_or_default();
                     tr {
                         td.num { (o.id.get()) }
                         td { a href=(format!("/console/organizations/{}", o.id.get())) { (o.name) } }
                         td { @if o.custom_objects_enabled { "on" } @else { span.muted { "off" } } }
-                        td.num { (count(a.open)) }
-                        td.num { (count(a.ended_24h)) }
-                        td.num { (count(a.failed_24h)) }
-                        td.num { (count(a.records_24h)) }
+                        td.num { (count(open.get(&o.id).copied().unwrap_or_default())) }
+                        td.num { (count(a.processes)) }
+                        td.num { (count(a.failed)) }
+                        td.num { (count(a.records)) }
                         td { (layout::time(o.created_at)) }
                     }
                 }

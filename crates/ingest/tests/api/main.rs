@@ -5,6 +5,7 @@ mod admin;
 mod associations;
 mod auth;
 mod console;
+mod console_figures;
 mod corpus;
 mod dashboards;
 mod delete;

@@ -1,0 +1,123 @@
+//! The figures of the console's overview and organizations pages: what
+//! ended in the last hour and day, counted once whether a minute was read
+//! fresh or kept from an earlier view.
+
+use objectsync_testkit::{ADMIN_TOKEN, Org, TestApp, spawn_app_with};
+
+/// A console session's `Cookie` header, logged in over plain HTTP.
+async fn session(app: &TestApp) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http
+        .post(app.url("/console/login"))
+        .form(&[("who", "Ada"), ("token", ADMIN_TOKEN), ("next", "/console")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
+    let resp = reqwest::Client::new()
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.text().await.unwrap()
+}
+
+/// The text of the `.value` of the overview's card `id`.
+fn card(html: &str, id: &str) -> String {
+    let after = html
+        .split(&format!("id=\"{id}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no card {id}"));
+    let value = after.split("class=\"value\">").nth(1).unwrap();
+    value.split('<').next().unwrap().to_owned()
+}
+
+/// The cells of the organizations table's row of `org`, tags stripped.
+fn org_row(html: &str, org: &Org) -> Vec<String> {
+    let href = format!("href=\"/console/organizations/{}\"", org.id);
+    let row = html
+        .split("<tr")
+        .find(|r| r.contains(&href))
+        .unwrap_or_else(|| panic!("no row for organization {}", org.id));
+    row.split("<td")
+        .skip(1)
+        .map(|cell| {
+            let mut text = String::new();
+            let mut in_tag = true; // the rest of the <td ...> tag
+            for ch in cell.split("</td>").next().unwrap().chars() {
+                match ch {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            text
+        })
+        .collect()
+}
+
+/// A process of `org` that ended `ago` before now, `latency_ms` after it
+/// was accepted.
+async fn ended(app: &TestApp, org: &Org, ago: &str, failed: bool, records: i32, latency_ms: i32) {
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute(
+            "insert into processes (org_id, name, object_type, records_total, records_processed,
+                                    status, created_at, completed_at)
+             select $1, 'OBJECT_RECORDS_UPSERT', 'vehicle', $2, $2,
+                    case when $3 then 'failed' else 'completed' end::process_status,
+                    t - $4::int4 * interval '1 ms', t
+               from (select now() - $5::text::interval as t) as s",
+            &[&org.id, &records, &failed, &latency_ms, &ago],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_last_hour_and_day_count_each_ended_process_once() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    let other = app.org_with_vehicles().await;
+    let cookie = session(&app).await;
+
+    ended(&app, &org, "30 minutes", false, 100, 1000).await;
+    ended(&app, &org, "20 minutes", false, 50, 1000).await;
+    ended(&app, &org, "10 minutes", true, 0, 0).await;
+    ended(&app, &org, "5 hours", false, 1000, 1000).await;
+    ended(&app, &org, "25 hours", false, 9000, 1000).await;
+    ended(&app, &other, "3 minutes", false, 7, 1000).await;
+
+    // Read twice: the first view reads the settled minutes and keeps them,
+    // the second adds nothing twice.
+    for _ in 0..2 {
+        let live = page(&app, &cookie, "/console/overview/live").await;
+        assert_eq!(card(&live, "applied-hour"), "157");
+        assert_eq!(card(&live, "latency-p50"), "1.0 s");
+        assert_eq!(card(&live, "failed-day"), "1");
+        let orgs = page(&app, &cookie, "/console/organizations").await;
+        // open, ended, failed, records applied (24 h)
+        assert_eq!(org_row(&orgs, &org)[3..7], ["0", "4", "1", "1,150"]);
+        assert_eq!(org_row(&orgs, &other)[3..7], ["0", "1", "0", "7"]);
+    }
+
+    // What ends now is read fresh, and once.
+    ended(&app, &other, "0 seconds", false, 3, 40).await;
+    for _ in 0..2 {
+        let live = page(&app, &cookie, "/console/overview/live").await;
+        assert_eq!(card(&live, "applied-hour"), "160");
+        let orgs = page(&app, &cookie, "/console/organizations").await;
+        assert_eq!(org_row(&orgs, &other)[3..7], ["0", "2", "0", "10"]);
+    }
+}
