@@ -97,7 +97,11 @@ pub(crate) fn console_pages(org_id: i64, errors_of: i64) -> Vec<Endpoint> {
     };
     let list = "/console/processes";
     vec![
-        page("console_overview_live", "/console/overview/live".into(), "applied-hour"),
+        page(
+            "console_overview_live",
+            "/console/overview/live".into(),
+            "applied-hour",
+        ),
         page("console_processes", list.into(), "/console/processes/"),
         page(
             "console_processes_of_org",
@@ -124,8 +128,16 @@ pub(crate) fn console_pages(org_id: i64, errors_of: i64) -> Vec<Endpoint> {
             format!("/console/processes/{org_id}/{errors_of}"),
             "big-rejected",
         ),
-        page("console_dead_letters", "/console/dead-letters".into(), "/console/logout"),
-        page("console_organizations", "/console/organizations".into(), "/console/logout"),
+        page(
+            "console_dead_letters",
+            "/console/dead-letters".into(),
+            "/console/logout",
+        ),
+        page(
+            "console_organizations",
+            "/console/organizations".into(),
+            "/console/logout",
+        ),
         page(
             "console_organization",
             format!("/console/organizations/{org_id}"),
@@ -143,7 +155,11 @@ pub(crate) async fn console_login(base: &str, admin_token: &str) -> Result<Strin
         .map_err(|e| e.to_string())?;
     let resp = client
         .post(format!("{base}/console/login"))
-        .form(&[("who", "bench"), ("token", admin_token), ("next", "/console")])
+        .form(&[
+            ("who", "bench"),
+            ("token", admin_token),
+            ("next", "/console"),
+        ])
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -190,7 +206,10 @@ pub(crate) async fn time(
         }
         Check::Html(piece) => {
             if status != 200 || !body.contains(piece.as_str()) {
-                return Err(format!("GET {}: {status}, no '{piece}' in the page", e.path));
+                return Err(format!(
+                    "GET {}: {status}, no '{piece}' in the page",
+                    e.path
+                ));
             }
         }
     }
