@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use objectsync_model::OrgId;
 
 use crate::{GenericClient, StoreResult};
@@ -38,17 +38,24 @@ pub struct Ended {
 }
 
 /// The start of the earliest minute in which a process may still be marked
-/// as ended: the minute of the oldest transaction still running in this
-/// database. A process is stamped `completed_at = clock_timestamp()` inside
-/// its worker's transaction, so whatever ends later is stamped at or after
-/// that transaction's start; every minute before this one is final.
-///
-/// Only sessions of roles whose `xact_start` this role may read count; the
-/// services all connect as one role.
+/// as ended: the minute of [`oldest_transaction_start`]. A process is
+/// stamped `completed_at = clock_timestamp()` inside its worker's
+/// transaction, so whatever ends later is stamped at or after that
+/// transaction's start; every minute before this one is final.
 pub async fn settled_before(c: &impl GenericClient) -> StoreResult<DateTime<Utc>> {
+    let oldest = oldest_transaction_start(c).await?;
+    Ok(oldest
+        .duration_trunc(chrono::Duration::minutes(1))
+        .unwrap_or(oldest))
+}
+
+/// When the oldest transaction still running in this database began (this
+/// session's own statement included). Only sessions whose `xact_start` this
+/// role may read count; the services all connect as one role.
+pub async fn oldest_transaction_start(c: &impl GenericClient) -> StoreResult<DateTime<Utc>> {
     let row = crate::query_one(
         c,
-        "select date_trunc('minute', least(min(xact_start), now()))
+        "select least(min(xact_start), now())
            from pg_stat_activity
           where datname = current_database()",
         &[],

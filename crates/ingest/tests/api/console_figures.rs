@@ -2,6 +2,7 @@
 //! ended in the last hour and day, counted once whether a minute was read
 //! fresh or kept from an earlier view.
 
+use objectsync_store::ended;
 use objectsync_testkit::{ADMIN_TOKEN, Org, TestApp, spawn_app_with};
 
 /// A console session's `Cookie` header, logged in over plain HTTP.
@@ -120,4 +121,22 @@ async fn the_last_hour_and_day_count_each_ended_process_once() {
         let orgs = page(&app, &cookie, "/console/organizations").await;
         assert_eq!(org_row(&orgs, &other)[3..7], ["0", "2", "0", "10"]);
     }
+}
+
+#[tokio::test]
+async fn a_transaction_still_running_holds_settling_back() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let mut open = app.pool.get().await.unwrap();
+    let tx = open.transaction().await.unwrap();
+    let began: chrono::DateTime<chrono::Utc> =
+        tx.query_one("select now()", &[]).await.unwrap().get(0);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // Another session sees it as the oldest, and settles nothing after it.
+    let other = app.pool.get().await.unwrap();
+    let oldest = ended::oldest_transaction_start(&other).await.unwrap();
+    assert!(oldest <= began, "{oldest} while one begun at {began} runs");
+    assert!(ended::settled_before(&other).await.unwrap() <= began);
+    tx.rollback().await.unwrap();
+    let oldest = ended::oldest_transaction_start(&other).await.unwrap();
+    assert!(oldest > began, "{oldest} once it ended");
 }
