@@ -101,50 +101,72 @@ fn row_of(r: &tokio_postgres::Row) -> StoreResult<ProcessRow> {
     })
 }
 
-/// Processes matching `f`, newest first, `limit` of them. The statement is
-/// built from the filters given, so each combination gets a plan of its
-/// own rather than one generic plan full of `$n is null or …`.
+/// A page of processes found by [`search`].
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub rows: Vec<ProcessRow>,
+    /// Set when the walk stopped at its bound before the page was full: the
+    /// oldest process it looked at. Processes older than this one were not
+    /// looked at; searching on with `before_id` set to it continues.
+    pub looked_down_to: Option<ProcessId>,
+}
+
+/// Processes matching `f`, newest first, `limit` of them.
+///
+/// The organization, status and keyset conditions are served by indexes
+/// (the primary key, `processes_id_idx`, the partial indexes of open and of
+/// failed processes). An object type or creation times have no index: the
+/// walk checks the newest processes one by one, and looks at `walk` of
+/// them at most, so that a filter few processes match costs the same
+/// however large the table is; [`Found::looked_down_to`] says where it
+/// stopped. Each statement is built from the filters given, so each
+/// combination gets a plan of its own rather than one generic plan full of
+/// `$n is null or …`.
 pub async fn search(
     c: &impl GenericClient,
     f: &Filter,
     limit: i64,
-) -> StoreResult<Vec<ProcessRow>> {
-    let mut clauses: Vec<String> = Vec::new();
+    walk: i64,
+) -> StoreResult<Found> {
+    let mut indexed: Vec<String> = Vec::new();
+    let mut checked: Vec<String> = Vec::new();
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
     let status = f.status.map(|s| s.as_str());
     // Placeholders are numbered as parameters are added.
     if let Some(org) = &f.org {
         params.push(org);
-        clauses.push(format!("org_id = ${}", params.len()));
-    }
-    if let Some(t) = &f.object_type {
-        params.push(t);
-        clauses.push(format!("object_type = ${}", params.len()));
+        indexed.push(format!("org_id = ${}", params.len()));
     }
     // The status is written into the statement, not passed: a partial
     // index (`processes_failed_idx`, `processes_open_idx`) serves only a
     // statement whose condition names its value.
     if let Some(s) = status {
-        clauses.push(format!("status = '{s}'"));
-    }
-    if let Some(t) = &f.created_after {
-        params.push(t);
-        clauses.push(format!("created_at >= ${}", params.len()));
-    }
-    if let Some(t) = &f.created_before {
-        params.push(t);
-        clauses.push(format!("created_at < ${}", params.len()));
+        indexed.push(format!("status = '{s}'"));
     }
     if let Some(id) = &f.before_id {
         params.push(id);
-        clauses.push(format!("id < ${}", params.len()));
+        indexed.push(format!("id < ${}", params.len()));
+    }
+    if let Some(t) = &f.object_type {
+        params.push(t);
+        checked.push(format!("walked.object_type = ${}", params.len()));
+    }
+    if let Some(t) = &f.created_after {
+        params.push(t);
+        checked.push(format!("walked.created_at >= ${}", params.len()));
+    }
+    if let Some(t) = &f.created_before {
+        params.push(t);
+        checked.push(format!("walked.created_at < ${}", params.len()));
     }
     params.push(&limit);
     let limit_param = params.len();
-    let filter = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("where {}", clauses.join(" and "))
+    let where_ = |clauses: &[String]| {
+        if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("where {}", clauses.join(" and "))
+        }
     };
     // With an organization the primary key (org_id, id) gives the order;
     // without, processes_id_idx (or processes_failed_idx) does.
@@ -153,15 +175,68 @@ pub async fn search(
     } else {
         "id desc"
     };
-    let sql = format!(
-        "select {}, {EXTRA} from processes {filter} order by {order} limit ${limit_param}",
-        processes::COLUMNS
+    let columns = processes::COLUMNS;
+    if checked.is_empty() {
+        let sql = format!(
+            "select {columns}, {EXTRA} from processes {} order by {order} limit ${limit_param}",
+            where_(&indexed)
+        );
+        let rows = crate::query(c, &sql, &params).await?;
+        return Ok(Found {
+            rows: rows.iter().map(row_of).collect::<StoreResult<_>>()?,
+            looked_down_to: None,
+        });
+    }
+    params.push(&walk);
+    let walk_param = params.len();
+    // The walk reads the newest `walk` entries of the index and the columns
+    // the checks need; only the page's rows are then read whole.
+    let walked = format!(
+        "select org_id, id, object_type, created_at from processes {} order by {order}
+          limit ${walk_param}",
+        where_(&indexed)
     );
-    crate::query(c, &sql, &params)
-        .await?
-        .iter()
-        .map(row_of)
-        .collect()
+    let sql = format!(
+        "with walked as materialized ({walked})
+         select {}, {}, w.lowest, w.n
+           from (select min(id) as lowest, count(*) as n from walked) as w
+           left join lateral (
+                select p.*
+                  from walked
+                  join processes p using (org_id, id)
+                 {}
+                 order by walked.id desc
+                 limit ${limit_param}) as p on true
+          order by p.id desc",
+        prefixed("p", columns),
+        prefixed("p", EXTRA),
+        where_(&checked),
+    );
+    let rows = crate::query(c, &sql, &params).await?;
+    let mut found = Found::default();
+    for r in &rows {
+        // No match at all is one row with the walk's figures and nulls.
+        let id: Option<ProcessId> = r.get(0);
+        if id.is_some() {
+            found.rows.push(row_of(r)?);
+        }
+    }
+    if let Some(r) = rows.first() {
+        let walked: i64 = r.get("n");
+        if walked == walk && (found.rows.len() as i64) < limit {
+            found.looked_down_to = r.get("lowest");
+        }
+    }
+    Ok(found)
+}
+
+/// `columns` (a comma-separated list) each qualified with `alias`.
+fn prefixed(alias: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Process `id` of `org` with the operators' columns.

@@ -18,6 +18,11 @@ use crate::state::AppState;
 
 const PAGE: i64 = 50;
 
+/// How many processes a filtered list looks at, at most, for a page: a
+/// filter on an object type or on times has no index, and this keeps such a
+/// page as fast on a table of millions as on a small one (about 10 ms).
+const WALK: i64 = 100_000;
+
 /// The filter form's fields, all optional; empty means any.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ListQuery {
@@ -126,12 +131,15 @@ pub(crate) async fn list(
 ) -> ConsoleResult<Html<String>> {
     let filter = q.filter()?;
     let client = state.pool.get().await?;
-    let rows = operations::search(&client, &filter, PAGE).await?;
+    let found = operations::search(&client, &filter, PAGE, WALK).await?;
+    let rows = found.rows;
     let body = html! {
         h1 { "Processes" }
         (filters(&q))
-        @if rows.is_empty() {
+        @if rows.is_empty() && found.looked_down_to.is_none() {
             p.muted { "No process matches." }
+        } @else if rows.is_empty() {
+            p.muted #looked-through { "No process matches among the newest " (count(WALK)) " looked at." }
         } @else {
             table #processes {
                 thead { tr {
@@ -159,6 +167,13 @@ pub(crate) async fn list(
                 @if let Some(last) = rows.last() {
                     p.pager { a href=(q.with_older_than(last.process.id.get())) { "Older →" } }
                 }
+            }
+        }
+        @if let Some(id) = found.looked_down_to {
+            p.pager.muted {
+                "Looked at " (count(WALK)) " processes, down to #" (id.get())
+                ", for this page; older ones were not. "
+                a #look-further href=(q.with_older_than(id.get())) { "Look further back →" }
             }
         }
     };

@@ -2,7 +2,8 @@
 //! ended in the last hour and day, counted once whether a minute was read
 //! fresh or kept from an earlier view.
 
-use objectsync_store::ended;
+use objectsync_model::OrgId;
+use objectsync_store::{ended, operations};
 use objectsync_testkit::{ADMIN_TOKEN, Org, TestApp, spawn_app_with};
 
 /// A console session's `Cookie` header, logged in over plain HTTP.
@@ -139,4 +140,81 @@ async fn a_transaction_still_running_holds_settling_back() {
     tx.rollback().await.unwrap();
     let oldest = ended::oldest_transaction_start(&other).await.unwrap();
     assert!(oldest > began, "{oldest} once it ended");
+}
+
+/// `n` completed processes of `org` of type `object_type`, created `ago`.
+async fn history(app: &TestApp, org: &Org, object_type: &str, n: i64, ago: &str) {
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute(
+            "insert into processes (org_id, name, object_type, records_total, status,
+                                    created_at, completed_at)
+             select $1, 'OBJECT_RECORDS_UPSERT', $2, 1, 'completed',
+                    now() - $4::text::interval, now() - $4::text::interval
+               from generate_series(1, $3::int8)",
+            &[&org.id, &object_type, &n, &ago],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_filter_no_index_serves_looks_at_a_bounded_walk_and_can_look_further() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    history(&app, &org, "garage", 1, "2 days").await;
+    history(&app, &org, "vehicle", 25, "1 day").await;
+    let client = app.pool.get().await.unwrap();
+    let garages = operations::Filter {
+        org: Some(OrgId(org.id)),
+        object_type: Some("garage".into()),
+        ..Default::default()
+    };
+
+    // Ten at a time: three walks find nothing and say where they stopped.
+    let mut filter = garages.clone();
+    let mut walks = 0;
+    let found = loop {
+        walks += 1;
+        let found = operations::search(&client, &filter, 50, 10).await.unwrap();
+        match found.looked_down_to {
+            Some(id) if found.rows.is_empty() => filter.before_id = Some(id),
+            _ => break found,
+        }
+    };
+    assert_eq!(walks, 3);
+    assert_eq!(found.rows.len(), 1);
+    assert_eq!(found.rows[0].process.object_type, "garage");
+    assert_eq!(found.looked_down_to, None, "the walk reached the end");
+
+    // A page that fills within the walk does not stop early.
+    let vehicles = operations::Filter {
+        object_type: Some("vehicle".into()),
+        ..Default::default()
+    };
+    let found = operations::search(&client, &vehicles, 5, 10).await.unwrap();
+    assert_eq!((found.rows.len(), found.looked_down_to), (5, None));
+    // Times are checked the same way.
+    let old = operations::Filter {
+        created_before: Some(chrono::Utc::now() - chrono::Duration::hours(36)),
+        ..garages.clone()
+    };
+    let found = operations::search(&client, &old, 50, 100).await.unwrap();
+    assert_eq!(found.rows.len(), 1);
+
+    // The console's walk is 100,000: past it, the page says so and links on.
+    history(&app, &org, "vehicle", 100_000, "1 hour").await;
+    let cookie = session(&app).await;
+    let path = format!("/console/processes?org={}&object_type=garage", org.id);
+    let first = page(&app, &cookie, &path).await;
+    assert!(first.contains("id=\"looked-through\""), "{first}");
+    let further = first
+        .split("id=\"look-further\" href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let next = page(&app, &cookie, &further).await;
+    assert!(next.contains(">garage<"), "{next}");
+    assert!(!next.contains("look-further"));
 }
