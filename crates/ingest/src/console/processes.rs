@@ -137,10 +137,9 @@ pub(crate) async fn list(
     let body = html! {
         h1 { "Processes" }
         (filters(&q))
-        @if rows.is_empty() && found.looked_down_to.is_none() {
-            p.muted { "No process matches." }
-        } @else if rows.is_empty() {
-            p.muted #looked-through { "No process matches among the newest " (count(WALK)) " looked at." }
+        @if rows.is_empty() {
+            // With the walk's bound reached, the note below says more.
+            @if found.looked_down_to.is_none() { p.muted { "No process matches." } }
         } @else {
             table #processes {
                 thead { tr {
@@ -171,9 +170,10 @@ pub(crate) async fn list(
             }
         }
         @if let Some(id) = found.looked_down_to {
-            p.pager.muted {
-                "Looked at " (count(WALK)) " processes, down to #" (id.get())
-                ", for this page; older ones were not. "
+            p.pager.muted #looked-through {
+                @if rows.is_empty() { "No process matches" } @else { "These are all that match" }
+                " among the newest " (count(WALK)) " processes looked at (down to #" (id.get())
+                "); older ones were not looked at, so that a filter costs the same on any table. "
                 a #look-further href=(q.with_older_than(id.get())) { "Look further back →" }
             }
         }

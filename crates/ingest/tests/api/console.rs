@@ -285,6 +285,33 @@ async fn an_operator_watches_a_batch_replays_a_dead_letter_and_revokes_a_key() {
         .unwrap();
     b.shot("10-organizations").await;
 
+    // A filter no index serves looks at the newest 100,000 processes for a
+    // page, says so, and looks further back on request.
+    client
+        .execute(
+            "insert into processes (org_id, name, object_type, records_total, status,
+                                    created_at, completed_at)
+             select $1, 'OBJECT_RECORDS_UPSERT', 'vehicle', 1, 'completed', now(), now()
+               from generate_series(1, 100000)",
+            &[&org.id],
+        )
+        .await
+        .unwrap();
+    b.client
+        .goto(&app.url(&format!(
+            "/console/processes?org={}&object_type=garage",
+            org.id
+        )))
+        .await
+        .unwrap();
+    let looked = b.text("#looked-through").await;
+    assert!(looked.contains("newest 100,000"), "{looked}");
+    b.shot("11-processes-looked-through").await;
+    b.click("#look-further").await;
+    b.until("main", false, |t| t.contains("No process matches."))
+        .await;
+    assert!(b.client.find(Locator::Css("#look-further")).await.is_err());
+
     // Forms need the session's token and the console's origin.
     let cookie = b
         .client
