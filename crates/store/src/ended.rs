@@ -38,26 +38,32 @@ pub struct Ended {
 }
 
 /// The start of the earliest minute in which a process may still be marked
-/// as ended: the minute of [`oldest_transaction_start`]. A process is
-/// stamped `completed_at = clock_timestamp()` inside its worker's
-/// transaction, so whatever ends later is stamped at or after that
-/// transaction's start; every minute before this one is final.
+/// as ended: the minute of [`oldest_writer_start`], a second earlier. A
+/// process is stamped `completed_at = clock_timestamp()` by an update,
+/// which gives its transaction an id at once; so a stamp not yet committed
+/// belongs to a transaction that has an id, and is no earlier than that
+/// transaction's start, and any stamp still to come is later than now. The
+/// second covers the microseconds between a stamp and its transaction's id.
 pub async fn settled_before(c: &impl GenericClient) -> StoreResult<DateTime<Utc>> {
-    let oldest = oldest_transaction_start(c).await?;
-    Ok(oldest
+    let bound = oldest_writer_start(c).await? - chrono::Duration::seconds(1);
+    Ok(bound
         .duration_trunc(chrono::Duration::minutes(1))
-        .unwrap_or(oldest))
+        .unwrap_or(bound))
 }
 
-/// When the oldest transaction still running in this database began (this
-/// session's own statement included). Only sessions whose `xact_start` this
-/// role may read count; the services all connect as one role.
-pub async fn oldest_transaction_start(c: &impl GenericClient) -> StoreResult<DateTime<Utc>> {
+/// When the oldest transaction that has written (has an id) and is still
+/// running in this database began, or now if there is none. Readers (a BI
+/// tool's long query, an idle `begin`) and autovacuum do not count. Only
+/// sessions whose `backend_xid` this role may read count; the services all
+/// connect as one role.
+pub async fn oldest_writer_start(c: &impl GenericClient) -> StoreResult<DateTime<Utc>> {
     let row = crate::query_one(
         c,
         "select least(min(xact_start), now())
            from pg_stat_activity
-          where datname = current_database()",
+          where datname = current_database()
+            and backend_type = 'client backend'
+            and backend_xid is not null",
         &[],
     )
     .await?;

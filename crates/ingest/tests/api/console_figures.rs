@@ -125,20 +125,26 @@ async fn the_last_hour_and_day_count_each_ended_process_once() {
 }
 
 #[tokio::test]
-async fn a_transaction_still_running_holds_settling_back() {
+async fn a_transaction_that_has_written_holds_settling_back_a_reader_does_not() {
     let app = spawn_app_with(0, |_| {}).await;
     let mut open = app.pool.get().await.unwrap();
     let tx = open.transaction().await.unwrap();
     let began: chrono::DateTime<chrono::Utc> =
         tx.query_one("select now()", &[]).await.unwrap().get(0);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    // Another session sees it as the oldest, and settles nothing after it.
     let other = app.pool.get().await.unwrap();
-    let oldest = ended::oldest_transaction_start(&other).await.unwrap();
+    // Reading only, it cannot have stamped anything.
+    let oldest = ended::oldest_writer_start(&other).await.unwrap();
+    assert!(oldest > began, "{oldest}: a reader held it back");
+    // Once it has an id (as an update gives it), it holds settling back.
+    tx.execute("select pg_current_xact_id()", &[])
+        .await
+        .unwrap();
+    let oldest = ended::oldest_writer_start(&other).await.unwrap();
     assert!(oldest <= began, "{oldest} while one begun at {began} runs");
     assert!(ended::settled_before(&other).await.unwrap() <= began);
     tx.rollback().await.unwrap();
-    let oldest = ended::oldest_transaction_start(&other).await.unwrap();
+    let oldest = ended::oldest_writer_start(&other).await.unwrap();
     assert!(oldest > began, "{oldest} once it ended");
 }
 
