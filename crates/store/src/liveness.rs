@@ -33,6 +33,20 @@ pub struct StaleProcess {
 const COLUMNS: &str = "org_id, id, name::text, status::text, object_type, deliveries,
     created_at, last_delivery_at, last_error";
 
+/// Key of the advisory lock one monitor holds per sweep ("objmon").
+const SWEEP_LOCK: i64 = 0x006f_626a_6d6f_6e00;
+
+/// Takes, in transaction `tx`, the lock that lets one monitor at a time
+/// report and fail stale processes; `false` when another monitor holds it
+/// (this sweep then leaves the reporting to that one).
+pub async fn try_lock_sweep(tx: &impl GenericClient) -> StoreResult<bool> {
+    Ok(
+        crate::query_one(tx, "select pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
+            .await?
+            .get(0),
+    )
+}
+
 /// Open processes not delivered for `secs` seconds (the same condition in
 /// every statement below).
 const STALE: &str = "status in ('queued', 'in_process')

@@ -18,9 +18,6 @@ use tokio_util::sync::CancellationToken;
 use crate::consumer::Ctx;
 use crate::error::WorkerError;
 
-/// Key of the advisory lock one monitor holds per sweep ("objmon").
-const MONITOR_LOCK: i64 = 0x006f_626a_6d6f_6e00;
-
 /// Sweeps until `cancel` fires.
 pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     let stale_after = Duration::from_secs(ctx.settings.stale_after_secs.max(1));
@@ -42,11 +39,7 @@ async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
     let open = liveness::count(&client, stale_after).await?;
     metrics::gauge!("objectsync_processes_stale").set(open as f64);
     let tx = client.transaction().await?;
-    let locked: bool = tx
-        .query_one("select pg_try_advisory_xact_lock($1)", &[&MONITOR_LOCK])
-        .await?
-        .get(0);
-    if !locked {
+    if !liveness::try_lock_sweep(&tx).await? {
         return Ok(());
     }
     for p in liveness::mark_newly_stale(&tx, stale_after).await? {
