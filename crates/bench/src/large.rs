@@ -147,8 +147,8 @@ pub(crate) async fn run(
     for (e, auth) in &endpoints {
         let l = reads::time(&client, &system.address, *auth, e).await?;
         progress(&format!(
-            "GET {} (stale statistics): p50 {:.1} ms, p99 {:.1} ms",
-            e.path, l.p50_ms, l.p99_ms
+            "GET {} (stale statistics): p50 {:.1} ms, p99 {:.1} ms, first {:.1} ms",
+            e.path, l.p50_ms, l.p99_ms, l.first_ms
         ));
         stale.push(l);
     }

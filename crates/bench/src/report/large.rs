@@ -6,6 +6,8 @@ use serde_json::{Map, Value, json};
 /// Latency of one read endpoint over its samples.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Latency {
+    /// The first request, before the timed ones (cold caches).
+    pub first_ms: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     /// Answers other than 200 (left out of the percentiles).
@@ -60,7 +62,10 @@ fn latency(l: &Latency) -> String {
     } else {
         String::new()
     };
-    format!("p50 {:.1} ms, p99 {:.1} ms{failed}", l.p50_ms, l.p99_ms)
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms{failed} (first {:.1} ms)",
+        l.p50_ms, l.p99_ms, l.first_ms
+    )
 }
 
 fn round(x: f64, places: i32) -> f64 {
@@ -186,6 +191,7 @@ impl LargeFigures {
             .map(|r| {
                 let v = json!({
                     "path": r.path,
+                    "stale_first_ms": round(r.stale.first_ms, 1),
                     "stale_p50_ms": round(r.stale.p50_ms, 1),
                     "stale_p99_ms": round(r.stale.p99_ms, 1),
                     "stale_failed": r.stale.failed,
