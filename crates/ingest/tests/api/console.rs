@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use objectsync_testkit::{ADMIN_TOKEN, Org, TestApp, spawn_app_with};
+
+use crate::console_figures::Ended;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::process::{Child, Command};
@@ -287,16 +289,12 @@ async fn an_operator_watches_a_batch_replays_a_dead_letter_and_revokes_a_key() {
 
     // A filter no index serves looks at the newest 100,000 processes for a
     // page, says so, and looks further back on request.
-    client
-        .execute(
-            "insert into processes (org_id, name, object_type, records_total, status,
-                                    created_at, completed_at)
-             select $1, 'OBJECT_RECORDS_UPSERT', 'vehicle', 1, 'completed', now(), now()
-               from generate_series(1, 100000)",
-            &[&org.id],
-        )
-        .await
-        .unwrap();
+    Ended {
+        n: 100_000,
+        ..Ended::default()
+    }
+    .insert(&app, &org)
+    .await;
     b.client
         .goto(&app.url(&format!(
             "/console/processes?org={}&object_type=garage",

@@ -69,22 +69,56 @@ fn org_row(html: &str, org: &Org) -> Vec<String> {
         .collect()
 }
 
-/// A process of `org` that ended `ago` before now, `latency_ms` after it
-/// was accepted.
-async fn ended(app: &TestApp, org: &Org, ago: &str, failed: bool, records: i32, latency_ms: i32) {
-    let client = app.pool.get().await.unwrap();
-    client
-        .execute(
-            "insert into processes (org_id, name, object_type, records_total, records_processed,
-                                    status, created_at, completed_at)
-             select $1, 'OBJECT_RECORDS_UPSERT', 'vehicle', $2, $2,
-                    case when $3 then 'failed' else 'completed' end::process_status,
-                    t - $4::int4 * interval '1 ms', t
-               from (select now() - $5::text::interval as t) as s",
-            &[&org.id, &records, &failed, &latency_ms, &ago],
-        )
-        .await
-        .unwrap();
+/// Processes inserted straight into the table, as if applied: `n` of
+/// `org`'s `object_type`, that ended `ago` before now, `latency_ms` after
+/// they were accepted.
+pub(crate) struct Ended<'a> {
+    pub(crate) object_type: &'a str,
+    pub(crate) n: i64,
+    pub(crate) ago: &'a str,
+    pub(crate) failed: bool,
+    pub(crate) records: i32,
+    pub(crate) latency_ms: i32,
+}
+
+impl Default for Ended<'_> {
+    fn default() -> Self {
+        Self {
+            object_type: "vehicle",
+            n: 1,
+            ago: "0 seconds",
+            failed: false,
+            records: 1,
+            latency_ms: 1000,
+        }
+    }
+}
+
+impl Ended<'_> {
+    pub(crate) async fn insert(&self, app: &TestApp, org: &Org) {
+        let client = app.pool.get().await.unwrap();
+        client
+            .execute(
+                "insert into processes (org_id, name, object_type, records_total,
+                                        records_processed, status, created_at, completed_at)
+                 select $1, 'OBJECT_RECORDS_UPSERT', $2, $3, $3,
+                        case when $4 then 'failed' else 'completed' end::process_status,
+                        t - $5::int4 * interval '1 ms', t
+                   from (select now() - $6::text::interval as t) as s,
+                        generate_series(1, $7::int8)",
+                &[
+                    &org.id,
+                    &self.object_type,
+                    &self.records,
+                    &self.failed,
+                    &self.latency_ms,
+                    &self.ago,
+                    &self.n,
+                ],
+            )
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -94,12 +128,50 @@ async fn the_last_hour_and_day_count_each_ended_process_once() {
     let other = app.org_with_vehicles().await;
     let cookie = session(&app).await;
 
-    ended(&app, &org, "30 minutes", false, 100, 1000).await;
-    ended(&app, &org, "20 minutes", false, 50, 1000).await;
-    ended(&app, &org, "10 minutes", true, 0, 0).await;
-    ended(&app, &org, "5 hours", false, 1000, 1000).await;
-    ended(&app, &org, "25 hours", false, 9000, 1000).await;
-    ended(&app, &other, "3 minutes", false, 7, 1000).await;
+    Ended {
+        ago: "30 minutes",
+        records: 100,
+        ..Ended::default()
+    }
+    .insert(&app, &org)
+    .await;
+    Ended {
+        ago: "20 minutes",
+        records: 50,
+        ..Ended::default()
+    }
+    .insert(&app, &org)
+    .await;
+    Ended {
+        ago: "10 minutes",
+        failed: true,
+        records: 0,
+        latency_ms: 0,
+        ..Ended::default()
+    }
+    .insert(&app, &org)
+    .await;
+    Ended {
+        ago: "5 hours",
+        records: 1000,
+        ..Ended::default()
+    }
+    .insert(&app, &org)
+    .await;
+    Ended {
+        ago: "25 hours",
+        records: 9000,
+        ..Ended::default()
+    }
+    .insert(&app, &org)
+    .await;
+    Ended {
+        ago: "3 minutes",
+        records: 7,
+        ..Ended::default()
+    }
+    .insert(&app, &other)
+    .await;
 
     // Read twice: the first view reads the settled minutes and keeps them,
     // the second adds nothing twice.
@@ -115,7 +187,14 @@ async fn the_last_hour_and_day_count_each_ended_process_once() {
     }
 
     // What ends now is read fresh, and once.
-    ended(&app, &other, "0 seconds", false, 3, 40).await;
+    Ended {
+        ago: "0 seconds",
+        records: 3,
+        latency_ms: 40,
+        ..Ended::default()
+    }
+    .insert(&app, &other)
+    .await;
     for _ in 0..2 {
         let live = page(&app, &cookie, "/console/overview/live").await;
         assert_eq!(card(&live, "applied-hour"), "160");
@@ -148,28 +227,26 @@ async fn a_transaction_that_has_written_holds_settling_back_a_reader_does_not() 
     assert!(oldest > began, "{oldest} once it ended");
 }
 
-/// `n` completed processes of `org` of type `object_type`, created `ago`.
-async fn history(app: &TestApp, org: &Org, object_type: &str, n: i64, ago: &str) {
-    let client = app.pool.get().await.unwrap();
-    client
-        .execute(
-            "insert into processes (org_id, name, object_type, records_total, status,
-                                    created_at, completed_at)
-             select $1, 'OBJECT_RECORDS_UPSERT', $2, 1, 'completed',
-                    now() - $4::text::interval, now() - $4::text::interval
-               from generate_series(1, $3::int8)",
-            &[&org.id, &object_type, &n, &ago],
-        )
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_filter_no_index_serves_looks_at_a_bounded_walk_and_can_look_further() {
     let app = spawn_app_with(0, |_| {}).await;
     let org = app.org_with_vehicles().await;
-    history(&app, &org, "garage", 1, "2 days").await;
-    history(&app, &org, "vehicle", 25, "1 day").await;
+    Ended {
+        object_type: "garage",
+        n: 1,
+        ago: "2 days",
+        ..Ended::default()
+    }
+    .insert(&app, &org)
+    .await;
+    Ended {
+        object_type: "vehicle",
+        n: 25,
+        ago: "1 day",
+        ..Ended::default()
+    }
+    .insert(&app, &org)
+    .await;
     let client = app.pool.get().await.unwrap();
     let garages = operations::Filter {
         org: Some(OrgId(org.id)),
@@ -209,7 +286,14 @@ async fn a_filter_no_index_serves_looks_at_a_bounded_walk_and_can_look_further()
     assert_eq!(found.rows.len(), 1);
 
     // The console's walk is 100,000: past it, the page says so and links on.
-    history(&app, &org, "vehicle", 100_000, "1 hour").await;
+    Ended {
+        object_type: "vehicle",
+        n: 100_000,
+        ago: "1 hour",
+        ..Ended::default()
+    }
+    .insert(&app, &org)
+    .await;
     let cookie = session(&app).await;
     let path = format!("/console/processes?org={}&object_type=garage", org.id);
     let first = page(&app, &cookie, &path).await;
