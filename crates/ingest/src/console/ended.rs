@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use objectsync_model::OrgId;
 use objectsync_store::ended::{self, Ended, Latencies};
 use objectsync_store::{GenericClient, StoreResult};
@@ -49,18 +49,17 @@ impl Minute {
 /// latencies of the completed processes.
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
-    /// Records and processes per minute, minutes without any left out.
-    pub(crate) per_minute: BTreeMap<DateTime<Utc>, (i64, i64)>,
+    /// Records per minute, minutes without any left out.
+    pub(crate) per_minute: BTreeMap<DateTime<Utc>, i64>,
     pub(crate) orgs: HashMap<OrgId, OrgEnded>,
     pub(crate) latencies: Latencies,
 }
 
 impl Summary {
     fn add_minute(&mut self, at: DateTime<Utc>, m: &Minute) {
-        let slot = self.per_minute.entry(at).or_default();
+        let records = self.per_minute.entry(at).or_default();
         for (org, o) in &m.orgs {
-            slot.0 += o.records;
-            slot.1 += o.processes;
+            *records += o.records;
             let sum = self.orgs.entry(*org).or_default();
             sum.processes += o.processes;
             sum.failed += o.failed;
@@ -83,6 +82,12 @@ impl Settled {
             self.minutes.entry(e.minute).or_default().add(e);
         }
     }
+}
+
+/// The start of the current minute (this process's clock).
+pub(crate) fn this_minute() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.duration_trunc(Duration::minutes(1)).unwrap_or(now)
 }
 
 /// The settled minutes of one ingest process, shared by its requests.

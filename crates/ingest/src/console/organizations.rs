@@ -2,16 +2,16 @@
 //! types. A revoked key is refused from the next request on, on every
 //! ingest replica: each request looks its key up in the database.
 
-use axum::extract::{Form, Path, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use maud::{Markup, html};
-use objectsync_model::OrgId;
 use std::collections::HashMap;
 
-use chrono::{Duration, DurationRound, Utc};
-use objectsync_store::operations;
-use objectsync_store::{Scope, organizations, records};
+use axum::extract::{Form, Path, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::Duration;
+use maud::{Markup, html};
+use objectsync_model::OrgId;
+use objectsync_store::{Scope, operations, organizations, records};
 
+use super::ended::this_minute;
 use super::layout::{self, Section, count, csrf, page};
 use super::session::Session;
 use super::{ConsoleError, ConsoleResult, CsrfOnly};
@@ -30,12 +30,9 @@ pub(crate) async fn list(
         .await?
         .into_iter()
         .collect();
-    let now = Utc::now()
-        .duration_trunc(Duration::minutes(1))
-        .unwrap_or_else(|_| Utc::now());
     let day = state
         .ended
-        .since(&client, now - Duration::minutes(24 * 60 - 1))
+        .since(&client, this_minute() - Duration::minutes(24 * 60 - 1))
         .await?;
     let body = html! {
         h1 { "Organizations" }

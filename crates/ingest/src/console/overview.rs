@@ -4,11 +4,12 @@
 
 use axum::extract::State;
 use axum::response::Html;
-use chrono::{Duration, DurationRound, Utc};
+use chrono::Duration;
 use maud::{Markup, html};
 use objectsync_store::{dead_letters, operations, workers};
 
 use super::ConsoleResult;
+use super::ended::this_minute;
 use super::layout::{self, Section, count, page, seconds};
 use super::session::Session;
 use crate::state::AppState;
@@ -45,9 +46,7 @@ async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
     let client = state.pool.get().await?;
     let backlog = operations::backlog(&client).await?;
     // Sixty bars, one a minute, the current minute last.
-    let now = Utc::now()
-        .duration_trunc(Duration::minutes(1))
-        .unwrap_or_else(|_| Utc::now());
+    let now = this_minute();
     let hour = state
         .ended
         .since(&client, now - Duration::minutes(59))
@@ -63,13 +62,13 @@ async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
         .clone();
 
     let mut per_minute = vec![0_i64; 60];
-    for (minute, (records, _)) in &hour.per_minute {
+    for (minute, records) in &hour.per_minute {
         let back = (now - *minute).num_minutes();
         if (0..60).contains(&back) {
             per_minute[59 - back as usize] = *records;
         }
     }
-    let last_hour: i64 = hour.per_minute.values().map(|(records, _)| records).sum();
+    let last_hour: i64 = hour.per_minute.values().sum();
     let p50 = hour.latencies.quantile(0.5);
     let p99 = hour.latencies.quantile(0.99);
     let failed_24h: i64 = failures.iter().map(|f| f.processes).sum();
