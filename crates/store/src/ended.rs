@@ -70,14 +70,6 @@ pub async fn oldest_writer_start(c: &impl GenericClient) -> StoreResult<DateTime
     Ok(row.get(0))
 }
 
-const SELECT: &str = "select date_trunc('minute', completed_at), org_id, status = 'failed',
-        case when status = 'completed' then
-             least($3::int4, greatest(0, ceil(ln(greatest(extract(epoch from completed_at - created_at)::float8, $4::float8) / $4::float8)
-                                               / ln($5::float8))::int4))
-        end,
-        count(*), coalesce(sum(records_processed), 0)::int8
-   from processes";
-
 /// Processes that ended at `from` or later, and before `to` when given,
 /// from the index of end times.
 pub async fn between(
@@ -85,29 +77,21 @@ pub async fn between(
     from: DateTime<Utc>,
     to: Option<DateTime<Utc>>,
 ) -> StoreResult<Vec<Ended>> {
-    let constants: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-        [&LAST_BUCKET, &BUCKET_BASE_SECS, &BUCKET_GROWTH];
-    let rows = match &to {
-        Some(to) => {
-            let sql = format!(
-                "{SELECT} where completed_at >= $1 and completed_at < $2 group by 1, 2, 3, 4"
-            );
-            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&from, to];
-            params.extend(constants);
-            crate::query(c, &sql, &params).await?
-        }
-        None => {
-            // The same placeholders, $2 unused but typed, so both statements
-            // share the bucket expression.
-            let sql = format!(
-                "{SELECT} where completed_at >= $1 and $2::timestamptz is null group by 1, 2, 3, 4"
-            );
-            let none: Option<DateTime<Utc>> = None;
-            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&from, &none];
-            params.extend(constants);
-            crate::query(c, &sql, &params).await?
-        }
-    };
+    let rows = crate::query(
+        c,
+        "select date_trunc('minute', completed_at), org_id, status = 'failed',
+                case when status = 'completed' then
+                     least($3::int4, greatest(0, ceil(
+                         ln(greatest(extract(epoch from completed_at - created_at)::float8,
+                                     $4::float8) / $4::float8) / ln($5::float8))::int4))
+                end,
+                count(*), coalesce(sum(records_processed), 0)::int8
+           from processes
+          where completed_at >= $1 and completed_at < coalesce($2::timestamptz, 'infinity')
+          group by 1, 2, 3, 4",
+        &[&from, &to, &LAST_BUCKET, &BUCKET_BASE_SECS, &BUCKET_GROWTH],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|r| Ended {

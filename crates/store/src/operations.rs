@@ -196,9 +196,11 @@ pub async fn search(
           limit ${walk_param}",
         where_(&indexed)
     );
+    // The outer select names the columns of `p` unqualified: `w` has
+    // only `lowest` and `n`.
     let sql = format!(
         "with walked as materialized ({walked})
-         select {}, {}, w.lowest, w.n
+         select {columns}, {EXTRA}, w.lowest, w.n
            from (select min(id) as lowest, count(*) as n from walked) as w
            left join lateral (
                 select p.*
@@ -208,8 +210,6 @@ pub async fn search(
                  order by walked.id desc
                  limit ${limit_param}) as p on true
           order by p.id desc",
-        prefixed("p", columns),
-        prefixed("p", EXTRA),
         where_(&checked),
     );
     let rows = crate::query(c, &sql, &params).await?;
@@ -228,15 +228,6 @@ pub async fn search(
         }
     }
     Ok(found)
-}
-
-/// `columns` (a comma-separated list) each qualified with `alias`.
-fn prefixed(alias: &str, columns: &str) -> String {
-    columns
-        .split(',')
-        .map(|c| format!("{alias}.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Process `id` of `org` with the operators' columns.
