@@ -73,6 +73,15 @@ fn init_logs() {
 }
 
 /// Ingest plus one worker.
+/// An HTTP client that shows redirects instead of following them (the
+/// console answers its forms with `303`s).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(1, |_| {}).await
 }
@@ -148,6 +157,20 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Logs in to the console as "Ada" over plain HTTP: the session's
+    /// `Cookie` header value.
+    pub async fn console_cookie(&self) -> String {
+        let resp = no_redirects()
+            .post(self.url("/console/login"))
+            .form(&[("who", "Ada"), ("token", ADMIN_TOKEN), ("next", "/console")])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 303, "console login");
+        let cookie = resp.headers()["set-cookie"].to_str().expect("ascii cookie");
+        cookie.split(';').next().unwrap_or_default().to_owned()
     }
 
     // ---- admin -------------------------------------------------------

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use objectsync_testkit::{ADMIN_TOKEN, Org, TestApp, spawn_app_with};
+use objectsync_testkit::{ADMIN_TOKEN, Org, TestApp, no_redirects, spawn_app_with};
 
 use crate::console_figures::Ended;
 use serde_json::{Value, json};
@@ -323,10 +323,7 @@ async fn an_operator_watches_a_batch_replays_a_dead_letter_and_revokes_a_key() {
         .and_then(|s| s.split('"').next())
         .unwrap()
         .to_owned();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = no_redirects();
     let new = hex::encode(Sha256::digest(new_key.as_bytes()));
     let revoke = app.url(&format!(
         "/console/organizations/{}/keys/{new}/revoke",
@@ -396,10 +393,7 @@ async fn without_an_admin_token_there_is_no_console_and_a_wrong_token_logs_nobod
     assert_eq!(resp.status(), 404);
 
     let app = spawn_app_with(0, |_| {}).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = no_redirects();
     let resp = http
         .post(app.url("/console/login"))
         .form(&[("who", "Eve"), ("token", "guess"), ("next", "/console")])

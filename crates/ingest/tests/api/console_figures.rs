@@ -4,24 +4,7 @@
 
 use objectsync_model::OrgId;
 use objectsync_store::{ended, operations};
-use objectsync_testkit::{ADMIN_TOKEN, Org, TestApp, spawn_app_with};
-
-/// A console session's `Cookie` header, logged in over plain HTTP.
-async fn session(app: &TestApp) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = http
-        .post(app.url("/console/login"))
-        .form(&[("who", "Ada"), ("token", ADMIN_TOKEN), ("next", "/console")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_owned()
-}
+use objectsync_testkit::{Org, TestApp, spawn_app_with};
 
 async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
     let resp = reqwest::Client::new()
@@ -126,7 +109,7 @@ async fn the_last_hour_and_day_count_each_ended_process_once() {
     let app = spawn_app_with(0, |_| {}).await;
     let org = app.org_with_vehicles().await;
     let other = app.org_with_vehicles().await;
-    let cookie = session(&app).await;
+    let cookie = app.console_cookie().await;
 
     Ended {
         ago: "30 minutes",
@@ -294,7 +277,7 @@ async fn a_filter_no_index_serves_looks_at_a_bounded_walk_and_can_look_further()
     }
     .insert(&app, &org)
     .await;
-    let cookie = session(&app).await;
+    let cookie = app.console_cookie().await;
     let path = format!("/console/processes?org={}&object_type=garage", org.id);
     let first = page(&app, &cookie, &path).await;
     assert!(first.contains("id=\"looked-through\""), "{first}");
