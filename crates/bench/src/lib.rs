@@ -344,6 +344,7 @@ async fn small_stages(
     f.fair_open_at_end = fair.open_at_end;
     f.fair_lone_p50_ms = load::percentile(&fair.lone_ms, 0.5);
     f.fair_lone_p99_ms = load::percentile(&fair.lone_ms, 0.99);
+    f.fair_lone_max_ms = load::percentile(&fair.lone_ms, 1.0);
     purge(&sandbox.settings, pool).await?;
 
     let stopping = Instant::now();

@@ -42,9 +42,11 @@ pub struct Figures {
     /// Its open batches when the quiet organization's were timed.
     pub fair_open_at_start: i64,
     pub fair_open_at_end: i64,
-    /// The quiet organization's lone batch, 202 → completed.
+    /// The quiet organization's lone batch, 202 → completed (its id
+    /// collides with the busy one's modulo the bulk queues).
     pub fair_lone_p50_ms: f64,
     pub fair_lone_p99_ms: f64,
+    pub fair_lone_max_ms: f64,
     pub ingest_rss_mb: f64,
     pub worker_rss_mb: f64,
 }
@@ -178,17 +180,18 @@ impl Figures {
         );
         row(
             &format!(
-                "another organization's lone batch while one has {} queued, 202 → completed",
+                "a colliding organization's lone batch while one has {} queued, 202 → completed",
                 self.fair_backlog
             ),
             format!(
-                "p50 {:.0} ms, p99 {:.0} ms ({} → {} still open)",
+                "p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} → {} still open)",
                 self.fair_lone_p50_ms,
                 self.fair_lone_p99_ms,
+                self.fair_lone_max_ms,
                 self.fair_open_at_start,
                 self.fair_open_at_end
             ),
-            "p99 < 2 s",
+            "max ≤ 2 s",
         );
         row(
             "ingest peak RSS under e2e load",
@@ -244,6 +247,7 @@ impl Figures {
             "fair_open_at_end": self.fair_open_at_end,
             "fair_lone_p50_ms": self.fair_lone_p50_ms.round(),
             "fair_lone_p99_ms": self.fair_lone_p99_ms.round(),
+            "fair_lone_max_ms": self.fair_lone_max_ms.round(),
             "ingest_rss_mb": self.ingest_rss_mb.round(),
             "worker_rss_mb": self.worker_rss_mb.round(),
         })

@@ -17,22 +17,38 @@ use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use crate::settings::AmqpSettings;
 
-/// The names of everything objectsync declares on the broker.
+/// The names of everything objectsync declares on the broker, and how a
+/// batch picks its queue.
 ///
-/// Batches go to one of `partitions` quorum queues, chosen by organization
-/// (`{prefix}.batches.p{n}`, n = organization id modulo the partition count),
-/// and every worker consumes every one of them with a small prefetch each:
-/// an organization's backlog fills its own queue, and a batch of another
-/// organization is delivered at once from its own, so it waits behind a
-/// few batches at most rather than behind the whole backlog. The
-/// unpartitioned `{prefix}.batches` queue of earlier versions is still
-/// declared and consumed, so batches queued before an upgrade are applied.
+/// Batches travel in two lanes, both quorum queues that every worker
+/// consumes with a small prefetch each:
+/// - the *express* queue, `{prefix}.batches.express`, takes the batches of
+///   organizations with fewer than `bulk_after` batches open, so it holds at
+///   most that many of any one organization, whatever their ids;
+/// - the *bulk* queues, `{prefix}.batches.p{n}` (`partitions` of them), take
+///   the batches of an organization that has `bulk_after` open: it is given
+///   the bulk queue with the fewest waiting messages when its backlog
+///   starts, and keeps it for as long as it has a batch open there, so its
+///   backlog sits in a queue of its own while fewer organizations than
+///   queues have one, and its batches stay in acceptance order.
+///
+/// Ingest decides (see `objectsync_ingest::lanes`); this type only names
+/// the queues. The bulk queues have the names of the partitions of earlier
+/// versions, which put an organization's batches in
+/// [`Topology::hash_partition`]; those and the unpartitioned
+/// `{prefix}.batches` of earlier still are consumed, so batches queued
+/// before an upgrade are applied.
 #[derive(Debug, Clone)]
 pub struct Topology {
     /// The unpartitioned batch queue of earlier versions (still consumed).
     pub queue: String,
-    /// The batch queues, by partition.
+    /// The express lane.
+    pub express: String,
+    /// The bulk lane's queues.
     pub partitions: Vec<String>,
+    /// Open batches from which an organization's next ones go to the bulk
+    /// lane.
+    pub bulk_after: u32,
     /// Fanout exchange that receives dead-lettered batches.
     pub dead_exchange: String,
     /// Legacy: where earlier versions kept a copy of every dead-lettered
@@ -54,7 +70,9 @@ impl Topology {
         let n = settings.partitions.max(1);
         Self {
             queue: format!("{p}.batches"),
+            express: format!("{p}.batches.express"),
             partitions: (0..n).map(|i| format!("{p}.batches.p{i}")).collect(),
+            bulk_after: settings.bulk_after.max(1),
             dead_exchange: format!("{p}.dead"),
             dead_queue: format!("{p}.batches.dead"),
             dead_track_queue: format!("{p}.batches.dead.track"),
@@ -62,16 +80,26 @@ impl Topology {
         }
     }
 
-    /// The queue an organization's batches go to.
-    pub fn queue_for(&self, org: i64) -> &str {
+    /// The bulk queue chosen by organization id modulo the partition count:
+    /// where versions before the express lane queued every batch of the
+    /// organization (so where its batches accepted then still are).
+    pub fn hash_partition(&self, org: i64) -> &str {
         let n = self.partitions.len() as i64;
         &self.partitions[org.rem_euclid(n) as usize]
     }
 
-    /// Every queue batches are consumed from: the partitions and the
-    /// unpartitioned queue of earlier versions.
+    /// Whether `queue` is one of the bulk lane's queues.
+    pub fn is_bulk(&self, queue: &str) -> bool {
+        self.partitions.iter().any(|p| p == queue)
+    }
+
+    /// Every queue batches are consumed from: the express lane (first: an
+    /// organization's batches enter it before they enter a bulk queue), the
+    /// bulk lane, and the unpartitioned queue of earlier versions.
     pub fn batch_queues(&self) -> impl Iterator<Item = &String> {
-        self.partitions.iter().chain(std::iter::once(&self.queue))
+        std::iter::once(&self.express)
+            .chain(&self.partitions)
+            .chain(std::iter::once(&self.queue))
     }
 
     /// Declares the topology on a channel of its own, and retires the

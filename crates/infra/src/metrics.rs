@@ -7,6 +7,8 @@
 //! | `objectsync_http_requests_total` | `method`, `route`, `status` | requests answered by ingest |
 //! | `objectsync_http_request_duration_seconds` | `method`, `route`, `status` | their latency |
 //! | `objectsync_batches_accepted_total` | `kind` | batches made durable (202) |
+//! | `objectsync_batches_routed_total` | `lane` | batches ingest routed to the `express` or a `bulk` queue |
+//! | `objectsync_bulk_queues_assigned_total` | | backlogs given a bulk queue (see `Topology`) |
 //! | `objectsync_batches_total` | `outcome` | deliveries settled by workers: `applied`, `already_done`, `orphan`, `requeued`, `dead_lettered` |
 //! | `objectsync_records_total` | `outcome` | records applied: `created`, `updated`, `deleted`, `failed` |
 //! | `objectsync_batch_apply_seconds` | | time to apply a batch, retries included |

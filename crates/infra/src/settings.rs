@@ -75,9 +75,13 @@ pub struct AmqpSettings {
     /// `x-delivery-limit` (which counts redeliveries: this minus one) when the
     /// queue is first declared.
     pub max_deliveries: u32,
-    /// Batch queues organizations are spread over, so that one
-    /// organization's backlog does not delay the others' batches.
+    /// Bulk queues: organizations with a backlog are spread over them, so
+    /// that one organization's backlog does not delay another's.
     pub partitions: u16,
+    /// Open batches from which an organization's next batches go to a bulk
+    /// queue instead of the express queue, which therefore never holds more
+    /// than this many batches of one organization (see `Topology`).
+    pub bulk_after: u32,
 }
 
 impl fmt::Debug for AmqpSettings {
@@ -87,6 +91,7 @@ impl fmt::Debug for AmqpSettings {
             .field("prefix", &self.prefix)
             .field("max_deliveries", &self.max_deliveries)
             .field("partitions", &self.partitions)
+            .field("bulk_after", &self.bulk_after)
             .finish()
     }
 }
@@ -229,6 +234,7 @@ impl Settings {
             .set_default("amqp.prefix", "objectsync")?
             .set_default("amqp.max_deliveries", 5)?
             .set_default("amqp.partitions", 8)?
+            .set_default("amqp.bulk_after", 8)?
             .set_default("http.host", "127.0.0.1")?
             .set_default("http.port", role.default_port())?
             .set_default("http.header_timeout_ms", 5_000)?

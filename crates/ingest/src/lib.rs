@@ -8,6 +8,7 @@ mod console;
 pub mod error;
 pub mod gauges;
 pub mod idempotency;
+mod lanes;
 mod limits;
 pub mod openapi;
 pub mod publisher;

@@ -210,6 +210,7 @@ impl Publisher {
                 return Err(PublishError::Backlog { open });
             }
         }
+        let queue = crate::lanes::route(&tx, &self.broker, s.org_id).await?;
         let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
         let footprint = job.footprint(&name);
         let (process_id, xact_id) = processes::insert(
@@ -220,6 +221,7 @@ impl Publisher {
                 object_type: name.as_str(),
                 total,
                 footprint: &footprint,
+                queue: &queue,
             },
         )
         .await?;
@@ -250,7 +252,7 @@ impl Publisher {
             enqueued_at: chrono::Utc::now(),
             request_id: s.request_id.map(str::to_owned),
         };
-        self.publish(&meta, s.body).await?;
+        self.publish(&meta, s.body, &queue).await?;
         tx.commit().await?;
         metrics::counter!("objectsync_batches_accepted_total", "kind" => s.kind.name())
             .increment(1);
@@ -262,11 +264,15 @@ impl Publisher {
         Ok(process_id)
     }
 
-    /// Publishes persistently and waits for the broker's confirm.
-    async fn publish(&self, meta: &BatchMeta, body: &[u8]) -> Result<(), PublishError> {
+    /// Publishes persistently to `queue` and waits for the broker's confirm.
+    async fn publish(
+        &self,
+        meta: &BatchMeta,
+        body: &[u8],
+        queue: &str,
+    ) -> Result<(), PublishError> {
         let unavailable = |e: lapin::Error| PublishError::Unavailable(format!("broker: {e}"));
         let channel = self.channel().await.map_err(unavailable)?;
-        let queue = self.broker.topology().queue_for(meta.org_id.get());
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))

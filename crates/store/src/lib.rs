@@ -17,6 +17,7 @@ pub mod dead_letters;
 pub mod ended;
 pub mod error;
 pub mod idempotency;
+pub mod lanes;
 pub mod limits;
 pub mod links;
 pub mod liveness;

@@ -135,6 +135,8 @@ pub struct NewProcess<'a> {
     pub total: i32,
     /// What the batch touches (see [`crate::order`]).
     pub footprint: &'a Footprint,
+    /// The queue its message goes to (see [`crate::lanes`]).
+    pub queue: &'a str,
 }
 
 /// A new `queued` process, in the caller's transaction: its id and the id of
@@ -150,8 +152,8 @@ pub async fn insert(tx: &impl GenericClient, p: NewProcess<'_>) -> StoreResult<(
     let row = crate::query_one(
         tx,
         "insert into processes (org_id, name, object_type, records_total,
-                                footprint_keys, footprint_wide, footprint_links)
-         select $1, $2::text::process_name, $3, $4, $5, $6, $7
+                                footprint_keys, footprint_wide, footprint_links, queue)
+         select $1, $2::text::process_name, $3, $4, $5, $6, $7, $10
            from (select pg_advisory_xact_lock_shared($8, $9)) as ordered
          returning id, pg_current_xact_id()::text",
         &[
@@ -164,6 +166,7 @@ pub async fn insert(tx: &impl GenericClient, p: NewProcess<'_>) -> StoreResult<(
             &p.footprint.links,
             &class,
             &key,
+            &p.queue,
         ],
     )
     .await?;

@@ -39,6 +39,10 @@ impl Spawner {
                 settings.amqp.partitions.to_string(),
             ),
             (
+                "OBJECTSYNC__AMQP__BULK_AFTER".into(),
+                settings.amqp.bulk_after.to_string(),
+            ),
+            (
                 "OBJECTSYNC__LIMITS__WRITES_PER_SECOND".into(),
                 settings.limits.writes_per_second.to_string(),
             ),

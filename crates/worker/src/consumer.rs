@@ -47,8 +47,9 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn apply_config(&self) -> apply::ApplyConfig {
+    fn apply_config(&self, express: bool) -> apply::ApplyConfig {
         apply::ApplyConfig {
+            express,
             max_links_per_type: self.settings.max_links_per_type,
             order_wait: Duration::from_millis(self.settings.order_wait_ms),
         }
@@ -112,11 +113,12 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
 }
 
 /// Consumes every batch queue on one channel, each with a prefetch of
-/// `worker.prefetch`, so that a backlog in one queue (one organization's)
-/// never stands between the worker and a batch in another; how many
-/// batches are applied at once is bounded separately, by as many slots
-/// (see `apply::Local`), which a quiet organization's batch queues for
-/// behind at most the batches already holding them.
+/// `worker.prefetch`, so that a backlog in one queue (the bulk queue of an
+/// organization's) never stands between the worker and a batch in another,
+/// the express queue above all; how many batches are applied at once is
+/// bounded separately, by as many slots (see `apply::Local`), which an
+/// express batch queues for behind the batches already holding them and
+/// one bulk batch at most.
 async fn consume(ctx: &Arc<Ctx>, cancel: &CancellationToken) -> Session {
     let topology = ctx.broker.topology();
     let queues: Vec<&str> = topology.batch_queues().map(String::as_str).collect();
@@ -280,7 +282,10 @@ async fn settle(
     // The body is read once, with the reader ingest checked it with; only a
     // message that did not come from ingest (or came damaged) fails here.
     let result = match Job::decode(meta.kind, &delivery.data) {
-        Ok(job) => apply_with_retries(ctx, meta, &job, attempt, cancel).await,
+        Ok(job) => {
+            let express = delivery.routing_key.as_str() == ctx.broker.topology().express;
+            apply_with_retries(ctx, meta, &job, attempt, express, cancel).await
+        }
         Err(e) => Err(WorkerError::Fatal(format!(
             "the message body cannot be read: {}",
             e.message
@@ -363,6 +368,7 @@ async fn apply_with_retries(
     meta: &BatchMeta,
     job: &Job<'_>,
     attempt: u32,
+    express: bool,
     cancel: &CancellationToken,
 ) -> Result<Handled, WorkerError> {
     let stop = cancel.clone();
@@ -373,7 +379,7 @@ async fn apply_with_retries(
             meta,
             job,
             attempt,
-            ctx.apply_config(),
+            ctx.apply_config(express),
         )
     })
     .retry(ctx.retry_policy())

@@ -10,6 +10,7 @@ mod corpus;
 mod dashboards;
 mod delete;
 mod idempotency;
+mod lanes;
 mod limits;
 mod ops;
 mod plans;

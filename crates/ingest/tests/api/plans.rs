@@ -7,7 +7,7 @@ use objectsync_infra::db;
 use objectsync_ingest::startup::PLANNER_OPTIONS;
 use objectsync_model::{OrgId, TypeId};
 use objectsync_store::processes::{self, Order};
-use objectsync_store::{Scope, records};
+use objectsync_store::{Scope, lanes, records};
 use objectsync_testkit::spawn_app_with;
 use tokio_postgres::types::ToSql;
 
@@ -116,4 +116,34 @@ async fn paged_reads_walk_the_primary_key_without_statistics() {
         processes::count(&client, OrgId(org.id)).await.unwrap(),
         ROWS
     );
+}
+
+/// Routing a batch reads the organization's newest open processes: a walk of
+/// the partial index of open processes, not of the organization's whole
+/// history, even when that history is long and never analyzed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_reads_only_the_open_processes_without_statistics() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    let setup = app.pool.get().await.unwrap();
+    setup
+        .execute(
+            "insert into processes (org_id, name, object_type, records_total, status)
+             select $1, 'OBJECT_RECORDS_UPSERT', 'vehicle', 1,
+                    case when g > $2::int8 - 5 then 'queued' else 'completed' end::process_status
+               from generate_series(1, $2::int8) g",
+            &[&org.id, &ROWS],
+        )
+        .await
+        .unwrap();
+    let ingest = db::pool_with_options(&app.settings.database, Some(PLANNER_OPTIONS)).unwrap();
+    let client = ingest.get().await.unwrap();
+    let n = 8_i64;
+    let p = plan(&client, lanes::OPEN_QUEUES_SQL, &[&org.id, &n]).await;
+    assert!(
+        p.contains("Index Scan Backward using processes_open_by_org_idx"),
+        "not a walk of the open processes:\n{p}"
+    );
+    let open = lanes::open_queues(&client, OrgId(org.id), n).await.unwrap();
+    assert_eq!(open.len(), 5);
 }

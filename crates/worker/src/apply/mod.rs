@@ -37,6 +37,10 @@ pub use crate::gate::Footprints;
 pub struct Local {
     pub footprints: Footprints,
     slots: tokio::sync::Semaphore,
+    /// Batches of the bulk lane line up for a slot one at a time behind
+    /// this, so a batch of the express lane, which lines up directly, waits
+    /// for the batches holding slots and for one bulk batch at most.
+    bulk_turn: tokio::sync::Mutex<()>,
     /// The batches holding a slot, by ticket: what the heartbeat reports.
     applying: Mutex<(u64, BTreeMap<u64, Applying>)>,
 }
@@ -46,14 +50,26 @@ impl Local {
         Self {
             footprints: Footprints::default(),
             slots: tokio::sync::Semaphore::new(usize::from(slots.max(1))),
+            bulk_turn: tokio::sync::Mutex::new(()),
             applying: Mutex::default(),
         }
     }
 
-    /// Waits for a slot for the batch of process `pid`; the batch shows in
+    /// Waits for a slot for the batch of process `pid` (ahead of waiting
+    /// bulk batches if it is `express`); the batch shows in
     /// [`Local::applying`] until the slot is dropped.
-    pub async fn take_slot(&self, org: OrgId, pid: ProcessId) -> Result<Slot<'_>, WorkerError> {
-        let permit = self.slots.acquire().await.fatal()?;
+    pub async fn take_slot(
+        &self,
+        org: OrgId,
+        pid: ProcessId,
+        express: bool,
+    ) -> Result<Slot<'_>, WorkerError> {
+        let permit = if express {
+            self.slots.acquire().await.fatal()?
+        } else {
+            let _turn = self.bulk_turn.lock().await;
+            self.slots.acquire().await.fatal()?
+        };
         let mut guard = self.applying.lock().unwrap_or_else(|e| e.into_inner());
         let (next, map) = &mut *guard;
         let ticket = *next;
@@ -109,6 +125,9 @@ pub struct ApplyConfig {
     /// How long a batch waits for older conflicting batches before it gives
     /// its place back (see `gate`).
     pub order_wait: std::time::Duration,
+    /// The batch came through the express queue: it takes a slot ahead of
+    /// bulk batches waiting for one (see [`Local::take_slot`]).
+    pub express: bool,
 }
 
 /// A rejection of record `index`, as stored.
@@ -177,7 +196,7 @@ pub async fn handle(
     if gate::wait(pool, &local.footprints, meta, &mine, config.order_wait).await? == Turn::GiveWay {
         return Ok(Handled::GaveWay);
     }
-    let _slot = local.take_slot(org, pid).await?;
+    let _slot = local.take_slot(org, pid, config.express).await?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     match processes::lock(&tx, org, pid).await? {

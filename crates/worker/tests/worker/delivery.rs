@@ -68,6 +68,7 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
     let config = ApplyConfig {
         max_links_per_type: 10,
         order_wait: Duration::from_secs(5),
+        express: false,
     };
     assert_eq!(
         apply::handle(&app.pool, &apply::Local::new(4), &meta, &job, 3, config)
