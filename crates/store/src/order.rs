@@ -62,11 +62,15 @@ async fn holders(
 ) -> StoreResult<Vec<String>> {
     let (class, key) = lock_key(org);
     // Two-key advisory locks show as (classid, objid) with objsubid 2.
+    // Advisory locks belong to a database; pg_locks shows every database's,
+    // and another database on the same server (another deployment) may use
+    // the same key for an organization of its own.
     Ok(crate::query_one(
         c,
         "select coalesce(array_agg(virtualtransaction), '{}') from pg_locks
           where locktype = 'advisory' and classid = $1::int4::oid and objid = $2::int4::oid
             and objsubid = 2 and granted
+            and database = (select oid from pg_database where datname = current_database())
             and ($3::text[] is null or virtualtransaction = any($3))",
         &[&class, &key, &among],
     )

@@ -42,6 +42,18 @@ async fn waiting_for_locks(app: &TestApp) -> i64 {
         .get(0)
 }
 
+/// Takes `org`'s ordering lock in shared mode in `tx`, as a request that
+/// drew a process id and has not committed yet holds it (the advisory lock
+/// (class "osor", organization id) of `objectsync_store::order`).
+async fn hold_ordering_lock(tx: &deadpool_postgres::Transaction<'_>, org: &Org) {
+    tx.execute(
+        "select pg_advisory_xact_lock_shared($1, $2)",
+        &[&0x6f73_6f72_i32, &i32::try_from(org.id).unwrap()],
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_row_delays_its_batch_and_other_organizations_go_on() {
     // One slot: a batch stuck on the lock would keep every other out.
@@ -103,12 +115,7 @@ async fn a_batch_waiting_for_its_turn_holds_no_connection() {
     // batch waits until it is gone.
     let mut client = app.pool.get().await.unwrap();
     let tx = client.transaction().await.unwrap();
-    tx.execute(
-        "select pg_advisory_xact_lock_shared($1, $2)",
-        &[&0x6f73_6f72_i32, &i32::try_from(a.id).unwrap()],
-    )
-    .await
-    .unwrap();
+    hold_ordering_lock(&tx, &a).await;
     let waiting = app
         .upsert_accepted(&a, "vehicle", json!([{"identifiers": {"ext_id": "a"}}]))
         .await;
@@ -128,4 +135,21 @@ async fn a_batch_waiting_for_its_turn_holds_no_connection() {
     tx.commit().await.unwrap();
     let p = app.wait_for_process(&a, waiting).await;
     assert_eq!(p["status"], "completed", "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_ordering_lock_in_another_database_is_not_waited_for() {
+    let app = spawn_app_with(1, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    // Another deployment on the same server, whose organization has the
+    // same id, is accepting a batch.
+    let other = objectsync_testkit::Sandbox::create("test").await;
+    let mut client = other.pool.get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    hold_ordering_lock(&tx, &org).await;
+    let p = app
+        .upsert_and_wait(&org, "vehicle", json!([{"identifiers": {"ext_id": "v"}}]))
+        .await;
+    assert_eq!(p["status"], "completed", "{p}");
+    tx.rollback().await.unwrap();
 }
