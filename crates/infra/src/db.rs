@@ -35,25 +35,85 @@ pub enum DbError {
     Cancelled,
 }
 
-/// Builds the pool. Connections are opened lazily, so this succeeds even
-/// while the database is down; callers find out on first use.
-pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
-    pool_with_options(settings, None)
+/// What a pool's sessions do, which decides how long PostgreSQL lets their
+/// statements run and wait for locks (`statement_timeout`, `lock_timeout`),
+/// so that no request, batch or monitor waits without bound: a timed-out
+/// statement fails with SQLSTATE 57014 or 55P03, which the store classifies
+/// as transient (503 for a request, a retry for a batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sessions {
+    /// Request handlers (ingest's API, admin API and console), the admin
+    /// CLI and embedded publishers: `database.statement_timeout_ms` and
+    /// `database.lock_timeout_ms`.
+    Requests,
+    /// Workers applying batches, waiting for their turn included:
+    /// `database.apply_*`.
+    Apply,
+    /// Background monitors (stale processes, dead letters, heartbeats,
+    /// gauges, sweeps): `database.monitor_*`.
+    Monitors,
 }
 
-/// Like [`pool`], with server settings for every connection (`-c name=value`).
+impl Sessions {
+    /// The server settings of these sessions (`-c name=value`).
+    pub fn options(self, settings: &DatabaseSettings) -> String {
+        let (statement, lock) = match self {
+            Self::Requests => (settings.statement_timeout_ms, settings.lock_timeout_ms),
+            Self::Apply => (
+                settings.apply_statement_timeout_ms,
+                settings.apply_lock_timeout_ms,
+            ),
+            Self::Monitors => (
+                settings.monitor_statement_timeout_ms,
+                settings.monitor_lock_timeout_ms,
+            ),
+        };
+        format!("-c statement_timeout={statement} -c lock_timeout={lock}")
+    }
+}
+
+/// Connections of a monitors' pool: monitors run one statement at a time
+/// each, and a pool of their own keeps them out of the way of requests and
+/// batches (and those out of theirs).
+pub const MONITOR_POOL_SIZE: usize = 2;
+
+/// Builds a pool of request-handler sessions (see [`Sessions`]).
+/// Connections are opened lazily, so this succeeds even while the database
+/// is down; callers find out on first use.
+pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
+    pool_for(settings, Sessions::Requests, None)
+}
+
+/// Like [`pool`], with more server settings for every connection
+/// (`-c name=value`).
 pub fn pool_with_options(
     settings: &DatabaseSettings,
     options: Option<&str>,
 ) -> Result<Pool, DbError> {
+    pool_for(settings, Sessions::Requests, options)
+}
+
+/// A pool of `sessions`, with `options` as well; a monitors' pool has
+/// [`MONITOR_POOL_SIZE`] connections, the others `database.pool_size`.
+pub fn pool_for(
+    settings: &DatabaseSettings,
+    sessions: Sessions,
+    options: Option<&str>,
+) -> Result<Pool, DbError> {
     let mut config = tokio_postgres::Config::from_str(&settings.url).map_err(DbError::Url)?;
-    if let Some(options) = options {
-        let merged = match config.get_options() {
-            Some(existing) => format!("{existing} {options}"),
-            None => options.to_owned(),
-        };
-        config.options(merged);
-    }
+    let ours = match options {
+        Some(options) => format!("{} {options}", sessions.options(settings)),
+        None => sessions.options(settings),
+    };
+    let merged = match config.get_options() {
+        Some(existing) => format!("{existing} {ours}"),
+        None => ours,
+    };
+    config.options(merged);
+    let size = match sessions {
+        Sessions::Monitors => MONITOR_POOL_SIZE,
+        Sessions::Requests | Sessions::Apply => settings.pool_size,
+    };
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -63,7 +123,7 @@ pub fn pool_with_options(
     );
     let timeout = Some(Duration::from_millis(settings.pool_timeout_ms));
     Ok(Pool::builder(manager)
-        .max_size(settings.pool_size)
+        .max_size(size)
         .wait_timeout(timeout)
         .create_timeout(timeout)
         .recycle_timeout(timeout)

@@ -51,6 +51,65 @@ pub struct DatabaseSettings {
     pub pool_size: usize,
     /// How long a request waits for a free connection before it fails (ms).
     pub pool_timeout_ms: u64,
+    /// Longest statement of a request handler (ms): PostgreSQL cancels it
+    /// and the request answers 503 instead of hanging.
+    pub statement_timeout_ms: u64,
+    /// Longest wait of a request handler's statement for a lock (ms).
+    pub lock_timeout_ms: u64,
+    /// Longest statement of a worker applying a batch (ms): larger than a
+    /// request's, since a 1,000-record batch on a large table takes longer.
+    /// A timed-out batch is retried, then handed back to the broker.
+    pub apply_statement_timeout_ms: u64,
+    /// Longest wait of a worker's statement for a row or table lock (ms).
+    pub apply_lock_timeout_ms: u64,
+    /// Longest statement of the background monitors (stale processes,
+    /// dead letters, heartbeats, gauges, sweeps) (ms).
+    pub monitor_statement_timeout_ms: u64,
+    /// Longest wait of a monitor's statement for a lock (ms).
+    pub monitor_lock_timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    /// The timeouts as `(name, statement, lock)`, for validation.
+    fn timeouts(&self) -> [(&'static str, u64, u64); 3] {
+        [
+            ("", self.statement_timeout_ms, self.lock_timeout_ms),
+            (
+                "apply_",
+                self.apply_statement_timeout_ms,
+                self.apply_lock_timeout_ms,
+            ),
+            (
+                "monitor_",
+                self.monitor_statement_timeout_ms,
+                self.monitor_lock_timeout_ms,
+            ),
+        ]
+    }
+
+    /// Every timeout is at least 1 ms (0 would turn it off: the point is
+    /// that no wait is unbounded), at most what PostgreSQL takes (`i32`
+    /// milliseconds), and a lock wait is no longer than the statement it is
+    /// part of (a longer one could never fire).
+    fn validate(&self) -> Result<(), String> {
+        let max = i32::MAX as u64;
+        for (role, statement, lock) in self.timeouts() {
+            for (what, ms) in [("statement", statement), ("lock", lock)] {
+                if ms == 0 || ms > max {
+                    return Err(format!(
+                        "database.{role}{what}_timeout_ms must be between 1 and {max}, not {ms}"
+                    ));
+                }
+            }
+            if lock > statement {
+                return Err(format!(
+                    "database.{role}lock_timeout_ms ({lock}) must not exceed \
+                     database.{role}statement_timeout_ms ({statement})"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -59,6 +118,18 @@ impl fmt::Debug for DatabaseSettings {
             .field("url", &redact_url(&self.url))
             .field("pool_size", &self.pool_size)
             .field("pool_timeout_ms", &self.pool_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("lock_timeout_ms", &self.lock_timeout_ms)
+            .field(
+                "apply_statement_timeout_ms",
+                &self.apply_statement_timeout_ms,
+            )
+            .field("apply_lock_timeout_ms", &self.apply_lock_timeout_ms)
+            .field(
+                "monitor_statement_timeout_ms",
+                &self.monitor_statement_timeout_ms,
+            )
+            .field("monitor_lock_timeout_ms", &self.monitor_lock_timeout_ms)
             .finish()
     }
 }
@@ -230,6 +301,12 @@ impl Settings {
             )?
             .set_default("database.pool_size", 16)?
             .set_default("database.pool_timeout_ms", 5000)?
+            .set_default("database.statement_timeout_ms", 30_000)?
+            .set_default("database.lock_timeout_ms", 5_000)?
+            .set_default("database.apply_statement_timeout_ms", 120_000)?
+            .set_default("database.apply_lock_timeout_ms", 10_000)?
+            .set_default("database.monitor_statement_timeout_ms", 60_000)?
+            .set_default("database.monitor_lock_timeout_ms", 10_000)?
             .set_default("amqp.url", "amqp://guest:guest@127.0.0.1:5672/%2f")?
             .set_default("amqp.prefix", "objectsync")?
             .set_default("amqp.max_deliveries", 5)?
@@ -270,7 +347,12 @@ impl Settings {
             )
             .set_override_option("database.url", database_url)?
             .set_override_option("amqp.url", amqp_url)?;
-        Ok(builder.build()?.try_deserialize()?)
+        let settings: Self = builder.build()?.try_deserialize()?;
+        settings
+            .database
+            .validate()
+            .map_err(|e| SettingsError(config::ConfigError::Message(e)))?;
+        Ok(settings)
     }
 
     /// The address the HTTP server binds to.
@@ -342,6 +424,27 @@ mod tests {
         assert_eq!(s.http.host, "0.0.0.0");
         assert_eq!(s.http.port, 7001);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn database_timeouts_have_defaults_and_are_checked() {
+        let s = Settings::load_from(Role::Worker, None, HashMap::new()).unwrap();
+        assert_eq!(s.database.statement_timeout_ms, 30_000);
+        assert!(s.database.apply_statement_timeout_ms > s.database.statement_timeout_ms);
+        for (key, value) in [
+            ("OBJECTSYNC__DATABASE__LOCK_TIMEOUT_MS", "0"),
+            (
+                "OBJECTSYNC__DATABASE__APPLY_STATEMENT_TIMEOUT_MS",
+                "3000000000",
+            ),
+            ("OBJECTSYNC__DATABASE__MONITOR_LOCK_TIMEOUT_MS", "60001"),
+        ] {
+            let e = Settings::load_from(Role::Worker, None, env(&[(key, value)])).unwrap_err();
+            let name = key["OBJECTSYNC__".len()..]
+                .replace("__", ".")
+                .to_lowercase();
+            assert!(e.to_string().contains(&name), "{key}={value}: {e}");
+        }
     }
 
     #[test]

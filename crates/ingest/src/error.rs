@@ -64,11 +64,20 @@ impl From<RequestError> for ApiError {
     }
 }
 
-/// Database failures, mapped once by kind: unavailable (503, retry),
-/// a constraint the request ran into (409), anything else (500).
+/// Database failures, mapped once by kind: unavailable (503, retry; a
+/// statement that ran into `database.statement_timeout_ms` or
+/// `database.lock_timeout_ms` says so), a constraint the request ran into
+/// (409), anything else (500).
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e.kind() {
+            ErrorKind::Transient if e.is_timeout() => {
+                tracing::warn!(error = %e, "database statement timed out");
+                Self::new(
+                    ApiCode::ServiceUnavailable,
+                    "The database did not answer in time (a statement or lock timeout); retry later",
+                )
+            }
             ErrorKind::Transient => Self::internal(&e, true),
             ErrorKind::Conflict => {
                 tracing::warn!(error = %e, "request ran into a constraint");
@@ -106,6 +115,7 @@ impl From<PublishError> for ApiError {
                 e
             }
             PublishError::AlreadyResolved => Self::new(ApiCode::Conflict, e.to_string()),
+            PublishError::Database(e) => e.into(),
             PublishError::Unavailable(_) => Self::internal(&e, true),
             PublishError::Internal(_) => Self::internal(&e, false),
         }

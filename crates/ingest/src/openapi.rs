@@ -84,7 +84,10 @@ impl Modify for CommonErrors {
                 ("400", "A bad parameter or body; the message names it"),
                 ("401", "Missing or unknown key or token"),
                 ("500", "A bug; see the server log"),
-                ("503", "Database or broker unavailable; retry later"),
+                (
+                    "503",
+                    "Database or broker unavailable, or a database statement timed out; retry later",
+                ),
             ];
             let v3 = path.starts_with("/v3");
             if v3 {

@@ -44,7 +44,11 @@ pub enum PublishError {
     /// The dead letter to replay was replayed or discarded meanwhile.
     #[error("this dead letter was already replayed or discarded")]
     AlreadyResolved,
-    /// The database or the broker cannot take it now: 503, nothing queued.
+    /// The database cannot take it now (a transient failure, say a
+    /// statement timeout): 503, nothing queued.
+    #[error(transparent)]
+    Database(StoreError),
+    /// The broker cannot take it now: 503, nothing queued.
     #[error("unavailable: {0}")]
     Unavailable(String),
     /// A bug or an unexpected state: 500, nothing queued.
@@ -55,7 +59,7 @@ pub enum PublishError {
 impl From<StoreError> for PublishError {
     fn from(e: StoreError) -> Self {
         if e.is_transient() {
-            Self::Unavailable(e.to_string())
+            Self::Database(e)
         } else {
             Self::Internal(e.to_string())
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
+use objectsync_infra::db::Sessions;
 use objectsync_infra::ops::{self, Probes};
 use objectsync_infra::{Broker, Settings, db};
 use objectsync_model::ApiCode;
@@ -28,7 +29,9 @@ pub struct Application {
     router: Router,
     publisher: Arc<Publisher>,
     broker: Arc<Broker>,
-    pool: deadpool_postgres::Pool,
+    /// The sessions of the background sweep and gauges (monitors'
+    /// timeouts); requests have their own pool in the router's state.
+    monitors: deadpool_postgres::Pool,
     port: u16,
 }
 
@@ -96,7 +99,16 @@ impl Application {
         cancel: &CancellationToken,
     ) -> Result<Self, StartupError> {
         migrate_when_up(&settings.database.url, cancel).await?;
-        let pool = db::pool_with_options(&settings.database, Some(PLANNER_OPTIONS))?;
+        let pool = db::pool_for(
+            &settings.database,
+            Sessions::Requests,
+            Some(PLANNER_OPTIONS),
+        )?;
+        let monitors = db::pool_for(
+            &settings.database,
+            Sessions::Monitors,
+            Some(PLANNER_OPTIONS),
+        )?;
         let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-ingest"));
         if let Err(e) = broker.connection().await {
             // Keep serving: the publisher reconnects on demand and /readyz
@@ -135,7 +147,7 @@ impl Application {
             router,
             publisher,
             broker,
-            pool,
+            monitors,
             port,
             queues,
         })
@@ -149,9 +161,12 @@ impl Application {
     /// requests finish.
     pub async fn run_until(self, cancel: CancellationToken) -> std::io::Result<()> {
         tracing::info!(port = self.port, "ingest listening");
-        tokio::spawn(sweep_idempotency_keys(self.pool.clone(), cancel.clone()));
+        tokio::spawn(sweep_idempotency_keys(
+            self.monitors.clone(),
+            cancel.clone(),
+        ));
         tokio::spawn(crate::gauges::run(
-            self.pool.clone(),
+            self.monitors.clone(),
             self.broker.clone(),
             self.queues.clone(),
             cancel.clone(),

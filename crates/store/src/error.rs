@@ -11,7 +11,7 @@ use tokio_postgres::error::SqlState;
 ///
 /// | kind | examples | worker | HTTP |
 /// |---|---|---|---|
-/// | `Transient` | connection lost, pool timeout, server restarting or overloaded, serialization failure, deadlock, lock timeout | retry with backoff | 503 |
+/// | `Transient` | connection lost, pool timeout, server restarting or overloaded, serialization failure, deadlock, statement or lock timeout | retry with backoff | 503 |
 /// | `Conflict` | a unique or foreign key the change ran into | retry (a racing batch took the key first) | 409 |
 /// | `Permanent` | anything else: a bug, a schema that does not match | dead-letter | 500 |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,15 @@ impl StoreError {
             kind: ErrorKind::Permanent,
             cause: Cause::Stored(what.into()),
         }
+    }
+
+    /// Whether PostgreSQL gave up on the statement after a configured
+    /// timeout: `statement_timeout` (57014, also what a cancel request
+    /// gives) or `lock_timeout` (55P03). Transient: the lock holder or the
+    /// load that made it slow is usually gone by the next try.
+    pub fn is_timeout(&self) -> bool {
+        self.code()
+            .is_some_and(|c| *c == SqlState::QUERY_CANCELED || *c == SqlState::LOCK_NOT_AVAILABLE)
     }
 
     /// The SQLSTATE, when the server sent one.
@@ -134,11 +143,12 @@ pub fn classify(error: &tokio_postgres::Error) -> ErrorKind {
         class,
         "08" // connection exception
         | "53" // insufficient resources
-        | "57" // operator intervention (admin shutdown, cancel)
+        | "57" // operator intervention: admin shutdown, a cancel, statement_timeout
         | "58" // system error
     ) || [
         SqlState::T_R_SERIALIZATION_FAILURE,
         SqlState::T_R_DEADLOCK_DETECTED,
+        // lock_timeout: the lock's holder commits or rolls back eventually.
         SqlState::LOCK_NOT_AVAILABLE,
     ]
     .contains(code)

@@ -17,6 +17,9 @@
 //! and one that takes it later draws a higher id. It never takes the lock
 //! itself, so it never makes ingest wait.
 
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
 use objectsync_model::{OrgId, ProcessId, ProcessKind};
 
 use crate::{GenericClient, StoreError, StoreResult};
@@ -33,34 +36,46 @@ pub(crate) fn lock_key(org: OrgId) -> (i32, i32) {
 
 /// Waits until every transaction of `org` that drew a process id before now
 /// has committed or rolled back.
-pub async fn barrier(c: &impl GenericClient, org: OrgId) -> StoreResult<()> {
+///
+/// Each check takes a connection from `pool` and gives it back before the
+/// pause that follows: many batches may wait here at once (up to prefetch
+/// times partitions per worker), more than the pool has connections, and
+/// a connection held while only waiting is one the batches being applied
+/// lack.
+pub async fn barrier(pool: &Pool, org: OrgId) -> StoreResult<()> {
+    let mut holders = holders(&pool.get().await?, org, None).await?;
+    let mut pause = Duration::from_millis(1);
+    while !holders.is_empty() {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+        holders = self::holders(&pool.get().await?, org, Some(&holders)).await?;
+    }
+    Ok(())
+}
+
+/// The transactions (virtual ids) holding `org`'s ordering lock now; with
+/// `among`, only those of them.
+async fn holders(
+    c: &impl GenericClient,
+    org: OrgId,
+    among: Option<&[String]>,
+) -> StoreResult<Vec<String>> {
     let (class, key) = lock_key(org);
     // Two-key advisory locks show as (classid, objid) with objsubid 2.
-    let holders: Vec<String> = crate::query_one(
+    // Advisory locks belong to a database; pg_locks shows every database's,
+    // and another database on the same server (another deployment) may use
+    // the same key for an organization of its own.
+    Ok(crate::query_one(
         c,
         "select coalesce(array_agg(virtualtransaction), '{}') from pg_locks
           where locktype = 'advisory' and classid = $1::int4::oid and objid = $2::int4::oid
-            and objsubid = 2 and granted",
-        &[&class, &key],
+            and objsubid = 2 and granted
+            and database = (select oid from pg_database where datname = current_database())
+            and ($3::text[] is null or virtualtransaction = any($3))",
+        &[&class, &key, &among],
     )
     .await?
-    .get(0);
-    let mut pause = std::time::Duration::from_millis(1);
-    let mut holders = holders;
-    while !holders.is_empty() {
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(20));
-        holders = crate::query_one(
-            c,
-            "select coalesce(array_agg(virtualtransaction), '{}') from pg_locks
-              where locktype = 'advisory' and classid = $1::int4::oid and objid = $2::int4::oid
-                and objsubid = 2 and granted and virtualtransaction = any($3)",
-            &[&class, &key, &holders],
-        )
-        .await?
-        .get(0);
-    }
-    Ok(())
+    .get(0))
 }
 
 /// An open process, as far as ordering needs it without its keys.

@@ -37,7 +37,11 @@ use objectsync_store::processes;
 
 /// What every delivery handler needs.
 pub(crate) struct Ctx {
+    /// Sessions that apply batches (apply timeouts).
     pub(crate) pool: Pool,
+    /// Sessions of the monitors, dead-letter tracker and heartbeat, with
+    /// their own timeouts and out of the way of batches.
+    pub(crate) monitors: Pool,
     pub(crate) broker: Arc<Broker>,
     pub(crate) settings: WorkerSettings,
     /// The confirm-mode channel batches that give way are republished on.

@@ -147,7 +147,7 @@ struct Kept {
 /// Fails the process the dead letter names, if any, and keeps the dead
 /// letter, in one transaction.
 async fn keep(ctx: &Ctx, letter: &NewDeadLetter<'_>) -> Result<Kept, WorkerError> {
-    let mut client = ctx.pool.get().await?;
+    let mut client = ctx.monitors.get().await?;
     let tx = client.transaction().await?;
     let failed = match letter.named {
         Some((org, pid)) => processes::fail_with_last_error(&tx, org, pid, letter.reason).await?,

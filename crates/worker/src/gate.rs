@@ -79,8 +79,9 @@ async fn blockers(
     meta: &BatchMeta,
     mine: &Footprint,
 ) -> Result<Vec<ProcessId>, WorkerError> {
+    // Without a connection while it waits; one is taken once it is over.
+    order::barrier(pool, meta.org_id).await?;
     let client = pool.get().await?;
-    order::barrier(&client, meta.org_id).await?;
     let mut blockers = Vec::new();
     let mut unknown = Vec::new();
     for p in order::older_open(&client, meta.org_id, meta.process_id).await? {

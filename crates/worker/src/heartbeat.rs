@@ -64,7 +64,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
 
 async fn beat(ctx: &Ctx, me: &Me) -> Result<(), WorkerError> {
     let applying = ctx.local.applying();
-    let client = ctx.pool.get().await?;
+    let client = ctx.monitors.get().await?;
     let beat = Beat {
         id: me.id,
         host: &me.host,
@@ -78,13 +78,13 @@ async fn beat(ctx: &Ctx, me: &Me) -> Result<(), WorkerError> {
 }
 
 async fn remove(ctx: &Ctx, me: &Me) -> Result<(), WorkerError> {
-    let client = ctx.pool.get().await?;
+    let client = ctx.monitors.get().await?;
     workers::remove(&client, me.id).await?;
     Ok(())
 }
 
 async fn sweep(ctx: &Ctx) -> Result<u64, WorkerError> {
-    let client = ctx.pool.get().await?;
+    let client = ctx.monitors.get().await?;
     Ok(workers::sweep(&client, SWEEP_AFTER).await?)
 }
 

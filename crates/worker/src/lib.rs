@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
+use objectsync_infra::db::Sessions;
 use objectsync_infra::ops::{self, Probes};
 use objectsync_infra::{Broker, Role, Settings, db, shutdown, telemetry};
 use tokio::net::TcpListener;
@@ -49,7 +50,12 @@ pub struct Worker {
 impl Worker {
     #[tracing::instrument(skip_all, name = "worker_start")]
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let pool = db::pool_with_options(&settings.database, Some(PLANNER_OPTIONS))?;
+        let pool = db::pool_for(&settings.database, Sessions::Apply, Some(PLANNER_OPTIONS))?;
+        let monitors = db::pool_for(
+            &settings.database,
+            Sessions::Monitors,
+            Some(PLANNER_OPTIONS),
+        )?;
         let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker"));
         let router = ops::router(Probes {
             pool: pool.clone(),
@@ -60,6 +66,7 @@ impl Worker {
         let port = listener.local_addr()?.port();
         let ctx = Arc::new(consumer::Ctx {
             pool,
+            monitors,
             broker,
             settings: settings.worker.clone(),
             republish: tokio::sync::Mutex::new(None),

@@ -35,7 +35,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
 
 #[tracing::instrument(skip_all, name = "stale_sweep")]
 async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
-    let mut client = ctx.pool.get().await?;
+    let mut client = ctx.monitors.get().await?;
     let open = liveness::count(&client, stale_after).await?;
     metrics::gauge!("objectsync_processes_stale").set(open as f64);
     let tx = client.transaction().await?;

@@ -17,5 +17,6 @@ mod plans;
 mod processes;
 mod records;
 mod slow_clients;
+mod timeouts;
 mod upsert_apply;
 mod upsert_checks;

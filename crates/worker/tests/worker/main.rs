@@ -7,4 +7,5 @@ mod delivery;
 mod fairness;
 mod liveness;
 mod order;
+mod timeouts;
 mod workers;
