@@ -16,16 +16,9 @@ async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// Two organizations with vehicles whose batches go to different queues.
+/// Two organizations with vehicles.
 async fn two_orgs(app: &TestApp) -> (Org, Org) {
-    let (a, b) = (app.org_with_vehicles().await, app.org_with_vehicles().await);
-    let topology = app.topology();
-    assert_ne!(
-        topology.queue_for(a.id),
-        topology.queue_for(b.id),
-        "the two organizations share a queue; the test needs them apart"
-    );
-    (a, b)
+    (app.org_with_vehicles().await, app.org_with_vehicles().await)
 }
 
 /// Sessions of the test database waiting for a lock right now.
@@ -56,9 +49,12 @@ async fn hold_ordering_lock(tx: &deadpool_postgres::Transaction<'_>, org: &Org) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_row_delays_its_batch_and_other_organizations_go_on() {
-    // One slot: a batch stuck on the lock would keep every other out.
+    // One connection: a batch stuck on the lock would keep every other
+    // out. (Two deliveries at once: both organizations' batches go to the
+    // express queue, where the delayed one holds a delivery of its own.)
     let app = spawn_app_with(1, |s| {
-        s.worker.prefetch = 1;
+        s.database.pool_size = 1;
+        s.worker.prefetch = 2;
         s.worker.retry_budget_ms = 20_000;
         s.database.apply_lock_timeout_ms = 200;
         s.database.apply_statement_timeout_ms = 5_000;
