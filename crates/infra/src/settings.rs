@@ -99,7 +99,8 @@ pub struct HttpSettings {
     /// Time a client has to send a request's headers, and time an idle
     /// keep-alive connection is kept (ms).
     pub header_timeout_ms: u64,
-    /// Time a client has to send a request's body (ms).
+    /// Time a client has to send a request's whole body, from the end of
+    /// its headers (ms): a deadline, not a pause between bytes.
     pub body_timeout_ms: u64,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
