@@ -225,6 +225,31 @@ async fn a_flood_into_a_rate_limit_gets_only_answers() {
     assert!(refused.iter().all(|a| a.header("retry-after").is_some()));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_into_the_backlog_cap_gets_only_answers_and_the_cap_holds() {
+    let app = spawn_app_with(0, |s| {
+        s.limits = LimitSettings {
+            max_open_processes: 3,
+            ..LimitSettings::UNLIMITED
+        };
+    })
+    .await;
+    let org = app.org_with_vehicles().await;
+    let (answers, errors) = flood(&app, &org, 6, 3, &full_batch()).await;
+    assert!(
+        errors.is_empty(),
+        "{errors:?} with {:?}",
+        statuses(&answers)
+    );
+    assert_eq!(statuses(&answers), vec![(202, 3), (429, 15)]);
+    assert_eq!(app.process_count().await, 3);
+    for refused in &answers[&429] {
+        let message = String::from_utf8_lossy(&refused.body);
+        assert!(message.contains("max_open_processes"), "{message}");
+        assert_eq!(refused.header("x-sib-ratelimit-remaining"), Some(0));
+    }
+}
+
 #[tokio::test]
 async fn a_body_over_the_limit_gets_its_413_and_a_refused_one_its_429() {
     let app = spawn_app_with(0, |s| {
