@@ -278,4 +278,25 @@ async fn a_body_over_the_limit_gets_its_413_and_a_refused_one_its_429() {
     let answer = client.post(&org.key, path, &full_batch()).await.unwrap();
     assert_eq!(answer.status, 429);
     assert!(!answer.closes(), "{:?}", answer.headers);
+
+    // A client that waits for `100 Continue` (curl, for large bodies) gets
+    // its 429 at once, without sending the body, and the connection closes.
+    let mut stream = TcpStream::connect(("127.0.0.1", client.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\napi-key: {}\r\ncontent-type: application/json\r\n\
+         content-length: 1000000\r\nexpect: 100-continue\r\n\r\n",
+        org.key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        read_answer(&mut stream, &mut Vec::new()),
+    )
+    .await
+    .expect("no answer without the body")
+    .unwrap();
+    assert_eq!(answer.status, 429);
+    assert!(answer.closes(), "{:?}", answer.headers);
 }
