@@ -10,6 +10,10 @@ use std::path::Path;
 use config::{Config, Environment, File};
 use serde::Deserialize;
 
+mod limits;
+
+pub use limits::{InvalidLimit, LimitSettings};
+
 /// Which binary is loading settings; the two differ only in defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -27,8 +31,13 @@ impl Role {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct SettingsError(#[from] config::ConfigError);
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    /// A limit out of its range (see [`LimitSettings::check`]).
+    #[error("configuration: limits.{} (OBJECTSYNC__LIMITS__{}) {}", .0.field, .0.field.to_uppercase(), .0.expected)]
+    Limit(#[from] InvalidLimit),
+}
 
 /// Everything both binaries can be configured with.
 #[derive(Debug, Clone, Deserialize)]
@@ -175,38 +184,11 @@ pub struct HttpSettings {
     /// Time a client has to send a request's headers, and time an idle
     /// keep-alive connection is kept (ms).
     pub header_timeout_ms: u64,
-    /// Time a client has to send a request's body (ms).
+    /// Time a client has to send a request's whole body, from the end of
+    /// its headers (ms): a deadline, not a pause between bytes.
     pub body_timeout_ms: u64,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
-}
-
-/// Per-organization limits, overridable per organization (admin API and
-/// CLI). A rate of 0 means unlimited.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct LimitSettings {
-    /// Batch requests (upsert, delete) per second, sustained.
-    pub writes_per_second: f64,
-    /// Batch requests that may come at once after a quiet spell.
-    pub writes_burst: f64,
-    /// Read requests per second, sustained.
-    pub reads_per_second: f64,
-    /// Read requests that may come at once.
-    pub reads_burst: f64,
-    /// Open (queued or in process) processes an organization may have
-    /// before new batches are refused with 429; 0 means unlimited.
-    pub max_open_processes: i64,
-}
-
-impl LimitSettings {
-    /// No limits at all (benchmarks, and tests that are not about limits).
-    pub const UNLIMITED: Self = Self {
-        writes_per_second: 0.0,
-        writes_burst: 0.0,
-        reads_per_second: 0.0,
-        reads_burst: 0.0,
-        max_open_processes: 0,
-    };
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -351,7 +333,8 @@ impl Settings {
         settings
             .database
             .validate()
-            .map_err(|e| SettingsError(config::ConfigError::Message(e)))?;
+            .map_err(|e| SettingsError::Config(config::ConfigError::Message(e)))?;
+        settings.limits.check()?;
         Ok(settings)
     }
 

@@ -104,14 +104,15 @@ impl From<PublishError> for ApiError {
             PublishError::Backlog { open } => {
                 metrics::counter!("objectsync_requests_limited_total", "reason" => "backlog")
                     .increment(1);
+                let after = crate::limits::BACKLOG_RETRY_AFTER_SECS;
                 let mut e = Self::new(
                     ApiCode::TooManyRequests,
                     format!(
-                        "This organization has {open} batches waiting to be applied; \
-                         send more once some are done"
+                        "This organization has {open} batches waiting to be applied, its cap \
+                         (max_open_processes); send more once some are done; retry after {after} s"
                     ),
                 );
-                e.retry_after = Some(BACKLOG_RETRY_AFTER_SECS);
+                e.retry_after = Some(after);
                 e
             }
             PublishError::AlreadyResolved => Self::new(ApiCode::Conflict, e.to_string()),
@@ -144,7 +145,3 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
-
-/// `Retry-After` of a batch refused for the organization's backlog: about
-/// the time a worker takes to apply a few batches.
-const BACKLOG_RETRY_AFTER_SECS: u64 = 5;

@@ -135,22 +135,31 @@ fn too_many() -> utoipa::openapi::Response {
         .description(
             "Over the organization's rate limit for this class of request (writes: batch \
              upserts and deletes; reads: the rest), or, for a batch, the organization has \
-             too many batches waiting to be applied. Nothing was done; retry after \
+             too many batches waiting to be applied (the backlog cap, `max_open_processes`; \
+             the message says which). Nothing was done and nothing was spent; retry after \
              `Retry-After` seconds. Every answer of a rate-limited organization carries the \
-             `x-sib-ratelimit-*` headers.",
+             `x-sib-ratelimit-*` headers, in whole seconds rounded up; on a refusal by the \
+             backlog cap they describe the cap (limit: the cap, remaining: 0, reset: \
+             `Retry-After`).",
         )
-        .header("Retry-After", header("Seconds to wait before retrying"))
+        .header(
+            "Retry-After",
+            header("Seconds until a request would be accepted; the same instant as `x-sib-ratelimit-reset`"),
+        )
         .header(
             "x-sib-ratelimit-limit",
             header("Requests the organization may send at once (the bucket's size)"),
         )
         .header(
             "x-sib-ratelimit-remaining",
-            header("Requests it may still send now"),
+            header("Requests it would have accepted now"),
         )
         .header(
             "x-sib-ratelimit-reset",
-            header("Seconds until it may send `x-sib-ratelimit-limit` at once again"),
+            header(
+                "Seconds until `x-sib-ratelimit-remaining` goes up by one (0 when it equals \
+                 the limit): when a client that has run out may send again; at most 1000",
+            ),
         )
         .content(
             "application/json",

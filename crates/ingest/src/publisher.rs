@@ -209,6 +209,9 @@ impl Publisher {
             return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
         }
         if s.max_open_processes > 0 {
+            // Held until commit: the next request of the organization
+            // counts once this one's process is committed or gone.
+            limits::lock_backlog(&tx, s.org_id).await?;
             let open = limits::open_processes(&tx, s.org_id, s.max_open_processes).await?;
             if open >= s.max_open_processes {
                 return Err(PublishError::Backlog { open });

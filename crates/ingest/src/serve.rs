@@ -1,7 +1,9 @@
 //! Serving HTTP/1.1 connections with protection against slow clients:
 //! a client has `http.header_timeout_ms` to send a request's headers (the
 //! same clock closes a keep-alive connection left idle that long), and
-//! `http.body_timeout_ms` to send its body; at most `http.max_connections`
+//! `http.body_timeout_ms` from then to send its whole body (see
+//! `crate::request_body`, which also sees that every request is answered
+//! before its connection closes); at most `http.max_connections`
 //! are served at once, and when that cap is reached a warning says so and
 //! new connections wait in the listen queue until one closes.
 
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::service::TowerToHyperService;
 use objectsync_infra::settings::HttpSettings;
 use tokio::net::TcpListener;
@@ -48,9 +50,10 @@ pub async fn serve(
     limits: Limits,
     cancel: CancellationToken,
 ) {
-    let router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        limits.body_timeout,
-    ));
+    let body_timeout = limits.body_timeout;
+    let router = router.layer(axum::middleware::from_fn(move |req, next| {
+        crate::request_body::guard(body_timeout, req, next)
+    }));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
     let mut warned: Option<Instant> = None;
@@ -101,15 +104,7 @@ pub async fn serve(
             http.timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .keep_alive(true);
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = cancel.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
+            crate::linger::serve_connection(&http, stream, service, &cancel).await;
         });
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}

@@ -70,6 +70,50 @@ pub async fn take(
     })
 }
 
+/// Gives back the token a request took from `org`'s bucket of `class`,
+/// for a request refused by another limit after it took one (the backlog
+/// cap): a refused request spends nothing. Returns the tokens now in the
+/// bucket (as of its last update), if it exists.
+pub async fn give_back(
+    c: &impl GenericClient,
+    org: OrgId,
+    class: Class,
+    rate: Rate,
+) -> StoreResult<Option<f64>> {
+    Ok(crate::query_opt(
+        c,
+        "update rate_buckets set tokens = least($3::float8, tokens + 1)
+          where org_id = $1 and class = $2
+         returning tokens",
+        &[&org, &class.as_str(), &rate.burst],
+    )
+    .await?
+    .map(|r| r.get(0)))
+}
+
+/// The advisory lock class of backlog locks ("osbl").
+const BACKLOG_LOCK_CLASS: i32 = 0x6f73_626c;
+
+/// Takes `org`'s backlog lock until the end of the transaction `tx`, so
+/// that counting its open processes and inserting one is done by one
+/// transaction at a time and the cap holds under concurrent requests: a
+/// transaction that counts after taking it sees every process inserted by
+/// the transactions that held it before (under read committed, each
+/// statement sees what committed before it began).
+///
+/// Taken before [`crate::processes::insert`] takes the organization's
+/// ordering lock, and nothing takes the two the other way round.
+/// Organizations whose ids agree modulo 2³¹ share a lock.
+pub async fn lock_backlog(tx: &impl GenericClient, org: OrgId) -> StoreResult<()> {
+    crate::execute(
+        tx,
+        "select pg_advisory_xact_lock($1, $2)",
+        &[&BACKLOG_LOCK_CLASS, &((org.get() & 0x7fff_ffff) as i32)],
+    )
+    .await?;
+    Ok(())
+}
+
 /// How many processes of `org` are open, counting no further than `cap`
 /// (the backlog check needs no more, and the partial index of open
 /// processes answers it without touching the rest).

@@ -70,16 +70,16 @@ pub enum AdminCommand {
         /// Start from the defaults rather than the organization's limits.
         #[arg(long)]
         reset: bool,
-        /// Batch requests per second.
+        /// Batch requests per second: 0 (no limit), or 0.001 to 1000000.
         #[arg(long, value_name = "N")]
         writes_per_second: Option<f64>,
-        /// Batch requests at once after a quiet spell.
+        /// Batch requests at once after a quiet spell: 1 to 1000000.
         #[arg(long, value_name = "N")]
         writes_burst: Option<f64>,
-        /// Read requests per second.
+        /// Read requests per second: 0 (no limit), or 0.001 to 1000000.
         #[arg(long, value_name = "N")]
         reads_per_second: Option<f64>,
-        /// Read requests at once.
+        /// Read requests at once: 1 to 1000000.
         #[arg(long, value_name = "N")]
         reads_burst: Option<f64>,
         /// Open processes before new batches get 429 (0: no cap).

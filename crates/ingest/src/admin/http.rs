@@ -9,6 +9,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use objectsync_infra::settings::LimitSettings;
 use objectsync_model::{ApiCode, DefinitionInput, OrgId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -286,15 +287,17 @@ pub(crate) async fn stale_processes(
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(crate) struct LimitsIn {
-    /// Batch requests per second (0: no limit).
-    #[schema(minimum = 0)]
+    /// Batch requests per second: 0 (no limit), or 0.001 to 1,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     writes_per_second: Option<f64>,
-    #[schema(minimum = 1)]
+    /// Batch requests at once after a quiet spell: 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     writes_burst: Option<f64>,
-    /// Read requests per second (0: no limit).
-    #[schema(minimum = 0)]
+    /// Read requests per second: 0 (no limit), or 0.001 to 1,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     reads_per_second: Option<f64>,
-    #[schema(minimum = 1)]
+    /// Read requests at once: 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     reads_burst: Option<f64>,
     /// Open processes before new batches get 429 (0: no cap).
     #[schema(minimum = 0, maximum = 2_147_483_647)]
@@ -338,6 +341,25 @@ pub(crate) async fn put_limits(
 ) -> ApiResult<Json<LimitsOut>> {
     let org = org_id(&raw)?;
     let body = json_body(&headers, body)?;
+    if let Some((field, _)) = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(_, v)| !(v.is_number() || v.is_null())))
+    {
+        return Err(ApiError::invalid(format!(
+            "{field}: must be a number or null"
+        )));
+    }
+    if let Some(cap) = body.get("max_open_processes").filter(|v| !v.is_null()) {
+        let field = "max_open_processes";
+        cap.as_f64()
+            .filter(|f| f.fract() == 0.0)
+            .map(|f| f as i64)
+            .ok_or_else(|| ApiError::invalid(format!("{field}: must be a whole number")))
+            .and_then(|n| {
+                LimitSettings::check_max_open_processes(field, n)
+                    .map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.expected)))
+            })?;
+    }
     let own: objectsync_store::organizations::Limits =
         serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("limits: {e}")))?;
     let client = state.pool.get().await?;

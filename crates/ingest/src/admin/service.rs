@@ -216,31 +216,33 @@ pub struct EffectiveLimits {
     pub max_open_processes: i64,
 }
 
-/// Checks limits sent by an operator: rates and caps not negative, bursts
-/// of at least one request.
+/// Checks limits sent by an operator against the ranges of
+/// [`LimitSettings`](objectsync_infra::settings::LimitSettings), naming the
+/// first field out of range.
 pub fn check_limits(l: &objectsync_store::organizations::Limits) -> Result<(), FieldError> {
-    let rate = |name: &str, v: Option<f64>| match v {
-        Some(v) if !(v.is_finite() && v >= 0.0) => Err(FieldError::new(
-            name,
-            "must be a number of requests per second, 0 or more (0: no limit)",
-        )),
-        _ => Ok(()),
-    };
-    let burst = |name: &str, v: Option<f64>| match v {
-        Some(v) if !(v.is_finite() && v >= 1.0) => Err(FieldError::new(name, "must be 1 or more")),
-        _ => Ok(()),
-    };
-    rate("writes_per_second", l.writes_per_second)?;
-    rate("reads_per_second", l.reads_per_second)?;
-    burst("writes_burst", l.writes_burst)?;
-    burst("reads_burst", l.reads_burst)?;
-    if l.max_open_processes.is_some_and(|v| v < 0) {
-        return Err(FieldError::new(
-            "max_open_processes",
-            "must be 0 or more (0: no cap)",
-        ));
+    use objectsync_infra::settings::LimitSettings as L;
+    let field = |e: objectsync_infra::settings::InvalidLimit| FieldError::new(e.field, e.expected);
+    let rates = [
+        ("writes_per_second", l.writes_per_second),
+        ("reads_per_second", l.reads_per_second),
+    ];
+    for (name, v) in rates {
+        v.map_or(Ok(()), |v| L::check_rate(name, v))
+            .map_err(field)?;
     }
-    Ok(())
+    let bursts = [
+        ("writes_burst", l.writes_burst),
+        ("reads_burst", l.reads_burst),
+    ];
+    for (name, v) in bursts {
+        v.map_or(Ok(()), |v| L::check_burst(name, v))
+            .map_err(field)?;
+    }
+    l.max_open_processes
+        .map_or(Ok(()), |v| {
+            L::check_max_open_processes("max_open_processes", v.into())
+        })
+        .map_err(field)
 }
 
 /// What applies to an organization with `own` limits.

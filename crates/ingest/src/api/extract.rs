@@ -14,7 +14,7 @@ use super::json_request;
 use super::schema::Accepted;
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
-use crate::publisher::Submission;
+use crate::publisher::{PublishError, Submission};
 use crate::state::AppState;
 
 /// Path parameters; a segment that does not decode (`%ff`) is a 400.
@@ -39,6 +39,8 @@ pub(crate) struct BatchRequest {
     object_type: String,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    /// Where the rate limit's verdict is, for a refusal by the backlog cap.
+    slot: Option<crate::limits::Slot>,
 }
 
 impl FromRequest<AppState> for BatchRequest {
@@ -51,6 +53,7 @@ impl FromRequest<AppState> for BatchRequest {
             PathParts::<String>::from_request_parts(&mut parts, state).await?;
         crate::trace::record_object_type(&object_type);
         let headers = parts.headers.clone();
+        let slot = crate::limits::slot(&parts).cloned();
         let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
         Ok(Self {
             org,
@@ -58,6 +61,7 @@ impl FromRequest<AppState> for BatchRequest {
             object_type,
             headers,
             body,
+            slot,
         })
     }
 }
@@ -66,7 +70,7 @@ impl BatchRequest {
     /// Checks the batch, makes it durable and answers `202 {processId}`.
     pub(crate) async fn submit(self, kind: ProcessKind) -> ApiResult<(StatusCode, Json<Accepted>)> {
         let body = json_request(&self.headers, self.body)?;
-        let process_id = self
+        let submitted = self
             .state
             .publisher
             .submit(Submission {
@@ -79,7 +83,12 @@ impl BatchRequest {
                 max_open_processes: self.org.limits.max_open_processes,
                 replay_of: None,
             })
-            .await?;
+            .await;
+        if let Err(PublishError::Backlog { .. }) = &submitted {
+            let (org, limits) = (self.org.id, &self.org.limits);
+            crate::limits::backlog_refused(&self.state.pool, org, limits, self.slot.as_ref()).await;
+        }
+        let process_id = submitted?;
         crate::trace::record_process(process_id);
         Ok((StatusCode::ACCEPTED, Json(Accepted::new(process_id))))
     }

@@ -51,7 +51,8 @@ async fn over_the_rate_a_batch_gets_429_with_brevo_headers_and_the_limit_comes_b
     assert!((1..=1).contains(&after), "Retry-After {after}");
     assert_eq!(header(&refused, "x-sib-ratelimit-limit"), Some(3));
     assert_eq!(header(&refused, "x-sib-ratelimit-remaining"), Some(0));
-    assert!(header(&refused, "x-sib-ratelimit-reset").is_some());
+    // Brevo's reset: when a client that ran out may send again.
+    assert_eq!(header(&refused, "x-sib-ratelimit-reset"), Some(after));
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "too_many_requests");
     assert!(
@@ -110,14 +111,14 @@ async fn an_organization_with_too_many_open_batches_gets_429_until_they_are_appl
     let refused = one_record(&app, &org, "v3").await;
     assert_eq!(refused.status(), 429);
     assert_eq!(header(&refused, "retry-after"), Some(5));
+    // The headers describe the cap that refused it.
+    assert_eq!(header(&refused, "x-sib-ratelimit-limit"), Some(3));
+    assert_eq!(header(&refused, "x-sib-ratelimit-remaining"), Some(0));
+    assert_eq!(header(&refused, "x-sib-ratelimit-reset"), Some(5));
     let body: Value = refused.json().await.unwrap();
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("3 batches waiting"),
-        "{body}"
-    );
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("3 batches waiting"), "{body}");
+    assert!(message.contains("max_open_processes"), "{body}");
     assert_eq!(app.batch_depth().await, 3);
     // The cap is the organization's own.
     assert_eq!(one_record(&app, &quiet, "q").await.status(), 202);
@@ -133,6 +134,48 @@ async fn an_organization_with_too_many_open_batches_gets_429_until_they_are_appl
         assert!(Instant::now() < deadline, "the backlog never drained");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A batch refused by the backlog cap spends no token of the rate limit:
+/// with one token left and a rate too slow to refill it, every refusal is
+/// the cap's, and the token is still there once the backlog is gone.
+#[tokio::test]
+async fn a_batch_refused_by_the_backlog_cap_spends_no_token() {
+    let mut app = spawn_app_with(0, |s| {
+        s.limits = LimitSettings {
+            max_open_processes: 1,
+            ..writes(0.001, 2.0)
+        };
+    })
+    .await;
+    let org = app.org_with_vehicles().await;
+    let accepted = one_record(&app, &org, "a").await;
+    assert_eq!(accepted.status(), 202);
+    assert_eq!(header(&accepted, "x-sib-ratelimit-remaining"), Some(1));
+    for _ in 0..3 {
+        let refused = one_record(&app, &org, "b").await;
+        assert_eq!(refused.status(), 429);
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("batches waiting"),
+            "{body}"
+        );
+    }
+    app.start_worker().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let last = loop {
+        let resp = one_record(&app, &org, "b").await;
+        if resp.status() != 429 || header(&resp, "x-sib-ratelimit-limit") != Some(1) {
+            break resp;
+        }
+        assert!(Instant::now() < deadline, "the backlog never drained");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(last.status(), 202);
+    assert_eq!(header(&last, "x-sib-ratelimit-remaining"), Some(0));
 }
 
 #[tokio::test]
@@ -166,15 +209,22 @@ async fn an_operator_sets_an_organizations_own_limits() {
     assert_eq!(refused.status(), 429);
     assert_eq!(header(&refused, "retry-after"), Some(5));
 
-    for bad in [
-        json!({"writes_per_second": -1}),
-        json!({"writes_burst": 0.5}),
-        json!({"max_open_processes": -3}),
-        json!({"writes_per_second": "fast"}),
-        json!({"burst": 3}),
+    for (bad, field) in [
+        (json!({"writes_per_second": -1}), "writes_per_second"),
+        (json!({"writes_per_second": 1e-300}), "writes_per_second"),
+        (json!({"reads_per_second": 2e6}), "reads_per_second"),
+        (json!({"writes_burst": 0.5}), "writes_burst"),
+        (json!({"reads_burst": 9e18}), "reads_burst"),
+        (json!({"max_open_processes": -3}), "max_open_processes"),
+        (json!({"max_open_processes": 3e9}), "max_open_processes"),
+        (json!({"max_open_processes": 2.5}), "max_open_processes"),
+        (json!({"writes_per_second": "fast"}), "writes_per_second"),
+        (json!({"burst": 3}), "burst"),
     ] {
         let resp = app.admin_put(&path, &bad).await;
         assert_eq!(resp.status(), 400, "{bad}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["message"].as_str().unwrap().contains(field), "{body}");
     }
     let resp = app
         .admin_put("/admin/organizations/999999/limits", &json!({}))

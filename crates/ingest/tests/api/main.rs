@@ -9,6 +9,7 @@ mod console_figures;
 mod corpus;
 mod dashboards;
 mod delete;
+mod flood;
 mod idempotency;
 mod lanes;
 mod limits;

@@ -112,6 +112,53 @@ async fn a_body_that_stops_coming_is_given_up_on() {
     assert_eq!(app.process_count().await, 0);
 }
 
+/// A body that keeps coming, one byte at a time, is cut at the deadline
+/// for the whole body, however short the pauses between bytes.
+#[tokio::test]
+async fn a_body_trickled_a_byte_at_a_time_is_cut_at_its_deadline() {
+    let app = spawn_app_with(0, |s| s.http.body_timeout_ms = 1_000).await;
+    let org = app.org_with_vehicles().await;
+    let stream = TcpStream::connect(("127.0.0.1", port(&app))).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST /v3/objects/vehicle/batch/upsert HTTP/1.1\r\nhost: x\r\napi-key: {}\r\n\
+         content-type: application/json\r\ncontent-length: 1000\r\n\r\n",
+        org.key
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..1000 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if write.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(got.is_ok(), "still reading the body after 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.process_count().await, 0);
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let app = spawn_app_with(0, |s| s.http.header_timeout_ms = 500).await;
