@@ -16,5 +16,6 @@ mod plans;
 mod processes;
 mod records;
 mod slow_clients;
+mod stored_values;
 mod upsert_apply;
 mod upsert_checks;
