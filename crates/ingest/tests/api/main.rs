@@ -6,6 +6,7 @@ mod associations;
 mod auth;
 mod console;
 mod console_figures;
+mod console_sessions;
 mod corpus;
 mod dashboards;
 mod delete;
