@@ -22,7 +22,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use maud::html;
-use objectsync_store::StoreError;
+use objectsync_store::{StoreError, console_sessions};
 use serde::Deserialize;
 
 use crate::state::AppState;
@@ -258,24 +258,44 @@ async fn login(
         )
             .into_response();
     }
-    tracing::info!(who, "console login");
-    let value = session::issue(expected, &who, session::now() + session::LIFETIME_SECS);
-    (
-        [(
-            header::SET_COOKIE,
-            session::set_cookie(&headers, Some(&value)),
-        )],
-        Redirect::to(&next),
-    )
-        .into_response()
+    match start_session(&state, expected, &who).await {
+        Ok(cookie) => {
+            tracing::info!(who, "console login");
+            (
+                [(
+                    header::SET_COOKIE,
+                    session::set_cookie(&headers, Some(&cookie)),
+                )],
+                Redirect::to(&next),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
+/// A new session of `who`, recorded: its cookie value.
+async fn start_session(state: &AppState, token: &str, who: &str) -> ConsoleResult<String> {
+    let expires = session::now() + session::LIFETIME_SECS;
+    let issued = session::issue(token, who, expires);
+    let expires_at = chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default();
+    let client = state.pool.get().await?;
+    console_sessions::start(&client, &issued.id, who, expires_at).await?;
+    Ok(issued.cookie)
+}
+
+/// Ends the session in the database, so that no copy of its cookie opens
+/// the console again on any replica, then clears the cookie.
 async fn logout(
+    State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
     Form(f): Form<CsrfOnly>,
 ) -> ConsoleResult<Response> {
     session.check(&f.csrf)?;
+    let client = state.pool.get().await?;
+    console_sessions::end(&client, &session.id).await?;
+    tracing::info!(who = session.who, "console logout");
     Ok((
         [(header::SET_COOKIE, session::set_cookie(&headers, None))],
         Redirect::to("/console/login"),
