@@ -14,6 +14,7 @@ pub mod publisher;
 pub mod serve;
 pub mod startup;
 pub mod state;
+mod token_guard;
 mod trace;
 mod track;
 

@@ -26,6 +26,7 @@ use objectsync_store::{StoreError, console_sessions};
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::token_guard::{ClientAddr, wait_text};
 use layout::page;
 use session::Session;
 
@@ -229,6 +230,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -250,17 +252,29 @@ async fn login(
         )
             .into_response();
     }
+    if let Err(throttled) = state.token_guard.admit(client) {
+        let message = wait_text(throttled);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, throttled.retry_after.to_string())],
+            login_page(&next, Some(&format!("Refused: {message}."))),
+        )
+            .into_response();
+    }
     if !crate::auth::secrets_match(&f.token, expected) {
-        tracing::warn!(who, "console login with a wrong admin token");
+        state
+            .token_guard
+            .wrong(client, &format!("console login as {who:?}"));
         return (
             StatusCode::UNAUTHORIZED,
             login_page(&next, Some("Wrong admin token.")),
         )
             .into_response();
     }
+    state.token_guard.right(client);
     match start_session(&state, expected, &who).await {
         Ok(cookie) => {
-            tracing::info!(who, "console login");
+            tracing::info!(who, client = %client, "console login");
             (
                 [(
                     header::SET_COOKIE,

@@ -1,8 +1,11 @@
-//! Console sessions end on logout on every replica, and filters PostgreSQL
-//! cannot hold are a 400, not a 500.
+//! Console sessions end on logout on every replica, wrong admin tokens are
+//! throttled per client address, and filters PostgreSQL cannot hold are a
+//! 400, not a 500.
+
+use std::net::IpAddr;
 
 use objectsync_ingest::Application;
-use objectsync_testkit::{TestApp, no_redirects, spawn_app_with};
+use objectsync_testkit::{ADMIN_TOKEN, TestApp, no_redirects, spawn_app_with};
 use tokio_util::sync::CancellationToken;
 
 /// A second ingest on the same database and queues: another replica.
@@ -133,4 +136,73 @@ async fn process_filters_postgres_cannot_hold_are_a_400() {
         .await;
         assert_eq!(status, 200, "{query}");
     }
+}
+
+/// A client whose connections come from `ip` (any of 127.0.0.0/8 reaches
+/// ingest's loopback listener).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(ip.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn login(app: &TestApp, from: &reqwest::Client, token: &str) -> reqwest::Response {
+    from.post(app.url("/console/login"))
+        .form(&[("who", "Eve"), ("token", token), ("next", "/console")])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_tokens_at_the_login_form_are_throttled_per_address() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let eve = client_from("127.0.0.1");
+    // 10 wrong tokens are compared (one more for every 6 s they take),
+    // then the address is refused.
+    let started = std::time::Instant::now();
+    let mut wrong = 0;
+    let refused = loop {
+        let resp = login(&app, &eve, &format!("guess{wrong}")).await;
+        if resp.status() != 401 {
+            break resp;
+        }
+        wrong += 1;
+        assert!(wrong <= 20, "never throttled");
+    };
+    let refilled = (started.elapsed().as_secs_f64() / 6.0).ceil() as usize;
+    assert!((10..=10 + refilled).contains(&wrong), "{wrong}");
+    assert_eq!(refused.status(), 429);
+    let after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&after), "{after}");
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("too many wrong admin tokens")
+    );
+    // From that address even the right token waits: it is not compared.
+    let right = login(&app, &eve, ADMIN_TOKEN).await;
+    assert_eq!(right.status(), 429);
+    assert!(right.headers().get("set-cookie").is_none());
+    // The admin API counts the same guesses.
+    let api = eve
+        .get(app.url("/admin/processes/stale"))
+        .header("admin-token", ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 429);
+    // Another address logs in.
+    let ada = client_from("127.0.0.2");
+    let resp = login(&app, &ada, ADMIN_TOKEN).await;
+    assert_eq!(resp.status(), 303);
+    assert!(resp.headers().get("set-cookie").is_some());
 }
