@@ -17,6 +17,7 @@ mod request_body;
 pub mod serve;
 pub mod startup;
 pub mod state;
+mod token_guard;
 mod trace;
 mod track;
 

@@ -63,7 +63,8 @@ impl Modify for Security {
 /// The answers every operation can give besides its own: 400 for a bad
 /// parameter or body, 401 without a
 /// valid key or token, 403 for an organization without custom objects
-/// (`/v3`), 404 while the admin API is disabled (`/admin`), 500 and 503.
+/// (`/v3`), 404 while the admin API is disabled (`/admin`), 429 (rate
+/// limits on `/v3`, wrong admin tokens on `/admin`), 500 and 503.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
@@ -108,12 +109,15 @@ impl Modify for CommonErrors {
                         .entry((*status).to_owned())
                         .or_insert_with(|| RefOr::T(error(description)));
                 }
-                if v3 {
-                    op.responses
-                        .responses
-                        .entry("429".to_owned())
-                        .or_insert_with(|| RefOr::T(too_many()));
-                }
+                let throttled = if v3 {
+                    too_many()
+                } else {
+                    too_many_wrong_tokens()
+                };
+                op.responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| RefOr::T(throttled));
             }
         }
     }
@@ -160,6 +164,34 @@ fn too_many() -> utoipa::openapi::Response {
                 "Seconds until `x-sib-ratelimit-remaining` goes up by one (0 when it equals \
                  the limit): when a client that has run out may send again; at most 1000",
             ),
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+/// The 429 of `/admin`: this client address sent too many wrong tokens.
+fn too_many_wrong_tokens() -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(
+            "This client address sent more than 10 wrong admin tokens in a minute; until it \
+             slows down, its requests are refused without their token being checked. Retry \
+             after `Retry-After` seconds. Other addresses are not affected.",
+        )
+        .header(
+            "Retry-After",
+            utoipa::openapi::header::HeaderBuilder::new()
+                .schema(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::Type::Integer)
+                        .minimum(Some(1)),
+                )
+                .description(Some("Seconds to wait before retrying"))
+                .build(),
         )
         .content(
             "application/json",

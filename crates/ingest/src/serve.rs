@@ -79,7 +79,7 @@ pub async fn serve(
                 }
             }
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -94,7 +94,13 @@ pub async fn serve(
         let service = TowerToHyperService::new(
             router
                 .clone()
-                .map_request(|req: Request<Incoming>| req.map(axum::body::Body::new))
+                .map_request(move |req: Request<Incoming>| {
+                    // The client's address, for what is throttled per address.
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                })
                 .map_err(|e: Infallible| match e {}),
         );
         let cancel = cancel.clone();

@@ -129,6 +129,7 @@ impl Application {
             queues: crate::gauges::Queues::default(),
             worker_heartbeat: Duration::from_secs(settings.worker.heartbeat_secs),
             ended: Arc::default(),
+            token_guard: Arc::default(),
         };
         let queues = state.queues.clone();
         let router = router(

@@ -21,4 +21,6 @@ pub struct AppState {
     pub worker_heartbeat: std::time::Duration,
     /// The console's settled minutes of ended processes.
     pub(crate) ended: Arc<crate::console::ended::EndedCache>,
+    /// Wrong admin tokens per client address (admin API and console login).
+    pub(crate) token_guard: Arc<crate::token_guard::TokenGuard>,
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod names;
+pub mod number;
 pub mod prepare;
 pub mod process;
 pub mod schema;

@@ -93,6 +93,10 @@ pub fn check_attributes<'r>(
             message,
         };
         let value: Value = serde_json::from_str(raw.get()).map_err(|e| fail(unreadable(&e)))?;
+        if value.is_number() {
+            // Stored as sent, read back as a 64-bit integer or a double.
+            crate::number::check_exact(raw.get()).map_err(|e| fail(e.0))?;
+        }
         let checked = match check_value(def, &value).map_err(|e| fail(e.0))? {
             Cow::Borrowed(_) => Checked::Raw(raw),
             Cow::Owned(v) => Checked::Normalized(v),
@@ -153,6 +157,23 @@ mod tests {
             e.to_string()
                 .starts_with("attribute 'price': expected a number")
         );
+    }
+
+    #[test]
+    fn numbers_that_would_come_back_otherwise_reject_the_record() {
+        for (literal, back) in [
+            ("1e-400", "0.0"),
+            ("123456789012345678901234567890", "1.2345678901234568e+29"),
+            ("-9223372036854775809", "-9.223372036854776e+18"),
+        ] {
+            let body =
+                format!(r#"{{"records":[{{"attributes":{{"name":"A","price":{literal}}}}}]}}"#);
+            let e = check(&body).unwrap_err();
+            assert_eq!(e.key, "price");
+            assert!(e.message.contains(&format!("returned as {back}")), "{e}");
+        }
+        let out = check(r#"{"records":[{"attributes":{"price":0.1,"colour":1e-400}}]}"#).unwrap();
+        assert_eq!(out, json!({"price": 0.1}));
     }
 
     #[test]

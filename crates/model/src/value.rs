@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 use serde_json::Value;
 
 use crate::limits::MAX_TEXT_CHARS;
@@ -83,26 +83,57 @@ fn text(value: &Value) -> Result<&str, ValueError> {
     Ok(s)
 }
 
+/// A `date`: `YYYY-MM-DD`, or an RFC 3339 date-time with an offset, kept in
+/// UTC. Years run from 0001 to 9999 (as sent and in UTC: four digits, and
+/// no year 0, which the Gregorian calendar does not have and PostgreSQL,
+/// JavaScript's `Date.toISOString` and most readers do not round-trip).
+/// A leap second (`:60`) is refused rather than moved: the instant it
+/// names is not one a reader's clock type can hold.
 fn date(value: &Value) -> Result<Cow<'_, Value>, ValueError> {
     let s = storable_str(value)?;
+    let expected = || {
+        fail(format!(
+            "expected a date like 2024-06-15 or a date-time with an offset like 2024-06-15T10:00:00+02:00, got {}",
+            describe(value)
+        ))
+    };
+    let year_ok = |year: i32| (1..=9999).contains(&year);
+    let years = || {
+        fail(format!(
+            "years run from 0001 to 9999, got {}",
+            describe(value)
+        ))
+    };
     if s.len() == 10 {
-        if s.parse::<NaiveDate>().is_ok() {
-            return Ok(Cow::Borrowed(value));
-        }
-    } else if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-        let normalized = dt
-            .with_timezone(&Utc)
-            .to_rfc3339_opts(SecondsFormat::AutoSi, true);
-        return Ok(if normalized == s {
-            Cow::Borrowed(value)
-        } else {
-            Cow::Owned(Value::String(normalized))
+        let shape = s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
         });
+        return match s.parse::<NaiveDate>() {
+            Ok(d) if shape && year_ok(d.year()) => Ok(Cow::Borrowed(value)),
+            Ok(_) if shape => years(),
+            _ => expected(),
+        };
     }
-    fail(format!(
-        "expected a date like 2024-06-15 or a date-time with an offset like 2024-06-15T10:00:00+02:00, got {}",
-        describe(value)
-    ))
+    let Ok(dt) = DateTime::parse_from_rfc3339(s) else {
+        return expected();
+    };
+    if dt.nanosecond() >= 1_000_000_000 {
+        return fail(format!(
+            "a leap second (:60) is not accepted: send :59, or :00 of the next minute; got {}",
+            describe(value)
+        ));
+    }
+    let utc = dt.with_timezone(&Utc);
+    if !year_ok(dt.year()) || !year_ok(utc.year()) {
+        return years();
+    }
+    let normalized = utc.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    Ok(if normalized == s {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(Value::String(normalized))
+    })
 }
 
 fn url(value: &Value) -> Result<(), ValueError> {
@@ -237,6 +268,24 @@ mod tests {
             json!("2024-06-15T10:00:00.250Z")
         );
         bad(AttributeType::Date, json!("2024-06-15T10:00:00"));
+        assert_eq!(
+            ok(AttributeType::Date, json!("0001-01-01")),
+            json!("0001-01-01")
+        );
+        ok(AttributeType::Date, json!("9999-12-31T23:59:59.999Z"));
+        for (v, says) in [
+            ("0000-01-01", "0001 to 9999"),
+            ("0000-01-01T00:00:00Z", "0001 to 9999"),
+            ("0001-01-01T00:30:00+01:00", "0001 to 9999"),
+            ("9999-12-31T23:30:00-01:00", "0001 to 9999"),
+            ("2016-12-31T23:59:60Z", "leap second"),
+            ("2024-06-15T10:00:60+02:00", "leap second"),
+            ("+2024-06-1", "expected a date"),
+            ("2024-6-015", "expected a date"),
+        ] {
+            let e = bad(AttributeType::Date, json!(v));
+            assert!(e.contains(says), "{v}: {e}");
+        }
         bad(AttributeType::Date, json!("2024-02-30"));
         bad(AttributeType::Date, json!("15/06/2024"));
         bad(AttributeType::Date, json!(20240615));

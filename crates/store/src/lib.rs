@@ -13,6 +13,7 @@
 //! Errors are [`StoreError`]s, classified once (transient, conflict,
 //! permanent) for every caller to map to its own vocabulary.
 
+pub mod console_sessions;
 pub mod dead_letters;
 pub mod ended;
 pub mod error;

@@ -20,6 +20,7 @@ use crate::api::{ErrorBody, Params, PathParts, json_body};
 use crate::auth::secrets_match;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::token_guard::{ClientAddr, wait_text};
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
@@ -53,14 +54,22 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         return ApiError::not_found("The admin API is disabled: set OBJECTSYNC__ADMIN__TOKEN")
             .into_response();
     };
-    let given = req
-        .headers()
-        .get("admin-token")
-        .and_then(|v| v.to_str().ok());
-    match given {
-        Some(given) if secrets_match(given, expected) => next.run(req).await,
-        _ => ApiError::unauthorized("missing or wrong 'admin-token' header").into_response(),
+    let client = ClientAddr::from_extensions(req.extensions());
+    if let Err(throttled) = state.token_guard.admit(client) {
+        let mut e = ApiError::new(ApiCode::TooManyRequests, wait_text(throttled));
+        e.retry_after = Some(throttled.retry_after);
+        return e.into_response();
     }
+    let Some(given) = req.headers().get("admin-token") else {
+        state.token_guard.right(client);
+        return ApiError::unauthorized("missing 'admin-token' header").into_response();
+    };
+    if secrets_match(given.to_str().unwrap_or_default(), expected) {
+        state.token_guard.right(client);
+        return next.run(req).await;
+    }
+    state.token_guard.wrong(client, "admin API");
+    ApiError::unauthorized("missing or wrong 'admin-token' header").into_response()
 }
 
 fn org_id(raw: &str) -> ApiResult<OrgId> {

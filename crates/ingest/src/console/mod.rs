@@ -22,10 +22,11 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use maud::html;
-use objectsync_store::StoreError;
+use objectsync_store::{StoreError, console_sessions};
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::token_guard::{ClientAddr, wait_text};
 use layout::page;
 use session::Session;
 
@@ -229,6 +230,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -250,32 +252,64 @@ async fn login(
         )
             .into_response();
     }
+    if let Err(throttled) = state.token_guard.admit(client) {
+        let message = wait_text(throttled);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, throttled.retry_after.to_string())],
+            login_page(&next, Some(&format!("Refused: {message}."))),
+        )
+            .into_response();
+    }
     if !crate::auth::secrets_match(&f.token, expected) {
-        tracing::warn!(who, "console login with a wrong admin token");
+        state
+            .token_guard
+            .wrong(client, &format!("console login as {who:?}"));
         return (
             StatusCode::UNAUTHORIZED,
             login_page(&next, Some("Wrong admin token.")),
         )
             .into_response();
     }
-    tracing::info!(who, "console login");
-    let value = session::issue(expected, &who, session::now() + session::LIFETIME_SECS);
-    (
-        [(
-            header::SET_COOKIE,
-            session::set_cookie(&headers, Some(&value)),
-        )],
-        Redirect::to(&next),
-    )
-        .into_response()
+    state.token_guard.right(client);
+    match start_session(&state, expected, &who).await {
+        Ok(cookie) => {
+            tracing::info!(who, client = %client, "console login");
+            (
+                [(
+                    header::SET_COOKIE,
+                    session::set_cookie(&headers, Some(&cookie)),
+                )],
+                Redirect::to(&next),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
+/// A new session of `who`, recorded: its cookie value.
+async fn start_session(state: &AppState, token: &str, who: &str) -> ConsoleResult<String> {
+    let expires = session::now() + session::LIFETIME_SECS;
+    let issued = session::issue(token, who, expires);
+    let expires_at = chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default();
+    let client = state.pool.get().await?;
+    console_sessions::start(&client, &issued.id, who, expires_at).await?;
+    Ok(issued.cookie)
+}
+
+/// Ends the session in the database, so that no copy of its cookie opens
+/// the console again on any replica, then clears the cookie.
 async fn logout(
+    State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
     Form(f): Form<CsrfOnly>,
 ) -> ConsoleResult<Response> {
     session.check(&f.csrf)?;
+    let client = state.pool.get().await?;
+    console_sessions::end(&client, &session.id).await?;
+    tracing::info!(who = session.who, "console logout");
     Ok((
         [(header::SET_COOKIE, session::set_cookie(&headers, None))],
         Redirect::to("/console/login"),

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use maud::{Markup, html};
-use objectsync_model::{OrgId, ProcessId, ProcessStatus};
+use objectsync_model::{ObjectTypeName, OrgId, ProcessId, ProcessStatus};
 use objectsync_store::operations::{self, Filter, ProcessRow};
 use objectsync_store::processes;
 use serde::Deserialize;
@@ -70,9 +70,17 @@ impl ListQuery {
         let status = given(&self.status)
             .map(|s| s.parse::<ProcessStatus>().map_err(ConsoleError::BadRequest))
             .transpose()?;
+        // Checked here: PostgreSQL refuses text holding NUL with an error.
+        let object_type = given(&self.object_type)
+            .map(|s| {
+                ObjectTypeName::parse(s).map_err(|e| {
+                    ConsoleError::BadRequest(format!("object type: {s:?} is not a type name: {e}"))
+                })
+            })
+            .transpose()?;
         Ok(Filter {
             org: id_field("organization", &self.org)?.map(OrgId),
-            object_type: given(&self.object_type).map(str::to_owned),
+            object_type: object_type.map(|t| t.as_str().to_owned()),
             status,
             created_after: time_field("after", &self.after)?,
             created_before: time_field("before", &self.before)?,

@@ -2,13 +2,17 @@
 //! a signed cookie, so the token never travels in a URL and is not kept by
 //! the browser.
 //!
-//! The cookie is `{name}.{expiry}.{signature}`: the operator's name (hex),
-//! a Unix expiry, and an HMAC-SHA256 of both under a key derived from the
-//! admin token. Nothing is stored server-side, so every ingest replica
-//! accepts it, and changing the admin token ends every session. It is
-//! `HttpOnly` (no script reads it), `SameSite=Strict` (no other site's page
-//! makes the browser send it) and `Secure` behind a proxy that says the
-//! request came over HTTPS.
+//! The cookie is `{name}.{expiry}.{id}.{signature}`: the operator's name
+//! (hex), a Unix expiry, a random session id (hex), and an HMAC-SHA256 of
+//! them under a key derived from the admin token, so changing the admin
+//! token ends every session. The session is also a row of
+//! `console_sessions` (named by the SHA-256 of its id), read on every
+//! request: logging out ends the row, and with it the session on every
+//! ingest replica, even for a copy of the cookie kept elsewhere. A forged
+//! or garbled cookie is refused by its signature before any database read.
+//! It is `HttpOnly` (no script reads it), `SameSite=Strict` (no other
+//! site's page makes the browser send it) and `Secure` behind a proxy that
+//! says the request came over HTTPS.
 //!
 //! Every POST carries a CSRF token, the HMAC of the cookie under the same
 //! key, checked in constant time; and a POST whose `Origin` names another
@@ -20,6 +24,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{Hmac, Mac};
+use objectsync_store::console_sessions;
 use sha2::{Digest, Sha256};
 
 use crate::state::AppState;
@@ -58,28 +63,54 @@ pub(crate) struct Session {
     pub(crate) who: String,
     /// The token every form of this session must send back.
     pub(crate) csrf: String,
+    /// Its row in `console_sessions`: the SHA-256 of the cookie's id.
+    pub(crate) id: [u8; 32],
 }
 
-/// The cookie value of a new session of `who`, valid until `expires`.
-pub(crate) fn issue(token: &str, who: &str, expires: i64) -> String {
-    let body = format!("{}.{expires}", hex::encode(who.as_bytes()));
-    format!("{body}.{}", hex::encode(sign(token, body.as_bytes())))
+/// A new session: its cookie value and its row's name.
+#[derive(Debug, Clone)]
+pub(crate) struct Issued {
+    pub(crate) cookie: String,
+    pub(crate) id: [u8; 32],
 }
 
-/// The session a cookie value holds, if it is genuine and not expired.
+/// A new session of `who`, valid until `expires`.
+pub(crate) fn issue(token: &str, who: &str, expires: i64) -> Issued {
+    let mut sid = [0u8; 32];
+    // The OS random source failing is not something to recover from.
+    getrandom::fill(&mut sid).expect("the OS random number generator failed");
+    let body = format!(
+        "{}.{expires}.{}",
+        hex::encode(who.as_bytes()),
+        hex::encode(sid)
+    );
+    Issued {
+        cookie: format!("{body}.{}", hex::encode(sign(token, body.as_bytes()))),
+        id: Sha256::digest(sid).into(),
+    }
+}
+
+/// The session a cookie value holds, if it is genuine and not expired
+/// (whether it was ended is the database's to say).
 pub(crate) fn open(token: &str, value: &str, now: i64) -> Option<Session> {
     let (body, signature) = value.rsplit_once('.')?;
     let signature = hex::decode(signature).ok()?;
     if !verify(token, body.as_bytes(), &signature) {
         return None;
     }
-    let (who, expires) = body.split_once('.')?;
+    let mut parts = body.splitn(3, '.');
+    let (who, expires, sid) = (parts.next()?, parts.next()?, parts.next()?);
     if expires.parse::<i64>().ok()? <= now {
         return None;
     }
+    let sid = hex::decode(sid).ok().filter(|s| s.len() == 32)?;
     let who = String::from_utf8(hex::decode(who).ok()?).ok()?;
     let csrf = hex::encode(sign(token, format!("csrf\0{value}").as_bytes()));
-    Some(Session { who, csrf })
+    Some(Session {
+        who,
+        csrf,
+        id: Sha256::digest(sid).into(),
+    })
 }
 
 impl Session {
@@ -127,7 +158,9 @@ impl FromRequestParts<AppState> for Session {
         let Some(token) = state.admin_token.as_deref() else {
             return Err(super::disabled());
         };
-        if let Some(session) = cookie(&parts.headers, COOKIE).and_then(|v| open(token, v, now())) {
+        if let Some(session) = cookie(&parts.headers, COOKIE).and_then(|v| open(token, v, now()))
+            && live(state, &session).await?
+        {
             return Ok(session);
         }
         if parts.method == Method::GET {
@@ -140,6 +173,15 @@ impl FromRequestParts<AppState> for Session {
         }
         Err((StatusCode::UNAUTHORIZED, "log in again").into_response())
     }
+}
+
+/// Whether `session` was neither ended nor forgotten: one primary-key read.
+async fn live(state: &AppState, session: &Session) -> Result<bool, Response> {
+    let read = async {
+        let client = state.pool.get().await?;
+        Ok::<_, super::ConsoleError>(console_sessions::is_live(&client, &session.id).await?)
+    };
+    read.await.map_err(IntoResponse::into_response)
 }
 
 /// Percent-encodes everything but unreserved characters and `/`.
@@ -186,9 +228,16 @@ mod tests {
 
     #[test]
     fn a_session_opens_only_with_its_token_and_before_it_expires() {
-        let value = issue("secret", "Ada Lovelace", 1_000);
+        let issued = issue("secret", "Ada Lovelace", 1_000);
+        let value = issued.cookie;
         let s = open("secret", &value, 999).expect("opens");
         assert_eq!(s.who, "Ada Lovelace");
+        assert_eq!(s.id, issued.id, "names its row");
+        assert_ne!(
+            issue("secret", "Ada Lovelace", 1_000).id,
+            s.id,
+            "a new id each time"
+        );
         assert!(open("secret", &value, 1_000).is_none(), "expired");
         assert!(open("other", &value, 10).is_none(), "another token");
         let forged = value.replacen("41", "42", 1);
@@ -198,8 +247,8 @@ mod tests {
 
     #[test]
     fn the_csrf_token_belongs_to_its_session() {
-        let a = open("secret", &issue("secret", "a", 100), 0).unwrap();
-        let b = open("secret", &issue("secret", "b", 100), 0).unwrap();
+        let a = open("secret", &issue("secret", "a", 100).cookie, 0).unwrap();
+        let b = open("secret", &issue("secret", "a", 100).cookie, 0).unwrap();
         assert!(a.csrf_ok(&a.csrf));
         assert!(!a.csrf_ok(&b.csrf));
         assert!(!a.csrf_ok(""));

@@ -186,3 +186,61 @@ async fn the_association_cap_counts_both_ends() {
     let b: Value = resp.json().await.unwrap();
     assert!(b["message"].as_str().unwrap().contains("'hub'"), "{b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_admin_tokens_are_throttled_per_client_address() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let (eve, ada) = (from("127.0.0.1"), from("127.0.0.3"));
+    let stale = app.url("/admin/processes/stale");
+    let call = |client: &reqwest::Client, token: &str| {
+        client
+            .get(&stale)
+            .header("admin-token", token.to_owned())
+            .send()
+    };
+    // 30 wrong tokens at once: 10 are compared and refused (one more for
+    // every 6 s they take to arrive), the rest are not even compared.
+    let started = std::time::Instant::now();
+    let answers =
+        futures_util::future::join_all((0..30).map(|i| call(&eve, &format!("guess{i}")))).await;
+    let refilled = (started.elapsed().as_secs_f64() / 6.0).ceil() as usize;
+    let statuses: Vec<u16> = answers
+        .iter()
+        .map(|r| r.as_ref().unwrap().status().as_u16())
+        .collect();
+    let compared = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        (10..=10 + refilled).contains(&compared),
+        "{compared}: {statuses:?}"
+    );
+    assert_eq!(
+        compared + statuses.iter().filter(|s| **s == 429).count(),
+        30
+    );
+
+    // Checked against the contract: 429 with Retry-After, even with the right token.
+    let resp = app
+        .client
+        .get(&stale)
+        .header("admin-token", ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_requests");
+
+    // The right token from another address works.
+    assert_eq!(call(&ada, ADMIN_TOKEN).await.unwrap().status(), 200);
+    // A missing header is not a guess.
+    let bare = ada.get(&stale).send().await.unwrap();
+    assert_eq!(bare.status(), 401);
+    assert_eq!(call(&ada, ADMIN_TOKEN).await.unwrap().status(), 200);
+}

@@ -44,6 +44,12 @@ impl DeleteBatch {
                 "identifiers has an unknown key '{other}'; use 'ids' or 'ext_ids'"
             )));
         }
+        if let Some(other) = ids.1.first() {
+            return Err(RequestError::invalid(format!(
+                "identifiers has an unknown key {}; use 'ids' or 'ext_ids'",
+                super::identifiers::shown(other)
+            )));
+        }
         let field = |name: &str| ids.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
         let list = |raw| {
             array(raw).map_err(|_| RequestError::invalid("'ids' / 'ext_ids' must be an array"))

@@ -41,6 +41,12 @@ pub(crate) fn identifiers(path: &str, raw: Option<&RawValue>) -> Result<Identifi
     if let Some(key) = duplicate(&entries) {
         return Err(RequestError::invalid(format!("{path} has '{key}' twice")));
     }
+    if let Some(key) = entries.1.first() {
+        return Err(RequestError::invalid(format!(
+            "{path} has an unknown key {}; use 'id' or 'ext_id'",
+            shown(key)
+        )));
+    }
     let mut ids = Identifiers::default();
     for (key, value) in &entries.0 {
         if is_null(value) {

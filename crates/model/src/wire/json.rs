@@ -37,8 +37,36 @@ impl<'de> Deserialize<'de> for Text<'de> {
     }
 }
 
-/// The entries of a JSON object, in order, values unread.
-pub(crate) struct Entries<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
+/// The entries of a JSON object, in order, values unread; then the keys
+/// that could not be read (a lone surrogate escape such as `"\ud800"`, which
+/// no Rust string holds), as sent, their values dropped.
+///
+/// An unreadable key cannot be one the reader looks for (every name it
+/// looks for is plain ASCII), so where unknown keys are ignored
+/// (attributes, records, the body) it is ignored too, never read; where
+/// unknown keys are refused (identifiers) the caller refuses it.
+pub(crate) struct Entries<'a>(
+    pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub(crate) Vec<&'a RawValue>,
+);
+
+impl Entries<'_> {
+    /// Every key, read or not.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len() + self.1.len()
+    }
+}
+
+/// A key as sent (with its quotes), read: borrowed when it holds no
+/// escape, `None` when an escape is not valid Unicode.
+fn read_key(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if !text.contains('\\') {
+        // A key without escapes is its text between the quotes.
+        return text.get(1..text.len() - 1).map(Cow::Borrowed);
+    }
+    serde_json::from_str::<Text<'_>>(text).ok().map(|Text(t)| t)
+}
 
 impl<'de> Deserialize<'de> for Entries<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -52,10 +80,17 @@ impl<'de> Deserialize<'de> for Entries<'de> {
                 // serde_json gives no size hint; 16 holds most records'
                 // attributes without growing.
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
-                    out.push((key, map.next_value::<&'de RawValue>()?));
+                let mut unreadable = Vec::new();
+                // Keys are taken raw, so that one that is not valid Unicode
+                // does not make the whole object unreadable.
+                while let Some(key) = map.next_key::<&'de RawValue>()? {
+                    let value = map.next_value::<&'de RawValue>()?;
+                    match read_key(key) {
+                        Some(key) => out.push((key, value)),
+                        None => unreadable.push(key),
+                    }
                 }
-                Ok(Entries(out))
+                Ok(Entries(out, unreadable))
             }
         }
         d.deserialize_map(EntriesVisitor)
@@ -120,9 +155,22 @@ mod tests {
     }
 
     #[test]
-    fn entries_refuse_arrays_and_bad_keys() {
+    fn entries_refuse_arrays_and_broken_keys() {
         assert!(serde_json::from_str::<Entries<'_>>("[1]").is_err());
-        assert!(serde_json::from_str::<Entries<'_>>(r#"{"a\ud800":1}"#).is_err());
+        assert!(serde_json::from_str::<Entries<'_>>(r#"{"a\x":1}"#).is_err());
+        assert!(serde_json::from_str::<Entries<'_>>("{\"a\u{1}\":1}").is_err());
+    }
+
+    #[test]
+    fn keys_that_are_not_unicode_are_set_apart() {
+        let e: Entries<'_> =
+            serde_json::from_str(r#"{"a\ud800":{"deep":1},"b":2,"\u0063":3,"\udc00x":4}"#).unwrap();
+        let keys: Vec<&str> = e.0.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["b", "c"]);
+        assert!(matches!(e.0[0].0, Cow::Borrowed("b")));
+        let unread: Vec<&str> = e.1.iter().map(|k| k.get()).collect();
+        assert_eq!(unread, [r#""a\ud800""#, r#""\udc00x""#]);
+        assert_eq!(e.len(), 4);
     }
 
     #[test]

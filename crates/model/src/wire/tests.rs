@@ -144,7 +144,7 @@ fn hostile_json_in_the_structure_is_a_400_naming_the_record() {
         r#"{"records":[{},{"identifiers":{"id":1e400}}]}"#,
         r#"{"records":[{},{"identifiers":{"ext_id":"a"},"identifiers":{"ext_id":"b"}}]}"#,
         r#"{"records":[{},{"attributes":{"a":1,"a":2}}]}"#,
-        r#"{"records":[{},{"attributes":{"a\udc00":1}}]}"#,
+        r#"{"records":[{},{"identifiers":{"ext_id":"a","\udc00":1}}]}"#,
         r#"{"records":[{},["not","a","record"]]}"#,
         r#"{"records":[{},{"associations":[{"object_type":"g","object_type":"h","records":[]}]}]}"#,
         r#"{"records":[{},{"associations":[{"object_type":"g","records":[{"identifiers":{"id":1},"identifiers":{"id":2}}]}]}]}"#,
@@ -171,6 +171,33 @@ fn hostile_attribute_values_are_left_to_the_record() {
     assert_eq!(raw[0], "1e400");
     assert_eq!(raw[1], r#""x\ud800y""#);
     assert_eq!(raw[2], deep);
+}
+
+#[test]
+fn keys_that_are_not_unicode_are_unknown_keys() {
+    // No attribute, record member or body member can be named so: ignored
+    // unread, and the record's other attributes are kept.
+    let body = r#"{"\ud800":1,"records":[{"attributes":{"na\ud800me":"a","\udc00":[1e400],"name":"kept"},"x\udbff":{}}]}"#;
+    let b = decode(body).unwrap();
+    let attrs: Vec<(&str, &str)> = b.records[0]
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.get()))
+        .collect();
+    assert_eq!(attrs, [("name", r#""kept""#)]);
+    assert!(Upsert::decode_carefully(body).is_ok());
+    // They still count toward the attribute limit.
+    let mut attrs: Map<String, Value> = (0..MAX_ATTRIBUTES)
+        .map(|i| (format!("a{i}"), json!(1)))
+        .collect();
+    attrs.insert("z".into(), json!(1));
+    let text = json!({"records": [{"attributes": attrs}]})
+        .to_string()
+        .replace(r#""z":"#, r#""\ud800":"#);
+    assert_eq!(decode(&text).unwrap_err().code, ApiCode::OutOfRange);
+    // Where unknown keys are refused, so are these.
+    let e = decode(r#"{"records":[{"identifiers":{"\ud800":1}}]}"#).unwrap_err();
+    assert!(e.message.contains(r#"unknown key "\ud800""#), "{e}");
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! per record by the worker against the schema of the moment, so a bad value
 //! (of the wrong type, or one no JSON reader can hold: `1e400`, a lone
 //! surrogate, nesting past 128 levels) rejects its record, not the batch;
-//! keys the type does not define are never read at all.
+//! keys the type does not define are never read at all, and a key that is
+//! not valid Unicode (a lone surrogate escape) cannot name an attribute, so
+//! it is one of those.
 
 use std::borrow::Cow;
 
@@ -184,10 +186,10 @@ fn record_from(index: usize, entries: Entries<'_>) -> Result<RecordIn<'_>, Reque
                     ))
                 }
             })?;
-            if attrs.0.len() > MAX_ATTRIBUTES {
+            if attrs.len() > MAX_ATTRIBUTES {
                 return Err(RequestError::out_of_range(format!(
                     "{at} has {} attributes; at most {MAX_ATTRIBUTES} are allowed",
-                    attrs.0.len()
+                    attrs.len()
                 )));
             }
             if let Some(key) = duplicate(&attrs) {
