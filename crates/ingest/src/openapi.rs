@@ -34,6 +34,9 @@ use utoipa::{Modify, OpenApi};
         crate::admin::http::put_limits,
         crate::admin::http::stale_processes,
     ),
+    // Schemas only parameters name (utoipa registers those of bodies and
+    // answers by itself).
+    components(schemas(crate::api::records::SortOrder)),
     modifiers(&Security, &CommonErrors),
     tags(
         (name = "batches", description = "Upsert and delete records in batches of up to 1,000"),

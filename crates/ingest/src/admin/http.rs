@@ -117,6 +117,7 @@ pub(crate) struct DefinitionIn {
 #[utoipa::path(
     post,
     path = "/admin/organizations",
+    operation_id = "createOrganization",
     tag = "admin",
     request_body(content = NewOrg, content_type = "application/json"),
     responses(
@@ -159,6 +160,7 @@ pub(crate) async fn create_org(
 #[utoipa::path(
     post,
     path = "/admin/organizations/{org_id}/api-keys",
+    operation_id = "createApiKey",
     tag = "admin",
     params(("org_id" = i64, Path, minimum = 1)),
     responses(
@@ -180,6 +182,7 @@ pub(crate) async fn create_key(
 #[utoipa::path(
     put,
     path = "/admin/organizations/{org_id}/objects/{object_type}",
+    operation_id = "putObjectType",
     tag = "admin",
     params(
         ("org_id" = i64, Path, minimum = 1),
@@ -210,6 +213,7 @@ pub(crate) async fn put_object(
 #[utoipa::path(
     get,
     path = "/admin/organizations/{org_id}/objects",
+    operation_id = "listObjectTypes",
     tag = "admin",
     params(("org_id" = i64, Path, minimum = 1)),
     responses(
@@ -247,6 +251,7 @@ pub(crate) struct StaleProcess {
 #[utoipa::path(
     get,
     path = "/admin/processes/stale",
+    operation_id = "listStaleProcesses",
     tag = "admin",
     params(
         ("older_than" = Option<i64>, Query, minimum = 0, maximum = 4_294_967_295i64,
@@ -316,6 +321,7 @@ pub(crate) struct LimitsIn {
 #[utoipa::path(
     get,
     path = "/admin/organizations/{org_id}/limits",
+    operation_id = "getLimits",
     tag = "admin",
     params(("org_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = LimitsOut)),
@@ -335,6 +341,7 @@ pub(crate) async fn get_limits(
 #[utoipa::path(
     put,
     path = "/admin/organizations/{org_id}/limits",
+    operation_id = "putLimits",
     tag = "admin",
     params(("org_id" = i64, Path, minimum = 1)),
     request_body(content = LimitsIn, content_type = "application/json"),

@@ -123,6 +123,7 @@ fn types<'a>(
 #[utoipa::path(
     get,
     path = "/v3/objects/{object_type}/associated-records",
+    operation_id = "listAssociatedRecords",
     tag = "records",
     params(
         ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),

@@ -136,6 +136,7 @@ fn not_found(id: ProcessId) -> ApiError {
 #[utoipa::path(
     get,
     path = "/v3/processes/{processId}",
+    operation_id = "getProcess",
     tag = "processes",
     params(("processId" = i64, Path, minimum = 1, description = "As answered by the 202")),
     responses(
@@ -160,6 +161,7 @@ pub(crate) async fn get(
 #[utoipa::path(
     get,
     path = "/v3/processes",
+    operation_id = "listProcesses",
     tag = "processes",
     params(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 50, description = "Default 10"),
@@ -189,6 +191,7 @@ pub(crate) async fn list(
 #[utoipa::path(
     get,
     path = "/v3/processes/{processId}/errors",
+    operation_id = "listProcessErrors",
     tag = "processes",
     params(
         ("processId" = i64, Path, minimum = 1),

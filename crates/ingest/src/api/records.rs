@@ -100,6 +100,7 @@ pub(super) fn visible_attributes(t: &ObjectType, stored: Value) -> Value {
 #[utoipa::path(
     get,
     path = "/v3/objects/{object_type}/records",
+    operation_id = "listRecords",
     tag = "records",
     params(
         ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),

@@ -11,6 +11,7 @@ use crate::error::ApiResult;
 #[utoipa::path(
     post,
     path = "/v3/objects/{object_type}/batch/upsert",
+    operation_id = "upsertRecords",
     tag = "batches",
     params(
         ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
@@ -35,6 +36,7 @@ pub(crate) async fn upsert(req: BatchRequest) -> ApiResult<(StatusCode, Json<Acc
 #[utoipa::path(
     post,
     path = "/v3/objects/{object_type}/batch/delete",
+    operation_id = "deleteRecords",
     tag = "batches",
     params(
         ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),

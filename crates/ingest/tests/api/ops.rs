@@ -151,3 +151,36 @@ async fn the_openapi_document_names_every_public_route() {
         "api-key"
     );
 }
+
+/// The served document is valid OpenAPI, as client generators read it:
+/// checked by `openapi-spec-validator` (Python; `pip install
+/// openapi-spec-validator`), which resolves every `$ref` and checks that
+/// operation ids are unique.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_openapi_document_is_valid() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let resp = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.unwrap();
+    let path =
+        std::env::temp_dir().join(format!("objectsync-openapi-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, &body).unwrap();
+    let out = std::process::Command::new("openapi-spec-validator")
+        .arg(&path)
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let out = out.expect(
+        "the test needs openapi-spec-validator on PATH: pip install openapi-spec-validator",
+    );
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused the served document:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
