@@ -64,7 +64,7 @@ pub struct Options {
     pub large_updates: usize,
 }
 
-const ADMIN_TOKEN: &str = "bench-admin-token";
+const ADMIN_TOKEN: &str = "bench-admin-token-of-32-characters";
 
 fn progress(msg: &str) {
     eprintln!("[bench] {msg}");

@@ -37,6 +37,13 @@ pub enum SettingsError {
     /// A limit out of its range (see [`LimitSettings::check`]).
     #[error("configuration: limits.{} (OBJECTSYNC__LIMITS__{}) {}", .0.field, .0.field.to_uppercase(), .0.expected)]
     Limit(#[from] InvalidLimit),
+    /// An admin token too short to stand up to guessing.
+    #[error(
+        "configuration: the admin token (OBJECTSYNC__ADMIN__TOKEN) has {0} characters; it needs \
+         at least {min}, e.g. one made with `openssl rand -hex 32`",
+        min = AdminSettings::MIN_TOKEN_CHARS
+    )]
+    ShortAdminToken(usize),
 }
 
 /// Everything both binaries can be configured with.
@@ -197,6 +204,21 @@ pub struct AdminSettings {
     pub token: Option<String>,
 }
 
+impl AdminSettings {
+    /// The shortest admin token accepted: it opens every organization's
+    /// data, so it must not be guessable (32 hex characters are 128 bits).
+    pub const MIN_TOKEN_CHARS: usize = 32;
+
+    /// Refuses a token shorter than [`Self::MIN_TOKEN_CHARS`]; an empty one
+    /// is no token (the admin API stays disabled).
+    fn check(&self) -> Result<(), SettingsError> {
+        match self.token.as_deref().map(|t| t.chars().count()) {
+            Some(n) if n > 0 && n < Self::MIN_TOKEN_CHARS => Err(SettingsError::ShortAdminToken(n)),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl fmt::Debug for AdminSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let token = self.token.as_ref().map(|_| "<redacted>");
@@ -335,6 +357,7 @@ impl Settings {
             .validate()
             .map_err(|e| SettingsError::Config(config::ConfigError::Message(e)))?;
         settings.limits.check()?;
+        settings.admin.check()?;
         Ok(settings)
     }
 
@@ -353,6 +376,21 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_with_how_to_make_one() {
+        let e = Settings::load_from(
+            Role::Ingest,
+            None,
+            env(&[("OBJECTSYNC__ADMIN__TOKEN", "secret")]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, SettingsError::ShortAdminToken(6)), "{e}");
+        assert!(e.to_string().contains("openssl rand -hex 32"), "{e}");
+        let empty =
+            Settings::load_from(Role::Ingest, None, env(&[("OBJECTSYNC__ADMIN__TOKEN", "")]));
+        assert!(empty.is_ok(), "an empty token is no token");
     }
 
     #[test]
@@ -377,7 +415,10 @@ mod tests {
             None,
             env(&[
                 ("OBJECTSYNC__HTTP__PORT", "9000"),
-                ("OBJECTSYNC__ADMIN__TOKEN", "s3cret"),
+                (
+                    "OBJECTSYNC__ADMIN__TOKEN",
+                    "s3cret-s3cret-s3cret-s3cret-s3cret",
+                ),
                 ("OBJECTSYNC__DATABASE__URL", "postgres://ignored/x"),
                 ("DATABASE_URL", "postgres://u:pw@db:5432/prod"),
                 ("AMQP_URL", "amqp://mq:5672/%2f"),
@@ -386,7 +427,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.http.port, 9000);
-        assert_eq!(s.admin.token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            s.admin.token.as_deref(),
+            Some("s3cret-s3cret-s3cret-s3cret-s3cret")
+        );
         assert_eq!(s.database.url, "postgres://u:pw@db:5432/prod");
         assert_eq!(s.amqp.url, "amqp://mq:5672/%2f");
         assert_eq!(s.worker.prefetch, 3);
@@ -436,7 +480,10 @@ mod tests {
             Role::Ingest,
             None,
             env(&[
-                ("OBJECTSYNC__ADMIN__TOKEN", "s3cret"),
+                (
+                    "OBJECTSYNC__ADMIN__TOKEN",
+                    "s3cret-s3cret-s3cret-s3cret-s3cret",
+                ),
                 ("DATABASE_URL", "postgres://u:pw@db/x"),
             ]),
         )

@@ -29,7 +29,7 @@ pub use contract::Client;
 pub use fixtures::{garage_definition, vehicle_definition};
 pub use sandbox::Sandbox;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-of-32-characters";
 
 /// An organization made for a test, with its API key.
 #[derive(Debug, Clone)]
