@@ -66,6 +66,50 @@ pub fn finish<E: std::fmt::Display>(result: Result<(), E>) -> std::process::Exit
     }
 }
 
+/// Writes `text` and a newline to standard output. A reader that went away
+/// (`objectsync-ingest admin list-types | head -5`) ends the command
+/// quietly and successfully, as command-line tools do, instead of a panic.
+pub fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// `objectsync-ingest migrate`: applies pending migrations and says how many.
+pub async fn run_migrate(config: Option<&std::path::Path>) -> std::process::ExitCode {
+    match start(config) {
+        Ok(settings) => finish(
+            objectsync_infra::db::migrate(&settings.database.url)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|n| {
+                    print_out(&format!("{n} migration(s) applied")).map_err(|e| e.to_string())
+                }),
+        ),
+        Err(code) => code,
+    }
+}
+
+/// `objectsync-ingest admin …`: runs the command and prints its answer as
+/// pretty JSON.
+pub async fn run_admin(
+    config: Option<&std::path::Path>,
+    command: admin::cli::AdminCommand,
+) -> std::process::ExitCode {
+    match start(config) {
+        Ok(settings) => finish(
+            admin::cli::run(&settings, command)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|out| print_out(&format!("{out:#}")).map_err(|e| e.to_string())),
+        ),
+        Err(code) => code,
+    }
+}
+
 /// The whole life of a serving ingest process: [`start`], [`serve`],
 /// [`finish`]. What `objectsync-ingest serve` runs, and what tools that run
 /// ingest as a child process call.

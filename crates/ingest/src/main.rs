@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use objectsync_infra::{Role, db, probe};
-use objectsync_ingest::admin::cli::{self, AdminCommand};
-use objectsync_ingest::finish;
+use objectsync_infra::{Role, probe};
+use objectsync_ingest::admin::cli::AdminCommand;
 
 #[derive(Parser)]
 #[command(
@@ -53,22 +52,8 @@ async fn main() -> ExitCode {
     let config = cli.config.as_deref();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => objectsync_ingest::run_process(config).await,
-        Command::Migrate => match objectsync_ingest::start(config) {
-            Ok(settings) => finish(
-                db::migrate(&settings.database.url)
-                    .await
-                    .map(|n| println!("{n} migration(s) applied")),
-            ),
-            Err(code) => code,
-        },
-        Command::Admin(cmd) => match objectsync_ingest::start(config) {
-            Ok(settings) => finish(
-                cli::run(&settings, cmd)
-                    .await
-                    .map(|out| println!("{out:#}")),
-            ),
-            Err(code) => code,
-        },
+        Command::Migrate => objectsync_ingest::run_migrate(config).await,
+        Command::Admin(cmd) => objectsync_ingest::run_admin(config, cmd).await,
         Command::Probe { port } => probe::run(Role::Ingest, config, port).await,
     }
 }

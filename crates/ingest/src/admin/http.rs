@@ -73,8 +73,10 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
 }
 
 fn org_id(raw: &str) -> ApiResult<OrgId> {
-    raw.parse::<i64>()
-        .ok()
+    // Digits only: Rust's integer parser also takes a sign ("+5").
+    Some(raw)
+        .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|r| r.parse::<i64>().ok())
         .filter(|id| *id > 0)
         .map(OrgId)
         .ok_or_else(|| {

@@ -244,3 +244,39 @@ async fn wrong_admin_tokens_are_throttled_per_client_address() {
     assert_eq!(bare.status(), 401);
     assert_eq!(call(&ada, ADMIN_TOKEN).await.unwrap().status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_id_is_digits_only() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let org = app.create_org(true).await;
+    for raw in [format!("+{}", org.id), format!("-{}", org.id), " 1".into()] {
+        let resp = app
+            .admin_post(&format!("/admin/organizations/{raw}/api-keys"), &json!({}))
+            .await;
+        assert_eq!(resp.status(), 400, "{raw}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_parameter", "{raw}: {body}");
+    }
+}
+
+/// `objectsync-ingest admin … | head -1`: the reader goes away before the
+/// answer is printed, and the command ends quietly instead of panicking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_cli_ends_quietly_when_its_reader_goes_away() {
+    let app = spawn_app_with(0, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_objectsync-ingest"))
+        .args(["admin", "list-types", "--org", &org.id.to_string()])
+        .env("DATABASE_URL", &app.settings.database.url)
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the command writes its answer.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
