@@ -11,11 +11,9 @@ use crate::settings::LogFormat;
 /// Used when `RUST_LOG` is unset: our own info, the libraries' warnings
 /// (refinery and tokio-postgres narrate every start at info level), and
 /// nothing from `lapin::channel`, which logs every channel the broker
-/// closes as an ERROR, including the expected ones (every start asks
-/// whether the legacy dead queue exists with a passive declare, which the
-/// broker answers by closing that throwaway channel). A channel closed
-/// under a real operation fails that operation, which objectsync reports
-/// itself.
+/// closes as an ERROR, though a channel closed under a real operation fails
+/// that operation, which objectsync reports itself. (Nothing objectsync
+/// does at start closes a channel: `RUST_LOG=info` shows no ERROR either.)
 const DEFAULT_FILTER: &str = "info,refinery_core=warn,tokio_postgres=warn,lapin::channel=off";
 
 /// Installs the global subscriber. Calling it twice (as tests do) is harmless.

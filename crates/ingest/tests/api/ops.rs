@@ -184,3 +184,55 @@ async fn the_served_openapi_document_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An ERROR in the log means something is wrong: a healthy start with
+/// `RUST_LOG=info` (which replaces the default filter, so every library
+/// logs what it has) logs none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_start_logs_no_error() {
+    use std::io::{BufRead, BufReader};
+    let app = spawn_app_with(0, |_| {}).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_objectsync-ingest"))
+        .env("DATABASE_URL", &app.settings.database.url)
+        .env("AMQP_URL", &app.settings.amqp.url)
+        .env("OBJECTSYNC__AMQP__PREFIX", &app.settings.amqp.prefix)
+        .env("OBJECTSYNC__HTTP__PORT", "0")
+        .env("OBJECTSYNC__LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let listening = line.contains("ingest listening");
+            lines.push(line);
+            if listening {
+                break;
+            }
+        }
+        lines
+    });
+    let lines = tokio::time::timeout(std::time::Duration::from_secs(60), lines)
+        .await
+        .expect("ingest did not start within 60 s")
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("ingest listening")),
+        "ingest did not start:\n{}",
+        lines.join("\n")
+    );
+    let errors: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains(r#""level":"ERROR""#))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "a healthy start logged errors: {errors:#?}"
+    );
+}
