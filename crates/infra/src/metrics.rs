@@ -7,7 +7,8 @@
 //! | `objectsync_http_requests_total` | `method`, `route`, `status` | requests answered by ingest |
 //! | `objectsync_http_request_duration_seconds` | `method`, `route`, `status` | their latency |
 //! | `objectsync_batches_accepted_total` | `kind` | batches made durable (202) |
-//! | `objectsync_batches_total` | `outcome` | deliveries settled by workers: `applied`, `already_done`, `orphan`, `requeued`, `dead_lettered` |
+//! | `objectsync_batches_total` | `outcome` | deliveries settled by workers: `applied`, `already_done`, `orphan`, `requeued`, `gave_way`, `dead_lettered` |
+//! | `objectsync_batches_blocked_total` | | deliveries that waited more than a second for older batches on the same records (or gave way sooner) |
 //! | `objectsync_records_total` | `outcome` | records applied: `created`, `updated`, `deleted`, `failed` |
 //! | `objectsync_batch_apply_seconds` | | time to apply a batch, retries included |
 //! | `objectsync_queue_lag_seconds` | | time from 202 to a worker's first pick-up |
@@ -15,6 +16,7 @@
 //! | `objectsync_processes_failed_total` | `reason` | processes marked `failed`: `permanent`, `retries_exhausted`, `dead_lettered`, `unreadable`, `panic`, `stale` |
 //! | `objectsync_processes_stale` | | gauge: processes open with no delivery for `worker.stale_after_secs` |
 //! | `objectsync_processes_stale_total` | | processes reported stale (each once) |
+//! | `objectsync_processes_blocked` | | gauge: open processes waiting for an older process of their organization that is still open |
 
 use std::sync::OnceLock;
 

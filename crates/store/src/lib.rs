@@ -26,6 +26,7 @@ pub mod order;
 pub mod organizations;
 pub mod processes;
 pub mod records;
+pub mod waits;
 pub mod workers;
 
 pub use deadpool_postgres::GenericClient;

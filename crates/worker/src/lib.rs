@@ -12,6 +12,7 @@ mod headers;
 mod heartbeat;
 mod monitor;
 mod unreadable;
+mod waits;
 
 use std::path::Path;
 use std::process::ExitCode;

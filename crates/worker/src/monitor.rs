@@ -1,5 +1,5 @@
 //! The stale-process monitor: every worker runs it, one at a time does the
-//! reporting (under an advisory lock), all of them export the gauge.
+//! reporting (under an advisory lock), all of them export the gauges.
 //!
 //! A process stale for `worker.stale_after_secs` (default 10 minutes without
 //! a delivery) is logged once and counted; one stale for
@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use objectsync_store::liveness;
+use objectsync_store::{liveness, waits};
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::Ctx;
@@ -38,6 +38,8 @@ async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
     let mut client = ctx.pool.get().await?;
     let open = liveness::count(&client, stale_after).await?;
     metrics::gauge!("objectsync_processes_stale").set(open as f64);
+    let blocked = waits::blocked_count(&client).await?;
+    metrics::gauge!("objectsync_processes_blocked").set(blocked as f64);
     let tx = client.transaction().await?;
     if !liveness::try_lock_sweep(&tx).await? {
         return Ok(());

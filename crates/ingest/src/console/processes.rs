@@ -9,6 +9,7 @@ use maud::{Markup, html};
 use objectsync_model::{OrgId, ProcessId, ProcessStatus};
 use objectsync_store::operations::{self, Filter, ProcessRow};
 use objectsync_store::processes;
+use objectsync_store::waits::{self, Waits};
 use serde::Deserialize;
 
 use super::layout::{self, Section, count, page};
@@ -220,8 +221,15 @@ pub(crate) async fn show(
         processes::rejections(&client, org_id, pid, ERRORS_PAGE, offset).await?;
     let p = &row.process;
     let c = &p.counts;
+    let open = !p.status.is_final();
+    let waits = if open {
+        waits::of(&client, org_id, pid).await?
+    } else {
+        Waits::default()
+    };
     let body = html! {
         h1 { "Process " (p.id.get()) " " (layout::status(p.status.as_str())) }
+        @if open { (waiting(org_id, &waits)) }
         dl.facts #facts {
             dt { "organization" } dd { a href=(format!("/console/organizations/{}", org_id.get())) { (org_id.get()) } }
             dt { "kind" } dd { (p.kind.name()) }
@@ -281,4 +289,23 @@ pub(crate) async fn show(
         )
         .into_string(),
     ))
+}
+
+/// What an open process waits for in acceptance order, and what waits for
+/// it (see `objectsync_store::waits`).
+fn waiting(org: OrgId, w: &Waits) -> Markup {
+    html! {
+        @if let Some((blocker, since)) = w.waiting_for {
+            p.notice #waiting-for {
+                "Waiting for process "
+                a href=(format!("/console/processes/{}/{}", org.get(), blocker.get())) { "#" (blocker.get()) }
+                ", accepted earlier on the same records and not applied yet, since " (layout::time(since)) ". "
+            }
+        }
+        @if w.waited_on_by > 0 {
+            p.notice.error #waited-on {
+                (count(w.waited_on_by)) " later batch(es) of this organization wait for this one. "
+            }
+        }
+    }
 }

@@ -30,31 +30,14 @@ use crate::gate::{self, Turn};
 
 pub use crate::gate::Footprints;
 
-/// What the batches one worker process applies share: the footprints it
-/// has read, and the slots they are applied in (`worker.prefetch` of them).
-/// A batch takes its slot only once its turn has come, so batches waiting
-/// for older ones never keep others from being applied.
-pub struct Local {
-    pub footprints: Footprints,
-    slots: tokio::sync::Semaphore,
-    /// The batches holding a slot, by ticket: what the heartbeat reports.
-    applying: Mutex<(u64, BTreeMap<u64, Applying>)>,
-}
+/// Batches listed for the heartbeat, by ticket. A ticket, not the process
+/// id, names an entry: two copies of one batch may be listed at once.
+#[derive(Default)]
+struct Board(Mutex<(u64, BTreeMap<u64, Applying>)>);
 
-impl Local {
-    pub fn new(slots: u16) -> Self {
-        Self {
-            footprints: Footprints::default(),
-            slots: tokio::sync::Semaphore::new(usize::from(slots.max(1))),
-            applying: Mutex::default(),
-        }
-    }
-
-    /// Waits for a slot for the batch of process `pid`; the batch shows in
-    /// [`Local::applying`] until the slot is dropped.
-    pub async fn take_slot(&self, org: OrgId, pid: ProcessId) -> Result<Slot<'_>, WorkerError> {
-        let permit = self.slots.acquire().await.fatal()?;
-        let mut guard = self.applying.lock().unwrap_or_else(|e| e.into_inner());
+impl Board {
+    fn add(&self, org: OrgId, pid: ProcessId) -> u64 {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let (next, map) = &mut *guard;
         let ticket = *next;
         *next += 1;
@@ -66,24 +49,78 @@ impl Local {
                 since: chrono::Utc::now(),
             },
         );
-        Ok(Slot {
-            local: self,
-            ticket,
-            _permit: permit,
-        })
+        ticket
     }
 
-    /// The batches being applied now, oldest first.
-    pub fn applying(&self) -> Vec<Applying> {
-        let guard = self.applying.lock().unwrap_or_else(|e| e.into_inner());
+    fn remove(&self, ticket: u64) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.remove(&ticket);
+    }
+
+    fn list(&self) -> Vec<Applying> {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
         guard.1.values().copied().collect()
     }
 }
 
+/// What the batches one worker process applies share: the footprints it
+/// has read, and the slots they are applied in (`worker.prefetch` of them).
+/// A batch takes its slot only once its turn has come, so batches waiting
+/// for older ones never keep others from being applied.
+pub struct Local {
+    pub footprints: Footprints,
+    slots: tokio::sync::Semaphore,
+    /// The batches holding a slot: what the heartbeat reports as applying.
+    applying: Board,
+    /// Every batch received and not acknowledged yet: what the heartbeat
+    /// reports as held, so that no message in a worker's hands is taken
+    /// for lost.
+    holding: Board,
+}
+
+impl Local {
+    pub fn new(slots: u16) -> Self {
+        Self {
+            footprints: Footprints::default(),
+            slots: tokio::sync::Semaphore::new(usize::from(slots.max(1))),
+            applying: Board::default(),
+            holding: Board::default(),
+        }
+    }
+
+    /// Waits for a slot for the batch of process `pid`; the batch shows in
+    /// [`Local::applying`] until the slot is dropped.
+    pub async fn take_slot(&self, org: OrgId, pid: ProcessId) -> Result<Slot<'_>, WorkerError> {
+        let permit = self.slots.acquire().await.fatal()?;
+        Ok(Slot {
+            local: self,
+            ticket: self.applying.add(org, pid),
+            _permit: permit,
+        })
+    }
+
+    /// Lists a batch just received in [`Local::holding`] until the returned
+    /// guard is dropped (once the delivery is settled).
+    pub fn hold(&self, org: OrgId, pid: ProcessId) -> Held<'_> {
+        Held {
+            local: self,
+            ticket: self.holding.add(org, pid),
+        }
+    }
+
+    /// The batches being applied now, oldest first.
+    pub fn applying(&self) -> Vec<Applying> {
+        self.applying.list()
+    }
+
+    /// Every batch received and not settled yet, oldest first.
+    pub fn holding(&self) -> Vec<Applying> {
+        self.holding.list()
+    }
+}
+
 /// A slot held by one batch (see [`Local::take_slot`]); dropping it frees
-/// the slot and takes the batch off the list of those being applied. A
-/// ticket, not the process id, names the entry: two copies of one batch
-/// may hold slots at once.
+/// the slot and takes the batch off the list of those being applied.
 pub struct Slot<'a> {
     local: &'a Local,
     ticket: u64,
@@ -92,12 +129,20 @@ pub struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let mut guard = self
-            .local
-            .applying
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        guard.1.remove(&self.ticket);
+        self.local.applying.remove(self.ticket);
+    }
+}
+
+/// A received batch (see [`Local::hold`]); dropping it takes the batch off
+/// the list of those held.
+pub struct Held<'a> {
+    local: &'a Local,
+    ticket: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.local.holding.remove(self.ticket);
     }
 }
 

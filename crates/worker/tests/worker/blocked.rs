@@ -1,0 +1,123 @@
+//! A lost older batch does not freeze its organization: batches waiting
+//! for it say so, and the workers holding them list them.
+
+use std::time::{Duration, Instant};
+
+use objectsync_testkit::{TestApp, spawn_app_with};
+use serde_json::json;
+
+/// The measured scenario: `p1` updates a record by `id` (so it waits for,
+/// and blocks, every batch of the organization) and its message is taken
+/// off the queue; `p2` (by `ext_id`) and `p3` (another type) come after it.
+struct Stuck {
+    p1: i64,
+    p2: i64,
+    p3: i64,
+}
+
+async fn stuck(app: &mut TestApp) -> Stuck {
+    let org = app.org_with_vehicles_and_garages().await;
+    let first = app
+        .upsert_and_wait(
+            &org,
+            "vehicle",
+            json!([{"identifiers": {"ext_id": "x"}, "attributes": {"price": 1}}]),
+        )
+        .await;
+    assert_eq!(first["status"], "completed");
+    let record_id = app.records_by_ext_id(&org, "vehicle").await["x"]["identifiers"]["id"]
+        .as_i64()
+        .unwrap();
+    app.stop_workers().await;
+    let p1 = app
+        .upsert_accepted(
+            &org,
+            "vehicle",
+            json!([{"identifiers": {"id": record_id}, "attributes": {"price": 2}}]),
+        )
+        .await;
+    assert_eq!(app.take_batches().await.len(), 1, "P1's message, purged");
+    let p2 = app
+        .upsert_accepted(
+            &org,
+            "vehicle",
+            json!([{"identifiers": {"ext_id": "y"}, "attributes": {"price": 3}}]),
+        )
+        .await;
+    let p3 = app
+        .upsert_accepted(
+            &org,
+            "garage",
+            json!([{"identifiers": {"ext_id": "g"}, "attributes": {"name": "G"}}]),
+        )
+        .await;
+    app.start_worker().await;
+    Stuck { p1, p2, p3 }
+}
+
+/// What process `id` waits for, as stored.
+async fn waiting_for(app: &TestApp, id: i64) -> Option<i64> {
+    let client = app.pool.get().await.unwrap();
+    client
+        .query_one("select waiting_for from processes where id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Polls until `ok` holds (20 s at most).
+async fn until<F, Fut>(what: &str, mut ok: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok().await {
+        assert!(Instant::now() < deadline, "still not: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_waiting_for_a_lost_one_say_so() {
+    let mut app = spawn_app_with(1, |s| s.worker.order_wait_ms = 200).await;
+    let s = stuck(&mut app).await;
+    until("P2 and P3 wait for P1", || async {
+        waiting_for(&app, s.p2).await == Some(s.p1) && waiting_for(&app, s.p3).await == Some(s.p1)
+    })
+    .await;
+    let metrics = objectsync_infra::metrics::render();
+    assert!(
+        metrics.contains("objectsync_batches_blocked_total"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_lists_the_batches_it_holds_while_they_wait() {
+    let mut app = spawn_app_with(1, |s| {
+        s.worker.order_wait_ms = 60_000;
+        s.worker.heartbeat_secs = 1;
+    })
+    .await;
+    let s = stuck(&mut app).await;
+    until(
+        "the worker lists P2 and P3 as held, not applying",
+        || async {
+            let client = app.pool.get().await.unwrap();
+            let row = client
+                .query_one(
+                    "select coalesce(array_agg((h->>'process_id')::int8), '{}'),
+                        bool_and(jsonb_array_length(w.applying) = 0)
+                   from workers w, jsonb_array_elements(w.holding) h",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let mut held: Vec<i64> = row.get(0);
+            held.sort_unstable();
+            held == [s.p2, s.p3] && row.get::<_, Option<bool>>(1) == Some(true)
+        },
+    )
+    .await;
+}
