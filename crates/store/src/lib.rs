@@ -15,6 +15,7 @@
 
 pub mod dead_letters;
 pub mod ended;
+pub mod ending;
 pub mod error;
 pub mod idempotency;
 pub mod limits;

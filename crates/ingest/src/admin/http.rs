@@ -9,11 +9,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use objectsync_model::{ApiCode, DefinitionInput, OrgId};
+use objectsync_model::{ApiCode, DefinitionInput, OrgId, ProcessId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::fail::{self, FailedProcess};
 use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition, LimitsOut};
 use crate::api::{ErrorBody, Params, PathParts, json_body};
 use crate::auth::secrets_match;
@@ -24,6 +25,7 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         match e {
             AdminError::NotFound(m) => Self::not_found(m),
+            AdminError::Conflict(m) => Self::new(ApiCode::Conflict, m),
             AdminError::Invalid(f) => Self::invalid(f.to_string()),
             AdminError::Store(e) => e.into(),
         }
@@ -44,6 +46,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(get_limits).put(put_limits),
         )
         .route("/admin/processes/stale", get(stale_processes))
+        .route(
+            "/admin/organizations/{org_id}/processes/{process_id}/fail",
+            post(fail_process),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -277,6 +283,77 @@ pub(crate) async fn stale_processes(
                 last_error: p.last_error,
             })
             .collect(),
+    ))
+}
+
+/// Why an operator fails a process.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct FailIn {
+    /// Why; the client reads "failed by an operator: " and this in the
+    /// process's `info.error`.
+    #[schema(min_length = 1, max_length = 1000)]
+    reason: String,
+    /// Who fails it, kept with the process; default "admin API".
+    #[schema(min_length = 1, max_length = 64)]
+    operator: Option<String>,
+}
+
+/// A text field of a JSON body: `Ok(None)` when absent or null.
+fn text_field<'a>(body: &'a Value, name: &str) -> ApiResult<Option<&'a str>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::invalid(format!("{name}: must be a string"))),
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/organizations/{org_id}/processes/{process_id}/fail",
+    tag = "admin",
+    params(
+        ("org_id" = i64, Path, minimum = 1),
+        ("process_id" = i64, Path, minimum = 1),
+    ),
+    request_body(content = FailIn, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The process is failed now", body = FailedProcess),
+        (status = 404, description = "No such process of this organization", body = ErrorBody),
+        (status = 409, description = "The process already ended; it is left as it is", body = ErrorBody),
+        (status = 415, body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
+/// Fails an open process (`queued` or `in_process`): it ends `failed` with
+/// the reason, who and when, applies nothing, and is never applied even if
+/// its batch turns up later. Later batches of the organization that waited
+/// for it go on.
+pub(crate) async fn fail_process(
+    State(state): State<AppState>,
+    PathParts((raw_org, raw_process)): PathParts<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<FailedProcess>> {
+    let org = org_id(&raw_org)?;
+    let process = raw_process
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(ProcessId)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "process id '{raw_process}' must be a positive integer"
+            ))
+        })?;
+    let body = json_body(&headers, body)?;
+    let reason = text_field(&body, "reason")?
+        .ok_or_else(|| ApiError::new(ApiCode::MissingParameter, "reason: is required"))?;
+    let operator = text_field(&body, "operator")?.unwrap_or("admin API");
+    let client = state.pool.get().await?;
+    Ok(Json(
+        fail::fail_process(&client, org, process, operator, reason).await?,
     ))
 }
 

@@ -1,7 +1,9 @@
 //! Administration: organizations, API keys and object type definitions,
-//! over HTTP (`/admin`, behind `admin-token`) and from the CLI.
+//! and failing a process by hand, over HTTP (`/admin`, behind
+//! `admin-token`) and from the CLI.
 
 pub mod cli;
+pub mod fail;
 pub(crate) mod http;
 pub mod service;
 

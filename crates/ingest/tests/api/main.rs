@@ -9,6 +9,7 @@ mod console_figures;
 mod corpus;
 mod dashboards;
 mod delete;
+mod fail_process;
 mod idempotency;
 mod limits;
 mod ops;

@@ -1,18 +1,24 @@
 //! A lost older batch does not freeze its organization: batches waiting
-//! for it say so, and the workers holding them list them.
+//! for it say so, the workers holding them list them, and an operator can
+//! fail it.
 
 use std::time::{Duration, Instant};
 
-use objectsync_testkit::{TestApp, spawn_app_with};
-use serde_json::json;
+use lapin::BasicProperties;
+use objectsync_testkit::{Org, TestApp, spawn_app_with};
+use serde_json::{Value, json};
 
 /// The measured scenario: `p1` updates a record by `id` (so it waits for,
 /// and blocks, every batch of the organization) and its message is taken
 /// off the queue; `p2` (by `ext_id`) and `p3` (another type) come after it.
 struct Stuck {
+    org: Org,
+    record_id: i64,
     p1: i64,
     p2: i64,
     p3: i64,
+    /// P1's message, as it was on the queue.
+    lost: (Vec<u8>, BasicProperties),
 }
 
 async fn stuck(app: &mut TestApp) -> Stuck {
@@ -36,7 +42,8 @@ async fn stuck(app: &mut TestApp) -> Stuck {
             json!([{"identifiers": {"id": record_id}, "attributes": {"price": 2}}]),
         )
         .await;
-    assert_eq!(app.take_batches().await.len(), 1, "P1's message, purged");
+    let mut taken = app.take_batches().await;
+    assert_eq!(taken.len(), 1, "P1's message, purged");
     let p2 = app
         .upsert_accepted(
             &org,
@@ -52,7 +59,14 @@ async fn stuck(app: &mut TestApp) -> Stuck {
         )
         .await;
     app.start_worker().await;
-    Stuck { p1, p2, p3 }
+    Stuck {
+        org,
+        record_id,
+        p1,
+        p2,
+        p3,
+        lost: taken.pop().unwrap(),
+    }
 }
 
 /// What process `id` waits for, as stored.
@@ -78,19 +92,80 @@ where
     }
 }
 
+async fn completed(app: &TestApp, org: &Org, ids: &[i64]) {
+    for id in ids {
+        let p = app.wait_for_process(org, *id).await;
+        assert_eq!(p["status"], "completed", "{p}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_waiting_for_a_lost_one_say_so() {
-    let mut app = spawn_app_with(1, |s| s.worker.order_wait_ms = 200).await;
+async fn an_operator_fails_a_lost_batch_and_the_batches_waiting_for_it_go_on() {
+    let mut app = spawn_app_with(1, |s| {
+        s.worker.order_wait_ms = 200;
+    })
+    .await;
     let s = stuck(&mut app).await;
+    // Both later batches say what they wait for, and keep waiting.
     until("P2 and P3 wait for P1", || async {
         waiting_for(&app, s.p2).await == Some(s.p1) && waiting_for(&app, s.p3).await == Some(s.p1)
     })
     .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for id in [s.p2, s.p3] {
+        assert_eq!(app.process(&s.org, id).await["status"], "in_process");
+    }
+    assert_eq!(app.process(&s.org, s.p1).await["status"], "queued");
     let metrics = objectsync_infra::metrics::render();
     assert!(
         metrics.contains("objectsync_batches_blocked_total"),
         "{metrics}"
     );
+
+    let resp = app
+        .admin_post(
+            &format!("/admin/organizations/{}/processes/{}/fail", s.org.id, s.p1),
+            &json!({"reason": "its message was purged", "operator": "Grace"}),
+        )
+        .await;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["failed_by"], "Grace");
+    completed(&app, &s.org, &[s.p2, s.p3]).await;
+    let p1 = app.process(&s.org, s.p1).await;
+    assert_eq!(p1["status"], "failed");
+    assert_eq!(
+        p1["info"]["error"],
+        "failed by an operator: its message was purged"
+    );
+
+    // The lost message turns up after all: it is acknowledged, not applied.
+    let (body, props) = s.lost;
+    app.publish_raw_with(&body, props).await;
+    until("the message is consumed", || async {
+        app.batch_depth().await == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p1 = app.process(&s.org, s.p1).await;
+    assert_eq!(p1["status"], "failed", "{p1}");
+    let x = &app.records_by_ext_id(&s.org, "vehicle").await["x"];
+    assert_eq!(x["identifiers"]["id"], s.record_id);
+    assert_eq!(x["attributes"]["price"], 1, "P1 applied nothing");
+    let client = app.pool.get().await.unwrap();
+    let (failed_by, dead): (Option<String>, i64) = {
+        let r = client
+            .query_one(
+                "select failed_by, (select count(*) from dead_letters) from processes where id = $1",
+                &[&s.p1],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(failed_by.as_deref(), Some("Grace"));
+    assert_eq!(dead, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
