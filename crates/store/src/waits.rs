@@ -9,7 +9,11 @@
 //! (`processes::mark_started`). Batches that do not wait that long write
 //! nothing here, so applying them costs what it did.
 //!
-//! Operators read it on the console ([`of`], [`blocked_count`]).
+//! Operators read it on the console ([`of`], [`blocked_count`]); the
+//! stale-process monitor uses it to tell a process whose message is gone
+//! from one whose message is only late ([`lost_candidates`]).
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use objectsync_model::{OrgId, ProcessId};
@@ -103,4 +107,83 @@ pub async fn of(c: &impl GenericClient, org: OrgId, id: ProcessId) -> StoreResul
             waited_on_by: r.get(2),
         },
     })
+}
+
+/// An open process that keeps later batches waiting and has not been
+/// delivered for a while.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocking {
+    pub org_id: OrgId,
+    pub id: ProcessId,
+    pub status: String,
+    pub deliveries: i32,
+    /// Open batches waiting for it.
+    pub waiters: i64,
+    /// Since when the first of them waits for it.
+    pub waited_since: DateTime<Utc>,
+    /// Its last delivery, or its acceptance if it was never delivered.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Open processes whose message may be gone, going by what the batches
+/// waiting for them saw: for `after`, the process has had no delivery and a
+/// later batch has waited for it; and a copy of one of those batches put at
+/// the end of its queue within the last half of `after` (later than the
+/// process's last delivery) has been delivered since, so every message that
+/// was waiting in that queue then has been delivered — and this process's
+/// was not among them. The caller still checks that no worker holds it.
+pub async fn lost_candidates(
+    c: &impl GenericClient,
+    after: Duration,
+) -> StoreResult<Vec<Blocking>> {
+    Ok(crate::query(
+        c,
+        "select p.org_id, p.id, p.status::text, p.deliveries, count(*),
+                min(b.waiting_since), coalesce(p.last_delivery_at, p.created_at)
+           from processes b
+           join processes p on p.org_id = b.org_id and p.id = b.waiting_for
+          where b.status in ('queued', 'in_process') and b.waiting_for is not null
+            and p.status in ('queued', 'in_process')
+            and coalesce(p.last_delivery_at, p.created_at) < now() - make_interval(secs => $1)
+          group by p.org_id, p.id
+         having min(b.waiting_since) < now() - make_interval(secs => $1)
+            and max(b.came_round_at) > now() - make_interval(secs => $1 / 2)
+            and max(b.came_round_at) > coalesce(p.last_delivery_at, p.created_at)
+          order by p.org_id, p.id",
+        &[&after.as_secs_f64()],
+    )
+    .await?
+    .iter()
+    .map(|r| Blocking {
+        org_id: r.get(0),
+        id: r.get(1),
+        status: r.get(2),
+        deliveries: r.get(3),
+        waiters: r.get(4),
+        waited_since: r.get(5),
+        last_seen: r.get(6),
+    })
+    .collect())
+}
+
+/// Fails process `id` of `org` with `reason` if it is still open and still
+/// has had no delivery for `after`: a delivery that arrives meanwhile wins.
+pub async fn fail_lost(
+    c: &impl GenericClient,
+    org: OrgId,
+    id: ProcessId,
+    after: Duration,
+    reason: &str,
+) -> StoreResult<bool> {
+    Ok(crate::execute(
+        c,
+        "update processes
+            set status = 'failed', error = $4, completed_at = clock_timestamp(),
+                footprint_keys = null, waiting_for = null
+          where org_id = $1 and id = $2 and status in ('queued', 'in_process')
+            and coalesce(last_delivery_at, created_at) < now() - make_interval(secs => $3)",
+        &[&org, &id, &after.as_secs_f64(), &reason],
+    )
+    .await?
+        > 0)
 }

@@ -125,6 +125,25 @@ pub async fn live(c: &impl GenericClient, seen_within: Duration) -> StoreResult<
     .collect()
 }
 
+/// Workers seen within `within` but not within `live_within`: gone
+/// without saying so (a graceful stop deletes its row), maybe holding
+/// batches the broker has not taken back yet.
+pub async fn gone_silent(
+    c: &impl GenericClient,
+    live_within: Duration,
+    within: Duration,
+) -> StoreResult<i64> {
+    Ok(crate::query_one(
+        c,
+        "select count(*) from workers
+          where seen_at > now() - make_interval(secs => $2)
+            and seen_at <= now() - make_interval(secs => $1)",
+        &[&live_within.as_secs_f64(), &within.as_secs_f64()],
+    )
+    .await?
+    .get(0))
+}
+
 /// Deletes the rows of workers not seen for `older_than` (crashed ones);
 /// how many.
 pub async fn sweep(c: &impl GenericClient, older_than: Duration) -> StoreResult<u64> {

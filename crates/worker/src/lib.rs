@@ -10,6 +10,7 @@ mod gate;
 mod giveway;
 mod headers;
 mod heartbeat;
+mod lost;
 mod monitor;
 mod unreadable;
 mod waits;

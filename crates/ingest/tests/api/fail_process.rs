@@ -141,6 +141,7 @@ fn card(html: &str, id: &str) -> String {
 async fn the_console_shows_what_a_batch_waits_for_and_fails_the_lost_one() {
     let mut app = spawn_app_with(0, |s| {
         s.worker.order_wait_ms = 200;
+        s.worker.fail_lost_after_secs = 0;
     })
     .await;
     let org = app.org_with_vehicles().await;

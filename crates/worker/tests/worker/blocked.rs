@@ -1,6 +1,6 @@
 //! A lost older batch does not freeze its organization: batches waiting
-//! for it say so, the workers holding them list them, and an operator can
-//! fail it.
+//! for it say so, an operator can fail it, and the monitor fails it once
+//! its message is provably gone.
 
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,7 @@ async fn completed(app: &TestApp, org: &Org, ids: &[i64]) {
 async fn an_operator_fails_a_lost_batch_and_the_batches_waiting_for_it_go_on() {
     let mut app = spawn_app_with(1, |s| {
         s.worker.order_wait_ms = 200;
+        s.worker.fail_lost_after_secs = 0;
     })
     .await;
     let s = stuck(&mut app).await;
@@ -166,6 +167,79 @@ async fn an_operator_fails_a_lost_batch_and_the_batches_waiting_for_it_go_on() {
     };
     assert_eq!(failed_by.as_deref(), Some("Grace"));
     assert_eq!(dead, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_fails_a_batch_whose_message_is_gone() {
+    let mut app = spawn_app_with(1, |s| {
+        s.worker.order_wait_ms = 200;
+        s.worker.heartbeat_secs = 1;
+        s.worker.fail_lost_after_secs = 3;
+    })
+    .await;
+    let s = stuck(&mut app).await;
+    let p1 = app.wait_for_process(&s.org, s.p1).await;
+    assert_eq!(p1["status"], "failed", "{p1}");
+    let error = p1["info"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("its message is lost") && error.contains("send the batch again"),
+        "{error}"
+    );
+    completed(&app, &s.org, &[s.p2, s.p3]).await;
+    let x = &app.records_by_ext_id(&s.org, "vehicle").await["x"];
+    assert_eq!(x["attributes"]["price"], 1, "P1 applied nothing");
+}
+
+/// Writes a worker row that holds `held` and is seen now, as a worker whose
+/// prefetch has the message would.
+async fn pretend_a_worker_holds(app: &TestApp, org: &Org, held: i64) {
+    let holding = json!([{"org_id": org.id, "process_id": held, "since": "2025-01-01T00:00:00Z"}]);
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute(
+            "insert into workers (id, host, pid, prefetch, started_at, seen_at, holding)
+             values ('00000000-0000-0000-0000-00000000000a', 'elsewhere', 1, 4, now(), now(), $1)
+             on conflict (id) do update set seen_at = now(), holding = excluded.holding",
+            &[&holding],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_a_worker_holds_is_not_taken_for_lost() {
+    let mut app = spawn_app_with(1, |s| {
+        s.worker.order_wait_ms = 200;
+        s.worker.heartbeat_secs = 1;
+        s.worker.fail_lost_after_secs = 2;
+    })
+    .await;
+    let s = stuck(&mut app).await;
+    // Everything else says P1 is lost (P2 came round its queue well after
+    // P1 was last seen), but a live worker lists P1 among its batches.
+    let client = app.pool.get().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        pretend_a_worker_holds(&app, &s.org, s.p1).await;
+        assert_eq!(app.process(&s.org, s.p1).await["status"], "queued");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let evidence: bool = client
+        .query_one(
+            "select came_round_at > now() - interval '2 seconds'
+                and waiting_since < now() - interval '4 seconds'
+               from processes where id = $1",
+            &[&s.p2],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(evidence, "P2 waited and came round");
+    // The same worker stops beating: not at once (it may hold P1 until the
+    // broker notices), but once its row is old, P1 is failed.
+    let p1 = app.wait_for_process(&s.org, s.p1).await;
+    assert_eq!(p1["status"], "failed", "{p1}");
+    completed(&app, &s.org, &[s.p2, s.p3]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
