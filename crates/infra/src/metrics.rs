@@ -13,7 +13,7 @@
 //! | `objectsync_batch_apply_seconds` | | time to apply a batch, retries included |
 //! | `objectsync_queue_lag_seconds` | | time from 202 to a worker's first pick-up |
 //! | `objectsync_batch_retries_total` | | transient failures retried within a delivery |
-//! | `objectsync_processes_failed_total` | `reason` | processes marked `failed`: `permanent`, `retries_exhausted`, `dead_lettered`, `unreadable`, `panic`, `stale`, `lost` (its message provably gone while batches waited for it) |
+//! | `objectsync_processes_failed_total` | `reason` | processes marked `failed`: `permanent`, `retries_exhausted`, `dead_lettered`, `unreadable`, `panic`, `stale`, `lost` (its message provably gone while batches waited for it), `misnamed` (its message's headers named another organization) |
 //! | `objectsync_processes_stale` | | gauge: processes open with no delivery for `worker.stale_after_secs` |
 //! | `objectsync_processes_stale_total` | | processes reported stale (each once) |
 //! | `objectsync_processes_blocked` | | gauge: open processes waiting for an older process of their organization that is still open |

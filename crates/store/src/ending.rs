@@ -1,5 +1,6 @@
 //! Ending an open process from outside its batch's delivery: an operator
-//! fails it ([`fail_by_operator`]).
+//! fails it ([`fail_by_operator`]), or a message names it under another
+//! organization than its own ([`owner`]).
 //!
 //! A failed process is final like any other: if its message turns up later,
 //! the worker finds it so, acknowledges the message and applies nothing.
@@ -8,6 +9,17 @@ use chrono::{DateTime, Utc};
 use objectsync_model::{OrgId, ProcessId, ProcessStatus};
 
 use crate::{GenericClient, StoreResult};
+
+/// The organization process `id` belongs to, if it exists. Process ids are
+/// unique across organizations (one identity), so a message whose headers
+/// name the wrong organization still names exactly one process.
+pub async fn owner(c: &impl GenericClient, id: ProcessId) -> StoreResult<Option<OrgId>> {
+    Ok(
+        crate::query_opt(c, "select org_id from processes where id = $1", &[&id])
+            .await?
+            .map(|r| r.get(0)),
+    )
+}
 
 /// What an operator's request to fail a process found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -313,6 +313,13 @@ async fn settle(
             crate::giveway::give_way(ctx, delivery, meta, attempt).await;
             batch_outcome("gave_way");
         }
+        Ok(Handled::Misnamed(reason)) => {
+            tracing::error!(%reason, "dead-lettering a batch whose headers name another organization");
+            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            batch_outcome("dead_lettered");
+            metrics::counter!("objectsync_processes_failed_total", "reason" => "misnamed")
+                .increment(1);
+        }
         Ok(Handled::Orphan) => {
             let _ = delivery.ack(BasicAckOptions::default()).await;
             batch_outcome("orphan");

@@ -22,7 +22,7 @@ use deadpool_postgres::Pool;
 use objectsync_model::{BatchMeta, Identifiers, Job, OrgId, ProcessId, RejectionCode};
 use objectsync_store::processes::{self, Counts, Rejection, XactStatus};
 use objectsync_store::workers::Applying;
-use objectsync_store::{GenericClient, object_types};
+use objectsync_store::{GenericClient, ending, object_types};
 use serde_json::Value;
 
 use crate::error::{Classify, WorkerError};
@@ -179,7 +179,7 @@ pub(crate) struct Applied {
 }
 
 /// How a delivery ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     /// Applied now, with these counts.
     Applied(Counts),
@@ -191,6 +191,10 @@ pub enum Handled {
     /// Older batches on the same records are not being applied: the batch
     /// gives its place back, to come again later (see `gate`).
     GaveWay,
+    /// The message's headers name another organization than its process's:
+    /// that process is failed with this reason, nothing is applied, and the
+    /// message is dead-lettered.
+    Misnamed(String),
 }
 
 /// Applies `job`, the batch of process `meta.process_id`, to the database;
@@ -279,10 +283,33 @@ async fn not_open(c: &impl GenericClient, meta: &BatchMeta) -> Result<Handled, W
 /// What to do with a batch whose process row is not visible: wait while the
 /// transaction that creates it is still running; drop it once that
 /// transaction is known to have rolled back (its client got an error).
+/// A process that exists under another organization than the headers name
+/// is failed instead: waiting would never make it visible, and the headers
+/// must not decide which organization's records the body lands in.
 async fn missing(c: &impl GenericClient, meta: &BatchMeta) -> Result<Handled, WorkerError> {
-    match processes::xact_status(c, meta.xact_id).await? {
+    let status = processes::xact_status(c, meta.xact_id).await?;
+    if status == XactStatus::InProgress {
+        return Err(WorkerError::NotYet(meta.process_id));
+    }
+    if let Some(owner) = ending::owner(c, meta.process_id).await?
+        && owner != meta.org_id
+    {
+        let reason = misnamed(meta.org_id, meta.process_id, owner);
+        processes::fail(c, owner, meta.process_id, &reason).await?;
+        return Ok(Handled::Misnamed(reason));
+    }
+    match status {
         // Committed means it became visible after our lock query: look again.
         XactStatus::InProgress | XactStatus::Committed => Err(WorkerError::NotYet(meta.process_id)),
         XactStatus::Aborted => Ok(Handled::Orphan),
     }
+}
+
+/// Why a message whose headers name organization `named` for process `pid`
+/// of organization `owner` was not applied.
+pub(crate) fn misnamed(named: OrgId, pid: ProcessId, owner: OrgId) -> String {
+    format!(
+        "the message names organization {named}, but process {pid} belongs to organization \
+         {owner}; nothing was applied to either"
+    )
 }

@@ -1,12 +1,17 @@
-//! A lost older batch does not freeze its organization: batches waiting
-//! for it say so, an operator can fail it, and the monitor fails it once
-//! its message is provably gone.
+//! A lost or wrong-headed older batch does not freeze its organization:
+//! batches waiting for it say so, an operator can fail it, the monitor
+//! fails it once its message is provably gone, and a message whose headers
+//! name another organization ends its own process.
 
 use std::time::{Duration, Instant};
 
 use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable};
+use objectsync_model::{OrgId, ProcessId};
 use objectsync_testkit::{Org, TestApp, spawn_app_with};
 use serde_json::{Value, json};
+
+use crate::dead_letters::wait_for_dead_letters;
 
 /// The measured scenario: `p1` updates a record by `id` (so it waits for,
 /// and blocks, every batch of the organization) and its message is taken
@@ -269,4 +274,50 @@ async fn a_worker_lists_the_batches_it_holds_while_they_wait() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_naming_another_organization_fails_its_own_process() {
+    let mut app = spawn_app_with(0, |_| {}).await;
+    let a = app.org_with_vehicles().await;
+    let b = app.org_with_vehicles().await;
+    let id = app
+        .upsert_accepted(&a, "vehicle", json!([{"identifiers": {"ext_id": "v"}}]))
+        .await;
+    let (body, props) = app.take_batches().await.pop().unwrap();
+    let mut headers: FieldTable = props.headers().clone().unwrap();
+    headers.insert("x-objectsync-org-id".into(), AMQPValue::LongLongInt(b.id));
+    app.publish_raw_with(&body, props.with_headers(headers))
+        .await;
+    app.start_worker().await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let p = loop {
+        let p = app.process(&a, id).await;
+        if p["status"] == "failed" {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "still {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let error = p["info"]["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("names organization {}", b.id))
+            && error.contains(&format!("belongs to organization {}", a.id)),
+        "{error}"
+    );
+    // Kept under the process's own organization, and nothing written to
+    // either organization.
+    let kept = wait_for_dead_letters(&app, 1).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].org_id, kept[0].process_id),
+        (Some(OrgId(a.id)), Some(ProcessId(id)))
+    );
+    assert_eq!(kept[0].object_type.as_deref(), Some("vehicle"));
+    assert!(app.records_by_ext_id(&a, "vehicle").await.is_empty());
+    assert!(app.records_by_ext_id(&b, "vehicle").await.is_empty());
+    let resp = app.get(&b.key, "/v3/processes").await;
+    let listed: Value = resp.json().await.unwrap();
+    assert_eq!(listed["count"], 0, "{listed}");
 }
