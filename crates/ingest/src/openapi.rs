@@ -32,8 +32,8 @@ use utoipa::{Modify, OpenApi};
         crate::admin::http::put_object,
         crate::admin::http::get_limits,
         crate::admin::http::put_limits,
-        crate::admin::http::stale_processes,
-        crate::admin::http::fail_process,
+        crate::admin::processes::stale_processes,
+        crate::admin::processes::fail_process,
     ),
     modifiers(&Security, &CommonErrors),
     tags(

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod fail;
 pub(crate) mod http;
+pub(crate) mod processes;
 pub mod service;
 
 pub use http::router;
