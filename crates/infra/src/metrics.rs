@@ -9,14 +9,16 @@
 //! | `objectsync_batches_accepted_total` | `kind` | batches made durable (202) |
 //! | `objectsync_batches_routed_total` | `lane` | batches ingest routed to the `express` or a `bulk` queue |
 //! | `objectsync_bulk_queues_assigned_total` | | backlogs given a bulk queue (see `Topology`) |
-//! | `objectsync_batches_total` | `outcome` | deliveries settled by workers: `applied`, `already_done`, `orphan`, `requeued`, `dead_lettered` |
+//! | `objectsync_batches_total` | `outcome` | deliveries settled by workers: `applied`, `already_done`, `orphan`, `requeued`, `gave_way`, `dead_lettered` |
+//! | `objectsync_batches_blocked_total` | | deliveries that waited more than a second for older batches on the same records (or gave way sooner) |
 //! | `objectsync_records_total` | `outcome` | records applied: `created`, `updated`, `deleted`, `failed` |
 //! | `objectsync_batch_apply_seconds` | | time to apply a batch, retries included |
 //! | `objectsync_queue_lag_seconds` | | time from 202 to a worker's first pick-up |
 //! | `objectsync_batch_retries_total` | | transient failures retried within a delivery |
-//! | `objectsync_processes_failed_total` | `reason` | processes marked `failed`: `permanent`, `retries_exhausted`, `dead_lettered`, `unreadable`, `panic`, `stale` |
+//! | `objectsync_processes_failed_total` | `reason` | processes marked `failed`: `permanent`, `retries_exhausted`, `dead_lettered`, `unreadable`, `panic`, `stale`, `lost` (its message provably gone while batches waited for it), `misnamed` (its message's headers named another organization) |
 //! | `objectsync_processes_stale` | | gauge: processes open with no delivery for `worker.stale_after_secs` |
 //! | `objectsync_processes_stale_total` | | processes reported stale (each once) |
+//! | `objectsync_processes_blocked` | | gauge: open processes waiting for an older process of their organization that is still open |
 
 use std::sync::OnceLock;
 

@@ -266,6 +266,12 @@ pub struct WorkerSettings {
     /// A process still open this long after its last delivery is failed, so
     /// that no process stays open forever; 0 never fails one.
     pub fail_stale_after_secs: u64,
+    /// A process that later batches of its organization have waited for
+    /// this long, not delivered for as long, and whose message no queue or
+    /// worker holds any more, is failed (its message is lost: purged, say)
+    /// instead of holding them back until `fail_stale_after_secs`; 0 never
+    /// fails one this way.
+    pub fail_lost_after_secs: u64,
     /// How often a worker writes its row in the `workers` table (what it is
     /// applying, for the console); readers take a worker whose row is three
     /// heartbeats old for gone.
@@ -334,6 +340,7 @@ impl Settings {
             .set_default("worker.order_wait_ms", 5_000)?
             .set_default("worker.stale_after_secs", 600)?
             .set_default("worker.fail_stale_after_secs", 86_400)?
+            .set_default("worker.fail_lost_after_secs", 300)?
             .set_default("worker.heartbeat_secs", 5)?;
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).required(true));
@@ -406,6 +413,7 @@ mod tests {
         let w = Settings::load_from(Role::Worker, None, HashMap::new()).unwrap();
         assert_eq!(w.http.port, 8081);
         assert_eq!(w.worker.heartbeat_secs, 5);
+        assert_eq!(w.worker.fail_lost_after_secs, 300);
     }
 
     #[test]

@@ -32,7 +32,8 @@ use utoipa::{Modify, OpenApi};
         crate::admin::http::put_object,
         crate::admin::http::get_limits,
         crate::admin::http::put_limits,
-        crate::admin::http::stale_processes,
+        crate::admin::processes::stale_processes,
+        crate::admin::processes::fail_process,
     ),
     // Schemas only parameters name (utoipa registers those of bodies and
     // answers by itself).
@@ -42,7 +43,7 @@ use utoipa::{Modify, OpenApi};
         (name = "batches", description = "Upsert and delete records in batches of up to 1,000"),
         (name = "records", description = "Read records and their links"),
         (name = "processes", description = "What happened to each batch"),
-        (name = "admin", description = "Organizations, keys and object types (header `admin-token`)"),
+        (name = "admin", description = "Organizations, keys, object types and processes (header `admin-token`)"),
     )
 )]
 struct Doc;

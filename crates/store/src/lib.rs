@@ -16,6 +16,7 @@
 pub mod console_sessions;
 pub mod dead_letters;
 pub mod ended;
+pub mod ending;
 pub mod error;
 pub mod idempotency;
 pub mod lanes;
@@ -28,6 +29,7 @@ pub mod order;
 pub mod organizations;
 pub mod processes;
 pub mod records;
+pub mod waits;
 pub mod workers;
 
 pub use deadpool_postgres::GenericClient;

@@ -113,7 +113,7 @@ pub async fn fail_stale(
     let sql = format!(
         "update processes
             set status = 'failed', error = $2, completed_at = clock_timestamp(),
-                footprint_keys = null
+                footprint_keys = null, waiting_for = null
           where {STALE}
          returning {COLUMNS}"
     );

@@ -85,9 +85,11 @@ pub struct ProcessRow {
     pub deliveries: i32,
     pub last_error: Option<String>,
     pub last_delivery_at: Option<DateTime<Utc>>,
+    /// Who failed it by hand (see `ending::fail_by_operator`).
+    pub failed_by: Option<String>,
 }
 
-const EXTRA: &str = "org_id, deliveries, last_error, last_delivery_at";
+const EXTRA: &str = "org_id, deliveries, last_error, last_delivery_at, failed_by";
 
 fn row_of(r: &tokio_postgres::Row) -> StoreResult<ProcessRow> {
     let process = processes::from_row(r)?;
@@ -98,6 +100,7 @@ fn row_of(r: &tokio_postgres::Row) -> StoreResult<ProcessRow> {
         deliveries: r.get(n + 1),
         last_error: r.get(n + 2),
         last_delivery_at: r.get(n + 3),
+        failed_by: r.get(n + 4),
     })
 }
 

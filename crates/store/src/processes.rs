@@ -290,8 +290,10 @@ pub async fn rejections(
 
 /// Marks the process `in_process` and records which delivery this is and
 /// when it arrived (idempotent, so retries within one delivery do not count
-/// twice). Returns whether it is open: `false` if no open process is
-/// visible (not committed yet, rolled back, or already final).
+/// twice). A batch that gave its place back arrives as the copy put at the
+/// end of its queue then, so `came_round_at` takes that time (see
+/// [`crate::waits`]). Returns whether it is open: `false` if no open process
+/// is visible (not committed yet, rolled back, or already final).
 pub async fn mark_started(
     c: &impl GenericClient,
     org: OrgId,
@@ -304,7 +306,8 @@ pub async fn mark_started(
             set status = 'in_process',
                 started_at = coalesce(started_at, clock_timestamp()),
                 deliveries = greatest(deliveries, $3),
-                last_delivery_at = clock_timestamp()
+                last_delivery_at = clock_timestamp(),
+                came_round_at = gave_way_at
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
         &[&org, &id, &delivery],
     )
@@ -433,7 +436,8 @@ pub async fn complete(
                 links_failed = $10,
                 completed_at = clock_timestamp(),
                 last_error = null,
-                footprint_keys = null
+                footprint_keys = null,
+                waiting_for = null
           where org_id = $1 and id = $2",
         &[
             &org,
@@ -504,7 +508,7 @@ async fn fail_with(
     let sql = format!(
         "update processes
             set status = 'failed', error = {error_sql}, completed_at = clock_timestamp(),
-                footprint_keys = null
+                footprint_keys = null, waiting_for = null
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')"
     );
     Ok(crate::execute(c, &sql, &[&org, &id, &reason]).await? > 0)

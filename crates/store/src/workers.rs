@@ -39,6 +39,10 @@ pub struct Beat<'a> {
     pub prefetch: i32,
     pub started_at: DateTime<Utc>,
     pub applying: &'a [Applying],
+    /// Every batch it has received and not acknowledged yet (prefetched,
+    /// waiting for its turn, or applying): a message a worker holds is not
+    /// lost (see `waits::lost_candidates`).
+    pub holding: &'a [Applying],
 }
 
 /// A worker seen recently.
@@ -52,11 +56,15 @@ pub struct LiveWorker {
     pub started_at: DateTime<Utc>,
     pub seen_at: DateTime<Utc>,
     pub applying: Vec<Applying>,
+    /// Every batch it holds (see [`Beat::holding`]), `applying` included.
+    pub holding: Vec<Applying>,
 }
 
 fn live_worker(r: &Row) -> StoreResult<LiveWorker> {
     let applying = serde_json::from_value(r.get(6))
         .map_err(|e| StoreError::stored(format!("workers.applying: {e}")))?;
+    let holding = serde_json::from_value(r.get(7))
+        .map_err(|e| StoreError::stored(format!("workers.holding: {e}")))?;
     Ok(LiveWorker {
         id: r.get(0),
         host: r.get(1),
@@ -65,20 +73,24 @@ fn live_worker(r: &Row) -> StoreResult<LiveWorker> {
         started_at: r.get(4),
         seen_at: r.get(5),
         applying,
+        holding,
     })
 }
 
 /// Writes the worker's row, creating it on the first beat (or again after
 /// a [`sweep`] took it while the worker was cut off from the database).
 pub async fn beat(c: &impl GenericClient, b: &Beat<'_>) -> StoreResult<()> {
-    let applying = serde_json::to_value(b.applying)
-        .map_err(|e| StoreError::stored(format!("workers.applying: {e}")))?;
+    let json = |list: &[Applying], what: &str| {
+        serde_json::to_value(list).map_err(|e| StoreError::stored(format!("workers.{what}: {e}")))
+    };
+    let (applying, holding) = (json(b.applying, "applying")?, json(b.holding, "holding")?);
     crate::execute(
         c,
-        "insert into workers (id, host, pid, prefetch, started_at, seen_at, applying)
-         values ($1, $2, $3, $4, $5, now(), $6)
+        "insert into workers (id, host, pid, prefetch, started_at, seen_at, applying, holding)
+         values ($1, $2, $3, $4, $5, now(), $6, $7)
          on conflict (id) do update
-            set seen_at = now(), prefetch = excluded.prefetch, applying = excluded.applying",
+            set seen_at = now(), prefetch = excluded.prefetch, applying = excluded.applying,
+                holding = excluded.holding",
         &[
             &b.id,
             &b.host,
@@ -86,6 +98,7 @@ pub async fn beat(c: &impl GenericClient, b: &Beat<'_>) -> StoreResult<()> {
             &b.prefetch,
             &b.started_at,
             &applying,
+            &holding,
         ],
     )
     .await
@@ -101,7 +114,7 @@ pub async fn remove(c: &impl GenericClient, id: Uuid) -> StoreResult<bool> {
 pub async fn live(c: &impl GenericClient, seen_within: Duration) -> StoreResult<Vec<LiveWorker>> {
     crate::query(
         c,
-        "select id, host, pid, prefetch, started_at, seen_at, applying from workers
+        "select id, host, pid, prefetch, started_at, seen_at, applying, holding from workers
           where seen_at > now() - make_interval(secs => $1)
           order by started_at, id",
         &[&seen_within.as_secs_f64()],
@@ -110,6 +123,25 @@ pub async fn live(c: &impl GenericClient, seen_within: Duration) -> StoreResult<
     .iter()
     .map(live_worker)
     .collect()
+}
+
+/// Workers seen within `within` but not within `live_within`: gone
+/// without saying so (a graceful stop deletes its row), maybe holding
+/// batches the broker has not taken back yet.
+pub async fn gone_silent(
+    c: &impl GenericClient,
+    live_within: Duration,
+    within: Duration,
+) -> StoreResult<i64> {
+    Ok(crate::query_one(
+        c,
+        "select count(*) from workers
+          where seen_at > now() - make_interval(secs => $2)
+            and seen_at <= now() - make_interval(secs => $1)",
+        &[&live_within.as_secs_f64(), &within.as_secs_f64()],
+    )
+    .await?
+    .get(0))
 }
 
 /// Deletes the rows of workers not seen for `older_than` (crashed ones);

@@ -242,6 +242,9 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: Cancellation
             return;
         }
     };
+    // Listed as held until settled, so that no monitor takes its process
+    // for one whose message is lost.
+    let _held = ctx.local.hold(meta.org_id, meta.process_id);
     let span = tracing::info_span!(
         "batch",
         process_id = meta.process_id.get(),
@@ -316,8 +319,15 @@ async fn settle(
             tracing::info!("batch already processed; acknowledged again");
         }
         Ok(Handled::GaveWay) => {
-            crate::giveway::give_way(ctx, delivery, attempt).await;
+            crate::giveway::give_way(ctx, delivery, meta, attempt).await;
             batch_outcome("gave_way");
+        }
+        Ok(Handled::Misnamed(reason)) => {
+            tracing::error!(%reason, "dead-lettering a batch whose headers name another organization");
+            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            batch_outcome("dead_lettered");
+            metrics::counter!("objectsync_processes_failed_total", "reason" => "misnamed")
+                .increment(1);
         }
         Ok(Handled::Orphan) => {
             let _ = delivery.ack(BasicAckOptions::default()).await;

@@ -24,7 +24,7 @@ use crate::headers::{clean, death_reason, previous_deliveries, to_json};
 use crate::unreadable::identify;
 use objectsync_infra::message;
 use objectsync_store::dead_letters::{self, NewDeadLetter};
-use objectsync_store::processes;
+use objectsync_store::{ending, processes};
 
 /// Tracks dead letters until `cancel` fires, reconnecting as needed.
 pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
@@ -145,15 +145,35 @@ struct Kept {
 }
 
 /// Fails the process the dead letter names, if any, and keeps the dead
-/// letter, in one transaction.
+/// letter, in one transaction. A message whose headers name another
+/// organization than its process's fails that process, with the mismatch
+/// as the reason, and is kept under the process's own organization, type
+/// and kind: a replay can never take it to the organization the headers
+/// name.
 async fn keep(ctx: &Ctx, letter: &NewDeadLetter<'_>) -> Result<Kept, WorkerError> {
     let mut client = ctx.monitors.get().await?;
     let tx = client.transaction().await?;
+    let mut letter = *letter;
+    let misnamed;
+    if let Some((org, pid)) = letter.named
+        && let Some(owner) = ending::owner(&tx, pid).await?
+        && owner != org
+    {
+        misnamed = crate::apply::misnamed(org, pid, owner);
+        tracing::warn!(owner = owner.get(), "{misnamed}");
+        letter = NewDeadLetter {
+            named: Some((owner, pid)),
+            object_type: None,
+            kind: None,
+            reason: &misnamed,
+            ..letter
+        };
+    }
     let failed = match letter.named {
         Some((org, pid)) => processes::fail_with_last_error(&tx, org, pid, letter.reason).await?,
         None => false,
     };
-    let recorded = dead_letters::record(&tx, letter).await?;
+    let recorded = dead_letters::record(&tx, &letter).await?;
     tx.commit().await?;
     Ok(Kept { failed, recorded })
 }

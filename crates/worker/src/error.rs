@@ -15,7 +15,9 @@
 //!
 //! Not a failure: a batch whose request rolled back after publishing (its
 //! client got an error) has no process; it is acknowledged and dropped
-//! (`Handled::Orphan`).
+//! (`Handled::Orphan`). Nor a retry: a message whose headers name another
+//! organization than its process's fails that process and is dead-lettered
+//! at once (`Handled::Misnamed`).
 
 use objectsync_model::ProcessId;
 use objectsync_store::{ErrorKind, StoreError};

@@ -10,6 +10,8 @@
 //! queue after a crash or a failed attempt, possibly behind this one and
 //! others waiting like it — so the waiting batch gives its place back
 //! (`giveway`) instead of holding a prefetch slot the older one needs.
+//! A wait that lasts is reported (`waits`): operators see what the batch
+//! waits for, and the stale-process monitor what is lost.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -146,9 +148,11 @@ pub(crate) async fn wait(
     }
     let started = Instant::now();
     tracing::debug!(waiting_for = ?blockers, "waiting for older batches on the same records");
+    let mut report = crate::waits::Report::new(patience);
     let mut pause = FIRST_PAUSE;
     while !blockers.is_empty() {
         let waited = started.elapsed();
+        report.check(pool, meta, &blockers, waited).await;
         if waited >= patience {
             tracing::info!(
                 waiting_for = ?blockers,

@@ -12,6 +12,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Confirmation};
+use objectsync_model::BatchMeta;
 
 use crate::consumer::Ctx;
 use crate::headers::PRIOR_DELIVERIES;
@@ -77,11 +78,13 @@ async fn republish(ctx: &Ctx, delivery: &Delivery, attempt: u32) -> Result<(), S
     }
 }
 
-/// Puts the batch back at the end of its queue; if that fails, hands it
-/// back to the broker with a `nack` instead.
-pub(crate) async fn give_way(ctx: &Ctx, delivery: &Delivery, attempt: u32) {
+/// Puts the batch back at the end of its queue and notes when (see
+/// `waits::gave_way`); if that fails, hands it back to the broker with a
+/// `nack` instead.
+pub(crate) async fn give_way(ctx: &Ctx, delivery: &Delivery, meta: &BatchMeta, attempt: u32) {
     match republish(ctx, delivery, attempt).await {
         Ok(()) => {
+            crate::waits::gave_way(&ctx.pool, meta).await;
             let _ = delivery.ack(BasicAckOptions::default()).await;
         }
         Err(e) => {

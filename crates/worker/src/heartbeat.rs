@@ -64,6 +64,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
 
 async fn beat(ctx: &Ctx, me: &Me) -> Result<(), WorkerError> {
     let applying = ctx.local.applying();
+    let holding = ctx.local.holding();
     let client = ctx.monitors.get().await?;
     let beat = Beat {
         id: me.id,
@@ -72,6 +73,7 @@ async fn beat(ctx: &Ctx, me: &Me) -> Result<(), WorkerError> {
         prefetch: me.prefetch,
         started_at: me.started_at,
         applying: &applying,
+        holding: &holding,
     };
     workers::beat(&client, &beat).await?;
     Ok(())

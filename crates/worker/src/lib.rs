@@ -10,8 +10,10 @@ mod gate;
 mod giveway;
 mod headers;
 mod heartbeat;
+mod lost;
 mod monitor;
 mod unreadable;
+mod waits;
 
 use std::path::Path;
 use std::process::ExitCode;

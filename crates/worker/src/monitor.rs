@@ -1,5 +1,5 @@
 //! The stale-process monitor: every worker runs it, one at a time does the
-//! reporting (under an advisory lock), all of them export the gauge.
+//! reporting (under an advisory lock), all of them export the gauges.
 //!
 //! A process stale for `worker.stale_after_secs` (default 10 minutes without
 //! a delivery) is logged once and counted; one stale for
@@ -8,11 +8,15 @@
 //! maintenance, also leaves processes undelivered for a while, and those
 //! batches are still on the queue and will be applied: failing them would
 //! make their producers send again what was never lost.
+//!
+//! Sooner than that, a process is failed when its message is provably lost
+//! (`lost`): later batches that wait for it went round their queue without
+//! meeting it, and no worker holds it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use objectsync_store::liveness;
+use objectsync_store::{liveness, waits};
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::Ctx;
@@ -21,7 +25,11 @@ use crate::error::WorkerError;
 /// Sweeps until `cancel` fires.
 pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     let stale_after = Duration::from_secs(ctx.settings.stale_after_secs.max(1));
-    let every = (stale_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let quickest = match ctx.settings.fail_lost_after_secs {
+        0 => stale_after,
+        lost => stale_after.min(Duration::from_secs(lost)),
+    };
+    let every = (quickest / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
@@ -38,6 +46,8 @@ async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
     let mut client = ctx.monitors.get().await?;
     let open = liveness::count(&client, stale_after).await?;
     metrics::gauge!("objectsync_processes_stale").set(open as f64);
+    let blocked = waits::blocked_count(&client).await?;
+    metrics::gauge!("objectsync_processes_blocked").set(blocked as f64);
     let tx = client.transaction().await?;
     if !liveness::try_lock_sweep(&tx).await? {
         return Ok(());
@@ -72,12 +82,13 @@ async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
                 .increment(failed.len() as u64);
         }
     }
+    crate::lost::fail(ctx, &tx).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// `86400` → "24 h", `600` → "10 min", `45` → "45 s".
-fn human(secs: u64) -> String {
+pub(crate) fn human(secs: u64) -> String {
     match secs {
         s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
         s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),

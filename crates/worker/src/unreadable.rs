@@ -10,7 +10,7 @@
 use lapin::BasicProperties;
 use objectsync_infra::message;
 use objectsync_model::{MetaError, OrgId, ProcessId};
-use objectsync_store::processes;
+use objectsync_store::{ending, processes};
 
 use crate::consumer::Ctx;
 
@@ -75,9 +75,25 @@ pub(crate) async fn fail(ctx: &Ctx, e: &MetaError, body: &[u8]) {
     );
     // If the database is down, the dead-letter tracker ends the process.
     if let Ok(client) = ctx.pool.get().await
-        && let Ok(true) = processes::fail(&client, n.org_id, n.process_id, &reason).await
+        && let Ok(true) = fail_named(&client, &n, &reason).await
     {
         metrics::counter!("objectsync_processes_failed_total", "reason" => "unreadable")
             .increment(1);
+    }
+}
+
+/// Fails the process `n` names; if its organization has no such process and
+/// another one has, that one, with the mismatch added to the reason.
+async fn fail_named(
+    c: &impl objectsync_store::GenericClient,
+    n: &Named,
+    reason: &str,
+) -> objectsync_store::StoreResult<bool> {
+    match ending::owner(c, n.process_id).await? {
+        Some(owner) if owner != n.org_id => {
+            let misnamed = crate::apply::misnamed(n.org_id, n.process_id, owner);
+            processes::fail(c, owner, n.process_id, &format!("{reason}; {misnamed}")).await
+        }
+        _ => processes::fail(c, n.org_id, n.process_id, reason).await,
     }
 }

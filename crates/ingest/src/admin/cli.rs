@@ -8,12 +8,13 @@ use clap::Subcommand;
 use objectsync_infra::{Settings, db};
 use objectsync_model::{
     AttributeDef, AttributeKey, AttributeType, CategoryOption, DefinitionInput, FieldError,
-    ObjectTypeName, OrgId,
+    ObjectTypeName, OrgId, ProcessId,
 };
 use objectsync_store::liveness;
 use objectsync_store::organizations::Limits;
 use serde_json::{Value, json};
 
+use super::fail;
 use super::service::{self, AdminError, Definition};
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +91,22 @@ pub enum AdminCommand {
     ShowLimits {
         #[arg(long)]
         org: i64,
+    },
+    /// Fail an open process: it ends `failed` with the reason (which its
+    /// client reads in `info.error`), applies nothing, and is never applied
+    /// even if its batch turns up later. Later batches of the organization
+    /// that wait for it go on.
+    FailProcess {
+        #[arg(long)]
+        org: i64,
+        #[arg(long)]
+        process: i64,
+        /// Why, for the client and the record.
+        #[arg(long)]
+        reason: String,
+        /// Who fails it (default: the USER environment variable).
+        #[arg(long)]
+        operator: Option<String>,
     },
     /// Print the processes still open with no delivery for a while
     /// (default: `worker.stale_after_secs`, 10 minutes), oldest first.
@@ -175,6 +192,14 @@ fn definition_from_flags(
     DefinitionInput::from_json(&json)
 }
 
+/// Who runs the CLI, for what it records: `USER`, else "admin CLI".
+fn default_operator() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "admin CLI".to_owned())
+}
+
 /// Runs an admin command and returns what to print.
 pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, CliError> {
     db::migrate(&settings.database.url).await?;
@@ -217,6 +242,16 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
                 .await
                 .map_err(AdminError::from)?;
             json!(stale)
+        }
+        AdminCommand::FailProcess {
+            org,
+            process,
+            reason,
+            operator,
+        } => {
+            let operator = operator.unwrap_or_else(default_operator);
+            let (org, process) = (OrgId(org), ProcessId(process));
+            json!(fail::fail_process(&client, org, process, &operator, &reason).await?)
         }
         AdminCommand::SetLimits {
             org,

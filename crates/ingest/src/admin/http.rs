@@ -11,12 +11,13 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use objectsync_infra::settings::LimitSettings;
 use objectsync_model::{ApiCode, DefinitionInput, OrgId};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::processes;
 use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition, LimitsOut};
-use crate::api::{ErrorBody, Params, PathParts, json_body};
+use crate::api::{ErrorBody, PathParts, json_body};
 use crate::auth::secrets_match;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -26,6 +27,7 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         match e {
             AdminError::NotFound(m) => Self::not_found(m),
+            AdminError::Conflict(m) => Self::new(ApiCode::Conflict, m),
             AdminError::Invalid(f) => Self::invalid(f.to_string()),
             AdminError::Store(e) => e.into(),
         }
@@ -45,7 +47,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/admin/organizations/{org_id}/limits",
             get(get_limits).put(put_limits),
         )
-        .route("/admin/processes/stale", get(stale_processes))
+        .route("/admin/processes/stale", get(processes::stale_processes))
+        .route(
+            "/admin/organizations/{org_id}/processes/{process_id}/fail",
+            post(processes::fail_process),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -72,7 +78,7 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     ApiError::unauthorized("missing or wrong 'admin-token' header").into_response()
 }
 
-fn org_id(raw: &str) -> ApiResult<OrgId> {
+pub(super) fn org_id(raw: &str) -> ApiResult<OrgId> {
     // Digits only: Rust's integer parser also takes a sign ("+5").
     Some(raw)
         .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
@@ -232,69 +238,6 @@ pub(crate) async fn list_objects(
     let client = state.pool.get().await?;
     let types = service::list_object_types(&client, org).await?;
     Ok(Json(types.iter().map(Definition::from).collect()))
-}
-
-/// A process still open with no delivery for a while.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct StaleProcess {
-    pub(crate) org_id: OrgId,
-    pub(crate) id: objectsync_model::ProcessId,
-    pub(crate) name: String,
-    pub(crate) status: String,
-    pub(crate) object_type: String,
-    pub(crate) deliveries: i32,
-    #[schema(format = DateTime)]
-    pub(crate) created_at: String,
-    #[schema(format = DateTime)]
-    pub(crate) last_delivery_at: Option<String>,
-    pub(crate) last_error: Option<String>,
-}
-
-#[utoipa::path(
-    get,
-    path = "/admin/processes/stale",
-    operation_id = "listStaleProcesses",
-    tag = "admin",
-    params(
-        ("older_than" = Option<i64>, Query, minimum = 0, maximum = 4_294_967_295i64,
-         description = "Seconds without a delivery; default 600"),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Default 100"),
-    ),
-    responses((status = 200, body = Vec<StaleProcess>)),
-    security(("adminToken" = []))
-)]
-/// Open processes with no delivery for `older_than` seconds, oldest first.
-pub(crate) async fn stale_processes(
-    State(state): State<AppState>,
-    params: Params,
-) -> ApiResult<Json<Vec<StaleProcess>>> {
-    let after = params.int(
-        "older_than",
-        Some(600),
-        0,
-        i64::from(u32::MAX),
-        ApiCode::OutOfRange,
-    )?;
-    let limit = params.int("limit", Some(100), 1, 1000, ApiCode::OutOfRange)?;
-    let client = state.pool.get().await?;
-    let secs = std::time::Duration::from_secs(u64::try_from(after).unwrap_or(0));
-    let stale = objectsync_store::liveness::list(&client, secs, limit).await?;
-    Ok(Json(
-        stale
-            .into_iter()
-            .map(|p| StaleProcess {
-                org_id: p.org_id,
-                id: p.id,
-                name: p.name,
-                status: p.status,
-                object_type: p.object_type,
-                deliveries: p.deliveries,
-                created_at: crate::api::timestamp(p.created_at),
-                last_delivery_at: p.last_delivery_at.map(crate::api::timestamp),
-                last_error: p.last_error,
-            })
-            .collect(),
-    ))
 }
 
 /// An organization's own limits; a field left out or `null` takes the

@@ -1,8 +1,11 @@
 //! Administration: organizations, API keys and object type definitions,
-//! over HTTP (`/admin`, behind `admin-token`) and from the CLI.
+//! and failing a process by hand, over HTTP (`/admin`, behind
+//! `admin-token`) and from the CLI.
 
 pub mod cli;
+pub mod fail;
 pub(crate) mod http;
+pub(crate) mod processes;
 pub mod service;
 
 pub use http::router;

@@ -14,6 +14,9 @@ use crate::auth::{generate_key, hash_key, key_hint};
 pub enum AdminError {
     #[error("{0}")]
     NotFound(String),
+    /// The request does not fit the current state (a process already ended).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Invalid(#[from] FieldError),
     #[error(transparent)]

@@ -38,6 +38,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/logout", post(logout))
         .route("/console/processes", get(processes::list))
         .route("/console/processes/{org_id}/{id}", get(processes::show))
+        .route(
+            "/console/processes/{org_id}/{id}/fail",
+            post(processes::fail),
+        )
         .route("/console/dead-letters", get(dead_letters::list))
         .route("/console/dead-letters/{id}", get(dead_letters::show))
         .route(
@@ -110,6 +114,8 @@ pub(crate) enum ConsoleError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(
         "this form has expired or did not come from the console; reload the page and try again"
     )]
@@ -125,6 +131,7 @@ impl IntoResponse for ConsoleError {
         let status = match &self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::Store(e) if e.kind() == objectsync_store::ErrorKind::Transient => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -150,6 +157,18 @@ impl IntoResponse for ConsoleError {
 }
 
 pub(crate) type ConsoleResult<T> = Result<T, ConsoleError>;
+
+impl From<crate::admin::service::AdminError> for ConsoleError {
+    fn from(e: crate::admin::service::AdminError) -> Self {
+        use crate::admin::service::AdminError;
+        match e {
+            AdminError::NotFound(m) => Self::NotFound(m),
+            AdminError::Invalid(f) => Self::BadRequest(f.to_string()),
+            AdminError::Conflict(m) => Self::Conflict(m),
+            AdminError::Store(e) => Self::Store(e),
+        }
+    }
+}
 
 /// The console without an admin token: not there.
 pub(crate) fn disabled() -> Response {

@@ -186,13 +186,7 @@ pub(crate) async fn create_key(
     session.check(&f.csrf)?;
     let org = org_id(&raw)?;
     let client = state.pool.get().await?;
-    let created = service::create_key(&client, org)
-        .await
-        .map_err(|e| match e {
-            service::AdminError::NotFound(m) => ConsoleError::NotFound(m),
-            service::AdminError::Invalid(f) => ConsoleError::BadRequest(f.to_string()),
-            service::AdminError::Store(e) => ConsoleError::Store(e),
-        })?;
+    let created = service::create_key(&client, org).await?;
     tracing::info!(
         who = session.who,
         org_id = org.get(),

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::Html;
 use chrono::Duration;
 use maud::{Markup, html};
-use objectsync_store::{dead_letters, operations, workers};
+use objectsync_store::{dead_letters, operations, waits, workers};
 
 use super::ConsoleResult;
 use super::ended::this_minute;
@@ -45,6 +45,7 @@ pub(crate) async fn live(
 async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
     let client = state.pool.get().await?;
     let backlog = operations::backlog(&client).await?;
+    let blocked = waits::blocked_count(&client).await?;
     // Sixty bars, one a minute, the current minute last.
     let now = this_minute();
     let hour = state
@@ -77,6 +78,10 @@ async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
         div.cards {
             div.card #open-queued { div.value { (count(backlog.queued)) } div.label { "queued" } }
             div.card #open-in-process { div.value { (count(backlog.in_process)) } div.label { "in process" } }
+            div.card #blocked title="batches waiting for an older batch of their organization on the same records that is not applied yet" {
+                div.value { (count(blocked)) }
+                div.label { "waiting for an older batch" }
+            }
             div.card #applied-hour { div.value { (count(last_hour)) } div.label { "records applied, last hour" } }
             div.card #latency-p50 title="within 5 %" { div.value { (seconds(p50)) } div.label { "202 → completed, p50 (last hour)" } }
             div.card #latency-p99 title="within 5 %" { div.value { (seconds(p99)) } div.label { "202 → completed, p99 (last hour)" } }
@@ -91,7 +96,7 @@ async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
             p.notice.error { "No worker has been seen in the last " (seen_within.as_secs()) " s: accepted batches wait in the queues." }
         } @else {
             table #workers {
-                thead { tr { th { "worker" } th { "host" } th.num { "pid" } th.num { "prefetch" } th { "started" } th { "applying now" } } }
+                thead { tr { th { "worker" } th { "host" } th.num { "pid" } th.num { "prefetch" } th { "started" } th { "applying now" } th { "waiting for their turn" } } }
                 tbody {
                     @for w in &workers {
                         tr {
@@ -109,6 +114,7 @@ async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
                                     " "
                                 }
                             }
+                            td.waiting { (waiting(w)) }
                         }
                     }
                 }
@@ -146,4 +152,18 @@ async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
             }
         }
     })
+}
+
+/// The batches a worker holds that do not hold one of its slots: received,
+/// and waiting for older batches on the same records (or for a slot).
+fn waiting(w: &workers::LiveWorker) -> Markup {
+    let applying: Vec<_> = w.applying.iter().map(|a| a.process_id).collect();
+    html! {
+        @for h in w.holding.iter().filter(|h| !applying.contains(&h.process_id)) {
+            a href=(format!("/console/processes/{}/{}", h.org_id.get(), h.process_id.get())) {
+                "#" (h.process_id.get())
+            }
+            " "
+        }
+    }
 }

@@ -2,18 +2,21 @@
 //! first, a page at a time; and one process with its counts, deliveries,
 //! timings and rejected records.
 
-use axum::extract::{Path, Query, State};
-use axum::response::Html;
+use axum::extract::{Form, Path, Query, State};
+use axum::response::{Html, Redirect};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use maud::{Markup, html};
 use objectsync_model::{ObjectTypeName, OrgId, ProcessId, ProcessStatus};
 use objectsync_store::operations::{self, Filter, ProcessRow};
 use objectsync_store::processes;
+use objectsync_store::waits::{self, Waits};
 use serde::Deserialize;
 
-use super::layout::{self, Section, count, page};
+use super::layout::{self, Section, count, csrf, page};
 use super::session::{Session, url_escape};
 use super::{ConsoleError, ConsoleResult};
+use crate::admin::fail::{self, MAX_REASON_CHARS};
+use crate::admin::service::AdminError;
 use crate::state::AppState;
 
 const PAGE: i64 = 50;
@@ -228,8 +231,15 @@ pub(crate) async fn show(
         processes::rejections(&client, org_id, pid, ERRORS_PAGE, offset).await?;
     let p = &row.process;
     let c = &p.counts;
+    let open = !p.status.is_final();
+    let waits = if open {
+        waits::of(&client, org_id, pid).await?
+    } else {
+        Waits::default()
+    };
     let body = html! {
         h1 { "Process " (p.id.get()) " " (layout::status(p.status.as_str())) }
+        @if open { (waiting(org_id, &waits)) }
         dl.facts #facts {
             dt { "organization" } dd { a href=(format!("/console/organizations/{}", org_id.get())) { (org_id.get()) } }
             dt { "kind" } dd { (p.kind.name()) }
@@ -251,8 +261,10 @@ pub(crate) async fn show(
             dt { "last delivered" } dd { (layout::maybe_time(row.last_delivery_at)) }
             dt { "ended" } dd { (layout::maybe_time(p.completed_at)) " " span.muted { (took(&row)) } }
             @if let Some(e) = &p.error { dt { "why it failed" } dd { pre { (e) } } }
+            @if let Some(who) = &row.failed_by { dt { "failed by" } dd #failed-by { (who) } }
             @if let Some(e) = &row.last_error { dt { "last transient error" } dd { pre { (e) } } }
         }
+        @if open { (fail_form(&session, org_id, pid)) }
         h2 { "Rejected records and refused links (" (count(total_errors)) ")" }
         @if errors.is_empty() {
             p.muted { "None." }
@@ -289,4 +301,76 @@ pub(crate) async fn show(
         )
         .into_string(),
     ))
+}
+
+/// What an open process waits for in acceptance order, and what waits for
+/// it (see `objectsync_store::waits`).
+fn waiting(org: OrgId, w: &Waits) -> Markup {
+    html! {
+        @if let Some((blocker, since)) = w.waiting_for {
+            p.notice #waiting-for {
+                "Waiting for process "
+                a href=(format!("/console/processes/{}/{}", org.get(), blocker.get())) { "#" (blocker.get()) }
+                ", accepted earlier on the same records and not applied yet, since " (layout::time(since)) ". "
+                "If that batch will never be applied (its message was lost), fail it there."
+            }
+        }
+        @if w.waited_on_by > 0 {
+            p.notice.error #waited-on {
+                (count(w.waited_on_by)) " later batch(es) of this organization wait for this one. "
+                "If its message is lost, fail it below so that they go on."
+            }
+        }
+    }
+}
+
+/// The form that fails an open process by hand.
+fn fail_form(session: &Session, org: OrgId, pid: ProcessId) -> Markup {
+    html! {
+        form.fail method="post" action=(format!("/console/processes/{}/{}/fail", org.get(), pid.get()))
+            data-confirm="Fail this process? It will never be applied, even if its batch turns up later; its client is told the reason." {
+            (csrf(session))
+            label { "reason (its client reads it)"
+                input name="reason" required maxlength=(MAX_REASON_CHARS) size="60"
+                    placeholder="its message was purged from the queue"; }
+            button.danger #fail type="submit" { "Fail this process" }
+        }
+    }
+}
+
+/// The fail form's fields.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FailForm {
+    /// Missing is refused like wrong (403).
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Fails an open process for the logged-in operator, then shows it.
+pub(crate) async fn fail(
+    State(state): State<AppState>,
+    session: Session,
+    Path((org, id)): Path<(String, String)>,
+    Form(f): Form<FailForm>,
+) -> ConsoleResult<Redirect> {
+    session.check(&f.csrf)?;
+    let not_found =
+        || ConsoleError::NotFound(format!("There is no process {id} of organization {org}"));
+    let (Ok(org_id), Ok(pid)) = (org.parse::<i64>(), id.parse::<i64>()) else {
+        return Err(not_found());
+    };
+    let client = state.pool.get().await?;
+    let (org_id, pid) = (OrgId(org_id), ProcessId(pid));
+    match fail::fail_process(&client, org_id, pid, &session.who, &f.reason).await {
+        // Another operator (or the batch) ended it first: the page says how.
+        Ok(_) | Err(AdminError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Redirect::to(&format!(
+        "/console/processes/{}/{}",
+        org_id.get(),
+        pid.get()
+    )))
 }

@@ -10,6 +10,7 @@ mod console_sessions;
 mod corpus;
 mod dashboards;
 mod delete;
+mod fail_process;
 mod flood;
 mod idempotency;
 mod lanes;

@@ -22,13 +22,46 @@ use deadpool_postgres::Pool;
 use objectsync_model::{BatchMeta, Identifiers, Job, OrgId, ProcessId, RejectionCode};
 use objectsync_store::processes::{self, Counts, Rejection, XactStatus};
 use objectsync_store::workers::Applying;
-use objectsync_store::{GenericClient, object_types};
+use objectsync_store::{GenericClient, ending, object_types};
 use serde_json::Value;
 
 use crate::error::{Classify, WorkerError};
 use crate::gate::{self, Turn};
 
 pub use crate::gate::Footprints;
+
+/// Batches listed for the heartbeat, by ticket. A ticket, not the process
+/// id, names an entry: two copies of one batch may be listed at once.
+#[derive(Default)]
+struct Board(Mutex<(u64, BTreeMap<u64, Applying>)>);
+
+impl Board {
+    fn add(&self, org: OrgId, pid: ProcessId) -> u64 {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (next, map) = &mut *guard;
+        let ticket = *next;
+        *next += 1;
+        map.insert(
+            ticket,
+            Applying {
+                org_id: org,
+                process_id: pid,
+                since: chrono::Utc::now(),
+            },
+        );
+        ticket
+    }
+
+    fn remove(&self, ticket: u64) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.remove(&ticket);
+    }
+
+    fn list(&self) -> Vec<Applying> {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.values().copied().collect()
+    }
+}
 
 /// What the batches one worker process applies share: the footprints it
 /// has read, and the slots they are applied in (`worker.prefetch` of them).
@@ -41,8 +74,12 @@ pub struct Local {
     /// this, so a batch of the express lane, which lines up directly, waits
     /// for the batches holding slots and for one bulk batch at most.
     bulk_turn: tokio::sync::Mutex<()>,
-    /// The batches holding a slot, by ticket: what the heartbeat reports.
-    applying: Mutex<(u64, BTreeMap<u64, Applying>)>,
+    /// The batches holding a slot: what the heartbeat reports as applying.
+    applying: Board,
+    /// Every batch received and not acknowledged yet: what the heartbeat
+    /// reports as held, so that no message in a worker's hands is taken
+    /// for lost.
+    holding: Board,
 }
 
 impl Local {
@@ -51,7 +88,8 @@ impl Local {
             footprints: Footprints::default(),
             slots: tokio::sync::Semaphore::new(usize::from(slots.max(1))),
             bulk_turn: tokio::sync::Mutex::new(()),
-            applying: Mutex::default(),
+            applying: Board::default(),
+            holding: Board::default(),
         }
     }
 
@@ -70,36 +108,35 @@ impl Local {
             let _turn = self.bulk_turn.lock().await;
             self.slots.acquire().await.fatal()?
         };
-        let mut guard = self.applying.lock().unwrap_or_else(|e| e.into_inner());
-        let (next, map) = &mut *guard;
-        let ticket = *next;
-        *next += 1;
-        map.insert(
-            ticket,
-            Applying {
-                org_id: org,
-                process_id: pid,
-                since: chrono::Utc::now(),
-            },
-        );
         Ok(Slot {
             local: self,
-            ticket,
+            ticket: self.applying.add(org, pid),
             _permit: permit,
         })
     }
 
+    /// Lists a batch just received in [`Local::holding`] until the returned
+    /// guard is dropped (once the delivery is settled).
+    pub fn hold(&self, org: OrgId, pid: ProcessId) -> Held<'_> {
+        Held {
+            local: self,
+            ticket: self.holding.add(org, pid),
+        }
+    }
+
     /// The batches being applied now, oldest first.
     pub fn applying(&self) -> Vec<Applying> {
-        let guard = self.applying.lock().unwrap_or_else(|e| e.into_inner());
-        guard.1.values().copied().collect()
+        self.applying.list()
+    }
+
+    /// Every batch received and not settled yet, oldest first.
+    pub fn holding(&self) -> Vec<Applying> {
+        self.holding.list()
     }
 }
 
 /// A slot held by one batch (see [`Local::take_slot`]); dropping it frees
-/// the slot and takes the batch off the list of those being applied. A
-/// ticket, not the process id, names the entry: two copies of one batch
-/// may hold slots at once.
+/// the slot and takes the batch off the list of those being applied.
 pub struct Slot<'a> {
     local: &'a Local,
     ticket: u64,
@@ -108,12 +145,20 @@ pub struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let mut guard = self
-            .local
-            .applying
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        guard.1.remove(&self.ticket);
+        self.local.applying.remove(self.ticket);
+    }
+}
+
+/// A received batch (see [`Local::hold`]); dropping it takes the batch off
+/// the list of those held.
+pub struct Held<'a> {
+    local: &'a Local,
+    ticket: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.local.holding.remove(self.ticket);
     }
 }
 
@@ -153,7 +198,7 @@ pub(crate) struct Applied {
 }
 
 /// How a delivery ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     /// Applied now, with these counts.
     Applied(Counts),
@@ -165,6 +210,10 @@ pub enum Handled {
     /// Older batches on the same records are not being applied: the batch
     /// gives its place back, to come again later (see `gate`).
     GaveWay,
+    /// The message's headers name another organization than its process's:
+    /// that process is failed with this reason, nothing is applied, and the
+    /// message is dead-lettered.
+    Misnamed(String),
 }
 
 /// Applies `job`, the batch of process `meta.process_id`, to the database;
@@ -253,10 +302,33 @@ async fn not_open(c: &impl GenericClient, meta: &BatchMeta) -> Result<Handled, W
 /// What to do with a batch whose process row is not visible: wait while the
 /// transaction that creates it is still running; drop it once that
 /// transaction is known to have rolled back (its client got an error).
+/// A process that exists under another organization than the headers name
+/// is failed instead: waiting would never make it visible, and the headers
+/// must not decide which organization's records the body lands in.
 async fn missing(c: &impl GenericClient, meta: &BatchMeta) -> Result<Handled, WorkerError> {
-    match processes::xact_status(c, meta.xact_id).await? {
+    let status = processes::xact_status(c, meta.xact_id).await?;
+    if status == XactStatus::InProgress {
+        return Err(WorkerError::NotYet(meta.process_id));
+    }
+    if let Some(owner) = ending::owner(c, meta.process_id).await?
+        && owner != meta.org_id
+    {
+        let reason = misnamed(meta.org_id, meta.process_id, owner);
+        processes::fail(c, owner, meta.process_id, &reason).await?;
+        return Ok(Handled::Misnamed(reason));
+    }
+    match status {
         // Committed means it became visible after our lock query: look again.
         XactStatus::InProgress | XactStatus::Committed => Err(WorkerError::NotYet(meta.process_id)),
         XactStatus::Aborted => Ok(Handled::Orphan),
     }
+}
+
+/// Why a message whose headers name organization `named` for process `pid`
+/// of organization `owner` was not applied.
+pub(crate) fn misnamed(named: OrgId, pid: ProcessId, owner: OrgId) -> String {
+    format!(
+        "the message names organization {named}, but process {pid} belongs to organization \
+         {owner}; nothing was applied to either"
+    )
 }

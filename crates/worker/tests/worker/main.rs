@@ -1,6 +1,7 @@
 //! Integration tests of the worker's delivery guarantees against the real
 //! PostgreSQL and RabbitMQ (see `objectsync-testkit`).
 
+mod blocked;
 mod concurrency;
 mod dead_letters;
 mod delivery;
