@@ -1,15 +1,17 @@
 //! PostgreSQL: the connection pool and the migrations. Every statement of
 //! the service itself lives in `objectsync-store`.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::DatabaseSettings;
+
+mod tls;
+
+pub use tls::{PgTls, SslMode, Target, TlsSetupError};
 
 mod embedded {
     refinery::embed_migrations!("../../migrations");
@@ -23,6 +25,10 @@ const MIGRATION_LOCK: i64 = 0x006f_626a_7379_6e63;
 pub enum DbError {
     #[error("invalid database URL: {0}")]
     Url(#[source] tokio_postgres::Error),
+    /// The URL's `sslmode`, `sslrootcert`, `sslcert` or `sslkey` cannot
+    /// be used as they are.
+    #[error("database URL: {0}")]
+    Tls(#[from] TlsSetupError),
     #[error("could not build the connection pool: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
     #[error("database: {}", objectsync_store::describe(.0))]
@@ -100,7 +106,9 @@ pub fn pool_for(
     sessions: Sessions,
     options: Option<&str>,
 ) -> Result<Pool, DbError> {
-    let mut config = tokio_postgres::Config::from_str(&settings.url).map_err(DbError::Url)?;
+    let Target {
+        mut config, tls, ..
+    } = Target::parse(&settings.url)?;
     let ours = match options {
         Some(options) => format!("{} {options}", sessions.options(settings)),
         None => sessions.options(settings),
@@ -116,7 +124,7 @@ pub fn pool_for(
     };
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -133,7 +141,8 @@ pub fn pool_for(
 
 /// One connection outside the pool, for migrations and administration.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, DbError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let target = Target::parse(url)?;
+    let (client, connection) = target.config.connect(target.tls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "migration connection closed");
@@ -182,11 +191,11 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
 /// database of the same server, so that a first `migrate` on a fresh server
 /// just works.
 async fn create_database(url: &str) -> Result<(), DbError> {
-    let config = tokio_postgres::Config::from_str(url).map_err(DbError::Url)?;
+    let Target { config, tls, .. } = Target::parse(url)?;
     let name = config.get_dbname().unwrap_or("objectsync").to_owned();
     let mut maintenance = config.clone();
     maintenance.dbname("postgres");
-    let (client, connection) = maintenance.connect(NoTls).await?;
+    let (client, connection) = maintenance.connect(tls).await?;
     tokio::spawn(connection);
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     match client

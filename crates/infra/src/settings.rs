@@ -1,7 +1,8 @@
 //! Configuration, layered with the `config` crate: built-in defaults, then an
 //! optional file (`--config FILE`), then `OBJECTSYNC__SECTION__KEY`
 //! environment variables, then `DATABASE_URL` and `AMQP_URL`, which win over
-//! everything because that is what deployment platforms set.
+//! everything because that is what deployment platforms set. Secrets may
+//! come from files instead (`DATABASE_URL_FILE`, see `secret_files`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,8 +12,10 @@ use config::{Config, Environment, File};
 use serde::Deserialize;
 
 mod limits;
+mod secret_files;
 
 pub use limits::{InvalidLimit, LimitSettings};
+pub use secret_files::SecretFileError;
 
 /// Which binary is loading settings; the two differ only in defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +47,9 @@ pub enum SettingsError {
         min = AdminSettings::MIN_TOKEN_CHARS
     )]
     ShortAdminToken(usize),
+    /// A secret given twice, or in a file that cannot be read.
+    #[error(transparent)]
+    SecretFile(#[from] SecretFileError),
 }
 
 /// Everything both binaries can be configured with.
@@ -345,9 +351,10 @@ impl Settings {
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).required(true));
         }
-        let conventional = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
-        let database_url = conventional("DATABASE_URL");
-        let amqp_url = conventional("AMQP_URL");
+        let database_url = secret_files::secret(&env, "DATABASE_URL")?;
+        let amqp_url = secret_files::secret(&env, "AMQP_URL")?;
+        let admin_token = secret_files::secret(&env, "OBJECTSYNC__ADMIN__TOKEN")?;
+        let env = secret_files::without_file_variables(env);
         builder = builder
             .add_source(
                 Environment::with_prefix("OBJECTSYNC")
@@ -357,7 +364,8 @@ impl Settings {
                     .source(Some(env.into_iter().collect())),
             )
             .set_override_option("database.url", database_url)?
-            .set_override_option("amqp.url", amqp_url)?;
+            .set_override_option("amqp.url", amqp_url)?
+            .set_override_option("admin.token", admin_token)?;
         let settings: Self = builder.build()?.try_deserialize()?;
         settings
             .database

@@ -65,7 +65,8 @@ async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db
             Err(db::DbError::Postgres(e))
                 if objectsync_store::classify(&e) == objectsync_store::ErrorKind::Transient =>
             {
-                tracing::warn!(error = %e, "database not reachable yet; retrying");
+                let error = objectsync_store::describe(&e);
+                tracing::warn!(%error, "database not reachable yet; retrying");
             }
             Err(e) => return Err(e),
         }

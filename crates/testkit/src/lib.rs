@@ -11,6 +11,7 @@ mod contract;
 mod fixtures;
 mod sandbox;
 pub mod services;
+pub mod tls_postgres;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -22,5 +22,6 @@ mod records;
 mod slow_clients;
 mod stored_values;
 mod timeouts;
+mod tls;
 mod upsert_apply;
 mod upsert_checks;
