@@ -160,16 +160,16 @@ fn refusal(e: &serde_path_to_error::Error<serde_json::Error>, missing: ApiCode) 
     let text = full
         .rfind(" at line ")
         .map_or(full.as_str(), |i| &full[..i]);
+    // The path may or may not end with the field the message quotes.
     let quoted = |prefix: &str| {
-        text.strip_prefix(prefix)
-            .and_then(|rest| rest.split('`').next())
-            .map(|field| {
-                if at.is_empty() {
-                    field.to_owned()
-                } else {
-                    format!("{at}.{field}")
-                }
-            })
+        let field = text.strip_prefix(prefix)?.split('`').next()?;
+        Some(if at.is_empty() || at == field {
+            field.to_owned()
+        } else if at.ends_with(&format!(".{field}")) {
+            at.clone()
+        } else {
+            format!("{at}.{field}")
+        })
     };
     if let Some(field) = quoted("missing field `") {
         return ApiError::new(missing, format!("{field}: is required"));
@@ -184,4 +184,66 @@ fn refusal(e: &serde_path_to_error::Error<serde_json::Error>, missing: ApiCode) 
         "{}: {text}",
         if at.is_empty() { "body" } else { &at }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused<T: DeserializeOwned>(body: &str) -> ApiError {
+        read::<T>(body.as_bytes(), ApiCode::MissingParameter)
+            .err()
+            .unwrap_or_else(|| panic!("{body} was read"))
+    }
+
+    #[test]
+    fn unknown_and_repeated_keys_are_refused_by_name() {
+        let e = refused::<NewOrg>(r#"{"name": "A", "plan": 1}"#);
+        assert!(
+            e.message.starts_with("plan: is not a field"),
+            "{}",
+            e.message
+        );
+        let e = refused::<NewOrg>(r#"{"name": "A", "name": "B"}"#);
+        assert_eq!(e.message, "name: is given twice");
+        let e = refused::<DefinitionIn>(
+            r#"{"label": "V", "attributes": [{"key": "n", "label": "N", "type": "text", "x": 1}]}"#,
+        );
+        assert!(e.message.starts_with("attributes[0].x:"), "{}", e.message);
+        let e = refused::<FailIn>("{}");
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ApiCode::MissingParameter, "reason: is required")
+        );
+    }
+
+    #[test]
+    fn only_an_object_is_a_body() {
+        assert_eq!(
+            refused::<NewOrg>(r#"["A", true]"#).code,
+            ApiCode::BadRequest
+        );
+        assert_eq!(
+            refused::<NewOrg>(r#"{"name": "A"} x"#).code,
+            ApiCode::BadRequest
+        );
+        assert_eq!(refused::<NewOrg>("{oops").code, ApiCode::BadRequest);
+    }
+
+    #[test]
+    fn a_whole_number_in_any_spelling() {
+        for body in [
+            r#"{"max_open_processes": 392190}"#,
+            r#"{"max_open_processes": 392190.0}"#,
+        ] {
+            let l: LimitsIn = read(body.as_bytes(), ApiCode::InvalidParameter).unwrap();
+            assert_eq!(l.max_open_processes, Some(392_190));
+        }
+        let e = refused::<LimitsIn>(r#"{"max_open_processes": 2.5}"#);
+        assert!(
+            e.message.starts_with("max_open_processes:"),
+            "{}",
+            e.message
+        );
+    }
 }
