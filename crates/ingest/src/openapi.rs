@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document of `/v3` and `/admin`, generated from the
 //! handlers' `#[utoipa::path]` attributes and the request and response
-//! types, so it cannot drift from the code. The integration tests validate
-//! every response they receive against it.
+//! types, so it cannot drift from the code (the batch bodies' schemas, read
+//! by a hand-written reader, are held to it by `tests/api/requests.rs`). The
+//! integration tests validate every response they receive against it, and
+//! send request bodies it allows and refuses.
 
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::response::ResponseBuilder;
@@ -16,7 +18,9 @@ use utoipa::{Modify, OpenApi};
         description = "Bulk upserts of custom object records, wire-compatible with Brevo's \
             Custom Objects API. Batches are accepted with `202 {processId}` once durable, \
             applied in the background, and followed through `/v3/processes`. Errors are \
-            `{\"code\", \"message\"}` with Brevo's codes."
+            `{\"code\", \"message\"}` with Brevo's codes. In a request body, a key given \
+            twice in one object is a 400 (JSON Schema cannot say so), and an integer may be \
+            written in any JSON spelling (`7`, `7.0`, `7e0`)."
     ),
     paths(
         crate::api::upsert::upsert,

@@ -36,12 +36,26 @@ fn check(name: &str, max: usize) -> Result<(), NameError> {
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $max:expr) => {
+    ($(#[$doc:meta])* $name:ident, $max:expr, $pattern:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
         pub struct $name(String);
+
+        /// The document says what [`check`] refuses: a client generated
+        /// from it refuses the same names before sending them.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .pattern(Some($pattern))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
 
         impl $name {
             /// The longest name accepted.
@@ -90,13 +104,15 @@ macro_rules! name_type {
 name_type!(
     /// The name of an object type, `^[a-z][a-z0-9_]{0,31}$`; it appears in URLs.
     ObjectTypeName,
-    32
+    32,
+    "^[a-z][a-z0-9_]{0,31}$"
 );
 
 name_type!(
     /// The key of an attribute, `^[a-z][a-z0-9_]{0,63}$`.
     AttributeKey,
-    64
+    64,
+    "^[a-z][a-z0-9_]{0,63}$"
 );
 
 #[cfg(test)]

@@ -159,6 +159,27 @@ pub fn check_exact(literal: &str) -> Result<(), ValueError> {
     }
 }
 
+/// The integer a JSON number literal is equal to, written any way JSON
+/// allows (`392190`, `392190.0`, `3.9219e5`), exactly; `None` when it has a
+/// fractional part or does not fit 64 bits. JSON Schema's `integer` is a
+/// value, not a spelling, so where the API documents an integer it accepts
+/// every spelling of one, read from the literal rather than through a
+/// double (which would round past 2^53).
+pub fn integer(literal: &str) -> Option<i64> {
+    let (value, _) = parse(literal.trim())?;
+    if value.digits.is_empty() {
+        return Some(0);
+    }
+    let zeros = usize::try_from(value.exponent).ok()?;
+    if value.digits.len() + zeros > 19 {
+        return None;
+    }
+    let sign = if value.negative { "-" } else { "" };
+    format!("{sign}{}{}", value.digits, "0".repeat(zeros))
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +190,26 @@ mod tests {
             .map(|()| panic!("{literal} accepted"))
             .unwrap_err()
             .0
+    }
+
+    #[test]
+    fn integers_in_every_spelling() {
+        for (literal, want) in [
+            ("392190", Some(392_190)),
+            ("392190.0", Some(392_190)),
+            ("3.9219e5", Some(392_190)),
+            ("-0.0", Some(0)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("9223372036854775807.000", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("1.5", None),
+            ("1e-1", None),
+            ("1e400", None),
+            ("\"1\"", None),
+        ] {
+            assert_eq!(integer(literal), want, "{literal}");
+        }
     }
 
     #[test]

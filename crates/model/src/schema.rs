@@ -60,15 +60,19 @@ impl AttributeType {
 }
 
 /// One allowed value of a category attribute. Records carry the `key`.
+/// Unknown fields are refused, as everywhere in an admin body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CategoryOption {
     pub key: String,
     pub label: String,
 }
 
-/// One attribute of an object type.
+/// One attribute of an object type. Unknown fields are refused, as
+/// everywhere in an admin body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttributeDef {
     pub key: AttributeKey,

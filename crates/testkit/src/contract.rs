@@ -3,6 +3,11 @@
 //! operation, and its JSON body must match the documented schema. So the
 //! document cannot promise what the server does not answer.
 //!
+//! Requests are held to it the other way: [`request_schema_verdict`] says
+//! whether the document allows a request body, so a test can send bodies
+//! the document allows (never refused with 400) and bodies it refuses
+//! (always 400).
+//!
 //! [`Client`] is a `reqwest::Client` whose requests do this on `send`;
 //! responses of paths the document does not describe (`/healthz`,
 //! `/metrics`, unknown paths) pass unchecked.
@@ -78,6 +83,27 @@ impl Contract {
         }
     }
 
+    /// Whether the request body schema of `method template` allows `body`.
+    fn check_request(&self, method: &str, template: &str, body: &Value) -> Result<(), String> {
+        let op = &self.doc["paths"][template][method];
+        let Some(schema) = op["requestBody"]["content"]["application/json"].get("schema") else {
+            return Err(format!(
+                "{method} {template} documents no JSON request body"
+            ));
+        };
+        let key = format!("{method} {template} request");
+        let validator = self.validator(&key, schema)?;
+        let errors: Vec<String> = validator
+            .iter_errors(body)
+            .map(|e| format!("{e} at '{}'", e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
     fn validator(&self, key: &str, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
         let mut cache = self.validators.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = cache.get(key) {
@@ -98,6 +124,13 @@ impl Contract {
         cache.insert(key.to_owned(), validator.clone());
         Ok(validator)
     }
+}
+
+/// Whether the document's request body schema of `method` (lower case)
+/// on `template` (as the document spells the path, `/v3/processes/{id}`)
+/// allows `body`; the error lists what it does not allow.
+pub fn request_schema_verdict(method: &str, template: &str, body: &Value) -> Result<(), String> {
+    contract().check_request(method, template, body)
 }
 
 /// A `reqwest::Client` whose answers are checked against the contract.

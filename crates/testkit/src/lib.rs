@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use contract::Client;
+pub use contract::{Client, request_schema_verdict};
 pub use fixtures::{garage_definition, vehicle_definition};
 pub use sandbox::Sandbox;
 

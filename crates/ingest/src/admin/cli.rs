@@ -226,6 +226,13 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
                         .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+                    // As strict as the admin API: unknown and repeated keys
+                    // are refused, naming them.
+                    let _: super::body::DefinitionIn =
+                        super::body::read(text.as_bytes(), objectsync_model::ApiCode::BadRequest)
+                            .map_err(|e| {
+                            CliError::Usage(format!("{}: {}", path.display(), e.message))
+                        })?;
                     let value: Value = serde_json::from_str(&text)
                         .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
                     DefinitionInput::from_json(&value).map_err(AdminError::from)?

@@ -10,14 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use objectsync_infra::settings::LimitSettings;
-use objectsync_model::{ApiCode, DefinitionInput, OrgId};
-use serde::Deserialize;
-use serde_json::Value;
-use utoipa::ToSchema;
+use objectsync_model::{ApiCode, DefinitionInput, ObjectTypeName, OrgId};
 
+use super::body::{self, DefinitionIn, LimitsIn, NewOrg};
 use super::processes;
 use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition, LimitsOut};
-use crate::api::{ErrorBody, PathParts, json_body};
+use crate::api::{ErrorBody, PathParts, json_request};
 use crate::auth::secrets_match;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -92,36 +90,6 @@ pub(super) fn org_id(raw: &str) -> ApiResult<OrgId> {
         })
 }
 
-/// A new organization.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct NewOrg {
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = "^[^\\u0000]*\\S[^\\u0000]*$"
-    )]
-    name: String,
-    /// Default true.
-    custom_objects_enabled: Option<bool>,
-}
-
-/// A definition to store.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct DefinitionIn {
-    #[schema(min_length = 1, max_length = 255)]
-    label: String,
-    /// The first is the primary attribute and must be of type text.
-    #[schema(min_items = 1, max_items = 500)]
-    attributes: Vec<objectsync_model::AttributeDef>,
-    /// Left out keeps the stored associations; a list replaces them.
-    #[schema(max_items = 10)]
-    associations: Option<Vec<String>>,
-}
-
 #[utoipa::path(
     post,
     path = "/admin/organizations",
@@ -131,6 +99,7 @@ pub(crate) struct DefinitionIn {
     responses(
         (status = 201, body = CreatedOrg),
         (status = 401, body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
         (status = 415, body = ErrorBody),
     ),
     security(("adminToken" = []))
@@ -140,28 +109,11 @@ pub(crate) async fn create_org(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<CreatedOrg>)> {
-    let body = json_body(&headers, body)?;
-    let name = match body.get("name") {
-        Some(Value::String(s)) => s.as_str(),
-        Some(_) => return Err(ApiError::invalid("name: must be a string")),
-        None => {
-            return Err(ApiError::new(
-                ApiCode::MissingParameter,
-                "name: is required",
-            ));
-        }
-    };
-    let enabled = match body.get("custom_objects_enabled") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "custom_objects_enabled: must be true or false",
-            ));
-        }
-    };
+    let bytes = json_request(&headers, body)?;
+    let org: NewOrg = body::read(&bytes, ApiCode::MissingParameter)?;
+    let enabled = org.custom_objects_enabled.unwrap_or(true);
     let mut client = state.pool.get().await?;
-    let org = service::create_org(&mut client, name, enabled).await?;
+    let org = service::create_org(&mut client, &org.name, enabled).await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
 
@@ -194,12 +146,13 @@ pub(crate) async fn create_key(
     tag = "admin",
     params(
         ("org_id" = i64, Path, minimum = 1),
-        ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
+        ("object_type" = ObjectTypeName, Path),
     ),
     request_body(content = DefinitionIn, content_type = "application/json"),
     responses(
         (status = 200, description = "The stored definition", body = Definition),
         (status = 404, body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
         (status = 415, body = ErrorBody),
     ),
     security(("adminToken" = []))
@@ -211,8 +164,16 @@ pub(crate) async fn put_object(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Definition>> {
     let org = org_id(&raw)?;
-    let body = json_body(&headers, body)?;
-    let input = DefinitionInput::from_json(&body).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let bytes = json_request(&headers, body)?;
+    // The type refuses unknown and repeated keys, naming them; then what
+    // needs more than a type (the primary attribute, keys defined twice,
+    // options, an array where an object belongs) is checked on the body.
+    let _: DefinitionIn = body::read(&bytes, ApiCode::InvalidParameter)?;
+    let input = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(e.to_string()))
+        .and_then(|v| {
+            DefinitionInput::from_json(&v).map_err(|e| ApiError::invalid(e.to_string()))
+        })?;
     let mut client = state.pool.get().await?;
     let stored = service::put_object_type(&mut client, org, &object_type, input).await?;
     Ok(Json(Definition::from(&stored)))
@@ -238,29 +199,6 @@ pub(crate) async fn list_objects(
     let client = state.pool.get().await?;
     let types = service::list_object_types(&client, org).await?;
     Ok(Json(types.iter().map(Definition::from).collect()))
-}
-
-/// An organization's own limits; a field left out or `null` takes the
-/// default.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct LimitsIn {
-    /// Batch requests per second: 0 (no limit), or 0.001 to 1,000,000.
-    #[schema(minimum = 0, maximum = 1_000_000)]
-    writes_per_second: Option<f64>,
-    /// Batch requests at once after a quiet spell: 1 to 1,000,000.
-    #[schema(minimum = 1, maximum = 1_000_000)]
-    writes_burst: Option<f64>,
-    /// Read requests per second: 0 (no limit), or 0.001 to 1,000,000.
-    #[schema(minimum = 0, maximum = 1_000_000)]
-    reads_per_second: Option<f64>,
-    /// Read requests at once: 1 to 1,000,000.
-    #[schema(minimum = 1, maximum = 1_000_000)]
-    reads_burst: Option<f64>,
-    /// Open processes before new batches get 429 (0: no cap).
-    #[schema(minimum = 0, maximum = 2_147_483_647)]
-    max_open_processes: Option<i64>,
 }
 
 #[utoipa::path(
@@ -290,7 +228,11 @@ pub(crate) async fn get_limits(
     tag = "admin",
     params(("org_id" = i64, Path, minimum = 1)),
     request_body(content = LimitsIn, content_type = "application/json"),
-    responses((status = 200, body = LimitsOut), (status = 415, body = ErrorBody)),
+    responses(
+        (status = 200, body = LimitsOut),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 415, body = ErrorBody),
+    ),
     security(("adminToken" = []))
 )]
 /// Replaces an organization's limits; they apply to its next request.
@@ -301,28 +243,24 @@ pub(crate) async fn put_limits(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<LimitsOut>> {
     let org = org_id(&raw)?;
-    let body = json_body(&headers, body)?;
-    if let Some((field, _)) = body
-        .as_object()
-        .and_then(|o| o.iter().find(|(_, v)| !(v.is_number() || v.is_null())))
-    {
-        return Err(ApiError::invalid(format!(
-            "{field}: must be a number or null"
-        )));
-    }
-    if let Some(cap) = body.get("max_open_processes").filter(|v| !v.is_null()) {
-        let field = "max_open_processes";
-        cap.as_f64()
-            .filter(|f| f.fract() == 0.0)
-            .map(|f| f as i64)
-            .ok_or_else(|| ApiError::invalid(format!("{field}: must be a whole number")))
-            .and_then(|n| {
-                LimitSettings::check_max_open_processes(field, n)
-                    .map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.expected)))
-            })?;
-    }
-    let own: objectsync_store::organizations::Limits =
-        serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("limits: {e}")))?;
+    let bytes = json_request(&headers, body)?;
+    let own: LimitsIn = body::read(&bytes, ApiCode::InvalidParameter)?;
+    let field = "max_open_processes";
+    let cap = own
+        .max_open_processes
+        .map(|n| {
+            LimitSettings::check_max_open_processes(field, n)
+                .map_err(|e| ApiError::invalid(format!("{}: {}", e.field, e.expected)))
+                .map(|()| i32::try_from(n).unwrap_or(i32::MAX))
+        })
+        .transpose()?;
+    let own = objectsync_store::organizations::Limits {
+        writes_per_second: own.writes_per_second,
+        writes_burst: own.writes_burst,
+        reads_per_second: own.reads_per_second,
+        reads_burst: own.reads_burst,
+        max_open_processes: cap,
+    };
     let client = state.pool.get().await?;
     Ok(Json(
         service::set_limits(&client, &state.limits, org, own).await?,

@@ -2,6 +2,7 @@
 //! and failing a process by hand, over HTTP (`/admin`, behind
 //! `admin-token`) and from the CLI.
 
+pub(crate) mod body;
 pub mod cli;
 pub mod fail;
 pub(crate) mod http;

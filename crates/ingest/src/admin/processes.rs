@@ -7,13 +7,13 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use objectsync_model::{ApiCode, OrgId, ProcessId};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::body::FailIn;
 use super::fail::{self, FailedProcess};
 use super::http::org_id;
-use crate::api::{ErrorBody, Params, PathParts, json_body};
+use crate::api::{ErrorBody, Params, PathParts, json_request};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -80,29 +80,6 @@ pub(crate) async fn stale_processes(
     ))
 }
 
-/// Why an operator fails a process.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct FailIn {
-    /// Why; the client reads "failed by an operator: " and this in the
-    /// process's `info.error`.
-    #[schema(min_length = 1, max_length = 1000)]
-    reason: String,
-    /// Who fails it, kept with the process; default "admin API".
-    #[schema(min_length = 1, max_length = 64)]
-    operator: Option<String>,
-}
-
-/// A text field of a JSON body: `Ok(None)` when absent or null.
-fn text_field<'a>(body: &'a Value, name: &str) -> ApiResult<Option<&'a str>> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ApiError::invalid(format!("{name}: must be a string"))),
-    }
-}
-
 #[utoipa::path(
     post,
     path = "/admin/organizations/{org_id}/processes/{process_id}/fail",
@@ -117,6 +94,7 @@ fn text_field<'a>(body: &'a Value, name: &str) -> ApiResult<Option<&'a str>> {
         (status = 200, description = "The process is failed now", body = FailedProcess),
         (status = 404, description = "No such process of this organization", body = ErrorBody),
         (status = 409, description = "The process already ended; it is left as it is", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
         (status = 415, body = ErrorBody),
     ),
     security(("adminToken" = []))
@@ -142,10 +120,10 @@ pub(crate) async fn fail_process(
                 "process id '{raw_process}' must be a positive integer"
             ))
         })?;
-    let body = json_body(&headers, body)?;
-    let reason = text_field(&body, "reason")?
-        .ok_or_else(|| ApiError::new(ApiCode::MissingParameter, "reason: is required"))?;
-    let operator = text_field(&body, "operator")?.unwrap_or("admin API");
+    let bytes = json_request(&headers, body)?;
+    let asked: FailIn = super::body::read(&bytes, ApiCode::MissingParameter)?;
+    let operator = asked.operator.as_deref().unwrap_or("admin API");
+    let reason = asked.reason.as_str();
     let client = state.pool.get().await?;
     Ok(Json(
         fail::fail_process(&client, org, process, operator, reason).await?,

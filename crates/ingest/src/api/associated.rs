@@ -129,7 +129,7 @@ fn types<'a>(
         ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
         ("record" = super::schema::TargetIdentifiers, Query, style = Form, explode,
          description = "The record whose links to list: exactly one of `id=` and `ext_id=`"),
-        ("type" = Option<Vec<String>>, Query, style = Form, explode,
+        ("type" = Option<Vec<ObjectTypeName>>, Query, style = Form, explode,
          description = "Associated types to list (repeatable, at most 5); default all"),
         ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
     ),

@@ -1,13 +1,28 @@
-//! The bodies of the public API as types: what handlers answer
-//! (`Serialize`), and what clients send, described for the OpenAPI document
-//! as strictly as the server reads it (the server reads bodies with
-//! `objectsync_model::wire`, not with these types).
+//! The bodies of the public API: what handlers answer (`Serialize` types),
+//! and the schemas of what clients send to the batch routes.
+//!
+//! Batch bodies are not deserialized into types: `objectsync_model::wire`
+//! reads them by hand, borrowing from the body, keeping attribute values
+//! raw for the worker, refusing a key given twice, and naming the exact
+//! element at fault (`records[3].associations[0]`) — one reader that ingest
+//! and the worker share, tuned for 1 MiB bodies. A type with `ToSchema`
+//! beside it would be a second, unused description of the same body. So
+//! the request schemas are written here once, as JSON, from the same limit
+//! constants the reader uses, and the integration tests hold them to the
+//! reader both ways (`requests` in the ingest tests): every body the
+//! schema allows is not refused with 400, every body it refuses is. What
+//! JSON Schema cannot say (a key given twice, 10 records per type and
+//! action counted over a record's entries) is in the descriptions.
+//! Admin bodies, read with serde, derive their schemas from the types their
+//! handlers read (`crate::admin::body`).
 
-use std::collections::BTreeMap;
-
-use objectsync_model::{ApiCode, ProcessId, RecordId};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use objectsync_model::limits::{
+    MAX_ASSOCIATED_RECORDS, MAX_ASSOCIATION_ENTRIES, MAX_ATTRIBUTES, MAX_DELETES_PER_BATCH,
+    MAX_RECORDS_PER_BATCH,
+};
+use objectsync_model::{ApiCode, ObjectTypeName, ProcessId, RecordId};
+use serde::Serialize;
+use serde_json::{Value, json};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::{PartialSchema, ToSchema};
@@ -69,132 +84,151 @@ impl PartialSchema for ExtId {
 
 impl ToSchema for ExtId {}
 
-/// How a record is named; both may be given (`id` wins, and a record
-/// without an `ext_id` gets this one); neither creates a record.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct IdentifiersIn {
-    #[schema(value_type = Option<PositiveId>)]
-    id: Option<i64>,
-    #[schema(value_type = Option<ExtId>)]
-    ext_id: Option<String>,
+/// Declares a request schema: a unit type whose schema is the JSON given,
+/// registering the named schemas it refers to.
+macro_rules! request_schema {
+    ($(#[$doc:meta])* $name:ident, [$($dep:ident),*], $schema:expr) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                parse(stringify!($name), $schema)
+            }
+        }
+
+        impl ToSchema for $name {
+            fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+                $(
+                    out.push((stringify!($dep).to_owned(), <$dep as PartialSchema>::schema()));
+                    <$dep as ToSchema>::schemas(out);
+                )*
+            }
+        }
+    };
 }
 
-/// Exactly one of `id` and `ext_id`.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub(crate) enum TargetIdentifiers {
-    Id(ById),
-    ExtId(ByExtId),
+/// A schema written as JSON, read into utoipa's model; the JSON is ours and
+/// constant, and `the_served_openapi_document_is_valid` reads every one.
+fn parse(name: &str, schema: Value) -> RefOr<Schema> {
+    serde_json::from_value(schema).unwrap_or_else(|e| panic!("the schema of {name}: {e}"))
 }
 
-/// A record named by its id.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct ById {
-    #[schema(value_type = PositiveId)]
-    id: i64,
+/// `{"$ref": ...}` to a named schema.
+fn to(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-/// A record named by its `ext_id`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct ByExtId {
-    #[schema(value_type = ExtId)]
-    ext_id: String,
+/// `schema`, or `null` (which the reader takes as absent).
+fn or_null(schema: Value) -> Value {
+    json!({"oneOf": [{"type": "null"}, schema]})
 }
 
-/// A record to link to or unlink from.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct TargetIn {
-    identifiers: TargetIdentifiers,
-}
+request_schema!(
+    /// How a record is named; both may be given (`id` wins, and a record
+    /// without an `ext_id` gets this one); neither creates a record.
+    IdentifiersIn,
+    [PositiveId, ExtId],
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {"id": to("PositiveId"), "ext_id": to("ExtId")},
+    })
+);
 
-/// Add or remove links.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub(crate) enum LinkActionIn {
-    Link,
-    Unlink,
-}
+request_schema!(
+    /// Exactly one of `id` and `ext_id`.
+    TargetIdentifiers,
+    [PositiveId, ExtId],
+    json!({"oneOf": [
+        {"type": "object", "additionalProperties": false,
+         "required": ["id"], "properties": {"id": to("PositiveId")}},
+        {"type": "object", "additionalProperties": false,
+         "required": ["ext_id"], "properties": {"ext_id": to("ExtId")}},
+    ]})
+);
 
-/// Links of one record to records of one type. At most 10 records per
-/// object type and action on one record, counted over all its entries.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct AssociationIn {
-    #[schema(pattern = "^[a-z][a-z0-9_]{0,31}$")]
-    object_type: String,
-    /// Default `link`.
-    action: Option<LinkActionIn>,
-    #[schema(max_items = 10)]
-    records: Vec<TargetIn>,
-}
+request_schema!(
+    /// A record to link to or unlink from. Other keys are ignored, as in
+    /// a record.
+    TargetIn,
+    [TargetIdentifiers],
+    json!({
+        "type": "object",
+        "required": ["identifiers"],
+        "properties": {"identifiers": to("TargetIdentifiers")},
+    })
+);
 
-/// One record of an upsert.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct RecordIn {
-    identifiers: Option<IdentifiersIn>,
-    /// Attribute key → value (at most 500), typed by the object type's
-    /// definition; `null` clears. Keys the type does not define are ignored;
-    /// a value that does not fit its type rejects the record
-    /// (`invalid_attribute_value`).
-    #[schema(value_type = Option<Object>)]
-    attributes: Option<BTreeMap<String, Value>>,
-    #[schema(max_items = 20)]
-    associations: Option<Vec<AssociationIn>>,
-}
+request_schema!(
+    /// Links of one record to records of one type. At most 10 records per
+    /// object type and action on one record, counted over all its entries.
+    /// Other keys are ignored, as in a record.
+    AssociationIn,
+    [ObjectTypeName, TargetIn],
+    json!({
+        "type": "object",
+        "required": ["object_type", "records"],
+        "properties": {
+            "object_type": to("ObjectTypeName"),
+            "action": or_null(json!({"type": "string", "enum": ["link", "unlink"],
+                                     "description": "Default `link`."})),
+            "records": {"type": "array", "maxItems": MAX_ASSOCIATED_RECORDS,
+                        "items": to("TargetIn")},
+        },
+    })
+);
 
-/// The body of an upsert.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct UpsertIn {
-    #[schema(min_items = 1, max_items = 1000)]
-    records: Vec<RecordIn>,
-}
+request_schema!(
+    /// One record of an upsert. `attributes`: attribute key → value (at
+    /// most 500), typed by the object type's definition; `null` clears.
+    /// Keys the type does not define are ignored; a value that does not fit
+    /// its type rejects the record (`invalid_attribute_value`). Keys other
+    /// than these three are ignored. No key may appear twice in an object.
+    RecordIn,
+    [IdentifiersIn, AssociationIn],
+    json!({
+        "type": "object",
+        "properties": {
+            "identifiers": or_null(to("IdentifiersIn")),
+            "attributes": or_null(json!({"type": "object", "maxProperties": MAX_ATTRIBUTES})),
+            "associations": or_null(json!({"type": "array", "maxItems": MAX_ASSOCIATION_ENTRIES,
+                                           "items": to("AssociationIn")})),
+        },
+    })
+);
 
-/// Ids to delete.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct IdsIn {
-    #[schema(value_type = Vec<PositiveId>, min_items = 1, max_items = 1000)]
-    ids: Vec<i64>,
-}
+request_schema!(
+    /// The body of an upsert.
+    UpsertIn,
+    [RecordIn],
+    json!({
+        "type": "object",
+        "required": ["records"],
+        "properties": {
+            "records": {"type": "array", "minItems": 1, "maxItems": MAX_RECORDS_PER_BATCH,
+                        "items": to("RecordIn")},
+        },
+    })
+);
 
-/// `ext_id`s to delete.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct ExtIdsIn {
-    #[schema(value_type = Vec<ExtId>, min_items = 1, max_items = 1000)]
-    ext_ids: Vec<String>,
-}
-
-/// Either list, not both.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub(crate) enum DeleteIdentifiers {
-    Ids(IdsIn),
-    ExtIds(ExtIdsIn),
-}
-
-/// The body of a delete.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct DeleteIn {
-    identifiers: DeleteIdentifiers,
-}
+request_schema!(
+    /// The body of a delete: either list of identifiers, not both.
+    DeleteIn,
+    [PositiveId, ExtId],
+    json!({
+        "type": "object",
+        "required": ["identifiers"],
+        "properties": {"identifiers": {"oneOf": [
+            {"type": "object", "additionalProperties": false, "required": ["ids"],
+             "properties": {"ids": {"type": "array", "minItems": 1,
+                 "maxItems": MAX_DELETES_PER_BATCH, "items": to("PositiveId")}}},
+            {"type": "object", "additionalProperties": false, "required": ["ext_ids"],
+             "properties": {"ext_ids": {"type": "array", "minItems": 1,
+                 "maxItems": MAX_DELETES_PER_BATCH, "items": to("ExtId")}}},
+        ]}},
+    })
+);
 
 /// A record's identifiers as stored.
 #[derive(Debug, Serialize, ToSchema)]

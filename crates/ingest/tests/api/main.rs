@@ -19,6 +19,7 @@ mod ops;
 mod plans;
 mod processes;
 mod records;
+mod requests;
 mod slow_clients;
 mod stored_values;
 mod timeouts;

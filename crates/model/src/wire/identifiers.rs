@@ -65,10 +65,14 @@ pub(crate) fn identifiers(path: &str, raw: Option<&RawValue>) -> Result<Identifi
     Ok(ids)
 }
 
-/// A positive 64-bit integer (`1.0`, `"1"` and `1e3` are not).
+/// A positive 64-bit integer in any JSON spelling of one (`7`, `7.0`, `7e0`);
+/// `"7"` and `7.5` are not.
 pub(crate) fn id(path: &str, raw: &RawValue) -> Result<i64, RequestError> {
+    // `7.0` is the integer 7 to JSON Schema, and so to the document.
     match serde_json::from_str::<Value>(raw.get()) {
-        Ok(Value::Number(n)) if n.as_i64().is_some_and(|i| i > 0) => Ok(n.as_i64().unwrap_or(1)),
+        Ok(Value::Number(_)) if crate::number::integer(raw.get()).is_some_and(|i| i > 0) => {
+            Ok(crate::number::integer(raw.get()).unwrap_or(1))
+        }
         _ => Err(RequestError::invalid(format!(
             "{path} must be a positive integer, got {}",
             shown(raw)
