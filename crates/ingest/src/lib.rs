@@ -17,7 +17,6 @@ mod request_body;
 pub mod serve;
 pub mod startup;
 pub mod state;
-mod token_guard;
 mod trace;
 mod track;
 

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use objectsync_infra::settings::LimitSettings;
+use objectsync_infra::token_guard::{ClientAddr, secrets_match, wait_text};
 use objectsync_model::{ApiCode, DefinitionInput, OrgId};
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,10 +19,8 @@ use utoipa::ToSchema;
 use super::processes;
 use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition, LimitsOut};
 use crate::api::{ErrorBody, PathParts, json_body};
-use crate::auth::secrets_match;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::token_guard::{ClientAddr, wait_text};
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {

@@ -15,13 +15,12 @@ use super::ended::this_minute;
 use super::layout::{self, Section, count, csrf, page};
 use super::session::Session;
 use super::{ConsoleError, ConsoleResult, CsrfOnly};
-use crate::admin::service;
-use crate::state::AppState;
+use crate::Console;
 
 const PAGE: i64 = 200;
 
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
 ) -> ConsoleResult<Html<String>> {
     let client = state.pool.get().await?;
@@ -79,7 +78,7 @@ fn org_id(raw: &str) -> ConsoleResult<OrgId> {
 }
 
 async fn render(
-    state: &AppState,
+    state: &Console,
     session: &Session,
     org: OrgId,
     notice: Option<Markup>,
@@ -169,7 +168,7 @@ async fn render(
 }
 
 pub(crate) async fn show(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path(raw): Path<String>,
 ) -> ConsoleResult<Html<String>> {
@@ -178,15 +177,14 @@ pub(crate) async fn show(
 
 /// Creates a key and shows it, this once.
 pub(crate) async fn create_key(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path(raw): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> ConsoleResult<Html<String>> {
     session.check(&f.csrf)?;
     let org = org_id(&raw)?;
-    let client = state.pool.get().await?;
-    let created = service::create_key(&client, org).await?;
+    let api_key = state.actions.create_key(org).await?;
     tracing::info!(
         who = session.who,
         org_id = org.get(),
@@ -195,14 +193,14 @@ pub(crate) async fn create_key(
     let notice = html! {
         div.notice #new-key {
             "New key — copy it now, it is not shown again: "
-            span.secret { (created.api_key) }
+            span.secret { (api_key) }
         }
     };
     render(&state, &session, org, Some(notice)).await
 }
 
 pub(crate) async fn revoke_key(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path((raw, key)): Path<(String, String)>,
     Form(f): Form<CsrfOnly>,

@@ -12,9 +12,9 @@ use super::ConsoleResult;
 use super::ended::this_minute;
 use super::layout::{self, Section, count, page, seconds};
 use super::session::Session;
-use crate::state::AppState;
+use crate::Console;
 
-async fn render(state: &AppState, session: &Session) -> ConsoleResult<Markup> {
+async fn render(state: &Console, session: &Session) -> ConsoleResult<Markup> {
     let live = live_markup(state).await?;
     Ok(page(
         "Overview",
@@ -28,7 +28,7 @@ async fn render(state: &AppState, session: &Session) -> ConsoleResult<Markup> {
 }
 
 pub(crate) async fn show(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
 ) -> ConsoleResult<Html<String>> {
     Ok(Html(render(&state, &session).await?.into_string()))
@@ -36,13 +36,13 @@ pub(crate) async fn show(
 
 /// The fragment the overview refreshes.
 pub(crate) async fn live(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     _session: Session,
 ) -> ConsoleResult<Html<String>> {
     Ok(Html(live_markup(&state).await?.into_string()))
 }
 
-async fn live_markup(state: &AppState) -> ConsoleResult<Markup> {
+async fn live_markup(state: &Console) -> ConsoleResult<Markup> {
     let client = state.pool.get().await?;
     let backlog = operations::backlog(&client).await?;
     let blocked = waits::blocked_count(&client).await?;

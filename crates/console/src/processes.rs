@@ -6,6 +6,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::response::{Html, Redirect};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use maud::{Markup, html};
+use objectsync_model::limits::MAX_REASON_CHARS;
 use objectsync_model::{ObjectTypeName, OrgId, ProcessId, ProcessStatus};
 use objectsync_store::operations::{self, Filter, ProcessRow};
 use objectsync_store::processes;
@@ -15,9 +16,7 @@ use serde::Deserialize;
 use super::layout::{self, Section, count, csrf, page};
 use super::session::{Session, url_escape};
 use super::{ConsoleError, ConsoleResult};
-use crate::admin::fail::{self, MAX_REASON_CHARS};
-use crate::admin::service::AdminError;
-use crate::state::AppState;
+use crate::Console;
 
 const PAGE: i64 = 50;
 
@@ -137,7 +136,7 @@ fn process_link(r: &ProcessRow) -> String {
 }
 
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Query(q): Query<ListQuery>,
 ) -> ConsoleResult<Html<String>> {
@@ -211,7 +210,7 @@ pub(crate) struct ErrorsQuery {
 const ERRORS_PAGE: i64 = 50;
 
 pub(crate) async fn show(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path((org, id)): Path<(String, String)>,
     Query(q): Query<ErrorsQuery>,
@@ -350,7 +349,7 @@ pub(crate) struct FailForm {
 
 /// Fails an open process for the logged-in operator, then shows it.
 pub(crate) async fn fail(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path((org, id)): Path<(String, String)>,
     Form(f): Form<FailForm>,
@@ -361,12 +360,15 @@ pub(crate) async fn fail(
     let (Ok(org_id), Ok(pid)) = (org.parse::<i64>(), id.parse::<i64>()) else {
         return Err(not_found());
     };
-    let client = state.pool.get().await?;
     let (org_id, pid) = (OrgId(org_id), ProcessId(pid));
-    match fail::fail_process(&client, org_id, pid, &session.who, &f.reason).await {
+    let failed = state
+        .actions
+        .fail_process(org_id, pid, &session.who, &f.reason)
+        .await;
+    match failed {
         // Another operator (or the batch) ended it first: the page says how.
-        Ok(_) | Err(AdminError::Conflict(_)) => {}
-        Err(e) => return Err(e.into()),
+        Ok(()) | Err(ConsoleError::Conflict(_)) => {}
+        Err(e) => return Err(e),
     }
     Ok(Redirect::to(&format!(
         "/console/processes/{}/{}",
