@@ -19,6 +19,7 @@ pub mod startup;
 pub mod state;
 mod trace;
 mod track;
+pub mod web;
 
 pub use publisher::{PublishError, Publisher, Replay, Submission};
 pub use startup::Application;

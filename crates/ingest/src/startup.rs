@@ -196,7 +196,11 @@ impl Application {
 /// The whole HTTP surface of ingest, the console's pages included.
 pub fn router(state: AppState, console: Console, probes: Probes) -> Router {
     Router::new()
-        .merge(crate::api::router().route_layer(axum::middleware::from_fn(crate::limits::headers)))
+        .merge(
+            crate::api::router()
+                .merge(crate::openapi::router())
+                .route_layer(axum::middleware::from_fn(crate::limits::headers)),
+        )
         .merge(crate::admin::router(state.clone()))
         .merge(objectsync_console::router(console))
         .route_layer(axum::middleware::from_fn(crate::track::track))

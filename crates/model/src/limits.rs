@@ -29,3 +29,6 @@ pub const MAX_ORG_NAME_CHARS: usize = 255;
 pub const MAX_REASON_CHARS: usize = 1000;
 /// Longest operator name, in characters (the console's login takes 64).
 pub const MAX_OPERATOR_CHARS: usize = 64;
+/// `Retry-After` of a batch refused for the organization's backlog: about
+/// the time a worker takes to apply a few batches.
+pub const BACKLOG_RETRY_AFTER_SECS: u64 = 5;

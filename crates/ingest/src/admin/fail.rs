@@ -87,7 +87,7 @@ pub async fn fail_process(
                 status: "failed".into(),
                 error,
                 failed_by: operator.to_owned(),
-                failed_at: crate::api::timestamp(at),
+                failed_at: crate::web::timestamp(at),
             })
         }
         OperatorFail::AlreadyEnded(status) => Err(AdminError::Conflict(format!(

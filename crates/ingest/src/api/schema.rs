@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use objectsync_model::{ApiCode, ProcessId, RecordId};
+use objectsync_model::{ProcessId, RecordId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::openapi::RefOr;
@@ -29,13 +29,6 @@ impl Accepted {
             message: "Batch object records are being processed".into(),
         }
     }
-}
-
-/// Every error answer: a Brevo code and a message for people.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub code: ApiCode,
-    pub message: String,
 }
 
 /// A positive 64-bit id.
