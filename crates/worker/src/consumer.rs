@@ -12,8 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
-use deadpool_postgres::Pool;
+use backon::Retryable;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::{FutureExt, StreamExt};
@@ -23,57 +22,17 @@ use lapin::options::{
     BasicRejectOptions,
 };
 use lapin::types::FieldTable;
-use objectsync_infra::settings::WorkerSettings;
-use objectsync_infra::{Broker, message};
+use objectsync_infra::message;
 use objectsync_model::{BatchMeta, Job};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::apply::{self, Handled};
+use crate::ctx::Ctx;
 use crate::error::WorkerError;
 use crate::headers::previous_deliveries;
 use objectsync_store::processes;
-
-/// What every delivery handler needs.
-pub(crate) struct Ctx {
-    /// Sessions that apply batches (apply timeouts).
-    pub(crate) pool: Pool,
-    /// Sessions of the monitors, dead-letter tracker and heartbeat, with
-    /// their own timeouts and out of the way of batches.
-    pub(crate) monitors: Pool,
-    pub(crate) broker: Arc<Broker>,
-    pub(crate) settings: WorkerSettings,
-    /// The confirm-mode channel batches that give way are republished on.
-    pub(crate) republish: tokio::sync::Mutex<Option<lapin::Channel>>,
-    /// Footprints of other batches, and the slots batches are applied in.
-    pub(crate) local: apply::Local,
-}
-
-impl Ctx {
-    fn apply_config(&self, express: bool) -> apply::ApplyConfig {
-        apply::ApplyConfig {
-            express,
-            max_links_per_type: self.settings.max_links_per_type,
-            order_wait: Duration::from_millis(self.settings.order_wait_ms),
-        }
-    }
-
-    fn max_deliveries(&self) -> u32 {
-        self.broker.topology().max_deliveries
-    }
-
-    /// Backoff for transient failures within one delivery: exponential with
-    /// jitter, bounded in total by the retry budget.
-    fn retry_policy(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_secs(5))
-            .with_total_delay(Some(Duration::from_millis(self.settings.retry_budget_ms)))
-            .without_max_times()
-    }
-}
 
 /// How a consuming session ended.
 pub(crate) enum Session {
