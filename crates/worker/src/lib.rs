@@ -13,6 +13,7 @@ mod headers;
 mod heartbeat;
 mod lost;
 mod monitor;
+mod settle;
 mod unreadable;
 mod waits;
 
