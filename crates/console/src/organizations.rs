@@ -8,7 +8,8 @@ use axum::extract::{Form, Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Duration;
 use maud::{Markup, html};
-use objectsync_model::OrgId;
+use objectsync_model::{ObjectType, OrgId};
+use objectsync_store::organizations::KeyInfo;
 use objectsync_store::{Scope, operations, organizations, records};
 
 use super::ended::this_minute;
@@ -101,11 +102,29 @@ async fn render(
             dt { "created" } dd { (layout::time(info.created_at)) }
             dt { "processes" } dd { a href=(format!("/console/processes?org={}", org.get())) { "its processes" } }
         }
+        (keys_section(session, org, &keys))
+        (types_section(&types, &stored))
+    };
+    Ok(Html(
+        page(
+            &info.name,
+            Some(Section::Organizations),
+            Some(session),
+            body,
+        )
+        .into_string(),
+    ))
+}
+
+/// The organization's API keys, each with its revoke button, and the
+/// button that creates one.
+fn keys_section(session: &Session, org: OrgId, keys: &[KeyInfo]) -> Markup {
+    html! {
         h2 { "API keys" }
         table #keys {
             thead { tr { th { "key" } th { "created" } th { "state" } th {} } }
             tbody {
-                @for k in &keys {
+                @for k in keys {
                     @let id = hex::encode(&k.key_hash);
                     tr data-key=(id) {
                         td { code { "osk_…" (k.hint.as_deref().unwrap_or("????")) } }
@@ -131,9 +150,16 @@ async fn render(
             (csrf(session))
             p { button type="submit" { "Create a key" } }
         }
+    }
+}
+
+/// Each object type with its attributes and associations, and how many
+/// records it has (`stored`, in the same order).
+fn types_section(types: &[ObjectType], stored: &[i64]) -> Markup {
+    html! {
         h2 { "Object types" }
         @if types.is_empty() { p.muted { "None defined." } }
-        @for (t, n) in types.iter().zip(&stored) {
+        @for (t, n) in types.iter().zip(stored) {
             section.card.object-type {
                 h2 { (t.name.as_str()) " " span.muted { "— " (t.label) " · " (count(*n)) " records" } }
                 table {
@@ -155,16 +181,7 @@ async fn render(
                 }
             }
         }
-    };
-    Ok(Html(
-        page(
-            &info.name,
-            Some(Section::Organizations),
-            Some(session),
-            body,
-        )
-        .into_string(),
-    ))
+    }
 }
 
 pub(crate) async fn show(

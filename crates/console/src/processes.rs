@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use objectsync_model::limits::MAX_REASON_CHARS;
 use objectsync_model::{ObjectTypeName, OrgId, ProcessId, ProcessStatus};
 use objectsync_store::operations::{self, Filter, ProcessRow};
-use objectsync_store::processes;
+use objectsync_store::processes::{self, StoredRejection};
 use objectsync_store::waits::{self, Waits};
 use serde::Deserialize;
 
@@ -229,7 +229,6 @@ pub(crate) async fn show(
     let (total_errors, errors) =
         processes::rejections(&client, org_id, pid, ERRORS_PAGE, offset).await?;
     let p = &row.process;
-    let c = &p.counts;
     let open = !p.status.is_final();
     let waits = if open {
         waits::of(&client, org_id, pid).await?
@@ -239,6 +238,26 @@ pub(crate) async fn show(
     let body = html! {
         h1 { "Process " (p.id.get()) " " (layout::status(p.status.as_str())) }
         @if open { (waiting(org_id, &waits)) }
+        (facts(org_id, &row))
+        @if open { (fail_form(&session, org_id, pid)) }
+        (rejections(&errors, total_errors, offset))
+    };
+    Ok(Html(
+        page(
+            &format!("Process {}", p.id.get()),
+            Some(Section::Processes),
+            Some(&session),
+            body,
+        )
+        .into_string(),
+    ))
+}
+
+/// What the process is, what it did, and when.
+fn facts(org_id: OrgId, row: &ProcessRow) -> Markup {
+    let p = &row.process;
+    let c = &p.counts;
+    html! {
         dl.facts #facts {
             dt { "organization" } dd { a href=(format!("/console/organizations/{}", org_id.get())) { (org_id.get()) } }
             dt { "kind" } dd { (p.kind.name()) }
@@ -258,12 +277,17 @@ pub(crate) async fn show(
             dt { "accepted (202)" } dd { (layout::time(p.created_at)) }
             dt { "first picked up" } dd { (layout::maybe_time(p.started_at)) }
             dt { "last delivered" } dd { (layout::maybe_time(row.last_delivery_at)) }
-            dt { "ended" } dd { (layout::maybe_time(p.completed_at)) " " span.muted { (took(&row)) } }
+            dt { "ended" } dd { (layout::maybe_time(p.completed_at)) " " span.muted { (took(row)) } }
             @if let Some(e) = &p.error { dt { "why it failed" } dd { pre { (e) } } }
             @if let Some(who) = &row.failed_by { dt { "failed by" } dd #failed-by { (who) } }
             @if let Some(e) = &row.last_error { dt { "last transient error" } dd { pre { (e) } } }
         }
-        @if open { (fail_form(&session, org_id, pid)) }
+    }
+}
+
+/// A page of the process's rejected records and refused links.
+fn rejections(errors: &[StoredRejection], total_errors: i64, offset: i64) -> Markup {
+    html! {
         h2 { "Rejected records and refused links (" (count(total_errors)) ")" }
         @if errors.is_empty() {
             p.muted { "None." }
@@ -271,7 +295,7 @@ pub(crate) async fn show(
             table #errors {
                 thead { tr { th.num { "record" } th { "identifiers" } th { "code" } th { "message" } } }
                 tbody {
-                    @for e in &errors {
+                    @for e in errors {
                         tr {
                             td.num { (e.index) }
                             td { code { (e.identifiers.to_string()) } }
@@ -290,16 +314,7 @@ pub(crate) async fn show(
                 }
             }
         }
-    };
-    Ok(Html(
-        page(
-            &format!("Process {}", p.id.get()),
-            Some(Section::Processes),
-            Some(&session),
-            body,
-        )
-        .into_string(),
-    ))
+    }
 }
 
 /// What an open process waits for in acceptance order, and what waits for
