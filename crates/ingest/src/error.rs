@@ -7,12 +7,21 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use objectsync_model::limits::BACKLOG_RETRY_AFTER_SECS;
 use objectsync_model::{ApiCode, RequestError};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use objectsync_store::{ErrorKind, StoreError};
 
-use crate::api::ErrorBody;
 use crate::publisher::PublishError;
+
+/// Every error answer: a Brevo code and a message for people.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: ApiCode,
+    pub message: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -104,7 +113,7 @@ impl From<PublishError> for ApiError {
             PublishError::Backlog { open } => {
                 metrics::counter!("objectsync_requests_limited_total", "reason" => "backlog")
                     .increment(1);
-                let after = crate::limits::BACKLOG_RETRY_AFTER_SECS;
+                let after = BACKLOG_RETRY_AFTER_SECS;
                 let mut e = Self::new(
                     ApiCode::TooManyRequests,
                     format!(

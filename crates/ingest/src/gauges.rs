@@ -14,22 +14,12 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
+use objectsync_console::{QueueDepth, Queues};
 use objectsync_infra::Broker;
 use objectsync_store::limits;
 use tokio_util::sync::CancellationToken;
 
 const RANKS: i64 = 5;
-
-/// One queue's depth and consumers, as last read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueDepth {
-    pub name: String,
-    pub messages: u32,
-    pub consumers: u32,
-}
-
-/// The depths last read, for the console (empty until the first read).
-pub type Queues = Arc<std::sync::RwLock<Vec<QueueDepth>>>;
 
 pub(crate) async fn run(
     pool: Pool,

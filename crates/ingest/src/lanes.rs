@@ -24,7 +24,14 @@ use objectsync_model::OrgId;
 use objectsync_store::GenericClient;
 use objectsync_store::lanes;
 
-use crate::publisher::PublishError;
+/// Why a batch's queue could not be chosen.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RouteError {
+    #[error(transparent)]
+    Store(#[from] objectsync_store::StoreError),
+    #[error("broker: {0}")]
+    Broker(lapin::Error),
+}
 
 /// The queue for the next batch of `org`, read in `tx`; a new backlog's
 /// choice is made under a lock held until `tx` ends.
@@ -32,7 +39,7 @@ pub(crate) async fn route(
     tx: &impl GenericClient,
     broker: &Broker,
     org: OrgId,
-) -> Result<String, PublishError> {
+) -> Result<String, RouteError> {
     let topology = broker.topology();
     let n = i64::from(topology.bulk_after);
     let open = lanes::open_queues(tx, org, n).await?;
@@ -50,9 +57,7 @@ pub(crate) async fn route(
     if let Some(queue) = bulk_of(topology, org, &open) {
         return Ok(routed(queue, "bulk"));
     }
-    let queue = least_loaded(broker)
-        .await
-        .map_err(|e| PublishError::Unavailable(format!("broker: {e}")))?;
+    let queue = least_loaded(broker).await.map_err(RouteError::Broker)?;
     tracing::info!(
         org_id = org.get(),
         open = open.len(),

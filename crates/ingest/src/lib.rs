@@ -17,9 +17,9 @@ mod request_body;
 pub mod serve;
 pub mod startup;
 pub mod state;
-mod token_guard;
 mod trace;
 mod track;
+pub mod web;
 
 pub use publisher::{PublishError, Publisher, Replay, Submission};
 pub use startup::Application;

@@ -27,16 +27,13 @@ use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use objectsync_infra::settings::LimitSettings;
+use objectsync_model::limits::BACKLOG_RETRY_AFTER_SECS;
 use objectsync_model::{ApiCode, OrgId};
 use objectsync_store::GenericClient;
 use objectsync_store::limits::{self, Class, Rate, Taken};
 use objectsync_store::organizations::{KeyOwner, Limits};
 
 use crate::error::ApiError;
-
-/// `Retry-After` of a batch refused for the organization's backlog: about
-/// the time a worker takes to apply a few batches.
-pub(crate) const BACKLOG_RETRY_AFTER_SECS: u64 = 5;
 
 /// Most seconds a header says: a token's time at the slowest valid rate.
 const MAX_HEADER_SECS: f64 = 1.0 / LimitSettings::MIN_PER_SECOND;

@@ -219,3 +219,19 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn json() -> String {
     document().to_pretty_json().unwrap_or_default()
 }
+
+/// `/openapi.json`, served beside the public API.
+pub(crate) fn router() -> axum::Router<crate::state::AppState> {
+    axum::Router::new().route("/openapi.json", axum::routing::get(serve))
+}
+
+/// `GET /openapi.json`: the document generated from the handlers and types,
+/// built once.
+async fn serve() -> impl axum::response::IntoResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(json);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.as_str(),
+    )
+}

@@ -29,6 +29,7 @@ use objectsync_store::idempotency::Claim;
 use objectsync_store::{StoreError, limits, object_types, processes};
 
 use crate::idempotency;
+use crate::lanes::RouteError;
 
 /// How long to wait for the broker's confirm before answering 503.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,6 +55,15 @@ pub enum PublishError {
     /// A bug or an unexpected state: 500, nothing queued.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<RouteError> for PublishError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::Store(e) => e.into(),
+            RouteError::Broker(_) => Self::Unavailable(e.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for PublishError {

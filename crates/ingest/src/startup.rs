@@ -7,14 +7,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
+use objectsync_console::Console;
 use objectsync_infra::db::Sessions;
 use objectsync_infra::ops::{self, Probes};
+use objectsync_infra::token_guard::TokenGuard;
 use objectsync_infra::{Broker, Settings, db};
 use objectsync_model::ApiCode;
 use objectsync_model::limits::MAX_BODY_BYTES;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::console::IngestActions;
 use crate::error::ApiError;
 use crate::publisher::Publisher;
 use crate::state::AppState;
@@ -25,7 +28,7 @@ pub use objectsync_infra::StartupError;
 pub struct Application {
     listener: TcpListener,
     limits: crate::serve::Limits,
-    queues: crate::gauges::Queues,
+    queues: objectsync_console::Queues,
     router: Router,
     publisher: Arc<Publisher>,
     broker: Arc<Broker>,
@@ -117,24 +120,34 @@ impl Application {
             tracing::warn!(error = %e, "RabbitMQ not reachable at start; batches get 503 until it is");
         }
         let publisher = Arc::new(Publisher::new(pool.clone(), broker.clone()));
+        let admin_token: Option<Arc<str>> = settings
+            .admin
+            .token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .map(Arc::from);
+        let token_guard = Arc::<TokenGuard>::default();
+        let console = Console::new(
+            pool.clone(),
+            admin_token.clone(),
+            Duration::from_secs(settings.worker.heartbeat_secs),
+            token_guard.clone(),
+            Arc::new(IngestActions {
+                pool: pool.clone(),
+                publisher: publisher.clone(),
+            }),
+        );
+        let queues = console.queues.clone();
         let state = AppState {
             pool: pool.clone(),
             publisher: publisher.clone(),
-            admin_token: settings
-                .admin
-                .token
-                .clone()
-                .filter(|t| !t.is_empty())
-                .map(Arc::from),
+            admin_token,
             limits: settings.limits,
-            queues: crate::gauges::Queues::default(),
-            worker_heartbeat: Duration::from_secs(settings.worker.heartbeat_secs),
-            ended: Arc::default(),
-            token_guard: Arc::default(),
+            token_guard,
         };
-        let queues = state.queues.clone();
         let router = router(
             state,
+            console,
             Probes {
                 pool: pool.clone(),
                 broker: broker.clone(),
@@ -181,12 +194,16 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface of ingest.
-pub fn router(state: AppState, probes: Probes) -> Router {
+/// The whole HTTP surface of ingest, the console's pages included.
+pub fn router(state: AppState, console: Console, probes: Probes) -> Router {
     Router::new()
-        .merge(crate::api::router().route_layer(axum::middleware::from_fn(crate::limits::headers)))
+        .merge(
+            crate::api::router()
+                .merge(crate::openapi::router())
+                .route_layer(axum::middleware::from_fn(crate::limits::headers)),
+        )
         .merge(crate::admin::router(state.clone()))
-        .merge(crate::console::router())
+        .merge(objectsync_console::router(console))
         .route_layer(axum::middleware::from_fn(crate::track::track))
         .route_layer(axum::middleware::from_fn(crate::trace::request_span))
         .fallback(|| async { ApiError::not_found("No such endpoint").into_response() })

@@ -14,13 +14,6 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     /// The default per-organization limits.
     pub limits: objectsync_infra::settings::LimitSettings,
-    /// The queue depths last read (see `gauges`), for the console.
-    pub queues: crate::gauges::Queues,
-    /// How often workers report themselves (`worker.heartbeat_secs`): a
-    /// worker not seen for three of these is gone.
-    pub worker_heartbeat: std::time::Duration,
-    /// The console's settled minutes of ended processes.
-    pub(crate) ended: Arc<crate::console::ended::EndedCache>,
     /// Wrong admin tokens per client address (admin API and console login).
-    pub(crate) token_guard: Arc<crate::token_guard::TokenGuard>,
+    pub(crate) token_guard: Arc<objectsync_infra::token_guard::TokenGuard>,
 }

@@ -25,3 +25,10 @@ pub const MAX_LABEL_CHARS: usize = 255;
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// Longest organization name, in characters.
 pub const MAX_ORG_NAME_CHARS: usize = 255;
+/// Longest reason an operator may give for failing a process, in characters.
+pub const MAX_REASON_CHARS: usize = 1000;
+/// Longest operator name, in characters (the console's login takes 64).
+pub const MAX_OPERATOR_CHARS: usize = 64;
+/// `Retry-After` of a batch refused for the organization's backlog: about
+/// the time a worker takes to apply a few batches.
+pub const BACKLOG_RETRY_AFTER_SECS: u64 = 5;

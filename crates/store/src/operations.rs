@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use objectsync_model::{OrgId, ProcessId, ProcessStatus};
+use tokio_postgres::types::ToSql;
 
 use crate::processes::{self, Process};
 use crate::{GenericClient, StoreResult};
@@ -131,46 +132,10 @@ pub async fn search(
     limit: i64,
     walk: i64,
 ) -> StoreResult<Found> {
-    let mut indexed: Vec<String> = Vec::new();
-    let mut checked: Vec<String> = Vec::new();
-    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
-    let status = f.status.map(|s| s.as_str());
-    // Placeholders are numbered as parameters are added.
-    if let Some(org) = &f.org {
-        params.push(org);
-        indexed.push(format!("org_id = ${}", params.len()));
-    }
-    // The status is written into the statement, not passed: a partial
-    // index (`processes_failed_idx`, `processes_open_idx`) serves only a
-    // statement whose condition names its value.
-    if let Some(s) = status {
-        indexed.push(format!("status = '{s}'"));
-    }
-    if let Some(id) = &f.before_id {
-        params.push(id);
-        indexed.push(format!("id < ${}", params.len()));
-    }
-    if let Some(t) = &f.object_type {
-        params.push(t);
-        checked.push(format!("walked.object_type = ${}", params.len()));
-    }
-    if let Some(t) = &f.created_after {
-        params.push(t);
-        checked.push(format!("walked.created_at >= ${}", params.len()));
-    }
-    if let Some(t) = &f.created_before {
-        params.push(t);
-        checked.push(format!("walked.created_at < ${}", params.len()));
-    }
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let (indexed, checked) = conditions(f, &mut params);
     params.push(&limit);
     let limit_param = params.len();
-    let where_ = |clauses: &[String]| {
-        if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("where {}", clauses.join(" and "))
-        }
-    };
     // With an organization the primary key (org_id, id) gives the order;
     // without, processes_id_idx (or processes_failed_idx) does.
     let order = if f.org.is_some() {
@@ -216,8 +181,60 @@ pub async fn search(
         where_(&checked),
     );
     let rows = crate::query(c, &sql, &params).await?;
+    found_in_walk(&rows, limit, walk)
+}
+
+/// The conditions of `f`: those an index serves, and those the walk checks
+/// process by process. Their parameters are added to `params`, and
+/// placeholders numbered as they are.
+fn conditions<'a>(
+    f: &'a Filter,
+    params: &mut Vec<&'a (dyn ToSql + Sync)>,
+) -> (Vec<String>, Vec<String>) {
+    let mut indexed: Vec<String> = Vec::new();
+    let mut checked: Vec<String> = Vec::new();
+    if let Some(org) = &f.org {
+        params.push(org);
+        indexed.push(format!("org_id = ${}", params.len()));
+    }
+    // The status is written into the statement, not passed: a partial
+    // index (`processes_failed_idx`, `processes_open_idx`) serves only a
+    // statement whose condition names its value.
+    if let Some(s) = f.status.map(|s| s.as_str()) {
+        indexed.push(format!("status = '{s}'"));
+    }
+    if let Some(id) = &f.before_id {
+        params.push(id);
+        indexed.push(format!("id < ${}", params.len()));
+    }
+    if let Some(t) = &f.object_type {
+        params.push(t);
+        checked.push(format!("walked.object_type = ${}", params.len()));
+    }
+    if let Some(t) = &f.created_after {
+        params.push(t);
+        checked.push(format!("walked.created_at >= ${}", params.len()));
+    }
+    if let Some(t) = &f.created_before {
+        params.push(t);
+        checked.push(format!("walked.created_at < ${}", params.len()));
+    }
+    (indexed, checked)
+}
+
+fn where_(clauses: &[String]) -> String {
+    if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("where {}", clauses.join(" and "))
+    }
+}
+
+/// The page the walk found, and where it stopped if it stopped at its
+/// bound before the page was full.
+fn found_in_walk(rows: &[tokio_postgres::Row], limit: i64, walk: i64) -> StoreResult<Found> {
     let mut found = Found::default();
-    for r in &rows {
+    for r in rows {
         // No match at all is one row with the walk's figures and nulls.
         let id: Option<ProcessId> = r.get(0);
         if id.is_some() {

@@ -12,68 +12,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
-use deadpool_postgres::Pool;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    BasicRejectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lapin::types::FieldTable;
-use objectsync_infra::settings::WorkerSettings;
-use objectsync_infra::{Broker, message};
-use objectsync_model::{BatchMeta, Job};
+use objectsync_infra::message;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::apply::{self, Handled};
-use crate::error::WorkerError;
+use crate::ctx::Ctx;
 use crate::headers::previous_deliveries;
+use crate::settle;
 use objectsync_store::processes;
-
-/// What every delivery handler needs.
-pub(crate) struct Ctx {
-    /// Sessions that apply batches (apply timeouts).
-    pub(crate) pool: Pool,
-    /// Sessions of the monitors, dead-letter tracker and heartbeat, with
-    /// their own timeouts and out of the way of batches.
-    pub(crate) monitors: Pool,
-    pub(crate) broker: Arc<Broker>,
-    pub(crate) settings: WorkerSettings,
-    /// The confirm-mode channel batches that give way are republished on.
-    pub(crate) republish: tokio::sync::Mutex<Option<lapin::Channel>>,
-    /// Footprints of other batches, and the slots batches are applied in.
-    pub(crate) local: apply::Local,
-}
-
-impl Ctx {
-    fn apply_config(&self, express: bool) -> apply::ApplyConfig {
-        apply::ApplyConfig {
-            express,
-            max_links_per_type: self.settings.max_links_per_type,
-            order_wait: Duration::from_millis(self.settings.order_wait_ms),
-        }
-    }
-
-    fn max_deliveries(&self) -> u32 {
-        self.broker.topology().max_deliveries
-    }
-
-    /// Backoff for transient failures within one delivery: exponential with
-    /// jitter, bounded in total by the retry budget.
-    fn retry_policy(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_secs(5))
-            .with_total_delay(Some(Duration::from_millis(self.settings.retry_budget_ms)))
-            .without_max_times()
-    }
-}
 
 /// How a consuming session ended.
 pub(crate) enum Session {
@@ -238,7 +193,7 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: Cancellation
         Err(e) => {
             crate::unreadable::fail(&ctx, &e, &delivery.data).await;
             let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
-            batch_outcome("dead_lettered");
+            settle::batch_outcome("dead_lettered");
             return;
         }
     };
@@ -253,7 +208,7 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: Cancellation
         request_id = meta.request_id.as_deref().unwrap_or(""),
         attempt,
     );
-    let settled = AssertUnwindSafe(settle(&ctx, &delivery, &meta, attempt, &cancel))
+    let settled = AssertUnwindSafe(settle::settle(&ctx, &delivery, &meta, attempt, &cancel))
         .catch_unwind()
         .instrument(span)
         .await;
@@ -269,170 +224,5 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: Cancellation
         }
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
         metrics::counter!("objectsync_processes_failed_total", "reason" => "panic").increment(1);
-    }
-}
-
-async fn settle(
-    ctx: &Ctx,
-    delivery: &Delivery,
-    meta: &BatchMeta,
-    attempt: u32,
-    cancel: &CancellationToken,
-) {
-    let started = std::time::Instant::now();
-    if attempt == 1 {
-        let lag = (chrono::Utc::now() - meta.enqueued_at)
-            .to_std()
-            .unwrap_or_default();
-        metrics::histogram!("objectsync_queue_lag_seconds").record(lag.as_secs_f64());
-    }
-    // The body is read once, with the reader ingest checked it with; only a
-    // message that did not come from ingest (or came damaged) fails here.
-    let result = match Job::decode(meta.kind, &delivery.data) {
-        Ok(job) => {
-            let express = delivery.routing_key.as_str() == ctx.broker.topology().express;
-            apply_with_retries(ctx, meta, &job, attempt, express, cancel).await
-        }
-        Err(e) => Err(WorkerError::Fatal(format!(
-            "the message body cannot be read: {}",
-            e.message
-        ))),
-    };
-    let (org, pid) = (meta.org_id, meta.process_id);
-    match result {
-        Ok(Handled::Applied(counts)) => {
-            let _ = delivery.ack(BasicAckOptions::default()).await;
-            record_applied(&counts, started.elapsed());
-            tracing::info!(
-                records = counts.processed,
-                created = counts.created,
-                updated = counts.updated,
-                deleted = counts.deleted,
-                failed = counts.failed,
-                ms = started.elapsed().as_millis() as u64,
-                "batch applied"
-            );
-        }
-        Ok(Handled::AlreadyDone) => {
-            let _ = delivery.ack(BasicAckOptions::default()).await;
-            batch_outcome("already_done");
-            tracing::info!("batch already processed; acknowledged again");
-        }
-        Ok(Handled::GaveWay) => {
-            crate::giveway::give_way(ctx, delivery, meta, attempt).await;
-            batch_outcome("gave_way");
-        }
-        Ok(Handled::Misnamed(reason)) => {
-            tracing::error!(%reason, "dead-lettering a batch whose headers name another organization");
-            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
-            batch_outcome("dead_lettered");
-            metrics::counter!("objectsync_processes_failed_total", "reason" => "misnamed")
-                .increment(1);
-        }
-        Ok(Handled::Orphan) => {
-            let _ = delivery.ack(BasicAckOptions::default()).await;
-            batch_outcome("orphan");
-            tracing::warn!(
-                "dropped a batch whose request was rolled back after publishing (its client got an error)"
-            );
-        }
-        Err(e) if e.is_transient() && (attempt < ctx.max_deliveries() || cancel.is_cancelled()) => {
-            let reason = e.to_string();
-            tracing::warn!(%reason, "giving the batch back to the broker");
-            if let Ok(client) = ctx.pool.get().await {
-                let _ = processes::record_attempt_error(&client, org, pid, &reason).await;
-            }
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                })
-                .await;
-            batch_outcome("requeued");
-        }
-        Err(e) => {
-            let reason = if e.is_transient() {
-                format!("gave up after {attempt} deliveries: {e}")
-            } else {
-                e.to_string()
-            };
-            tracing::error!(%reason, "dead-lettering the batch");
-            // If the database is what failed, the dead-letter tracker marks
-            // the process failed once it is back.
-            if let Ok(client) = ctx.pool.get().await {
-                let _ = processes::fail(&client, org, pid, &reason).await;
-            }
-            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
-            batch_outcome("dead_lettered");
-            let kind = if e.is_transient() {
-                "retries_exhausted"
-            } else {
-                "permanent"
-            };
-            metrics::counter!("objectsync_processes_failed_total", "reason" => kind).increment(1);
-        }
-    }
-}
-
-/// Applies `job`, retrying transient failures with backoff within the retry
-/// budget. On shutdown, a batch waiting to retry is handed back at once
-/// instead of holding the worker until its budget runs out.
-async fn apply_with_retries(
-    ctx: &Ctx,
-    meta: &BatchMeta,
-    job: &Job<'_>,
-    attempt: u32,
-    express: bool,
-    cancel: &CancellationToken,
-) -> Result<Handled, WorkerError> {
-    let stop = cancel.clone();
-    (|| {
-        apply::handle(
-            &ctx.pool,
-            &ctx.local,
-            meta,
-            job,
-            attempt,
-            ctx.apply_config(express),
-        )
-    })
-    .retry(ctx.retry_policy())
-    .sleep(move |wait| {
-        let stop = stop.clone();
-        async move {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = stop.cancelled() => {}
-            }
-        }
-    })
-    .when(|e| e.is_transient() && !cancel.is_cancelled())
-    .notify(|e, after| {
-        metrics::counter!("objectsync_batch_retries_total").increment(1);
-        match e {
-            WorkerError::NotYet(_) => tracing::debug!(error = %e, retry_in = ?after, "waiting"),
-            _ => tracing::warn!(error = %e, retry_in = ?after, "transient failure"),
-        }
-    })
-    .await
-}
-
-fn batch_outcome(outcome: &'static str) {
-    metrics::counter!("objectsync_batches_total", "outcome" => outcome).increment(1);
-}
-
-fn record_applied(counts: &processes::Counts, took: Duration) {
-    batch_outcome("applied");
-    metrics::histogram!("objectsync_batch_apply_seconds").record(took.as_secs_f64());
-    for (outcome, n) in [
-        ("created", counts.created),
-        ("updated", counts.updated),
-        ("deleted", counts.deleted),
-        ("failed", counts.failed),
-    ] {
-        if n > 0 {
-            metrics::counter!("objectsync_records_total", "outcome" => outcome)
-                .increment(u64::try_from(n).unwrap_or(0));
-        }
     }
 }

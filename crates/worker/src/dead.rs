@@ -18,7 +18,8 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{Ctx, Session, reconnecting, subscribe};
+use crate::consumer::{Session, reconnecting, subscribe};
+use crate::ctx::Ctx;
 use crate::error::WorkerError;
 use crate::headers::{clean, death_reason, previous_deliveries, to_json};
 use crate::unreadable::identify;

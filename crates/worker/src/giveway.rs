@@ -14,7 +14,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Confirmation};
 use objectsync_model::BatchMeta;
 
-use crate::consumer::Ctx;
+use crate::ctx::Ctx;
 use crate::headers::PRIOR_DELIVERIES;
 
 async fn channel(ctx: &Ctx) -> lapin::Result<Channel> {

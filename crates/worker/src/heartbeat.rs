@@ -15,7 +15,7 @@ use objectsync_store::workers::{self, Beat};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::consumer::Ctx;
+use crate::ctx::Ctx;
 use crate::error::WorkerError;
 
 /// Rows not seen for this long are deleted by the next worker to start.

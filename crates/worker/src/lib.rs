@@ -4,6 +4,7 @@
 
 pub mod apply;
 mod consumer;
+mod ctx;
 mod dead;
 pub mod error;
 mod gate;
@@ -12,6 +13,7 @@ mod headers;
 mod heartbeat;
 mod lost;
 mod monitor;
+mod settle;
 mod unreadable;
 mod waits;
 
@@ -43,7 +45,7 @@ const PLANNER_OPTIONS: &str = "-c plan_cache_mode=force_custom_plan";
 
 /// A built, not yet running worker with its health endpoints bound.
 pub struct Worker {
-    ctx: Arc<consumer::Ctx>,
+    ctx: Arc<ctx::Ctx>,
     listener: TcpListener,
     router: Router,
     port: u16,
@@ -66,7 +68,7 @@ impl Worker {
         });
         let listener = TcpListener::bind(settings.http_addr()).await?;
         let port = listener.local_addr()?.port();
-        let ctx = Arc::new(consumer::Ctx {
+        let ctx = Arc::new(ctx::Ctx {
             pool,
             monitors,
             broker,

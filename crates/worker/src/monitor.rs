@@ -19,8 +19,9 @@ use std::time::Duration;
 use objectsync_store::{liveness, waits};
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::Ctx;
+use crate::ctx::Ctx;
 use crate::error::WorkerError;
+use crate::lost::human;
 
 /// Sweeps until `cancel` fires.
 pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
@@ -85,23 +86,4 @@ async fn sweep(ctx: &Ctx, stale_after: Duration) -> Result<(), WorkerError> {
     crate::lost::fail(ctx, &tx).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// `86400` → "24 h", `600` → "10 min", `45` → "45 s".
-pub(crate) fn human(secs: u64) -> String {
-    match secs {
-        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
-        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn durations_read_as_people_say_them() {
-        assert_eq!(super::human(86_400), "24 h");
-        assert_eq!(super::human(600), "10 min");
-        assert_eq!(super::human(45), "45 s");
-    }
 }

@@ -12,7 +12,7 @@ use objectsync_infra::message;
 use objectsync_model::{MetaError, OrgId, ProcessId};
 use objectsync_store::{ending, processes};
 
-use crate::consumer::Ctx;
+use crate::ctx::Ctx;
 
 /// The organization and process a message names, whatever else is wrong.
 pub(crate) struct Named {

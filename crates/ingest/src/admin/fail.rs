@@ -10,6 +10,7 @@
 //! message turns up later, the worker finds it final, acknowledges it and
 //! applies nothing.
 
+pub use objectsync_model::limits::{MAX_OPERATOR_CHARS, MAX_REASON_CHARS};
 use objectsync_model::{FieldError, OrgId, ProcessId};
 use objectsync_store::GenericClient;
 use objectsync_store::ending::{self, OperatorFail};
@@ -17,12 +18,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::service::AdminError;
-
-/// Longest reason an operator may give, in characters.
-pub const MAX_REASON_CHARS: usize = 1000;
-
-/// Longest operator name, in characters (the console's login takes 64).
-pub const MAX_OPERATOR_CHARS: usize = 64;
 
 /// A process an operator failed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -92,7 +87,7 @@ pub async fn fail_process(
                 status: "failed".into(),
                 error,
                 failed_by: operator.to_owned(),
-                failed_at: crate::api::timestamp(at),
+                failed_at: crate::web::timestamp(at),
             })
         }
         OperatorFail::AlreadyEnded(status) => Err(AdminError::Conflict(format!(

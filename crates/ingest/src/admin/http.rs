@@ -10,16 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use objectsync_infra::settings::LimitSettings;
-use objectsync_model::{ApiCode, DefinitionInput, ObjectTypeName, OrgId};
+use objectsync_infra::token_guard::{ClientAddr, secrets_match, wait_text};
+use objectsync_model::{ApiCode, DefinitionInput, ObjectTypeName};
 
 use super::body::{self, DefinitionIn, LimitsIn, NewOrg};
 use super::processes;
 use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition, LimitsOut};
-use crate::api::{ErrorBody, PathParts, json_request};
-use crate::auth::secrets_match;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
-use crate::token_guard::{ClientAddr, wait_text};
+use crate::web::{PathParts, json_request, org_id};
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
@@ -74,20 +73,6 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     }
     state.token_guard.wrong(client, "admin API");
     ApiError::unauthorized("missing or wrong 'admin-token' header").into_response()
-}
-
-pub(super) fn org_id(raw: &str) -> ApiResult<OrgId> {
-    // Digits only: Rust's integer parser also takes a sign ("+5").
-    Some(raw)
-        .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|r| r.parse::<i64>().ok())
-        .filter(|id| *id > 0)
-        .map(OrgId)
-        .ok_or_else(|| {
-            ApiError::invalid(format!(
-                "organization id '{raw}' must be a positive integer"
-            ))
-        })
 }
 
 #[utoipa::path(

@@ -12,10 +12,9 @@ use utoipa::ToSchema;
 
 use super::body::FailIn;
 use super::fail::{self, FailedProcess};
-use super::http::org_id;
-use crate::api::{ErrorBody, Params, PathParts, json_request};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
+use crate::web::{Params, PathParts, json_request, org_id};
 
 /// A process still open with no delivery for a while.
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,8 +71,8 @@ pub(crate) async fn stale_processes(
                 status: p.status,
                 object_type: p.object_type,
                 deliveries: p.deliveries,
-                created_at: crate::api::timestamp(p.created_at),
-                last_delivery_at: p.last_delivery_at.map(crate::api::timestamp),
+                created_at: crate::web::timestamp(p.created_at),
+                last_delivery_at: p.last_delivery_at.map(crate::web::timestamp),
                 last_error: p.last_error,
             })
             .collect(),

@@ -13,11 +13,11 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::records::{object_type, visible_attributes};
-use super::schema::ErrorBody;
-use super::{Params, PathParts, timestamp};
 use crate::auth::Org;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::web::{Params, PathParts, timestamp};
 
 const PAGE: i64 = 20;
 const MAX_TYPES: usize = 5;

@@ -1,35 +1,19 @@
-//! Extractors whose refusals are the API's JSON errors, not the framework's
-//! plain text: path segments, and the parts of a batch request.
+//! The parts of a batch request, extracted with refusals that are the API's
+//! JSON errors, not the framework's plain text.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode};
 use objectsync_model::ProcessKind;
-use serde::de::DeserializeOwned;
 
-use super::json_request;
 use super::schema::Accepted;
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
 use crate::publisher::{PublishError, Submission};
 use crate::state::AppState;
-
-/// Path parameters; a segment that does not decode (`%ff`) is a 400.
-pub(crate) struct PathParts<T>(pub(crate) T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParts<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(t)| Self(t))
-            .map_err(|e| ApiError::invalid(format!("malformed path: {}", e.body_text())))
-    }
-}
+use crate::web::{PathParts, json_request};
 
 /// `POST /v3/objects/{object_type}/batch/...`: who sends it, for which
 /// type, and what.

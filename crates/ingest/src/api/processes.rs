@@ -8,11 +8,11 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::schema::ErrorBody;
-use super::{Params, PathParts, timestamp};
 use crate::auth::Org;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::web::{Params, PathParts, timestamp};
 
 /// Record outcome counts.
 #[derive(Debug, Serialize, ToSchema)]

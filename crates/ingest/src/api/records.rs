@@ -10,11 +10,12 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::schema::{ErrorBody, StoredIdentifiers};
-use super::{Params, PathParts, timestamp};
+use super::schema::StoredIdentifiers;
 use crate::auth::Org;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::web::{Params, PathParts, timestamp};
 
 /// `asc` or `desc`.
 #[derive(Serialize, ToSchema)]

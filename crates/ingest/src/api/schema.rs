@@ -20,7 +20,7 @@ use objectsync_model::limits::{
     MAX_ASSOCIATED_RECORDS, MAX_ASSOCIATION_ENTRIES, MAX_ATTRIBUTES, MAX_DELETES_PER_BATCH,
     MAX_RECORDS_PER_BATCH,
 };
-use objectsync_model::{ApiCode, ObjectTypeName, ProcessId, RecordId};
+use objectsync_model::{ObjectTypeName, ProcessId, RecordId};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::openapi::RefOr;
@@ -44,13 +44,6 @@ impl Accepted {
             message: "Batch object records are being processed".into(),
         }
     }
-}
-
-/// Every error answer: a Brevo code and a message for people.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub code: ApiCode,
-    pub message: String,
 }
 
 /// A positive 64-bit id.

@@ -5,8 +5,9 @@ use axum::http::StatusCode;
 use objectsync_model::ProcessKind;
 
 use super::extract::BatchRequest;
-use super::schema::{Accepted, DeleteIn, ErrorBody, UpsertIn};
+use super::schema::{Accepted, DeleteIn, UpsertIn};
 use crate::error::ApiResult;
+use crate::error::ErrorBody;
 
 #[utoipa::path(
     post,

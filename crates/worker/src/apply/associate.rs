@@ -149,58 +149,9 @@ pub(crate) async fn apply(
 
     // Resolve the targets, then lock sources and targets, type by type and
     // in id order within a type, so concurrent batches lock alike.
-    let mut wanted: BTreeMap<TypeId, (Vec<RecordId>, Vec<&str>)> = BTreeMap::new();
-    for p in &pending {
-        match &p.target {
-            Ok(TargetKey::Id(t, i)) => wanted.entry(*t).or_default().0.push(*i),
-            Ok(TargetKey::Ext(t, e)) => wanted.entry(*t).or_default().1.push(e.as_str()),
-            Err(_) => {}
-        }
-    }
-    let mut resolved: HashMap<TargetKey, RecordId> = HashMap::new();
-    for (t, (ids, exts)) in &wanted {
-        let mut rows = Vec::new();
-        if !ids.is_empty() {
-            rows.extend(records::find(tx, Scope::of(org, *t), Keys::Ids(ids)).await?);
-        }
-        if !exts.is_empty() {
-            rows.extend(records::find(tx, Scope::of(org, *t), Keys::ExtIds(exts)).await?);
-        }
-        for row in rows {
-            resolved.insert(TargetKey::Id(*t, row.id), row.id);
-            if let Some(ext) = row.ext_id {
-                resolved.insert(TargetKey::Ext(*t, ext), row.id);
-            }
-        }
-    }
-    let mut involved: BTreeMap<TypeId, Vec<RecordId>> = BTreeMap::new();
-    for (key, id) in &resolved {
-        let (TargetKey::Id(t, _) | TargetKey::Ext(t, _)) = key;
-        involved.entry(*t).or_default().push(*id);
-    }
-    involved
-        .entry(source.id)
-        .or_default()
-        .extend(pending.iter().map(|p| p.source));
-    let mut present: HashSet<RecordId> = HashSet::new();
-    for (t, ids) in &mut involved {
-        ids.sort_unstable();
-        ids.dedup();
-        present.extend(
-            records::lock(tx, Scope::of(org, *t), Keys::Ids(ids))
-                .await?
-                .iter()
-                .map(|r| r.id),
-        );
-    }
-
-    // The links those records hold now.
-    let mut state = State::default();
-    for (t, ids) in &involved {
-        for d in links::held_by(tx, Scope::of(org, *t), ids).await? {
-            state.add_stored(d.src, d.src_type, d.dst, d.dst_type);
-        }
-    }
+    let resolved = resolve(tx, org, &pending).await?;
+    let (involved, present) = lock_involved(tx, org, source.id, &pending, &resolved).await?;
+    let state = held(tx, org, &involved).await?;
 
     // Replay the requests, then write the difference.
     let requests: Vec<Request> = pending
@@ -233,6 +184,86 @@ pub(crate) async fn apply(
         .map(|(index, r)| rejection(index, &batch.records[index].identifiers, r.code, &r.message))
         .collect();
     Ok(Linked { rejections, counts })
+}
+
+/// The records the targets of `pending` name, where they exist.
+async fn resolve(
+    tx: &impl GenericClient,
+    org: OrgId,
+    pending: &[Pending],
+) -> Result<HashMap<TargetKey, RecordId>, WorkerError> {
+    let mut wanted: BTreeMap<TypeId, (Vec<RecordId>, Vec<&str>)> = BTreeMap::new();
+    for p in pending {
+        match &p.target {
+            Ok(TargetKey::Id(t, i)) => wanted.entry(*t).or_default().0.push(*i),
+            Ok(TargetKey::Ext(t, e)) => wanted.entry(*t).or_default().1.push(e.as_str()),
+            Err(_) => {}
+        }
+    }
+    let mut resolved: HashMap<TargetKey, RecordId> = HashMap::new();
+    for (t, (ids, exts)) in &wanted {
+        let mut rows = Vec::new();
+        if !ids.is_empty() {
+            rows.extend(records::find(tx, Scope::of(org, *t), Keys::Ids(ids)).await?);
+        }
+        if !exts.is_empty() {
+            rows.extend(records::find(tx, Scope::of(org, *t), Keys::ExtIds(exts)).await?);
+        }
+        for row in rows {
+            resolved.insert(TargetKey::Id(*t, row.id), row.id);
+            if let Some(ext) = row.ext_id {
+                resolved.insert(TargetKey::Ext(*t, ext), row.id);
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// Locks every source and resolved target, type by type and in id order
+/// within a type: the records involved, by type, and those still present.
+async fn lock_involved(
+    tx: &impl GenericClient,
+    org: OrgId,
+    source_type: TypeId,
+    pending: &[Pending],
+    resolved: &HashMap<TargetKey, RecordId>,
+) -> Result<(BTreeMap<TypeId, Vec<RecordId>>, HashSet<RecordId>), WorkerError> {
+    let mut involved: BTreeMap<TypeId, Vec<RecordId>> = BTreeMap::new();
+    for (key, id) in resolved {
+        let (TargetKey::Id(t, _) | TargetKey::Ext(t, _)) = key;
+        involved.entry(*t).or_default().push(*id);
+    }
+    involved
+        .entry(source_type)
+        .or_default()
+        .extend(pending.iter().map(|p| p.source));
+    let mut present: HashSet<RecordId> = HashSet::new();
+    for (t, ids) in &mut involved {
+        ids.sort_unstable();
+        ids.dedup();
+        present.extend(
+            records::lock(tx, Scope::of(org, *t), Keys::Ids(ids))
+                .await?
+                .iter()
+                .map(|r| r.id),
+        );
+    }
+    Ok((involved, present))
+}
+
+/// The links the `involved` records hold now.
+async fn held(
+    tx: &impl GenericClient,
+    org: OrgId,
+    involved: &BTreeMap<TypeId, Vec<RecordId>>,
+) -> Result<State, WorkerError> {
+    let mut state = State::default();
+    for (t, ids) in involved {
+        for d in links::held_by(tx, Scope::of(org, *t), ids).await? {
+            state.add_stored(d.src, d.src_type, d.dst, d.dst_type);
+        }
+    }
+    Ok(state)
 }
 
 fn not_found(names: &HashMap<TypeId, String>, key: &TargetKey) -> Rejection {

@@ -19,49 +19,8 @@ pub(crate) async fn apply(
     batch: &DeleteBatch,
 ) -> Result<Applied, WorkerError> {
     let type_id = object_type.id;
-    // Each identifier as sent, and the key it is looked up by.
-    let requested: Vec<(Identifiers, String)> = match batch {
-        DeleteBatch::Ids(ids) => ids
-            .iter()
-            .map(|id| {
-                let ids = Identifiers {
-                    id: Some(*id),
-                    ext_id: None,
-                };
-                (ids, id.to_string())
-            })
-            .collect(),
-        DeleteBatch::ExtIds(exts) => exts
-            .iter()
-            .map(|e| {
-                let ids = Identifiers {
-                    id: None,
-                    ext_id: Some(e.clone()),
-                };
-                (ids, e.clone())
-            })
-            .collect(),
-    };
-    let rows = match batch {
-        DeleteBatch::Ids(ids) => {
-            let ids: Vec<RecordId> = ids.iter().copied().map(RecordId).collect();
-            records::lock(tx, Scope::of(org, type_id), Keys::Ids(&ids)).await?
-        }
-        DeleteBatch::ExtIds(exts) => {
-            let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
-            records::lock(tx, Scope::of(org, type_id), Keys::ExtIds(&exts)).await?
-        }
-    };
-    let found: HashMap<String, RecordId> = rows
-        .into_iter()
-        .map(|r| {
-            let key = match batch {
-                DeleteBatch::Ids(_) => r.id.to_string(),
-                DeleteBatch::ExtIds(_) => r.ext_id.unwrap_or_default(),
-            };
-            (key, r.id)
-        })
-        .collect();
+    let requested = requested(batch);
+    let found = lock_named(tx, Scope::of(org, type_id), batch).await?;
 
     let mut applied = Applied::default();
     let mut deleted: Vec<RecordId> = Vec::new();
@@ -101,4 +60,58 @@ pub(crate) async fn apply(
         records::delete(tx, Scope::of(org, type_id), &deleted).await?;
     }
     Ok(applied)
+}
+
+/// Each identifier as sent, and the key it is looked up by.
+fn requested(batch: &DeleteBatch) -> Vec<(Identifiers, String)> {
+    match batch {
+        DeleteBatch::Ids(ids) => ids
+            .iter()
+            .map(|id| {
+                let ids = Identifiers {
+                    id: Some(*id),
+                    ext_id: None,
+                };
+                (ids, id.to_string())
+            })
+            .collect(),
+        DeleteBatch::ExtIds(exts) => exts
+            .iter()
+            .map(|e| {
+                let ids = Identifiers {
+                    id: None,
+                    ext_id: Some(e.clone()),
+                };
+                (ids, e.clone())
+            })
+            .collect(),
+    }
+}
+
+/// Locks the records `batch` names, in id order: their ids by lookup key.
+async fn lock_named(
+    tx: &impl GenericClient,
+    scope: Scope,
+    batch: &DeleteBatch,
+) -> Result<HashMap<String, RecordId>, WorkerError> {
+    let rows = match batch {
+        DeleteBatch::Ids(ids) => {
+            let ids: Vec<RecordId> = ids.iter().copied().map(RecordId).collect();
+            records::lock(tx, scope, Keys::Ids(&ids)).await?
+        }
+        DeleteBatch::ExtIds(exts) => {
+            let exts: Vec<&str> = exts.iter().map(String::as_str).collect();
+            records::lock(tx, scope, Keys::ExtIds(&exts)).await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let key = match batch {
+                DeleteBatch::Ids(_) => r.id.to_string(),
+                DeleteBatch::ExtIds(_) => r.ext_id.unwrap_or_default(),
+            };
+            (key, r.id)
+        })
+        .collect())
 }

@@ -16,7 +16,7 @@ use objectsync_model::{ObjectType, OrgId, RecordId, RejectionCode, Upsert};
 use objectsync_store::records::{self, Keys, Merge, NewRow};
 use objectsync_store::{GenericClient, Scope};
 
-use super::plan::{self, Candidate, Existing, Outcome, Rejection, Target};
+use super::plan::{self, Candidate, Existing, Insert, Outcome, Rejection, Target, Update};
 use super::{Applied, rejection};
 use crate::error::WorkerError;
 
@@ -89,43 +89,9 @@ pub(crate) async fn apply(
     let existing = lock_named(tx, scope, batch).await?;
     let plan = plan::plan(candidates, &existing, object_type.name.as_str());
 
-    if !plan.updates.is_empty() {
-        let merges: Vec<Merge<'_, _>> = plan
-            .updates
-            .iter()
-            .map(|u| Merge {
-                id: u.id,
-                set_ext_id: u.set_ext_id.as_deref(),
-                attributes: &u.attributes,
-            })
-            .collect();
-        records::merge_by_id(tx, scope, &merges).await?;
-    }
-
+    write_updates(tx, scope, &plan.updates).await?;
     // Each new row: its id, and whether this batch created it.
-    let mut created: Vec<(RecordId, bool)> = Vec::new();
-    if !plan.inserts.is_empty() {
-        let rows: Vec<NewRow<'_, _>> = plan
-            .inserts
-            .iter()
-            .map(|i| NewRow {
-                ext_id: i.ext_id.as_deref(),
-                attributes: &i.attributes,
-            })
-            .collect();
-        created = records::create(tx, scope, &rows).await?;
-        // New rows whose records sent `null`s (kept for the merge case).
-        let with_nulls: Vec<RecordId> = plan
-            .inserts
-            .iter()
-            .zip(&created)
-            .filter(|(i, (_, new))| *new && i.attributes.values().any(Checked::is_null))
-            .map(|(_, (id, _))| *id)
-            .collect();
-        if !with_nulls.is_empty() {
-            records::strip_nulls(tx, scope, &with_nulls).await?;
-        }
-    }
+    let created = write_inserts(tx, scope, &plan.inserts).await?;
 
     let row_of = |t: Target| -> Option<(RecordId, bool)> {
         match t {
@@ -163,4 +129,55 @@ pub(crate) async fn apply(
         applied,
         record_ids,
     })
+}
+
+/// Merges the planned updates into their rows.
+async fn write_updates(
+    tx: &impl GenericClient,
+    scope: Scope,
+    updates: &[Update<'_>],
+) -> Result<(), WorkerError> {
+    if !updates.is_empty() {
+        let merges: Vec<Merge<'_, _>> = updates
+            .iter()
+            .map(|u| Merge {
+                id: u.id,
+                set_ext_id: u.set_ext_id.as_deref(),
+                attributes: &u.attributes,
+            })
+            .collect();
+        records::merge_by_id(tx, scope, &merges).await?;
+    }
+    Ok(())
+}
+
+/// Creates the planned rows: each one's id, and whether this batch created
+/// it (a row another batch created meanwhile is merged into instead).
+async fn write_inserts(
+    tx: &impl GenericClient,
+    scope: Scope,
+    inserts: &[Insert<'_>],
+) -> Result<Vec<(RecordId, bool)>, WorkerError> {
+    let mut created: Vec<(RecordId, bool)> = Vec::new();
+    if !inserts.is_empty() {
+        let rows: Vec<NewRow<'_, _>> = inserts
+            .iter()
+            .map(|i| NewRow {
+                ext_id: i.ext_id.as_deref(),
+                attributes: &i.attributes,
+            })
+            .collect();
+        created = records::create(tx, scope, &rows).await?;
+        // New rows whose records sent `null`s (kept for the merge case).
+        let with_nulls: Vec<RecordId> = inserts
+            .iter()
+            .zip(&created)
+            .filter(|(i, (_, new))| *new && i.attributes.values().any(Checked::is_null))
+            .map(|(_, (id, _))| *id)
+            .collect();
+        if !with_nulls.is_empty() {
+            records::strip_nulls(tx, scope, &with_nulls).await?;
+        }
+    }
+    Ok(created)
 }

@@ -9,12 +9,13 @@
 //! millions of records and processes.
 
 mod dead_letters;
-pub(crate) mod ended;
+mod ended;
 mod layout;
 mod organizations;
 mod overview;
 mod processes;
 mod session;
+mod state;
 
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -25,12 +26,14 @@ use maud::html;
 use objectsync_store::{StoreError, console_sessions};
 use serde::Deserialize;
 
-use crate::state::AppState;
-use crate::token_guard::{ClientAddr, wait_text};
 use layout::page;
+use objectsync_infra::token_guard::{ClientAddr, secrets_match, wait_text};
 use session::Session;
+pub use state::{Actions, Console, Pending, QueueDepth, Queues, Replay, ReplayError};
 
-pub(crate) fn router() -> Router<AppState> {
+/// The console's routes, for ingest's router (whatever its state) to
+/// merge: every page under `/console`.
+pub fn router<S: Clone + Send + Sync + 'static>(console: Console) -> Router<S> {
     Router::new()
         .route("/console", get(overview::show))
         .route("/console/overview/live", get(overview::live))
@@ -66,6 +69,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/assets/console.js", get(js))
         .route_layer(middleware::from_fn(session::same_origin))
         .route_layer(middleware::from_fn(security_headers))
+        .with_state(console)
 }
 
 /// Pages may not be framed (clickjacking), and load nothing from elsewhere.
@@ -109,7 +113,7 @@ async fn js() -> impl IntoResponse {
 
 /// What a console request can fail with, as a page.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ConsoleError {
+pub enum ConsoleError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -157,18 +161,6 @@ impl IntoResponse for ConsoleError {
 }
 
 pub(crate) type ConsoleResult<T> = Result<T, ConsoleError>;
-
-impl From<crate::admin::service::AdminError> for ConsoleError {
-    fn from(e: crate::admin::service::AdminError) -> Self {
-        use crate::admin::service::AdminError;
-        match e {
-            AdminError::NotFound(m) => Self::NotFound(m),
-            AdminError::Invalid(f) => Self::BadRequest(f.to_string()),
-            AdminError::Conflict(m) => Self::Conflict(m),
-            AdminError::Store(e) => Self::Store(e),
-        }
-    }
-}
 
 /// The console without an admin token: not there.
 pub(crate) fn disabled() -> Response {
@@ -233,7 +225,7 @@ fn login_page(next: &str, error: Option<&str>) -> Html<String> {
     )
 }
 
-async fn login_form(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+async fn login_form(State(state): State<Console>, Query(q): Query<LoginQuery>) -> Response {
     if state.admin_token.is_none() {
         return disabled();
     }
@@ -248,7 +240,7 @@ struct LoginForm {
 }
 
 async fn login(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     client: ClientAddr,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
@@ -280,7 +272,7 @@ async fn login(
         )
             .into_response();
     }
-    if !crate::auth::secrets_match(&f.token, expected) {
+    if !secrets_match(&f.token, expected) {
         state
             .token_guard
             .wrong(client, &format!("console login as {who:?}"));
@@ -308,7 +300,7 @@ async fn login(
 }
 
 /// A new session of `who`, recorded: its cookie value.
-async fn start_session(state: &AppState, token: &str, who: &str) -> ConsoleResult<String> {
+async fn start_session(state: &Console, token: &str, who: &str) -> ConsoleResult<String> {
     let expires = session::now() + session::LIFETIME_SECS;
     let issued = session::issue(token, who, expires);
     let expires_at = chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default();
@@ -320,7 +312,7 @@ async fn start_session(state: &AppState, token: &str, who: &str) -> ConsoleResul
 /// Ends the session in the database, so that no copy of its cookie opens
 /// the console again on any replica, then clears the cookie.
 async fn logout(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     headers: HeaderMap,
     Form(f): Form<CsrfOnly>,

@@ -27,7 +27,7 @@ use hmac::{Hmac, Mac};
 use objectsync_store::console_sessions;
 use sha2::{Digest, Sha256};
 
-use crate::state::AppState;
+use crate::Console;
 
 pub(crate) const COOKIE: &str = "objectsync_console";
 /// How long a login lasts.
@@ -116,7 +116,7 @@ pub(crate) fn open(token: &str, value: &str, now: i64) -> Option<Session> {
 impl Session {
     /// Whether `given` is this session's CSRF token (in constant time).
     pub(crate) fn csrf_ok(&self, given: &str) -> bool {
-        crate::auth::secrets_match(given, &self.csrf)
+        objectsync_infra::token_guard::secrets_match(given, &self.csrf)
     }
 }
 
@@ -151,10 +151,10 @@ pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-impl FromRequestParts<AppState> for Session {
+impl FromRequestParts<Console> for Session {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &Console) -> Result<Self, Response> {
         let Some(token) = state.admin_token.as_deref() else {
             return Err(super::disabled());
         };
@@ -176,7 +176,7 @@ impl FromRequestParts<AppState> for Session {
 }
 
 /// Whether `session` was neither ended nor forgotten: one primary-key read.
-async fn live(state: &AppState, session: &Session) -> Result<bool, Response> {
+async fn live(state: &Console, session: &Session) -> Result<bool, Response> {
     let read = async {
         let client = state.pool.get().await?;
         Ok::<_, super::ConsoleError>(console_sessions::is_live(&client, &session.id).await?)

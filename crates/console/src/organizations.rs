@@ -8,20 +8,20 @@ use axum::extract::{Form, Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Duration;
 use maud::{Markup, html};
-use objectsync_model::OrgId;
+use objectsync_model::{ObjectType, OrgId};
+use objectsync_store::organizations::KeyInfo;
 use objectsync_store::{Scope, operations, organizations, records};
 
 use super::ended::this_minute;
 use super::layout::{self, Section, count, csrf, page};
 use super::session::Session;
 use super::{ConsoleError, ConsoleResult, CsrfOnly};
-use crate::admin::service;
-use crate::state::AppState;
+use crate::Console;
 
 const PAGE: i64 = 200;
 
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
 ) -> ConsoleResult<Html<String>> {
     let client = state.pool.get().await?;
@@ -79,7 +79,7 @@ fn org_id(raw: &str) -> ConsoleResult<OrgId> {
 }
 
 async fn render(
-    state: &AppState,
+    state: &Console,
     session: &Session,
     org: OrgId,
     notice: Option<Markup>,
@@ -102,11 +102,29 @@ async fn render(
             dt { "created" } dd { (layout::time(info.created_at)) }
             dt { "processes" } dd { a href=(format!("/console/processes?org={}", org.get())) { "its processes" } }
         }
+        (keys_section(session, org, &keys))
+        (types_section(&types, &stored))
+    };
+    Ok(Html(
+        page(
+            &info.name,
+            Some(Section::Organizations),
+            Some(session),
+            body,
+        )
+        .into_string(),
+    ))
+}
+
+/// The organization's API keys, each with its revoke button, and the
+/// button that creates one.
+fn keys_section(session: &Session, org: OrgId, keys: &[KeyInfo]) -> Markup {
+    html! {
         h2 { "API keys" }
         table #keys {
             thead { tr { th { "key" } th { "created" } th { "state" } th {} } }
             tbody {
-                @for k in &keys {
+                @for k in keys {
                     @let id = hex::encode(&k.key_hash);
                     tr data-key=(id) {
                         td { code { "osk_…" (k.hint.as_deref().unwrap_or("????")) } }
@@ -132,9 +150,16 @@ async fn render(
             (csrf(session))
             p { button type="submit" { "Create a key" } }
         }
+    }
+}
+
+/// Each object type with its attributes and associations, and how many
+/// records it has (`stored`, in the same order).
+fn types_section(types: &[ObjectType], stored: &[i64]) -> Markup {
+    html! {
         h2 { "Object types" }
         @if types.is_empty() { p.muted { "None defined." } }
-        @for (t, n) in types.iter().zip(&stored) {
+        @for (t, n) in types.iter().zip(stored) {
             section.card.object-type {
                 h2 { (t.name.as_str()) " " span.muted { "— " (t.label) " · " (count(*n)) " records" } }
                 table {
@@ -156,20 +181,11 @@ async fn render(
                 }
             }
         }
-    };
-    Ok(Html(
-        page(
-            &info.name,
-            Some(Section::Organizations),
-            Some(session),
-            body,
-        )
-        .into_string(),
-    ))
+    }
 }
 
 pub(crate) async fn show(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path(raw): Path<String>,
 ) -> ConsoleResult<Html<String>> {
@@ -178,15 +194,14 @@ pub(crate) async fn show(
 
 /// Creates a key and shows it, this once.
 pub(crate) async fn create_key(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path(raw): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> ConsoleResult<Html<String>> {
     session.check(&f.csrf)?;
     let org = org_id(&raw)?;
-    let client = state.pool.get().await?;
-    let created = service::create_key(&client, org).await?;
+    let api_key = state.actions.create_key(org).await?;
     tracing::info!(
         who = session.who,
         org_id = org.get(),
@@ -195,14 +210,14 @@ pub(crate) async fn create_key(
     let notice = html! {
         div.notice #new-key {
             "New key — copy it now, it is not shown again: "
-            span.secret { (created.api_key) }
+            span.secret { (api_key) }
         }
     };
     render(&state, &session, org, Some(notice)).await
 }
 
 pub(crate) async fn revoke_key(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path((raw, key)): Path<(String, String)>,
     Form(f): Form<CsrfOnly>,

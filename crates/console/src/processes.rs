@@ -6,18 +6,17 @@ use axum::extract::{Form, Path, Query, State};
 use axum::response::{Html, Redirect};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use maud::{Markup, html};
+use objectsync_model::limits::MAX_REASON_CHARS;
 use objectsync_model::{ObjectTypeName, OrgId, ProcessId, ProcessStatus};
 use objectsync_store::operations::{self, Filter, ProcessRow};
-use objectsync_store::processes;
+use objectsync_store::processes::{self, StoredRejection};
 use objectsync_store::waits::{self, Waits};
 use serde::Deserialize;
 
 use super::layout::{self, Section, count, csrf, page};
 use super::session::{Session, url_escape};
 use super::{ConsoleError, ConsoleResult};
-use crate::admin::fail::{self, MAX_REASON_CHARS};
-use crate::admin::service::AdminError;
-use crate::state::AppState;
+use crate::Console;
 
 const PAGE: i64 = 50;
 
@@ -137,7 +136,7 @@ fn process_link(r: &ProcessRow) -> String {
 }
 
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Query(q): Query<ListQuery>,
 ) -> ConsoleResult<Html<String>> {
@@ -211,7 +210,7 @@ pub(crate) struct ErrorsQuery {
 const ERRORS_PAGE: i64 = 50;
 
 pub(crate) async fn show(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path((org, id)): Path<(String, String)>,
     Query(q): Query<ErrorsQuery>,
@@ -230,7 +229,6 @@ pub(crate) async fn show(
     let (total_errors, errors) =
         processes::rejections(&client, org_id, pid, ERRORS_PAGE, offset).await?;
     let p = &row.process;
-    let c = &p.counts;
     let open = !p.status.is_final();
     let waits = if open {
         waits::of(&client, org_id, pid).await?
@@ -240,6 +238,26 @@ pub(crate) async fn show(
     let body = html! {
         h1 { "Process " (p.id.get()) " " (layout::status(p.status.as_str())) }
         @if open { (waiting(org_id, &waits)) }
+        (facts(org_id, &row))
+        @if open { (fail_form(&session, org_id, pid)) }
+        (rejections(&errors, total_errors, offset))
+    };
+    Ok(Html(
+        page(
+            &format!("Process {}", p.id.get()),
+            Some(Section::Processes),
+            Some(&session),
+            body,
+        )
+        .into_string(),
+    ))
+}
+
+/// What the process is, what it did, and when.
+fn facts(org_id: OrgId, row: &ProcessRow) -> Markup {
+    let p = &row.process;
+    let c = &p.counts;
+    html! {
         dl.facts #facts {
             dt { "organization" } dd { a href=(format!("/console/organizations/{}", org_id.get())) { (org_id.get()) } }
             dt { "kind" } dd { (p.kind.name()) }
@@ -259,12 +277,17 @@ pub(crate) async fn show(
             dt { "accepted (202)" } dd { (layout::time(p.created_at)) }
             dt { "first picked up" } dd { (layout::maybe_time(p.started_at)) }
             dt { "last delivered" } dd { (layout::maybe_time(row.last_delivery_at)) }
-            dt { "ended" } dd { (layout::maybe_time(p.completed_at)) " " span.muted { (took(&row)) } }
+            dt { "ended" } dd { (layout::maybe_time(p.completed_at)) " " span.muted { (took(row)) } }
             @if let Some(e) = &p.error { dt { "why it failed" } dd { pre { (e) } } }
             @if let Some(who) = &row.failed_by { dt { "failed by" } dd #failed-by { (who) } }
             @if let Some(e) = &row.last_error { dt { "last transient error" } dd { pre { (e) } } }
         }
-        @if open { (fail_form(&session, org_id, pid)) }
+    }
+}
+
+/// A page of the process's rejected records and refused links.
+fn rejections(errors: &[StoredRejection], total_errors: i64, offset: i64) -> Markup {
+    html! {
         h2 { "Rejected records and refused links (" (count(total_errors)) ")" }
         @if errors.is_empty() {
             p.muted { "None." }
@@ -272,7 +295,7 @@ pub(crate) async fn show(
             table #errors {
                 thead { tr { th.num { "record" } th { "identifiers" } th { "code" } th { "message" } } }
                 tbody {
-                    @for e in &errors {
+                    @for e in errors {
                         tr {
                             td.num { (e.index) }
                             td { code { (e.identifiers.to_string()) } }
@@ -291,16 +314,7 @@ pub(crate) async fn show(
                 }
             }
         }
-    };
-    Ok(Html(
-        page(
-            &format!("Process {}", p.id.get()),
-            Some(Section::Processes),
-            Some(&session),
-            body,
-        )
-        .into_string(),
-    ))
+    }
 }
 
 /// What an open process waits for in acceptance order, and what waits for
@@ -350,7 +364,7 @@ pub(crate) struct FailForm {
 
 /// Fails an open process for the logged-in operator, then shows it.
 pub(crate) async fn fail(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path((org, id)): Path<(String, String)>,
     Form(f): Form<FailForm>,
@@ -361,12 +375,15 @@ pub(crate) async fn fail(
     let (Ok(org_id), Ok(pid)) = (org.parse::<i64>(), id.parse::<i64>()) else {
         return Err(not_found());
     };
-    let client = state.pool.get().await?;
     let (org_id, pid) = (OrgId(org_id), ProcessId(pid));
-    match fail::fail_process(&client, org_id, pid, &session.who, &f.reason).await {
+    let failed = state
+        .actions
+        .fail_process(org_id, pid, &session.who, &f.reason)
+        .await;
+    match failed {
         // Another operator (or the batch) ended it first: the page says how.
-        Ok(_) | Err(AdminError::Conflict(_)) => {}
-        Err(e) => return Err(e.into()),
+        Ok(()) | Err(ConsoleError::Conflict(_)) => {}
+        Err(e) => return Err(e),
     }
     Ok(Redirect::to(&format!(
         "/console/processes/{}/{}",

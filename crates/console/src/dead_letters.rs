@@ -19,8 +19,8 @@ use serde::Deserialize;
 use super::layout::{self, Section, count, csrf, page};
 use super::session::Session;
 use super::{ConsoleError, ConsoleResult, CsrfOnly};
-use crate::publisher::{PublishError, Replay, Submission};
-use crate::state::AppState;
+use crate::Console;
+use crate::{Replay, ReplayError};
 
 const PAGE: i64 = 50;
 /// How much of a body the page shows.
@@ -55,7 +55,7 @@ fn who_when(d: &DeadLetterSummary) -> Markup {
 }
 
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Query(q): Query<ListQuery>,
 ) -> ConsoleResult<Html<String>> {
@@ -124,7 +124,7 @@ fn process_link(d: &DeadLetterSummary) -> Markup {
 }
 
 async fn render(
-    state: &AppState,
+    state: &Console,
     session: &Session,
     id: i64,
     notice: Option<Markup>,
@@ -187,7 +187,7 @@ async fn render(
 }
 
 pub(crate) async fn show(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path(id): Path<String>,
 ) -> ConsoleResult<Html<String>> {
@@ -198,7 +198,7 @@ pub(crate) async fn show(
 }
 
 pub(crate) async fn replay(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path(id): Path<i64>,
     Form(f): Form<CsrfOnly>,
@@ -218,20 +218,14 @@ pub(crate) async fn replay(
         ));
     };
     let submitted = state
-        .publisher
-        .submit(Submission {
-            org_id: org,
+        .actions
+        .replay(Replay {
+            dead_letter: id,
+            org,
             object_type,
             kind,
             body: &d.body,
-            idempotency_key: None,
-            request_id: None,
-            // An operator's replay is not held to the organization's cap.
-            max_open_processes: 0,
-            replay_of: Some(Replay {
-                dead_letter: id,
-                who: &session.who,
-            }),
+            who: &session.who,
         })
         .await;
     match submitted {
@@ -244,15 +238,15 @@ pub(crate) async fn replay(
             );
             Ok(Redirect::to(&format!("/console/dead-letters/{id}")).into_response())
         }
-        Err(PublishError::Request(e)) => {
+        Err(ReplayError::Refused(e)) => {
             let notice = html! {
-                p.notice.error { "Not replayed: the batch was refused as it stands (" (e.message) "). Discard it, and have the producer send a corrected one." }
+                p.notice.error { "Not replayed: the batch was refused as it stands (" (e) "). Discard it, and have the producer send a corrected one." }
             };
             Ok(render(&state, &session, id, Some(notice))
                 .await?
                 .into_response())
         }
-        Err(PublishError::AlreadyResolved) => {
+        Err(ReplayError::AlreadyResolved) => {
             Ok(Redirect::to(&format!("/console/dead-letters/{id}")).into_response())
         }
         Err(e) => {
@@ -266,7 +260,7 @@ pub(crate) async fn replay(
 }
 
 pub(crate) async fn discard(
-    State(state): State<AppState>,
+    State(state): State<Console>,
     session: Session,
     Path(id): Path<i64>,
     Form(f): Form<CsrfOnly>,

@@ -21,9 +21,10 @@ use std::time::Instant;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
 
 /// Wrong tokens an address may send at once, and per minute.
-pub(crate) const WRONG_PER_MINUTE: u32 = 10;
+pub const WRONG_PER_MINUTE: u32 = 10;
 
 /// Addresses tracked at most: past this, buckets that are full again are
 /// dropped, and a new address is not tracked until there is room.
@@ -34,7 +35,7 @@ const MAX_TRACKED: usize = 100_000;
 /// the client itself unless a proxy overwrites it). `None` when the request
 /// did not come through ingest's listener (router tests).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+pub struct ClientAddr(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
@@ -45,11 +46,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 }
 
 impl ClientAddr {
-    pub(crate) fn of(parts: &Parts) -> Self {
+    pub fn of(parts: &Parts) -> Self {
         Self::from_extensions(&parts.extensions)
     }
 
-    pub(crate) fn from_extensions(ext: &axum::http::Extensions) -> Self {
+    pub fn from_extensions(ext: &axum::http::Extensions) -> Self {
         Self(
             ext.get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip().to_canonical()),
@@ -104,14 +105,14 @@ impl Bucket {
 
 /// The buckets of every address that sent a wrong token lately.
 #[derive(Debug, Default)]
-pub(crate) struct TokenGuard {
+pub struct TokenGuard {
     buckets: Mutex<HashMap<Option<IpAddr>, Bucket>>,
 }
 
 /// An address over its limit: seconds until it may try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Throttled {
-    pub(crate) retry_after: u64,
+pub struct Throttled {
+    pub retry_after: u64,
 }
 
 impl TokenGuard {
@@ -120,7 +121,7 @@ impl TokenGuard {
     /// debug level only: a flood would flood the log). Taking the guess
     /// before the comparison keeps the limit exact when guesses arrive at
     /// once; [`TokenGuard::right`] gives it back.
-    pub(crate) fn admit(&self, addr: ClientAddr) -> Result<(), Throttled> {
+    pub fn admit(&self, addr: ClientAddr) -> Result<(), Throttled> {
         self.admit_at(addr, Instant::now())
     }
 
@@ -158,7 +159,7 @@ impl TokenGuard {
 
     /// After the right token from `addr` (or none at all, which is no
     /// guess): gives back the guess [`TokenGuard::admit`] took.
-    pub(crate) fn right(&self, addr: ClientAddr) {
+    pub fn right(&self, addr: ClientAddr) {
         self.right_at(addr, Instant::now());
     }
 
@@ -177,7 +178,7 @@ impl TokenGuard {
     /// After a wrong token from `addr` (`what`: the console login, the
     /// admin API): the guess stays spent; counted and logged with the
     /// address.
-    pub(crate) fn wrong(&self, addr: ClientAddr, what: &str) {
+    pub fn wrong(&self, addr: ClientAddr, what: &str) {
         metrics::counter!("objectsync_admin_token_refusals_total", "reason" => "wrong")
             .increment(1);
         let left = {
@@ -199,8 +200,17 @@ impl TokenGuard {
     }
 }
 
+/// Compares two secrets without leaking, through timing, how much matched.
+pub fn secrets_match(given: &str, expected: &str) -> bool {
+    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
 /// How long a throttled address waits, for messages.
-pub(crate) fn wait_text(t: Throttled) -> String {
+pub fn wait_text(t: Throttled) -> String {
     format!(
         "too many wrong admin tokens from your address (at most {WRONG_PER_MINUTE} a minute); \
          try again in {} s",
@@ -283,5 +293,12 @@ mod tests {
             "::ffff:192.0.2.1".parse::<IpAddr>().unwrap().to_canonical(),
         ));
         assert_eq!(mapped.to_string(), "192.0.2.1");
+    }
+
+    #[test]
+    fn secrets_compare() {
+        assert!(secrets_match("token", "token"));
+        assert!(!secrets_match("token", "tokeN"));
+        assert!(!secrets_match("", "token"));
     }
 }

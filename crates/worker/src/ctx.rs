@@ -1,0 +1,53 @@
+//! The worker's shared context: its pools, its broker, its settings and
+//! its slots, handed to the consumer, the dead-letter tracker, the
+//! heartbeat and the monitors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::ExponentialBuilder;
+use deadpool_postgres::Pool;
+use objectsync_infra::Broker;
+use objectsync_infra::settings::WorkerSettings;
+
+use crate::apply;
+
+/// What every delivery handler and background task needs.
+pub(crate) struct Ctx {
+    /// Sessions that apply batches (apply timeouts).
+    pub(crate) pool: Pool,
+    /// Sessions of the monitors, dead-letter tracker and heartbeat, with
+    /// their own timeouts and out of the way of batches.
+    pub(crate) monitors: Pool,
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) settings: WorkerSettings,
+    /// The confirm-mode channel batches that give way are republished on.
+    pub(crate) republish: tokio::sync::Mutex<Option<lapin::Channel>>,
+    /// Footprints of other batches, and the slots batches are applied in.
+    pub(crate) local: apply::Local,
+}
+
+impl Ctx {
+    pub(crate) fn apply_config(&self, express: bool) -> apply::ApplyConfig {
+        apply::ApplyConfig {
+            express,
+            max_links_per_type: self.settings.max_links_per_type,
+            order_wait: Duration::from_millis(self.settings.order_wait_ms),
+        }
+    }
+
+    pub(crate) fn max_deliveries(&self) -> u32 {
+        self.broker.topology().max_deliveries
+    }
+
+    /// Backoff for transient failures within one delivery: exponential with
+    /// jitter, bounded in total by the retry budget.
+    pub(crate) fn retry_policy(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(5))
+            .with_total_delay(Some(Duration::from_millis(self.settings.retry_budget_ms)))
+            .without_max_times()
+    }
+}
