@@ -100,7 +100,8 @@ pub fn pool_for(
     sessions: Sessions,
     options: Option<&str>,
 ) -> Result<Pool, DbError> {
-    let mut config = tokio_postgres::Config::from_str(&settings.url).map_err(DbError::Url)?;
+    let mut config =
+        tokio_postgres::Config::from_str(settings.url.expose_secret()).map_err(DbError::Url)?;
     let ours = match options {
         Some(options) => format!("{} {options}", sessions.options(settings)),
         None => sessions.options(settings),

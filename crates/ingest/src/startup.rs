@@ -9,6 +9,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use objectsync_infra::db::Sessions;
 use objectsync_infra::ops::{self, Probes};
+use objectsync_infra::settings::ExposeSecret;
 use objectsync_infra::{Broker, Settings, db};
 use objectsync_model::ApiCode;
 use objectsync_model::limits::MAX_BODY_BYTES;
@@ -98,7 +99,7 @@ impl Application {
         settings: &Settings,
         cancel: &CancellationToken,
     ) -> Result<Self, StartupError> {
-        migrate_when_up(&settings.database.url, cancel).await?;
+        migrate_when_up(settings.database.url.expose_secret(), cancel).await?;
         let pool = db::pool_for(
             &settings.database,
             Sessions::Requests,
@@ -122,7 +123,8 @@ impl Application {
             admin_token: settings
                 .admin
                 .token
-                .clone()
+                .as_ref()
+                .map(ExposeSecret::expose_secret)
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
             limits: settings.limits,
