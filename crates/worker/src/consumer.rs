@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use deadpool_postgres::Pool;
 use std::panic::AssertUnwindSafe;
 
@@ -84,6 +84,14 @@ pub(crate) enum Session {
     Lost { error: lapin::Error, consumed: bool },
 }
 
+/// The pauses between reconnects: from 250 ms, doubling, up to 10 s, for as
+/// long as it takes.
+const RECONNECT_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(250))
+    .with_max_delay(RECONNECT_MAX_PAUSE)
+    .without_max_times();
+const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(10);
+
 /// Runs `session` again and again, with a growing pause after each broker
 /// failure, until `cancel` fires: the explicit reconnect loop that lapin's
 /// own recovery is not relied on for.
@@ -92,22 +100,22 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Session>,
 {
-    let mut delay = Duration::from_millis(250);
+    let mut pauses = RECONNECT_BACKOFF.build();
     while !cancel.is_cancelled() {
         match session().await {
             Session::Stopped => break,
             Session::Lost { error, consumed } => {
                 if consumed {
-                    delay = Duration::from_millis(250);
+                    pauses = RECONNECT_BACKOFF.build();
                 }
+                let delay = pauses.next().unwrap_or(RECONNECT_MAX_PAUSE);
                 tracing::warn!(%error, retry_in = ?delay, "{what} lost the broker");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                }
             }
         }
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
@@ -434,5 +442,28 @@ fn record_applied(counts: &processes::Counts, took: Duration) {
             metrics::counter!("objectsync_records_total", "outcome" => outcome)
                 .increment(u64::try_from(n).unwrap_or(0));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_pauses_double_from_a_quarter_second_to_ten_seconds_and_go_on() {
+        // In whole milliseconds: backon multiplies in f32, off by a few ns.
+        let pauses: Vec<u128> = RECONNECT_BACKOFF
+            .build()
+            .take(9)
+            .map(|p| p.as_millis())
+            .collect();
+        assert_eq!(
+            pauses,
+            [250, 500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000]
+        );
+        assert!(
+            RECONNECT_BACKOFF.build().nth(1_000).is_some(),
+            "never gives up"
+        );
     }
 }
