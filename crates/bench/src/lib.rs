@@ -78,9 +78,12 @@ async fn purge(
     settings: &objectsync_infra::Settings,
     pool: &deadpool_postgres::Pool,
 ) -> Result<(), String> {
-    let conn = Connection::connect(&settings.amqp.url, ConnectionProperties::default())
-        .await
-        .map_err(|e| e.to_string())?;
+    let conn = Connection::connect(
+        settings.amqp.url.expose_secret(),
+        ConnectionProperties::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
     for queue in objectsync_infra::Topology::new(&settings.amqp).batch_queues() {
         channel

@@ -257,7 +257,7 @@ impl Broker {
     /// Does not connect yet: the first [`Broker::connection`] does.
     pub fn new(settings: &AmqpSettings, name: &str) -> Self {
         Self {
-            url: settings.url.clone(),
+            url: settings.url.expose_secret().to_owned(),
             name: name.to_owned(),
             topology: Topology::new(settings),
             current: Mutex::new(None),

@@ -108,7 +108,7 @@ pub fn pool_for(
 ) -> Result<Pool, DbError> {
     let Target {
         mut config, tls, ..
-    } = Target::parse(&settings.url)?;
+    } = Target::parse(settings.url.expose_secret())?;
     let ours = match options {
         Some(options) => format!("{} {options}", sessions.options(settings)),
         None => sessions.options(settings),

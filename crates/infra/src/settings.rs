@@ -5,16 +5,20 @@
 //! come from files instead (`DATABASE_URL_FILE`, see `secret_files`).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
 
 use config::{Config, Environment, File};
 use serde::Deserialize;
 
 mod limits;
+mod secret;
 mod secret_files;
 
 pub use limits::{InvalidLimit, LimitSettings};
+/// The admin token's type, and how to read it, for the crates that set or
+/// check it.
+pub use secrecy::{ExposeSecret, SecretString};
+pub use secret::SecretUrl;
 pub use secret_files::SecretFileError;
 
 /// Which binary is loading settings; the two differ only in defaults.
@@ -65,10 +69,10 @@ pub struct Settings {
     pub worker: WorkerSettings,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
     /// A `postgres://` URL.
-    pub url: String,
+    pub url: SecretUrl,
     /// Connections in the pool of each process.
     pub pool_size: usize,
     /// How long a request waits for a free connection before it fails (ms).
@@ -134,32 +138,10 @@ impl DatabaseSettings {
     }
 }
 
-impl fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatabaseSettings")
-            .field("url", &redact_url(&self.url))
-            .field("pool_size", &self.pool_size)
-            .field("pool_timeout_ms", &self.pool_timeout_ms)
-            .field("statement_timeout_ms", &self.statement_timeout_ms)
-            .field("lock_timeout_ms", &self.lock_timeout_ms)
-            .field(
-                "apply_statement_timeout_ms",
-                &self.apply_statement_timeout_ms,
-            )
-            .field("apply_lock_timeout_ms", &self.apply_lock_timeout_ms)
-            .field(
-                "monitor_statement_timeout_ms",
-                &self.monitor_statement_timeout_ms,
-            )
-            .field("monitor_lock_timeout_ms", &self.monitor_lock_timeout_ms)
-            .finish()
-    }
-}
-
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct AmqpSettings {
     /// An `amqp://` URL; the vhost is its path (`%2f` for `/`).
-    pub url: String,
+    pub url: SecretUrl,
     /// Prefix of every exchange and queue name, so that several deployments
     /// (or tests) can share a vhost.
     pub prefix: String,
@@ -177,18 +159,6 @@ pub struct AmqpSettings {
     pub bulk_after: u32,
 }
 
-impl fmt::Debug for AmqpSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AmqpSettings")
-            .field("url", &redact_url(&self.url))
-            .field("prefix", &self.prefix)
-            .field("max_deliveries", &self.max_deliveries)
-            .field("partitions", &self.partitions)
-            .field("bulk_after", &self.bulk_after)
-            .finish()
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     pub host: String,
@@ -204,10 +174,10 @@ pub struct HttpSettings {
     pub max_connections: usize,
 }
 
-#[derive(Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct AdminSettings {
     /// With no token the admin API answers 404: disabled, never open.
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
 }
 
 impl AdminSettings {
@@ -218,19 +188,14 @@ impl AdminSettings {
     /// Refuses a token shorter than [`Self::MIN_TOKEN_CHARS`]; an empty one
     /// is no token (the admin API stays disabled).
     fn check(&self) -> Result<(), SettingsError> {
-        match self.token.as_deref().map(|t| t.chars().count()) {
+        match self
+            .token
+            .as_ref()
+            .map(|t| t.expose_secret().chars().count())
+        {
             Some(n) if n > 0 && n < Self::MIN_TOKEN_CHARS => Err(SettingsError::ShortAdminToken(n)),
             _ => Ok(()),
         }
-    }
-}
-
-impl fmt::Debug for AdminSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let token = self.token.as_ref().map(|_| "<redacted>");
-        f.debug_struct("AdminSettings")
-            .field("token", &token)
-            .finish()
     }
 }
 
@@ -282,20 +247,6 @@ pub struct WorkerSettings {
     /// applying, for the console); readers take a worker whose row is three
     /// heartbeats old for gone.
     pub heartbeat_secs: u64,
-}
-
-fn redact_url(url: &str) -> String {
-    // scheme://user:password@host → scheme://user:***@host
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 impl Settings {
@@ -412,10 +363,13 @@ mod tests {
     fn defaults_point_at_local_services() {
         let s = Settings::load_from(Role::Ingest, None, HashMap::new()).unwrap();
         assert_eq!(
-            s.database.url,
+            s.database.url.expose_secret(),
             "postgres://postgres@127.0.0.1:5432/objectsync"
         );
-        assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(
+            s.amqp.url.expose_secret(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f"
+        );
         assert_eq!(s.http_addr(), "127.0.0.1:8080");
         assert!(s.admin.token.is_none());
         let w = Settings::load_from(Role::Worker, None, HashMap::new()).unwrap();
@@ -444,11 +398,14 @@ mod tests {
         .unwrap();
         assert_eq!(s.http.port, 9000);
         assert_eq!(
-            s.admin.token.as_deref(),
+            s.admin.token.as_ref().map(ExposeSecret::expose_secret),
             Some("s3cret-s3cret-s3cret-s3cret-s3cret")
         );
-        assert_eq!(s.database.url, "postgres://u:pw@db:5432/prod");
-        assert_eq!(s.amqp.url, "amqp://mq:5672/%2f");
+        assert_eq!(
+            s.database.url.expose_secret(),
+            "postgres://u:pw@db:5432/prod"
+        );
+        assert_eq!(s.amqp.url.expose_secret(), "amqp://mq:5672/%2f");
         assert_eq!(s.worker.prefetch, 3);
     }
 
@@ -507,5 +464,11 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(!shown.contains("pw@"), "{shown}");
+        // Where the services are stays in the log, with the passwords out.
+        assert!(shown.contains("\"postgres://u:***@db/x\""), "{shown}");
+        assert!(
+            shown.contains("\"amqp://guest:***@127.0.0.1:5672/%2f\""),
+            "{shown}"
+        );
     }
 }

@@ -82,7 +82,7 @@ pub fn print_out(text: &str) -> std::io::Result<()> {
 pub async fn run_migrate(config: Option<&std::path::Path>) -> std::process::ExitCode {
     match start(config) {
         Ok(settings) => finish(
-            objectsync_infra::db::migrate(&settings.database.url)
+            objectsync_infra::db::migrate(settings.database.url.expose_secret())
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|n| {

@@ -7,9 +7,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
+use backon::{ExponentialBuilder, Retryable};
 use objectsync_console::Console;
 use objectsync_infra::db::Sessions;
 use objectsync_infra::ops::{self, Probes};
+use objectsync_infra::settings::ExposeSecret;
 use objectsync_infra::token_guard::TokenGuard;
 use objectsync_infra::{Broker, Settings, db};
 use objectsync_model::ApiCode;
@@ -61,25 +63,43 @@ async fn sweep_idempotency_keys(pool: deadpool_postgres::Pool, cancel: Cancellat
 /// Runs migrations, retrying while the database is not up yet (as when all
 /// services start together), until `cancel` fires.
 async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db::DbError> {
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match db::migrate(url).await {
-            Ok(_) => return Ok(()),
-            Err(db::DbError::Postgres(e))
-                if objectsync_store::classify(&e) == objectsync_store::ErrorKind::Transient =>
-            {
-                let error = objectsync_store::describe(&e);
-                tracing::warn!(%error, "database not reachable yet; retrying");
+    let stop = cancel.clone();
+    (|| async {
+        if cancel.is_cancelled() {
+            return Err(db::DbError::Cancelled);
+        }
+        db::migrate(url).await.map(drop)
+    })
+    .retry(MIGRATE_BACKOFF)
+    .sleep(move |pause| {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(pause) => {}
             }
-            Err(e) => return Err(e),
         }
-        tokio::select! {
-            () = cancel.cancelled() => return Err(db::DbError::Cancelled),
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+    })
+    .when(|e| {
+        matches!(e, db::DbError::Postgres(e)
+            if objectsync_store::classify(e) == objectsync_store::ErrorKind::Transient)
+    })
+    .notify(|e, pause| {
+        let error = match e {
+            db::DbError::Postgres(e) => objectsync_store::describe(e),
+            other => other.to_string(),
+        };
+        tracing::warn!(%error, retry_in = ?pause, "database not reachable yet; retrying");
+    })
+    .await
 }
+
+/// The pauses between attempts of [`migrate_when_up`]: from 250 ms,
+/// doubling, up to 5 s, for as long as it takes.
+const MIGRATE_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(250))
+    .with_max_delay(Duration::from_secs(5))
+    .without_max_times();
 
 /// Planner settings of ingest's sessions.
 ///
@@ -102,7 +122,7 @@ impl Application {
         settings: &Settings,
         cancel: &CancellationToken,
     ) -> Result<Self, StartupError> {
-        migrate_when_up(&settings.database.url, cancel).await?;
+        migrate_when_up(settings.database.url.expose_secret(), cancel).await?;
         let pool = db::pool_for(
             &settings.database,
             Sessions::Requests,
@@ -123,7 +143,8 @@ impl Application {
         let admin_token: Option<Arc<str>> = settings
             .admin
             .token
-            .clone()
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
             .filter(|t| !t.is_empty())
             .map(Arc::from);
         let token_guard = Arc::<TokenGuard>::default();
@@ -217,4 +238,24 @@ pub fn router(state: AppState, console: Console, probes: Probes) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
         .merge(ops::router(probes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrating_retries_while_the_database_is_away_until_cancelled() {
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            stop.cancel();
+        });
+        // Nothing listens on port 1: connection refused, a transient error.
+        let e = migrate_when_up("postgres://postgres@127.0.0.1:1/objectsync", &cancel)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, db::DbError::Cancelled), "{e}");
+    }
 }

@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use deadpool_postgres::Pool;
 use objectsync_model::{OrgId, ProcessId, ProcessKind};
 
@@ -44,14 +45,22 @@ pub(crate) fn lock_key(org: OrgId) -> (i32, i32) {
 /// lack.
 pub async fn barrier(pool: &Pool, org: OrgId) -> StoreResult<()> {
     let mut holders = holders(&pool.get().await?, org, None).await?;
-    let mut pause = Duration::from_millis(1);
+    let mut pauses = BARRIER_BACKOFF.build();
     while !holders.is_empty() {
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(20));
+        tokio::time::sleep(pauses.next().unwrap_or(BARRIER_MAX_PAUSE)).await;
         holders = self::holders(&pool.get().await?, org, Some(&holders)).await?;
     }
     Ok(())
 }
+
+/// The pauses between checks of [`barrier`]: from 1 ms, doubling, up to
+/// 20 ms. The transactions waited for are ingest's, which commit within
+/// milliseconds.
+const BARRIER_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(1))
+    .with_max_delay(BARRIER_MAX_PAUSE)
+    .without_max_times();
+const BARRIER_MAX_PAUSE: Duration = Duration::from_millis(20);
 
 /// The transactions (virtual ids) holding `org`'s ordering lock now; with
 /// `among`, only those of them.
@@ -153,4 +162,24 @@ pub async fn still_open(
     .iter()
     .map(|r| r.get(0))
     .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn barrier_checks_double_their_pause_from_one_to_twenty_milliseconds() {
+        // In whole milliseconds: backon multiplies in f32, off by a few ns.
+        let pauses: Vec<u128> = BARRIER_BACKOFF
+            .build()
+            .take(7)
+            .map(|p| p.as_millis())
+            .collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 20, 20]);
+        assert!(
+            BARRIER_BACKOFF.build().nth(10_000).is_some(),
+            "never gives up"
+        );
+    }
 }

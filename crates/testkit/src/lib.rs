@@ -367,9 +367,12 @@ impl TestApp {
     /// Publishes raw bytes with the given properties (headers) straight to
     /// the batch queue, persistently.
     pub async fn publish_raw_with(&self, payload: &[u8], properties: BasicProperties) {
-        let conn = Connection::connect(&self.settings.amqp.url, ConnectionProperties::default())
-            .await
-            .expect("broker");
+        let conn = Connection::connect(
+            self.settings.amqp.url.expose_secret(),
+            ConnectionProperties::default(),
+        )
+        .await
+        .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         channel
             .confirm_select(Default::default())
@@ -392,9 +395,12 @@ impl TestApp {
 
     /// Messages waiting in a queue.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let conn = Connection::connect(&self.settings.amqp.url, ConnectionProperties::default())
-            .await
-            .expect("broker");
+        let conn = Connection::connect(
+            self.settings.amqp.url.expose_secret(),
+            ConnectionProperties::default(),
+        )
+        .await
+        .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         let q = channel
             .queue_declare(
@@ -424,9 +430,12 @@ impl TestApp {
     /// queue, each in its order; an organization's batches share a queue,
     /// so theirs come in the order they were published.
     pub async fn take_batches(&self) -> Vec<(Vec<u8>, BasicProperties)> {
-        let conn = Connection::connect(&self.settings.amqp.url, ConnectionProperties::default())
-            .await
-            .expect("broker");
+        let conn = Connection::connect(
+            self.settings.amqp.url.expose_secret(),
+            ConnectionProperties::default(),
+        )
+        .await
+        .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         let mut out = Vec::new();
         for queue in self.topology().batch_queues() {

@@ -35,16 +35,20 @@ impl Sandbox {
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings load");
         let db_name = format!("objectsync_{kind}_{id}");
-        let admin = db::connect(&with_database(&settings.database.url, "postgres"))
-            .await
-            .expect("PostgreSQL is reachable");
+        let admin = db::connect(&with_database(
+            settings.database.url.expose_secret(),
+            "postgres",
+        ))
+        .await
+        .expect("PostgreSQL is reachable");
         admin
             .execute(&format!("create database {db_name}"), &[])
             .await
             .expect("create the sandbox database");
-        settings.database.url = with_database(&settings.database.url, &db_name);
+        settings.database.url =
+            with_database(settings.database.url.expose_secret(), &db_name).into();
         settings.amqp.prefix = format!("{kind}-{id}");
-        db::migrate(&settings.database.url)
+        db::migrate(settings.database.url.expose_secret())
             .await
             .expect("migrate the sandbox database");
         let pool = db::pool(&settings.database).expect("sandbox pool");
@@ -71,7 +75,9 @@ impl Drop for Sandbox {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(admin) = db::connect(&with_database(&db_url, "postgres")).await {
+                if let Ok(admin) =
+                    db::connect(&with_database(db_url.expose_secret(), "postgres")).await
+                {
                     let _ = admin
                         .execute(
                             &format!("drop database if exists {db_name} with (force)"),
@@ -80,7 +86,8 @@ impl Drop for Sandbox {
                         .await;
                 }
                 if let Ok(conn) =
-                    Connection::connect(&amqp.url, ConnectionProperties::default()).await
+                    Connection::connect(amqp.url.expose_secret(), ConnectionProperties::default())
+                        .await
                     && let Ok(channel) = conn.create_channel().await
                 {
                     let _ = Topology::new(&amqp).delete(&channel).await;

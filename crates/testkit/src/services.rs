@@ -24,8 +24,14 @@ impl Spawner {
     pub fn new(settings: &Settings, log_dir: PathBuf, default_log: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(&log_dir)?;
         let env = vec![
-            ("DATABASE_URL".into(), settings.database.url.clone()),
-            ("AMQP_URL".into(), settings.amqp.url.clone()),
+            (
+                "DATABASE_URL".into(),
+                settings.database.url.expose_secret().to_owned(),
+            ),
+            (
+                "AMQP_URL".into(),
+                settings.amqp.url.expose_secret().to_owned(),
+            ),
             (
                 "OBJECTSYNC__AMQP__PREFIX".into(),
                 settings.amqp.prefix.clone(),

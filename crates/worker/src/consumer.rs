@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use std::panic::AssertUnwindSafe;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
+
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
@@ -39,6 +41,14 @@ pub(crate) enum Session {
     Lost { error: lapin::Error, consumed: bool },
 }
 
+/// The pauses between reconnects: from 250 ms, doubling, up to 10 s, for as
+/// long as it takes.
+const RECONNECT_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(250))
+    .with_max_delay(RECONNECT_MAX_PAUSE)
+    .without_max_times();
+const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(10);
+
 /// Runs `session` again and again, with a growing pause after each broker
 /// failure, until `cancel` fires: the explicit reconnect loop that lapin's
 /// own recovery is not relied on for.
@@ -47,22 +57,22 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Session>,
 {
-    let mut delay = Duration::from_millis(250);
+    let mut pauses = RECONNECT_BACKOFF.build();
     while !cancel.is_cancelled() {
         match session().await {
             Session::Stopped => break,
             Session::Lost { error, consumed } => {
                 if consumed {
-                    delay = Duration::from_millis(250);
+                    pauses = RECONNECT_BACKOFF.build();
                 }
+                let delay = pauses.next().unwrap_or(RECONNECT_MAX_PAUSE);
                 tracing::warn!(%error, retry_in = ?delay, "{what} lost the broker");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                }
             }
         }
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
@@ -224,5 +234,28 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: Cancellation
         }
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
         metrics::counter!("objectsync_processes_failed_total", "reason" => "panic").increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_pauses_double_from_a_quarter_second_to_ten_seconds_and_go_on() {
+        // In whole milliseconds: backon multiplies in f32, off by a few ns.
+        let pauses: Vec<u128> = RECONNECT_BACKOFF
+            .build()
+            .take(9)
+            .map(|p| p.as_millis())
+            .collect();
+        assert_eq!(
+            pauses,
+            [250, 500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000]
+        );
+        assert!(
+            RECONNECT_BACKOFF.build().nth(1_000).is_some(),
+            "never gives up"
+        );
     }
 }

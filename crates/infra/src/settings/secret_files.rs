@@ -78,6 +78,7 @@ pub(super) fn without_file_variables(mut env: HashMap<String, String>) -> HashMa
 mod tests {
     use super::*;
     use crate::settings::{Role, Settings, SettingsError};
+    use secrecy::ExposeSecret;
 
     struct TempDir(PathBuf);
 
@@ -126,12 +127,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            s.database.url,
+            s.database.url.expose_secret(),
             "postgres://u:pw@db:5432/prod?sslmode=require"
         );
-        assert_eq!(s.amqp.url, "amqps://u:pw@mq:5671/%2f");
+        assert_eq!(s.amqp.url.expose_secret(), "amqps://u:pw@mq:5671/%2f");
         assert_eq!(
-            s.admin.token.as_deref(),
+            s.admin.token.as_ref().map(|t| t.expose_secret()),
             Some("t0ken-t0ken-t0ken-t0ken-t0ken-t0ken")
         );
     }

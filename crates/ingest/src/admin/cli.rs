@@ -202,7 +202,7 @@ fn default_operator() -> String {
 
 /// Runs an admin command and returns what to print.
 pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, CliError> {
-    db::migrate(&settings.database.url).await?;
+    db::migrate(settings.database.url.expose_secret()).await?;
     let pool = db::pool(&settings.database)?;
     let mut client = pool.get().await.map_err(AdminError::from)?;
     let out = match command {

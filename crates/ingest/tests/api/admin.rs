@@ -267,7 +267,7 @@ async fn the_admin_cli_ends_quietly_when_its_reader_goes_away() {
     let org = app.org_with_vehicles().await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_objectsync-ingest"))
         .args(["admin", "list-types", "--org", &org.id.to_string()])
-        .env("DATABASE_URL", &app.settings.database.url)
+        .env("DATABASE_URL", app.settings.database.url.expose_secret())
         .env("RUST_LOG", "off")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -193,8 +193,8 @@ async fn a_healthy_start_logs_no_error() {
     use std::io::{BufRead, BufReader};
     let app = spawn_app_with(0, |_| {}).await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_objectsync-ingest"))
-        .env("DATABASE_URL", &app.settings.database.url)
-        .env("AMQP_URL", &app.settings.amqp.url)
+        .env("DATABASE_URL", app.settings.database.url.expose_secret())
+        .env("AMQP_URL", app.settings.amqp.url.expose_secret())
         .env("OBJECTSYNC__AMQP__PREFIX", &app.settings.amqp.prefix)
         .env("OBJECTSYNC__HTTP__PORT", "0")
         .env("OBJECTSYNC__LOG__FORMAT", "json")

@@ -34,9 +34,12 @@ pub(crate) async fn wait_for_dead_letters(app: &TestApp, n: usize) -> Vec<DeadLe
 }
 
 async fn connect(app: &TestApp) -> Connection {
-    Connection::connect(&app.settings.amqp.url, ConnectionProperties::default())
-        .await
-        .expect("broker")
+    Connection::connect(
+        app.settings.amqp.url.expose_secret(),
+        ConnectionProperties::default(),
+    )
+    .await
+    .expect("broker")
 }
 
 /// Whether `queue` exists (a failed passive declare closes its channel, so
