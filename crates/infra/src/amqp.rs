@@ -241,6 +241,22 @@ async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> lapin
         .map(|_| ())
 }
 
+/// Reads a queue's counts (ready messages, consumers) without declaring
+/// it: a passive declare, which the broker answers for a queue that exists
+/// (and answers by closing the channel for one that does not).
+pub async fn inspect(channel: &Channel, queue: &str) -> lapin::Result<lapin::Queue> {
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -14,8 +14,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use deadpool_postgres::Pool;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use serde_json::{Value, json};
 
 use crate::amqp::Broker;
@@ -58,16 +56,7 @@ impl Probes {
         let count = async {
             let conn = self.broker.connection().await?;
             let channel = conn.create_channel().await?;
-            let declared = channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await;
+            let declared = crate::amqp::inspect(&channel, &queue).await;
             // A failed passive declare has closed the channel already.
             if declared.is_ok() {
                 let _ = channel.close(200, "OK".into()).await;

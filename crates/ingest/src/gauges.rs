@@ -12,8 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use objectsync_console::{QueueDepth, Queues};
 use objectsync_infra::Broker;
 use objectsync_store::limits;
@@ -72,16 +70,7 @@ async fn queue_depths(broker: &Broker, snapshot: &Queues) -> Result<(), lapin::E
         .chain(std::iter::once(&topology.dead_track_queue));
     let mut read = Vec::new();
     for queue in queues {
-        let q = channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        let q = objectsync_infra::amqp::inspect(&channel, queue).await?;
         metrics::gauge!("objectsync_queue_depth", "queue" => queue.clone())
             .set(f64::from(q.message_count()));
         metrics::gauge!("objectsync_queue_consumers", "queue" => queue.clone())

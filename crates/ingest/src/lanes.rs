@@ -17,8 +17,6 @@
 //! The express queue so holds at most `bulk_after` batches of any one
 //! organization, plus the few that requests arriving together may add.
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use objectsync_infra::{Broker, Topology};
 use objectsync_model::OrgId;
 use objectsync_store::GenericClient;
@@ -91,16 +89,7 @@ async fn least_loaded(broker: &Broker) -> lapin::Result<String> {
     let channel = conn.create_channel().await?;
     let mut depths = Vec::with_capacity(partitions.len());
     for queue in partitions {
-        let declared = channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        let declared = objectsync_infra::amqp::inspect(&channel, queue).await?;
         depths.push(declared.message_count());
     }
     let _ = channel.close(200, "OK".into()).await;
