@@ -120,16 +120,18 @@ impl Session {
     }
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of cookie `name` in the request's `Cookie` headers, read by
+/// the `cookie` crate (quoting, spacing and several headers as browsers
+/// send them).
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
 /// The `Set-Cookie` of a session (or, with `None`, of its end).
@@ -158,7 +160,7 @@ impl FromRequestParts<Console> for Session {
         let Some(token) = state.admin_token.as_deref() else {
             return Err(super::disabled());
         };
-        if let Some(session) = cookie(&parts.headers, COOKIE).and_then(|v| open(token, v, now()))
+        if let Some(session) = cookie(&parts.headers, COOKIE).and_then(|v| open(token, &v, now()))
             && live(state, &session).await?
         {
             return Ok(session);
@@ -261,7 +263,7 @@ mod tests {
             header::COOKIE,
             "x=1; objectsync_console=abc; y=2".parse().unwrap(),
         );
-        assert_eq!(cookie(&h, COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, COOKIE).as_deref(), Some("abc"));
         assert!(set_cookie(&h, Some("v")).contains("HttpOnly; SameSite=Strict"));
     }
 }
