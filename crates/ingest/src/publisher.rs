@@ -122,6 +122,28 @@ pub struct Replay<'a> {
     pub who: &'a str,
 }
 
+/// Whether the organization may queue this batch now: its object type
+/// exists and, with a cap, it has fewer open processes than the cap. The
+/// cap is counted under the organization's backlog lock, held until the
+/// transaction ends, so concurrent requests count one another's process.
+async fn admit(
+    tx: &deadpool_postgres::Transaction<'_>,
+    s: &Submission<'_>,
+    name: &ObjectTypeName,
+) -> Result<(), PublishError> {
+    if !object_types::exists(tx, s.org_id, name.as_str()).await? {
+        return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
+    }
+    if s.max_open_processes > 0 {
+        limits::lock_backlog(tx, s.org_id).await?;
+        let open = limits::open_processes(tx, s.org_id, s.max_open_processes).await?;
+        if open >= s.max_open_processes {
+            return Err(PublishError::Backlog { open });
+        }
+    }
+    Ok(())
+}
+
 /// Validates, records and publishes batches. Cheap to share behind an `Arc`.
 pub struct Publisher {
     pool: Pool,
@@ -215,18 +237,7 @@ impl Publisher {
         // waits for it (see the worker's `process::missing`).
         tx.batch_execute("set local idle_in_transaction_session_timeout = '20s'")
             .await?;
-        if !object_types::exists(&tx, s.org_id, name.as_str()).await? {
-            return Err(RequestError::new(ApiCode::DocumentNotFound, "invalid object type").into());
-        }
-        if s.max_open_processes > 0 {
-            // Held until commit: the next request of the organization
-            // counts once this one's process is committed or gone.
-            limits::lock_backlog(&tx, s.org_id).await?;
-            let open = limits::open_processes(&tx, s.org_id, s.max_open_processes).await?;
-            if open >= s.max_open_processes {
-                return Err(PublishError::Backlog { open });
-            }
-        }
+        admit(&tx, &s, &name).await?;
         let queue = crate::lanes::route(&tx, &self.broker, s.org_id).await?;
         let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
         let footprint = job.footprint(&name);
