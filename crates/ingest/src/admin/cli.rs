@@ -200,6 +200,20 @@ fn default_operator() -> String {
         .unwrap_or_else(|| "admin CLI".to_owned())
 }
 
+/// A definition from a file holding the admin API's body, read as
+/// strictly as the admin API reads it: unknown and repeated keys are
+/// refused, naming them.
+fn definition_from_file(path: &std::path::Path) -> Result<DefinitionInput, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    let _: super::body::DefinitionIn =
+        super::body::read(text.as_bytes(), objectsync_model::ApiCode::BadRequest)
+            .map_err(|e| CliError::Usage(format!("{}: {}", path.display(), e.message)))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    Ok(DefinitionInput::from_json(&value).map_err(AdminError::from)?)
+}
+
 /// Runs an admin command and returns what to print.
 pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, CliError> {
     db::migrate(settings.database.url.expose_secret()).await?;
@@ -223,20 +237,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
             file,
         } => {
             let input = match file {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-                    // As strict as the admin API: unknown and repeated keys
-                    // are refused, naming them.
-                    let _: super::body::DefinitionIn =
-                        super::body::read(text.as_bytes(), objectsync_model::ApiCode::BadRequest)
-                            .map_err(|e| {
-                            CliError::Usage(format!("{}: {}", path.display(), e.message))
-                        })?;
-                    let value: Value = serde_json::from_str(&text)
-                        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-                    DefinitionInput::from_json(&value).map_err(AdminError::from)?
-                }
+                Some(path) => definition_from_file(&path)?,
                 None => definition_from_flags(&name, label, &attrs, &assocs)
                     .map_err(AdminError::from)?,
             };
