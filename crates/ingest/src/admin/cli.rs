@@ -10,6 +10,7 @@ use objectsync_model::{
     AttributeDef, AttributeKey, AttributeType, CategoryOption, DefinitionInput, FieldError,
     ObjectTypeName, OrgId, ProcessId,
 };
+use objectsync_store::GenericClient;
 use objectsync_store::liveness;
 use objectsync_store::organizations::Limits;
 use serde_json::{Value, json};
@@ -200,6 +201,26 @@ fn default_operator() -> String {
         .unwrap_or_else(|| "admin CLI".to_owned())
 }
 
+/// An organization's object types, as the admin API lists them.
+async fn list_types(client: &impl GenericClient, org: OrgId) -> Result<Value, CliError> {
+    let types = service::list_object_types(client, org).await?;
+    Ok(json!(
+        types.iter().map(Definition::from).collect::<Vec<_>>()
+    ))
+}
+
+/// Open processes with no delivery for `after` seconds, oldest first.
+async fn stale_processes(
+    client: &impl GenericClient,
+    after: u64,
+    limit: i64,
+) -> Result<Value, CliError> {
+    let stale = liveness::list(client, std::time::Duration::from_secs(after), limit)
+        .await
+        .map_err(AdminError::from)?;
+    Ok(json!(stale))
+}
+
 /// A definition from a file holding the admin API's body, read as
 /// strictly as the admin API reads it: unknown and repeated keys are
 /// refused, naming them.
@@ -246,10 +267,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
         }
         AdminCommand::StaleProcesses { older_than, limit } => {
             let after = older_than.unwrap_or(settings.worker.stale_after_secs);
-            let stale = liveness::list(&client, std::time::Duration::from_secs(after), limit)
-                .await
-                .map_err(AdminError::from)?;
-            json!(stale)
+            stale_processes(&client, after, limit).await?
         }
         AdminCommand::FailProcess {
             org,
@@ -288,13 +306,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
         AdminCommand::ShowLimits { org } => {
             json!(service::get_limits(&client, &settings.limits, OrgId(org)).await?)
         }
-        AdminCommand::ListTypes { org } => json!(
-            service::list_object_types(&client, OrgId(org))
-                .await?
-                .iter()
-                .map(Definition::from)
-                .collect::<Vec<_>>()
-        ),
+        AdminCommand::ListTypes { org } => list_types(&client, OrgId(org)).await?,
     };
     Ok(out)
 }
