@@ -113,17 +113,10 @@ pub struct InvalidLimit {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use crate::settings::tests::env;
 
     use super::LimitSettings;
     use crate::settings::{Role, Settings, SettingsError};
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn limits_out_of_range_are_refused_at_load_naming_the_setting() {

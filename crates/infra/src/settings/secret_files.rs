@@ -77,6 +77,7 @@ pub(super) fn without_file_variables(mut env: HashMap<String, String>) -> HashMa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::tests::env;
     use crate::settings::{Role, Settings, SettingsError};
     use secrecy::ExposeSecret;
 
@@ -101,13 +102,6 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
     }
 
     #[test]
