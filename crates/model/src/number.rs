@@ -135,26 +135,35 @@ pub fn read_back(literal: &str) -> Option<String> {
 /// value; the message says what it would have become.
 pub fn check_exact(literal: &str) -> Result<(), ValueError> {
     let literal = literal.trim();
-    let shown = match literal.char_indices().nth(40) {
+    // The common case, decided without a round trip: an integer of at most
+    // 18 digits is read back as the same 64-bit integer.
+    let digits = literal.strip_prefix('-').unwrap_or(literal);
+    if !digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(());
+    }
+    let shown = || match literal.char_indices().nth(40) {
         Some((i, _)) => format!("{}…", &literal[..i]),
         None => literal.to_owned(),
     };
     let Some((sent, scale)) = parse(literal) else {
-        return Err(ValueError(format!("{shown} is not a JSON number")));
+        return Err(ValueError(format!("{} is not a JSON number", shown())));
     };
     if scale > MAX_SCALE {
         return Err(ValueError(format!(
-            "the number {shown} has more than {MAX_SCALE} digits after the decimal point"
+            "the number {} has more than {MAX_SCALE} digits after the decimal point",
+            shown()
         )));
     }
     match read_back(literal) {
         Some(back) if parse(&back).is_some_and(|(v, _)| v == sent) => Ok(()),
         Some(back) => Err(ValueError(format!(
-            "the number {shown} would be returned as {back}: numbers are kept as 64-bit \
-             integers or as doubles, which hold 15 significant digits"
+            "the number {} would be returned as {back}: numbers are kept as 64-bit \
+             integers or as doubles, which hold 15 significant digits",
+            shown()
         ))),
         None => Err(ValueError(format!(
-            "the number {shown} is too large to store"
+            "the number {} is too large to store",
+            shown()
         ))),
     }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::json::{Text, duplicate, is_null, object, reason};
@@ -68,11 +67,10 @@ pub(crate) fn identifiers(path: &str, raw: Option<&RawValue>) -> Result<Identifi
 /// A positive 64-bit integer in any JSON spelling of one (`7`, `7.0`, `7e0`);
 /// `"7"` and `7.5` are not.
 pub(crate) fn id(path: &str, raw: &RawValue) -> Result<i64, RequestError> {
-    // `7.0` is the integer 7 to JSON Schema, and so to the document.
-    match serde_json::from_str::<Value>(raw.get()) {
-        Ok(Value::Number(_)) if crate::number::integer(raw.get()).is_some_and(|i| i > 0) => {
-            Ok(crate::number::integer(raw.get()).unwrap_or(1))
-        }
+    // `7.0` is the integer 7 to JSON Schema, and so to the document. The
+    // raw value is valid JSON, and `integer` reads nothing but a number.
+    match crate::number::integer(raw.get()) {
+        Some(id) if id > 0 => Ok(id),
         _ => Err(RequestError::invalid(format!(
             "{path} must be a positive integer, got {}",
             shown(raw)
