@@ -75,17 +75,19 @@ impl Modify for Security {
 /// limits on `/v3`, wrong admin tokens on `/admin`), 500 and 503.
 struct CommonErrors;
 
+/// The content of every error answer: `ErrorBody` as JSON.
+fn error_body() -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build()
+}
+
 impl Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let error = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("ErrorBody")))
-                        .build(),
-                )
+                .content("application/json", error_body())
                 .build()
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
@@ -173,12 +175,7 @@ fn too_many() -> utoipa::openapi::Response {
                  the limit): when a client that has run out may send again; at most 1000",
             ),
         )
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
+        .content("application/json", error_body())
         .build()
 }
 
@@ -201,12 +198,7 @@ fn too_many_wrong_tokens() -> utoipa::openapi::Response {
                 .description(Some("Seconds to wait before retrying"))
                 .build(),
         )
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
+        .content("application/json", error_body())
         .build()
 }
 
