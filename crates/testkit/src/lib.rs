@@ -174,6 +174,19 @@ impl TestApp {
         cookie.split(';').next().unwrap_or_default().to_owned()
     }
 
+    /// The HTML of console page `path`, with a session `cookie` (see
+    /// [`TestApp::console_cookie`]); asserts a 200.
+    pub async fn console_page(&self, cookie: &str, path: &str) -> String {
+        let resp = reqwest::Client::new()
+            .get(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.text().await.expect("page text")
+    }
+
     // ---- admin -------------------------------------------------------
 
     pub async fn admin_post(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -464,4 +477,14 @@ impl Drop for TestApp {
         self.server.cancel.cancel();
         self.server.handle.abort();
     }
+}
+
+/// The text of the `.value` of the console overview's card `id`.
+pub fn console_card(html: &str, id: &str) -> String {
+    let after = html
+        .split(&format!("id=\"{id}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no card {id}"));
+    let value = after.split("class=\"value\">").nth(1).expect("a value");
+    value.split('<').next().unwrap_or_default().to_owned()
 }

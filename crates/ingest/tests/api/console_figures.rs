@@ -4,28 +4,7 @@
 
 use objectsync_model::OrgId;
 use objectsync_store::{ended, operations};
-use objectsync_testkit::{Org, TestApp, spawn_app_with};
-
-async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let resp = reqwest::Client::new()
-        .get(app.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.text().await.unwrap()
-}
-
-/// The text of the `.value` of the overview's card `id`.
-fn card(html: &str, id: &str) -> String {
-    let after = html
-        .split(&format!("id=\"{id}\""))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no card {id}"));
-    let value = after.split("class=\"value\">").nth(1).unwrap();
-    value.split('<').next().unwrap().to_owned()
-}
+use objectsync_testkit::{Org, TestApp, console_card, spawn_app_with};
 
 /// The cells of the organizations table's row of `org`, tags stripped.
 fn org_row(html: &str, org: &Org) -> Vec<String> {
@@ -159,11 +138,11 @@ async fn the_last_hour_and_day_count_each_ended_process_once() {
     // Read twice: the first view reads the settled minutes and keeps them,
     // the second adds nothing twice.
     for _ in 0..2 {
-        let live = page(&app, &cookie, "/console/overview/live").await;
-        assert_eq!(card(&live, "applied-hour"), "157");
-        assert_eq!(card(&live, "latency-p50"), "1.0 s");
-        assert_eq!(card(&live, "failed-day"), "1");
-        let orgs = page(&app, &cookie, "/console/organizations").await;
+        let live = app.console_page(&cookie, "/console/overview/live").await;
+        assert_eq!(console_card(&live, "applied-hour"), "157");
+        assert_eq!(console_card(&live, "latency-p50"), "1.0 s");
+        assert_eq!(console_card(&live, "failed-day"), "1");
+        let orgs = app.console_page(&cookie, "/console/organizations").await;
         // open, ended, failed, records applied (24 h)
         assert_eq!(org_row(&orgs, &org)[3..7], ["0", "4", "1", "1,150"]);
         assert_eq!(org_row(&orgs, &other)[3..7], ["0", "1", "0", "7"]);
@@ -179,9 +158,9 @@ async fn the_last_hour_and_day_count_each_ended_process_once() {
     .insert(&app, &other)
     .await;
     for _ in 0..2 {
-        let live = page(&app, &cookie, "/console/overview/live").await;
-        assert_eq!(card(&live, "applied-hour"), "160");
-        let orgs = page(&app, &cookie, "/console/organizations").await;
+        let live = app.console_page(&cookie, "/console/overview/live").await;
+        assert_eq!(console_card(&live, "applied-hour"), "160");
+        let orgs = app.console_page(&cookie, "/console/organizations").await;
         assert_eq!(org_row(&orgs, &other)[3..7], ["0", "2", "0", "10"]);
     }
 }
@@ -279,7 +258,7 @@ async fn a_filter_no_index_serves_looks_at_a_bounded_walk_and_can_look_further()
     .await;
     let cookie = app.console_cookie().await;
     let path = format!("/console/processes?org={}&object_type=garage", org.id);
-    let first = page(&app, &cookie, &path).await;
+    let first = app.console_page(&cookie, &path).await;
     assert!(first.contains("id=\"looked-through\""), "{first}");
     let further = first
         .split("id=\"look-further\" href=\"")
@@ -287,7 +266,7 @@ async fn a_filter_no_index_serves_looks_at_a_bounded_walk_and_can_look_further()
         .and_then(|s| s.split('"').next())
         .unwrap()
         .replace("&amp;", "&");
-    let next = page(&app, &cookie, &further).await;
+    let next = app.console_page(&cookie, &further).await;
     assert!(next.contains(">garage<"), "{next}");
     assert!(!next.contains("look-further"));
 }

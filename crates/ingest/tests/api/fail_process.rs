@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use objectsync_ingest::admin::cli::{self, AdminCommand};
-use objectsync_testkit::{Org, TestApp, spawn_app_with};
+use objectsync_testkit::{Org, TestApp, console_card, spawn_app_with};
 use serde_json::{Value, json};
 
 fn fail_path(org: &Org, id: i64) -> String {
@@ -119,24 +119,6 @@ async fn the_cli_fails_an_open_process() {
     );
 }
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let resp = reqwest::Client::new()
-        .get(app.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.text().await.unwrap()
-}
-
-/// The text of the overview's card `id`.
-fn card(html: &str, id: &str) -> String {
-    let after = html.split(&format!("id=\"{id}\"")).nth(1).unwrap();
-    let value = after.split("class=\"value\">").nth(1).unwrap();
-    value.split('<').next().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_what_a_batch_waits_for_and_fails_the_lost_one() {
     let mut app = spawn_app_with(0, |s| {
@@ -158,7 +140,7 @@ async fn the_console_shows_what_a_batch_waits_for_and_fails_the_lost_one() {
     let lost_page = format!("/console/processes/{}/{lost}", org.id);
     let deadline = Instant::now() + Duration::from_secs(10);
     let html = loop {
-        let html = page(&app, &cookie, &waiting_page).await;
+        let html = app.console_page(&cookie, &waiting_page).await;
         if html.contains("id=\"waiting-for\"") {
             break html;
         }
@@ -171,9 +153,9 @@ async fn the_console_shows_what_a_batch_waits_for_and_fails_the_lost_one() {
         )),
         "{html}"
     );
-    let overview = page(&app, &cookie, "/console/overview/live").await;
-    assert_eq!(card(&overview, "blocked"), "1");
-    let html = page(&app, &cookie, &lost_page).await;
+    let overview = app.console_page(&cookie, "/console/overview/live").await;
+    assert_eq!(console_card(&overview, "blocked"), "1");
+    let html = app.console_page(&cookie, &lost_page).await;
     assert!(html.contains("id=\"waited-on\""), "{html}");
     assert!(html.contains("1 later batch(es)"), "{html}");
 
@@ -207,7 +189,7 @@ async fn the_console_shows_what_a_batch_waits_for_and_fails_the_lost_one() {
     let p = app.process(&org, lost).await;
     assert_eq!(p["info"]["error"], "failed by an operator: purged", "{p}");
     assert_eq!(failed_by(&app, lost).await.as_deref(), Some("Ada"));
-    let html = page(&app, &cookie, &lost_page).await;
+    let html = app.console_page(&cookie, &lost_page).await;
     assert!(html.contains("<dd id=\"failed-by\">Ada</dd>"), "{html}");
     assert!(
         !html.contains("id=\"fail\""),
@@ -217,6 +199,6 @@ async fn the_console_shows_what_a_batch_waits_for_and_fails_the_lost_one() {
         app.wait_for_process(&org, waiting).await["status"],
         "completed"
     );
-    let overview = page(&app, &cookie, "/console/overview/live").await;
-    assert_eq!(card(&overview, "blocked"), "0");
+    let overview = app.console_page(&cookie, "/console/overview/live").await;
+    assert_eq!(console_card(&overview, "blocked"), "0");
 }
