@@ -332,7 +332,12 @@ mod tests {
                     .is_ok_and(|n| (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&n));
             let double = literal.parse::<f64>().unwrap();
             let shortest = parse(&format!("{double:e}")).unwrap().0;
-            prop_assert!(integer || shortest == sent, "{} accepted", literal);
+            // Two literals of the shortest length may read as the same double
+            // (1000000000000000.2 and .3 both read as …000.25); shortest
+            // printers break that tie differently, and either is the value.
+            let also_shortest = sent.digits.len() <= shortest.digits.len()
+                && sent.negative == shortest.negative;
+            prop_assert!(integer || shortest == sent || also_shortest, "{} accepted", literal);
         }
 
         #[test]
