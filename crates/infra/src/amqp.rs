@@ -108,7 +108,7 @@ impl Topology {
     pub async fn declare(&self, conn: &Connection) -> lapin::Result<()> {
         let channel = conn.create_channel().await?;
         self.declare_on(&channel).await?;
-        self.retire_dead_queue(&channel).await?;
+        self.retire_dead_queue(conn, &channel).await?;
         let _ = channel.close(200, "OK".into()).await;
         Ok(())
     }
@@ -150,36 +150,29 @@ impl Topology {
             .await
     }
 
-    /// Unbinds the legacy dead queue from the dead-letter exchange where it
-    /// holds dead letters (see [`Topology::dead_queue`]), and removes it
-    /// where it is empty. Whether it exists is not asked with a passive
-    /// declare: the broker answers an absent queue by closing the channel,
-    /// which lapin logs as an ERROR on every start of a new install. The
-    /// queue is declared instead, with the arguments earlier versions gave
-    /// it (so the broker takes the declaration whether it exists or not);
-    /// an empty one, just made or left empty, is deleted again, and one that
-    /// holds dead letters is unbound, so it stops growing, and left for the
-    /// operator to read, then delete. Unbinding twice is harmless, and so is
-    /// deleting a queue another process has just deleted.
-    async fn retire_dead_queue(&self, channel: &Channel) -> lapin::Result<()> {
-        let durable = QueueDeclareOptions {
-            durable: true,
+    /// Unbinds the legacy dead queue from the dead-letter exchange, if it
+    /// exists (see [`Topology::dead_queue`]); unbinding twice is harmless.
+    /// Whether it exists is asked with a passive declare on a throwaway
+    /// channel, because the broker closes the channel of one that fails.
+    async fn retire_dead_queue(&self, conn: &Connection, channel: &Channel) -> lapin::Result<()> {
+        let probe = conn.create_channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
             ..QueueDeclareOptions::default()
         };
-        let found = channel
-            .queue_declare(self.dead_queue.as_str().into(), durable, quorum())
-            .await?;
-        if found.message_count() == 0 {
-            // Quorum queues refuse `if_empty`; a dead letter that arrives
-            // between the two is no loss, since the tracker's queue, bound
-            // to the same fanout exchange, has it too.
-            channel
-                .queue_delete(
-                    self.dead_queue.as_str().into(),
-                    QueueDeleteOptions::default(),
-                )
-                .await?;
-            return Ok(());
+        let found = probe
+            .queue_declare(
+                self.dead_queue.as_str().into(),
+                passive,
+                FieldTable::default(),
+            )
+            .await;
+        match found {
+            Ok(_) => {
+                let _ = probe.close(200, "OK".into()).await;
+            }
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
         }
         channel
             .queue_unbind(
@@ -191,7 +184,6 @@ impl Topology {
             .await?;
         tracing::info!(
             queue = %self.dead_queue,
-            messages = found.message_count(),
             "unbound the legacy dead-letter queue (dead letters are kept in PostgreSQL); \
              it can be deleted once read"
         );
@@ -216,6 +208,12 @@ impl Topology {
             )
             .await
     }
+}
+
+/// Whether the broker refused an operation because its object is absent
+/// (`404 NOT_FOUND`, which also closes the channel).
+fn is_not_found(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
 }
 
 fn quorum() -> FieldTable {
