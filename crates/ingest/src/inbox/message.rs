@@ -1,0 +1,124 @@
+//! Reading an inbox message: the parts of an HTTP batch request, from where
+//! AMQP carries them.
+//!
+//! | HTTP | inbox message |
+//! |---|---|
+//! | `/batch/upsert`, `/batch/delete` | header `kind`: `upsert` or `delete` |
+//! | `{object_type}` in the path | the routing key |
+//! | header `api-key` | header `api-key` |
+//! | header `Idempotency-Key` | property `message_id` (else a digest, see [`Incoming::idempotency_key`]) |
+//! | headers `Content-Type`, `Content-Encoding` | properties `content_type`, `content_encoding` |
+//! | header `x-request-id` | header `x-request-id` |
+//! | the body | the body |
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use lapin::message::Delivery;
+use lapin::types::ShortString;
+use objectsync_infra::message::header;
+use objectsync_model::{HeaderValue as Field, ProcessKind};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// An inbox message, read as far as it can be: what cannot be read becomes
+/// the refusal the HTTP API would have answered, checked in the same order.
+#[derive(Debug)]
+pub(crate) struct Incoming<'a> {
+    /// The routing key.
+    pub(crate) object_type: &'a str,
+    /// `Err`: the `400` of a missing or unknown `kind`.
+    pub(crate) kind: Result<ProcessKind, ApiError>,
+    /// `None` (missing, or not a string): the `401` of a request without
+    /// an `api-key`.
+    pub(crate) api_key: Option<String>,
+    /// `Content-Type` and `Content-Encoding`, for `web::check_media_type`.
+    pub(crate) media: HeaderMap,
+    pub(crate) message_id: Option<&'a str>,
+    pub(crate) request_id: String,
+    /// The queue to answer to, if any.
+    pub(crate) reply_to: Option<ShortString>,
+    /// Copied onto the answer.
+    pub(crate) correlation_id: Option<ShortString>,
+    pub(crate) body: &'a [u8],
+}
+
+fn text(delivery: &Delivery, name: &str) -> Option<String> {
+    match header(&delivery.properties, name)? {
+        Field::Text(t) => Some(t),
+        Field::Int(_) => None,
+    }
+}
+
+fn non_empty(s: Option<&ShortString>) -> Option<&ShortString> {
+    s.filter(|s| !s.as_str().is_empty())
+}
+
+/// The header value of a property, or a placeholder the media-type check
+/// refuses by name (a property of bytes a header cannot hold).
+fn media_value(s: &ShortString) -> HeaderValue {
+    HeaderValue::from_str(s.as_str()).unwrap_or(HeaderValue::from_static("(not ASCII)"))
+}
+
+impl<'a> Incoming<'a> {
+    pub(crate) fn read(delivery: &'a Delivery) -> Self {
+        let props = &delivery.properties;
+        let kind = match text(delivery, "kind").as_deref() {
+            Some("upsert") => Ok(ProcessKind::Upsert),
+            Some("delete") => Ok(ProcessKind::Delete),
+            Some(other) => Err(ApiError::invalid(format!(
+                "header 'kind' must be 'upsert' or 'delete', not '{other}'"
+            ))),
+            None => Err(ApiError::new(
+                objectsync_model::ApiCode::MissingParameter,
+                "header 'kind' is missing: send 'upsert' or 'delete' (a string)",
+            )),
+        };
+        let mut media = HeaderMap::new();
+        if let Some(t) = props.content_type() {
+            media.insert(header::CONTENT_TYPE, media_value(t));
+        }
+        if let Some(e) = props.content_encoding() {
+            media.insert(header::CONTENT_ENCODING, media_value(e));
+        }
+        let request_id = text(delivery, "x-request-id")
+            .filter(|id| crate::trace::usable(id.as_bytes()))
+            .unwrap_or_else(crate::trace::new_id);
+        Self {
+            object_type: delivery.routing_key.as_str(),
+            kind,
+            api_key: text(delivery, "api-key"),
+            media,
+            message_id: non_empty(props.message_id().as_ref()).map(ShortString::as_str),
+            request_id,
+            reply_to: non_empty(props.reply_to().as_ref()).cloned(),
+            correlation_id: props.correlation_id().clone(),
+            body: &delivery.data,
+        }
+    }
+
+    /// The idempotency key of the batch: its `message_id`; without one, a
+    /// digest of what the message asks (kind, routing key, body, and the
+    /// `correlation_id` if any), so that a message the broker delivers
+    /// again after a crash finds the process its first delivery created.
+    /// Two messages alike in all of that within 24 hours are one batch: a
+    /// producer that sends the same batch again on purpose gives each a
+    /// `message_id` (or a `correlation_id`) of its own.
+    pub(crate) fn idempotency_key(&self, kind: ProcessKind) -> String {
+        if let Some(id) = self.message_id {
+            return id.to_owned();
+        }
+        let mut hasher = Sha256::new();
+        for part in [
+            kind.name().as_bytes(),
+            self.object_type.as_bytes(),
+            self.correlation_id
+                .as_ref()
+                .map_or(&b""[..], |c| c.as_str().as_bytes()),
+        ] {
+            hasher.update(part);
+            hasher.update([0]);
+        }
+        hasher.update(self.body);
+        format!("inbox-sha256:{}", hex::encode(hasher.finalize()))
+    }
+}
