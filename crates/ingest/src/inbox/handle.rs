@@ -36,6 +36,10 @@ use crate::state::AppState;
 /// it is handed back to the queue (where another replica may take it).
 pub(crate) const RETRY_BUDGET: Duration = Duration::from_secs(15);
 
+/// How long a message whose answer was not confirmed waits before it is
+/// handed back.
+const REPLY_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// The pauses between those retries.
 const RETRY_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
     .with_min_delay(Duration::from_millis(100))
@@ -112,6 +116,12 @@ async fn settle(
                     "no queue took the answer (the producer is gone?); acknowledging the message"
                 ),
                 Err(e) => {
+                    // Not at once: a reply queue that refuses answers (full,
+                    // say) would have the message back here in a loop.
+                    tokio::select! {
+                        () = cancel.cancelled() => {}
+                        () = tokio::time::sleep(REPLY_RETRY_PAUSE) => {}
+                    }
                     requeue(delivery, &format!("its answer was not confirmed: {e}")).await;
                     return ("requeued", 503);
                 }

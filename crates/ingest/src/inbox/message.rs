@@ -8,7 +8,7 @@
 //! | header `api-key` | header `api-key` |
 //! | header `Idempotency-Key` | property `message_id` (else a digest, see [`Incoming::idempotency_key`]) |
 //! | headers `Content-Type`, `Content-Encoding` | properties `content_type`, `content_encoding` |
-//! | header `x-request-id` | header `x-request-id` |
+//! | header `x-request-id` | header `x-request-id` (else the `message_id`) |
 //! | the body | the body |
 
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -80,7 +80,11 @@ impl<'a> Incoming<'a> {
         if let Some(e) = props.content_encoding() {
             media.insert(header::CONTENT_ENCODING, media_value(e));
         }
+        let message_id = non_empty(props.message_id().as_ref()).map(ShortString::as_str);
+        // Every delivery of one message logs the same request id when it
+        // can: the producer's, else its message id.
         let request_id = text(delivery, "x-request-id")
+            .or_else(|| message_id.map(str::to_owned))
             .filter(|id| crate::trace::usable(id.as_bytes()))
             .unwrap_or_else(crate::trace::new_id);
         Self {
@@ -88,7 +92,7 @@ impl<'a> Incoming<'a> {
             kind,
             api_key: text(delivery, "api-key"),
             media,
-            message_id: non_empty(props.message_id().as_ref()).map(ShortString::as_str),
+            message_id,
             request_id,
             reply_to: non_empty(props.reply_to().as_ref()).cloned(),
             correlation_id: props.correlation_id().clone(),
