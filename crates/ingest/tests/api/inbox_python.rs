@@ -43,3 +43,18 @@ async fn a_python_producer_with_pika_is_answered_and_its_batch_applied() {
     assert_eq!(refused["body"]["code"], "unauthorized");
     assert_eq!(app.process_count().await, 1);
 }
+
+/// The README's Rust producer is the example that compiles.
+#[test]
+fn the_readme_shows_the_rust_producer_as_it_compiles() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let example =
+        std::fs::read_to_string(format!("{root}/crates/ingest/examples/inbox_producer.rs"))
+            .unwrap();
+    let code = &example[example.find("use std::time::Duration;").unwrap()..];
+    assert!(
+        readme.contains(&format!("```rust\n{code}```")),
+        "README's Producers over AMQP must show crates/ingest/examples/inbox_producer.rs"
+    );
+}
