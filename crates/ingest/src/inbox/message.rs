@@ -126,3 +126,88 @@ impl<'a> Incoming<'a> {
         format!("inbox-sha256:{}", hex::encode(hasher.finalize()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lapin::BasicProperties;
+    use lapin::types::{AMQPValue, FieldTable};
+
+    use super::*;
+
+    fn delivery(props: BasicProperties, body: &[u8]) -> Delivery {
+        let mut d = Delivery::mock(1, "x.inbox".into(), "vehicle".into(), false, body.to_vec());
+        d.properties = props;
+        d
+    }
+
+    fn with_headers(pairs: &[(&str, &str)]) -> BasicProperties {
+        let mut h = FieldTable::default();
+        for (k, v) in pairs {
+            h.insert((*k).into(), AMQPValue::LongString((*v).into()));
+        }
+        BasicProperties::default().with_headers(h)
+    }
+
+    #[test]
+    fn a_message_reads_as_the_request_it_stands_for() {
+        let props = with_headers(&[("api-key", "osk_k"), ("kind", "delete")])
+            .with_content_type("text/csv".into())
+            .with_message_id("m-1".into())
+            .with_reply_to("replies".into())
+            .with_correlation_id("c-1".into());
+        let d = delivery(props, b"{}");
+        let m = Incoming::read(&d);
+        assert_eq!(m.object_type, "vehicle");
+        assert_eq!(m.kind, Ok(ProcessKind::Delete));
+        assert_eq!(m.api_key.as_deref(), Some("osk_k"));
+        assert_eq!(m.media[header::CONTENT_TYPE], "text/csv");
+        assert_eq!(m.request_id, "m-1", "the message id, without x-request-id");
+        assert_eq!(
+            m.reply_to.as_ref().map(ShortString::as_str),
+            Some("replies")
+        );
+        assert_eq!(m.idempotency_key(ProcessKind::Delete), "m-1");
+    }
+
+    #[test]
+    fn a_missing_or_unknown_kind_is_a_400_and_a_key_must_be_a_string() {
+        let mut h = FieldTable::default();
+        h.insert("api-key".into(), AMQPValue::LongInt(7));
+        h.insert("kind".into(), AMQPValue::LongString("merge".into()));
+        let d = delivery(BasicProperties::default().with_headers(h), b"{}");
+        let m = Incoming::read(&d);
+        assert_eq!(m.kind.unwrap_err().code.status(), 400);
+        assert_eq!(m.api_key, None);
+        let d = delivery(BasicProperties::default().with_message_id("".into()), b"{}");
+        let m = Incoming::read(&d);
+        assert_eq!(
+            m.kind.unwrap_err().code,
+            objectsync_model::ApiCode::MissingParameter
+        );
+        assert_eq!(m.message_id, None, "an empty message id is none");
+        assert_eq!(m.request_id.len(), 32, "a new request id");
+    }
+
+    #[test]
+    fn without_a_message_id_the_key_is_a_digest_of_what_the_message_asks() {
+        let key = |correlation: Option<&str>, body: &[u8], kind| {
+            let mut props = BasicProperties::default();
+            if let Some(c) = correlation {
+                props = props.with_correlation_id(c.into());
+            }
+            let d = delivery(props, body);
+            Incoming::read(&d).idempotency_key(kind)
+        };
+        let upsert = ProcessKind::Upsert;
+        let first = key(Some("c-1"), b"{\"records\":[]}", upsert);
+        assert!(first.starts_with("inbox-sha256:") && first.len() <= 255);
+        assert_eq!(first, key(Some("c-1"), b"{\"records\":[]}", upsert));
+        assert_ne!(first, key(Some("c-2"), b"{\"records\":[]}", upsert));
+        assert_ne!(first, key(None, b"{\"records\":[]}", upsert));
+        assert_ne!(first, key(Some("c-1"), b"{\"records\":[1]}", upsert));
+        assert_ne!(
+            first,
+            key(Some("c-1"), b"{\"records\":[]}", ProcessKind::Delete)
+        );
+    }
+}
