@@ -66,6 +66,16 @@ async fn a_batch_published_to_the_inbox_is_answered_and_applied() {
     assert_eq!(app.wait_for_process(&org, id).await["status"], "completed");
     assert!(app.records_by_ext_id(&org, "vehicle").await.is_empty());
     producer.close().await;
+
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    for needle in [
+        "objectsync_inbox_messages_total{outcome=\"accepted\",status=\"202\"}",
+        "objectsync_inbox_message_duration_seconds_bucket{outcome=\"accepted\",status=\"202\"",
+        "objectsync_inbox_replies_total{result=\"confirmed\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Inbox messages delivered more than once make one process: the
 //! `message_id` is the idempotency key, and without one a digest of the
-//! message is.
+//! message is. A database that cannot take a message now is waited for,
+//! never answered with a refusal.
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
@@ -133,4 +134,39 @@ async fn a_message_delivered_again_after_its_process_committed_makes_no_second_o
         .await;
     let _ = conn.close(200, "OK".into()).await;
     producer.close().await;
+}
+
+/// While the organization's backlog lock is held (as by a stuck
+/// transaction), HTTP answers 503; the inbox retries the message instead
+/// and answers 202 once the lock is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_cannot_take_a_message_now_is_waited_for_not_answered() {
+    let app = spawn_app_with(0, |s| {
+        s.limits.max_open_processes = 100;
+        s.database.lock_timeout_ms = 100;
+    })
+    .await;
+    let org = app.org_with_vehicles().await;
+    let holder = app.pool.get().await.unwrap();
+    let lock = (objectsync_store::limits::BACKLOG_LOCK_CLASS, org.id as i32);
+    holder
+        .execute("select pg_advisory_lock($1, $2)", &[&lock.0, &lock.1])
+        .await
+        .unwrap();
+    let body = json!({"records": [{"identifiers": {"ext_id": "a"}}]});
+    assert_eq!(app.upsert(&org.key, "vehicle", &body).await.status(), 503);
+
+    let mut producer = Producer::connect(&app).await;
+    producer
+        .publish_to(&Msg::upsert("vehicle", &org.key, &body), None)
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(app.process_count().await, 0);
+    holder
+        .execute("select pg_advisory_unlock($1, $2)", &[&lock.0, &lock.1])
+        .await
+        .unwrap();
+    let reply = producer.reply().await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(app.process_count().await, 1);
 }
