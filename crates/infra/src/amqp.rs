@@ -17,6 +17,9 @@ use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use crate::settings::AmqpSettings;
 
+mod inbox;
+pub mod reconnect;
+
 /// The names of everything objectsync declares on the broker, and how a
 /// batch picks its queue.
 ///
@@ -62,6 +65,12 @@ pub struct Topology {
     pub dead_track_queue: String,
     /// Deliveries of one batch, first one included (see `AmqpSettings`).
     pub max_deliveries: u32,
+    /// Where producers publish batches over AMQP: a topic exchange, the
+    /// routing key being the object type.
+    pub inbox_exchange: String,
+    /// The queue bound to it, consumed by ingest (see `objectsync_ingest`'s
+    /// `inbox`).
+    pub inbox: String,
 }
 
 impl Topology {
@@ -77,6 +86,8 @@ impl Topology {
             dead_queue: format!("{p}.batches.dead"),
             dead_track_queue: format!("{p}.batches.dead.track"),
             max_deliveries: settings.max_deliveries.max(1),
+            inbox_exchange: format!("{p}.inbox"),
+            inbox: format!("{p}.inbox"),
         }
     }
 
@@ -147,7 +158,8 @@ impl Topology {
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
-            .await
+            .await?;
+        self.declare_inbox(channel).await
     }
 
     /// Unbinds the legacy dead queue from the dead-letter exchange, if it
@@ -195,18 +207,18 @@ impl Topology {
     /// deletion of a queue that does not exist with success, so absent
     /// queues are no error.
     pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
-        let dead = [&self.dead_queue, &self.dead_track_queue];
+        let dead = [&self.dead_queue, &self.dead_track_queue, &self.inbox];
         for queue in self.batch_queues().chain(dead) {
             channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await?;
         }
-        channel
-            .exchange_delete(
-                self.dead_exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await
+        for exchange in [&self.dead_exchange, &self.inbox_exchange] {
+            channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -216,7 +228,7 @@ fn is_not_found(e: &lapin::Error) -> bool {
     matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
 }
 
-fn quorum() -> FieldTable {
+pub(crate) fn quorum() -> FieldTable {
     let mut args = FieldTable::default();
     args.insert(
         "x-queue-type".into(),
@@ -225,7 +237,11 @@ fn quorum() -> FieldTable {
     args
 }
 
-async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> lapin::Result<()> {
+pub(crate) async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    args: FieldTable,
+) -> lapin::Result<()> {
     channel
         .queue_declare(
             name.into(),

@@ -7,6 +7,9 @@
 //! | `objectsync_http_requests_total` | `method`, `route`, `status` | requests answered by ingest |
 //! | `objectsync_http_request_duration_seconds` | `method`, `route`, `status` | their latency |
 //! | `objectsync_batches_accepted_total` | `kind` | batches made durable (202) |
+//! | `objectsync_inbox_messages_total` | `outcome`, `status` | inbox messages settled by ingest: `accepted` (202), `refused` (answered, or dropped without `reply_to`, with the HTTP API's 4xx or 500), `requeued` (the database or broker could not take it: handed back to the queue); `status` is the HTTP status the answer carries (503 for `requeued`, which is not answered) |
+//! | `objectsync_inbox_message_duration_seconds` | `outcome` | from an inbox message's delivery to its acknowledgement |
+//! | `objectsync_inbox_replies_total` | `result` | answers published to `reply_to`: `confirmed`, or `unroutable` (no such queue: the producer is gone) |
 //! | `objectsync_batches_routed_total` | `lane` | batches ingest routed to the `express` or a `bulk` queue |
 //! | `objectsync_bulk_queues_assigned_total` | | backlogs given a bulk queue (see `Topology`) |
 //! | `objectsync_batches_total` | `outcome` | deliveries settled by workers: `applied`, `already_done`, `orphan`, `requeued`, `gave_way`, `dead_lettered` |

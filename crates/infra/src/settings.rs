@@ -10,10 +10,12 @@ use std::path::Path;
 use config::{Config, Environment, File};
 use serde::Deserialize;
 
+mod inbox;
 mod limits;
 mod secret;
 mod secret_files;
 
+pub use inbox::InboxSettings;
 pub use limits::{InvalidLimit, LimitSettings};
 /// The admin token's type, and how to read it, for the crates that set or
 /// check it.
@@ -65,6 +67,7 @@ pub struct Settings {
     #[serde(default)]
     pub admin: AdminSettings,
     pub limits: LimitSettings,
+    pub inbox: InboxSettings,
     pub log: LogSettings,
     pub worker: WorkerSettings,
 }
@@ -289,6 +292,8 @@ impl Settings {
             .set_default("limits.reads_per_second", 100.0)?
             .set_default("limits.reads_burst", 200.0)?
             .set_default("limits.max_open_processes", 500)?
+            .set_default("inbox.consume", true)?
+            .set_default("inbox.prefetch", 8)?
             .set_default("log.format", "auto")?
             .set_default("worker.prefetch", 4)?
             .set_default("worker.max_links_per_type", 10)?
@@ -373,6 +378,8 @@ mod tests {
             "amqp://guest:guest@127.0.0.1:5672/%2f"
         );
         assert_eq!(s.http_addr(), "127.0.0.1:8080");
+        assert!(s.inbox.consume);
+        assert_eq!(s.inbox.prefetch, 8);
         assert!(s.admin.token.is_none());
         let w = Settings::load_from(Role::Worker, None, HashMap::new()).unwrap();
         assert_eq!(w.http.port, 8081);

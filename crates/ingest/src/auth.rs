@@ -7,6 +7,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use objectsync_model::{ApiCode, OrgId};
+use objectsync_store::limits::Class;
 use objectsync_store::organizations;
 use sha2::{Digest, Sha256};
 
@@ -49,31 +50,48 @@ impl FromRequestParts<AppState> for Org {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(key) = parts.headers.get("api-key") else {
-            return Err(ApiError::unauthorized(
-                "Key not found: send your API key in the 'api-key' header",
-            ));
-        };
-        let key = key.to_str().unwrap_or_default();
-        let client = state.pool.get().await?;
-        let Some(owner) = organizations::by_key(&client, &hash_key(key)).await? else {
-            return Err(ApiError::unauthorized("Key not found"));
-        };
-        crate::trace::record_org(owner.org);
-        if !owner.custom_objects_enabled {
-            return Err(ApiError::new(
-                ApiCode::PermissionDenied,
-                "Custom objects are not available on this account",
-            ));
-        }
-        let limits = crate::limits::Effective::of(&state.limits, &owner.limits);
-        let slot = crate::limits::slot(parts);
-        crate::limits::check(&client, &owner, &limits, &parts.method, slot).await?;
-        Ok(Self {
-            id: owner.org,
-            limits,
-        })
+        let key = parts
+            .headers
+            .get("api-key")
+            .map(|k| k.to_str().unwrap_or_default());
+        let class = crate::limits::class(&parts.method);
+        authenticate(state, key, class, crate::limits::slot(parts)).await
     }
+}
+
+/// The organization whose API `key` this is, allowed to use custom objects,
+/// with a token taken from its bucket of `class`: `401` without a key or
+/// with one that is unknown or revoked, `403` for an organization without
+/// custom objects, `429` over its rate. The one check of both the HTTP API
+/// and the inbox; the limit's verdict goes in `slot`.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    key: Option<&str>,
+    class: Class,
+    slot: Option<&crate::limits::Slot>,
+) -> Result<Org, ApiError> {
+    let Some(key) = key else {
+        return Err(ApiError::unauthorized(
+            "Key not found: send your API key in the 'api-key' header",
+        ));
+    };
+    let client = state.pool.get().await?;
+    let Some(owner) = organizations::by_key(&client, &hash_key(key)).await? else {
+        return Err(ApiError::unauthorized("Key not found"));
+    };
+    crate::trace::record_org(owner.org);
+    if !owner.custom_objects_enabled {
+        return Err(ApiError::new(
+            ApiCode::PermissionDenied,
+            "Custom objects are not available on this account",
+        ));
+    }
+    let limits = crate::limits::Effective::of(&state.limits, &owner.limits);
+    crate::limits::check(&client, &owner, &limits, class, slot).await?;
+    Ok(Org {
+        id: owner.org,
+        limits,
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Gauges that need a query to know: the organizations with the most open
-//! processes, and the depth of every batch queue. Refreshed every few
-//! seconds by each ingest replica (they all say the same).
+//! processes, and the depth of every batch queue and of the inbox.
+//! Refreshed every few seconds by each ingest replica (they all say the
+//! same).
 //!
 //! Open processes are reported by rank (`objectsync_open_processes{rank}`,
 //! 1 to 5) rather than by organization, so the number of series stays
@@ -67,7 +68,7 @@ async fn queue_depths(broker: &Broker, snapshot: &Queues) -> Result<(), lapin::E
     // a missing queue closes the channel.
     let queues = topology
         .batch_queues()
-        .chain(std::iter::once(&topology.dead_track_queue));
+        .chain([&topology.dead_track_queue, &topology.inbox]);
     let mut read = Vec::new();
     for queue in queues {
         let q = objectsync_infra::amqp::inspect(&channel, queue).await?;

@@ -1,6 +1,7 @@
 //! The ingest service: the public HTTP API (Brevo-compatible `/v3`), the
-//! admin API and CLI, and the embeddable [`Publisher`].
+//! AMQP inbox, the admin API and CLI, and the embeddable [`Publisher`].
 
+mod accept;
 pub mod admin;
 pub mod api;
 pub mod auth;
@@ -8,6 +9,7 @@ mod console;
 pub mod error;
 pub mod gauges;
 pub mod idempotency;
+mod inbox;
 mod lanes;
 mod limits;
 mod linger;

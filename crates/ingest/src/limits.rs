@@ -150,24 +150,33 @@ pub(crate) async fn headers(mut req: Request, next: Next) -> Response {
     let slot: Slot = Arc::default();
     req.extensions_mut().insert(slot.clone());
     let mut response = next.run(req).await;
-    let verdict = *slot.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(v) = verdict {
-        let h = response.headers_mut();
-        let mut put = |name: &'static str, value: u64| {
-            h.insert(HeaderName::from_static(name), HeaderValue::from(value));
-        };
-        put("x-sib-ratelimit-limit", v.limit);
-        put("x-sib-ratelimit-remaining", v.remaining);
-        put("x-sib-ratelimit-reset", v.reset);
-        if let Some(after) = v.retry_after {
-            put("retry-after", after);
-        }
+    let h = response.headers_mut();
+    for (name, value) in verdict_headers(&slot) {
+        h.insert(HeaderName::from_static(name), HeaderValue::from(value));
     }
     response
 }
 
-/// The class of a request.
-fn class(method: &Method) -> Class {
+/// The headers that say what the limit in `slot` decided, if one did (the
+/// HTTP answer's, and the inbox reply's).
+pub(crate) fn verdict_headers(slot: &Slot) -> Vec<(&'static str, u64)> {
+    let verdict = *slot.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(v) = verdict else {
+        return Vec::new();
+    };
+    let mut out = vec![
+        ("x-sib-ratelimit-limit", v.limit),
+        ("x-sib-ratelimit-remaining", v.remaining),
+        ("x-sib-ratelimit-reset", v.reset),
+    ];
+    if let Some(after) = v.retry_after {
+        out.push(("retry-after", after));
+    }
+    out
+}
+
+/// The class of an HTTP request (a batch from the inbox is a write).
+pub(crate) fn class(method: &Method) -> Class {
     if method == Method::GET || method == Method::HEAD {
         Class::Reads
     } else {
@@ -180,10 +189,9 @@ pub(crate) async fn check(
     client: &impl GenericClient,
     owner: &KeyOwner,
     limits: &Effective,
-    method: &Method,
+    class: Class,
     slot: Option<&Slot>,
 ) -> Result<(), ApiError> {
-    let class = class(method);
     let rate = match class {
         Class::Writes => limits.writes,
         Class::Reads => limits.reads,

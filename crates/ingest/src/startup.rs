@@ -34,6 +34,8 @@ pub struct Application {
     router: Router,
     publisher: Arc<Publisher>,
     broker: Arc<Broker>,
+    /// The inbox's consumer, unless `inbox.consume` is off.
+    inbox: Option<Arc<crate::inbox::Inbox>>,
     /// The sessions of the background sweep and gauges (monitors'
     /// timeouts); requests have their own pool in the router's state.
     monitors: deadpool_postgres::Pool,
@@ -166,6 +168,13 @@ impl Application {
             limits: settings.limits,
             token_guard,
         };
+        let inbox = settings.inbox.consume.then(|| {
+            Arc::new(crate::inbox::Inbox {
+                state: state.clone(),
+                broker: broker.clone(),
+                settings: settings.inbox,
+            })
+        });
         let router = router(
             state,
             console,
@@ -183,6 +192,7 @@ impl Application {
             router,
             publisher,
             broker,
+            inbox,
             monitors,
             port,
             queues,
@@ -193,8 +203,8 @@ impl Application {
         self.port
     }
 
-    /// Serves until `cancel` fires, then stops accepting and lets in-flight
-    /// requests finish.
+    /// Serves (and consumes the inbox) until `cancel` fires, then stops
+    /// accepting and lets in-flight requests and inbox messages finish.
     pub async fn run_until(self, cancel: CancellationToken) -> std::io::Result<()> {
         tracing::info!(port = self.port, "ingest listening");
         tokio::spawn(sweep_idempotency_keys(
@@ -207,7 +217,15 @@ impl Application {
             self.queues.clone(),
             cancel.clone(),
         ));
+        let inbox = self
+            .inbox
+            .map(|inbox| tokio::spawn(crate::inbox::run(inbox, cancel.clone())));
         crate::serve::serve(self.listener, self.router, self.limits, cancel).await;
+        if let Some(inbox) = inbox {
+            // Its messages in hand finish (or go back to the queue) before
+            // the publisher and the connection close.
+            let _ = inbox.await;
+        }
         self.publisher.close().await;
         self.broker.close().await;
         tracing::info!("ingest stopped");

@@ -15,13 +15,14 @@ use tracing::Instrument;
 
 const HEADER: &str = "x-request-id";
 
-/// A request id from the client is kept when it is short printable ASCII.
-fn usable(id: &HeaderValue) -> bool {
-    let bytes = id.as_bytes();
+/// A request id from the client (an HTTP header, or an inbox message's
+/// `x-request-id`) is kept when it is short printable ASCII.
+pub(crate) fn usable(bytes: &[u8]) -> bool {
     !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
-fn new_id() -> String {
+/// A new request id, for a request that came without a usable one.
+pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
@@ -29,7 +30,7 @@ fn new_id() -> String {
 /// an id, and echoes it.
 pub(crate) async fn request_span(mut req: Request, next: Next) -> Response {
     let id = match req.headers().get(HEADER) {
-        Some(v) if usable(v) => v.clone(),
+        Some(v) if usable(v.as_bytes()) => v.clone(),
         _ => HeaderValue::from_str(&new_id()).unwrap_or(HeaderValue::from_static("unknown")),
     };
     req.headers_mut().insert(HEADER, id.clone());

@@ -91,8 +91,9 @@ pub async fn give_back(
     .map(|r| r.get(0)))
 }
 
-/// The advisory lock class of backlog locks ("osbl").
-const BACKLOG_LOCK_CLASS: i32 = 0x6f73_626c;
+/// The advisory lock class of backlog locks ("osbl"); public so that tests
+/// can hold an organization's lock as a slow transaction would.
+pub const BACKLOG_LOCK_CLASS: i32 = 0x6f73_626c;
 
 /// Takes `org`'s backlog lock until the end of the transaction `tx`, so
 /// that counting its open processes and inserting one is done by one

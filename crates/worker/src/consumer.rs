@@ -14,8 +14,6 @@ use std::time::Duration;
 
 use std::panic::AssertUnwindSafe;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
@@ -32,49 +30,9 @@ use crate::headers::previous_deliveries;
 use crate::settle;
 use objectsync_store::processes;
 
-/// How a consuming session ended.
-pub(crate) enum Session {
-    /// `cancel` fired and the session wound down.
-    Stopped,
-    /// The broker went away; `consumed` says whether the session got as far
-    /// as consuming (which resets the reconnect backoff).
-    Lost { error: lapin::Error, consumed: bool },
-}
-
-/// The pauses between reconnects: from 250 ms, doubling, up to 10 s, for as
-/// long as it takes.
-const RECONNECT_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
-    .with_min_delay(Duration::from_millis(250))
-    .with_max_delay(RECONNECT_MAX_PAUSE)
-    .without_max_times();
-const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(10);
-
-/// Runs `session` again and again, with a growing pause after each broker
-/// failure, until `cancel` fires: the explicit reconnect loop that lapin's
-/// own recovery is not relied on for.
-pub(crate) async fn reconnecting<F, Fut>(what: &str, cancel: &CancellationToken, mut session: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Session>,
-{
-    let mut pauses = RECONNECT_BACKOFF.build();
-    while !cancel.is_cancelled() {
-        match session().await {
-            Session::Stopped => break,
-            Session::Lost { error, consumed } => {
-                if consumed {
-                    pauses = RECONNECT_BACKOFF.build();
-                }
-                let delay = pauses.next().unwrap_or(RECONNECT_MAX_PAUSE);
-                tracing::warn!(%error, retry_in = ?delay, "{what} lost the broker");
-                tokio::select! {
-                    () = cancel.cancelled() => break,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
-    }
-}
+/// The reconnect loop, shared with ingest's inbox (see
+/// `objectsync_infra::amqp::reconnect`).
+pub(crate) use objectsync_infra::amqp::reconnect::{Session, reconnecting};
 
 /// Consumes batches until `cancel` fires.
 pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
@@ -234,28 +192,5 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: Cancellation
         }
         let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
         metrics::counter!("objectsync_processes_failed_total", "reason" => "panic").increment(1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reconnect_pauses_double_from_a_quarter_second_to_ten_seconds_and_go_on() {
-        // In whole milliseconds: backon multiplies in f32, off by a few ns.
-        let pauses: Vec<u128> = RECONNECT_BACKOFF
-            .build()
-            .take(9)
-            .map(|p| p.as_millis())
-            .collect();
-        assert_eq!(
-            pauses,
-            [250, 500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000]
-        );
-        assert!(
-            RECONNECT_BACKOFF.build().nth(1_000).is_some(),
-            "never gives up"
-        );
     }
 }

@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use objectsync_model::ProcessKind;
 
 use super::schema::Accepted;
+use crate::accept::{Batch, accept};
 use crate::auth::Org;
 use crate::error::{ApiError, ApiResult};
-use crate::publisher::{PublishError, Submission};
 use crate::state::AppState;
 use crate::web::{PathParts, json_request};
 
@@ -54,26 +54,14 @@ impl BatchRequest {
     /// Checks the batch, makes it durable and answers `202 {processId}`.
     pub(crate) async fn submit(self, kind: ProcessKind) -> ApiResult<(StatusCode, Json<Accepted>)> {
         let body = json_request(&self.headers, self.body)?;
-        let submitted = self
-            .state
-            .publisher
-            .submit(Submission {
-                org_id: self.org.id,
-                object_type: &self.object_type,
-                kind,
-                body: &body,
-                idempotency_key: idempotency_key(&self.headers)?,
-                request_id: crate::trace::request_id(&self.headers),
-                max_open_processes: self.org.limits.max_open_processes,
-                replay_of: None,
-            })
-            .await;
-        if let Err(PublishError::Backlog { .. }) = &submitted {
-            let (org, limits) = (self.org.id, &self.org.limits);
-            crate::limits::backlog_refused(&self.state.pool, org, limits, self.slot.as_ref()).await;
-        }
-        let process_id = submitted?;
-        crate::trace::record_process(process_id);
+        let batch = Batch {
+            object_type: &self.object_type,
+            kind,
+            body: &body,
+            idempotency_key: idempotency_key(&self.headers)?,
+            request_id: crate::trace::request_id(&self.headers),
+        };
+        let process_id = accept(&self.state, &self.org, self.slot.as_ref(), batch).await?;
         Ok((StatusCode::ACCEPTED, Json(Accepted::new(process_id))))
     }
 }

@@ -10,14 +10,20 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 
+/// The `413 payload_too_large` of a body past 1 MiB (a request's, or an
+/// inbox message's).
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        ApiCode::PayloadTooLarge,
+        format!("The body must be at most {MAX_BODY_BYTES} bytes"),
+    )
+}
+
 /// The raw body, or `413 payload_too_large` past 1 MiB.
 pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ApiCode::PayloadTooLarge,
-                format!("The body must be at most {MAX_BODY_BYTES} bytes"),
-            )
+            too_large()
         } else {
             ApiError::new(ApiCode::BadRequest, rejection.body_text())
         }

@@ -6,7 +6,7 @@ mod body;
 mod params;
 mod path;
 
-pub use body::{body_bytes, check_media_type, json_body, json_request};
+pub use body::{body_bytes, check_media_type, json_body, json_request, too_large};
 pub use params::Params;
 pub(crate) use path::{PathParts, org_id};
 
