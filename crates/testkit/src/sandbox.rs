@@ -31,9 +31,18 @@ impl Sandbox {
     /// Creates the database `objectsync_{kind}_{uuid}` and the prefix
     /// `{kind}-{uuid}`, starting from the defaults and the environment.
     pub async fn create(kind: &str) -> Self {
+        Self::create_on(kind, None).await
+    }
+
+    /// Like [`Sandbox::create`], on the PostgreSQL server `server` (a URL
+    /// whose database name is replaced) instead of the configured one.
+    pub async fn create_on(kind: &str, server: Option<&str>) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings load");
+        if let Some(server) = server {
+            settings.database.url = server.into();
+        }
         let db_name = format!("objectsync_{kind}_{id}");
         let admin = db::connect(&with_database(
             settings.database.url.expose_secret(),
@@ -57,6 +66,13 @@ impl Sandbox {
             pool,
             db_name,
         }
+    }
+}
+
+impl Sandbox {
+    /// The name of the sandbox's database.
+    pub fn database(&self) -> &str {
+        &self.db_name
     }
 }
 
