@@ -17,7 +17,7 @@ use tokio_postgres::Client;
 /// Vehicles listed and the `count` beside them, as the API answers.
 async fn vehicles(app: &TestApp, org: &Org) -> (u16, i64) {
     let resp = app
-        .get(&org.key, "/v3/objects/vehicle/records?limit=100")
+        .get(&org.key, "/v3/objects/vehicle/records?limit=100&page_num=1")
         .await;
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.unwrap_or_default();
@@ -183,7 +183,7 @@ async fn lag_tolerant_reads_go_to_the_standby_and_to_the_primary_while_it_is_dow
             let until = Instant::now() + Duration::from_secs(3);
             while Instant::now() < until {
                 let resp = client
-                    .get(format!("{address}/v3/objects/vehicle/records?limit=100"))
+                    .get(format!("{address}/v3/objects/vehicle/records?limit=100&page_num=1"))
                     .header("api-key", &key)
                     .send()
                     .await
@@ -196,6 +196,13 @@ async fn lag_tolerant_reads_go_to_the_standby_and_to_the_primary_while_it_is_dow
     tokio::time::sleep(Duration::from_millis(500)).await;
     tokio::task::block_in_place(|| pg.stop_standby());
     let statuses = reading.await.unwrap();
+    let tally = |code| statuses.iter().filter(|s| **s == code).count();
+    eprintln!(
+        "standby stopped under reads: {} answers, {} × 200, {} × 503",
+        statuses.len(),
+        tally(200),
+        tally(503)
+    );
     assert!(
         statuses.iter().all(|s| *s == 200 || *s == 503),
         "{statuses:?}"
