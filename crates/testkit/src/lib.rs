@@ -9,6 +9,7 @@
 
 mod contract;
 mod fixtures;
+pub mod previous;
 mod sandbox;
 pub mod services;
 pub mod standby_postgres;
