@@ -280,3 +280,35 @@ async fn the_previous_release_and_this_one_run_side_by_side_both_ways() {
     }
     let _ = std::fs::remove_dir_all(&logs);
 }
+
+/// The other half of running side by side: this release, restarted while
+/// the next one has already migrated the database, starts on it as it is
+/// instead of refusing migrations it does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_release_starts_on_a_schema_a_newer_release_migrated() {
+    let sandbox = Sandbox::create("upgrade").await;
+    let url = sandbox.settings.database.url.expose_secret().to_owned();
+    let newer = objectsync_infra::db::latest_migration() + 1;
+    sandbox
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "insert into refinery_schema_history (version, name, applied_on, checksum)
+             values ($1, 'from_the_next_release', now()::text, '0')",
+            &[&newer],
+        )
+        .await
+        .unwrap();
+    let applied = objectsync_infra::db::migrate(&url).await.expect("migrate");
+    assert_eq!(applied, 0);
+    // Ingest (which migrates as it starts) and a worker (which waits for
+    // its schema) both start and apply a batch.
+    let app = spawn_app_in(sandbox, 1, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    let p = app
+        .upsert_and_wait(&org, "vehicle", json!([{"identifiers": {"ext_id": "v1"}}]))
+        .await;
+    assert_eq!(p["status"], "completed", "{p}");
+}
