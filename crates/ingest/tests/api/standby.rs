@@ -183,7 +183,9 @@ async fn lag_tolerant_reads_go_to_the_standby_and_to_the_primary_while_it_is_dow
             let until = Instant::now() + Duration::from_secs(3);
             while Instant::now() < until {
                 let resp = client
-                    .get(format!("{address}/v3/objects/vehicle/records?limit=100&page_num=1"))
+                    .get(format!(
+                        "{address}/v3/objects/vehicle/records?limit=100&page_num=1"
+                    ))
                     .header("api-key", &key)
                     .send()
                     .await
