@@ -32,7 +32,11 @@ pub(crate) async fn list(
         .collect();
     let day = state
         .ended
-        .since(&client, this_minute() - Duration::minutes(24 * 60 - 1))
+        .since(
+            &client,
+            &client,
+            this_minute() - Duration::minutes(24 * 60 - 1),
+        )
         .await?;
     let body = html! {
         h1 { "Organizations" }

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+use objectsync_infra::db::ReadPool;
 use objectsync_infra::token_guard::TokenGuard;
 use objectsync_model::{OrgId, ProcessId, ProcessKind};
 
@@ -21,7 +22,11 @@ use crate::ended::EndedCache;
 /// Everything a console page can reach.
 #[derive(Clone)]
 pub struct Console {
+    /// The primary: sessions, every page but the overview, the actions.
     pub pool: Pool,
+    /// The overview's figures, which tolerate a little lag: a hot standby
+    /// when `database.read_url` names one, else the primary.
+    pub reads: ReadPool,
     /// `None` disables the console (404), as it does the admin API.
     pub admin_token: Option<Arc<str>>,
     /// The queue depths last read by ingest's gauges.
@@ -39,16 +44,18 @@ pub struct Console {
 }
 
 impl Console {
-    /// A console over `pool`, whose actions `actions` carries out.
+    /// A console over `reads` (its primary for everything but the
+    /// overview), whose actions `actions` carries out.
     pub fn new(
-        pool: Pool,
+        reads: ReadPool,
         admin_token: Option<Arc<str>>,
         worker_heartbeat: Duration,
         token_guard: Arc<TokenGuard>,
         actions: Arc<dyn Actions>,
     ) -> Self {
         Self {
-            pool,
+            pool: reads.primary().clone(),
+            reads,
             admin_token,
             queues: Queues::default(),
             worker_heartbeat,

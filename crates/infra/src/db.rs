@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::settings::DatabaseSettings;
 
+mod reads;
 mod tls;
 
+pub use reads::{ReadClient, ReadPool, STANDBY_RETRY, Server};
 pub use tls::{PgTls, SslMode, Target, TlsSetupError};
 
 mod embedded {
@@ -106,9 +108,40 @@ pub fn pool_for(
     sessions: Sessions,
     options: Option<&str>,
 ) -> Result<Pool, DbError> {
+    pool_on(settings.url.expose_secret(), settings, sessions, options)
+}
+
+/// Where the lag-tolerant reads of `sessions` go: a pool on
+/// `database.read_url` with the primary's as fallback, or the primary's
+/// `primary` alone when no read URL is set (see [`ReadPool`]). The standby
+/// gets the same TLS handling, timeouts and pool size as the primary.
+pub fn read_pool(
+    settings: &DatabaseSettings,
+    primary: Pool,
+    sessions: Sessions,
+    options: Option<&str>,
+) -> Result<ReadPool, DbError> {
+    let url = settings
+        .read_url
+        .as_ref()
+        .map(|u| u.expose_secret())
+        .filter(|u| !u.is_empty());
+    Ok(match url {
+        Some(url) => ReadPool::with_standby(primary, pool_on(url, settings, sessions, options)?),
+        None => ReadPool::primary_only(primary),
+    })
+}
+
+/// A pool of `sessions` on the server `url` names.
+fn pool_on(
+    url: &str,
+    settings: &DatabaseSettings,
+    sessions: Sessions,
+    options: Option<&str>,
+) -> Result<Pool, DbError> {
     let Target {
         mut config, tls, ..
-    } = Target::parse(settings.url.expose_secret())?;
+    } = Target::parse(url)?;
     let ours = match options {
         Some(options) => format!("{} {options}", sessions.options(settings)),
         None => sessions.options(settings),
@@ -175,12 +208,33 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
     client
         .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    let result = embedded::migrations::runner().run_async(&mut client).await;
+    let result = match newest_applied(&client).await {
+        // A newer release migrated this database and this one still runs
+        // beside it during a rolling upgrade: its schema is a superset of
+        // ours (see ARCHITECTURE.md, Upgrades), so start on it as it is.
+        // (refinery would refuse versions it does not know.)
+        Ok(Some(applied)) if applied > latest_migration() => {
+            tracing::info!(
+                applied,
+                known = latest_migration(),
+                "the database schema is newer than this build; nothing to migrate"
+            );
+            Ok(None)
+        }
+        Ok(_) => embedded::migrations::runner()
+            .run_async(&mut client)
+            .await
+            .map(Some)
+            .map_err(DbError::from),
+        Err(e) => Err(e),
+    };
     // Dropping the connection would release the lock too; be explicit.
     let _ = client
         .execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
-    let report = result?;
+    let Some(report) = result? else {
+        return Ok(0);
+    };
     for m in report.applied_migrations() {
         tracing::info!(version = m.version(), name = m.name(), "migration applied");
     }
@@ -212,7 +266,10 @@ async fn create_database(url: &str) -> Result<(), DbError> {
 
 /// The newest migration applied to the database, if any.
 pub async fn applied_version(pool: &Pool) -> Result<Option<i32>, DbError> {
-    let client = pool.get().await?;
+    newest_applied(&**pool.get().await?).await
+}
+
+async fn newest_applied(client: &tokio_postgres::Client) -> Result<Option<i32>, DbError> {
     let row = client
         .query_opt("select max(version) from refinery_schema_history", &[])
         .await;

@@ -1,8 +1,9 @@
 //! Configuration, layered with the `config` crate: built-in defaults, then an
 //! optional file (`--config FILE`), then `OBJECTSYNC__SECTION__KEY`
 //! environment variables, then `DATABASE_URL` and `AMQP_URL`, which win over
-//! everything because that is what deployment platforms set. Secrets may
-//! come from files instead (`DATABASE_URL_FILE`, see `secret_files`).
+//! everything because that is what deployment platforms set (and
+//! `DATABASE_READ_URL`, the same for `database.read_url`). Secrets may come
+//! from files instead (`DATABASE_URL_FILE`, see `secret_files`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -76,6 +77,11 @@ pub struct Settings {
 pub struct DatabaseSettings {
     /// A `postgres://` URL.
     pub url: SecretUrl,
+    /// A hot standby of `url` for the reads that tolerate a little lag
+    /// (record lists, the console's overview); `None` (or empty) reads
+    /// everything from `url`. See `db::ReadPool`.
+    #[serde(default)]
+    pub read_url: Option<SecretUrl>,
     /// Connections in the pool of each process.
     pub pool_size: usize,
     /// How long a request waits for a free connection before it fails (ms).
@@ -308,6 +314,7 @@ impl Settings {
             builder = builder.add_source(File::from(file).required(true));
         }
         let database_url = secret_files::secret(&env, "DATABASE_URL")?;
+        let read_url = secret_files::secret(&env, "DATABASE_READ_URL")?;
         let amqp_url = secret_files::secret(&env, "AMQP_URL")?;
         let admin_token = secret_files::secret(&env, "OBJECTSYNC__ADMIN__TOKEN")?;
         let env = secret_files::without_file_variables(env);
@@ -320,6 +327,7 @@ impl Settings {
                     .source(Some(env.into_iter().collect())),
             )
             .set_override_option("database.url", database_url)?
+            .set_override_option("database.read_url", read_url)?
             .set_override_option("amqp.url", amqp_url)?
             .set_override_option("admin.token", admin_token)?;
         let settings: Self = builder.build()?.try_deserialize()?;
@@ -416,6 +424,37 @@ mod tests {
         );
         assert_eq!(s.amqp.url.expose_secret(), "amqp://mq:5672/%2f");
         assert_eq!(s.worker.prefetch, 3);
+    }
+
+    #[test]
+    fn a_read_url_is_optional_and_its_conventional_variable_wins() {
+        let s = Settings::load_from(Role::Ingest, None, HashMap::new()).unwrap();
+        assert!(s.database.read_url.is_none());
+        let s = Settings::load_from(
+            Role::Ingest,
+            None,
+            env(&[(
+                "OBJECTSYNC__DATABASE__READ_URL",
+                "postgres://u:pw@standby/x",
+            )]),
+        )
+        .unwrap();
+        let url = s.database.read_url.expect("read_url");
+        assert_eq!(url.expose_secret(), "postgres://u:pw@standby/x");
+        assert_eq!(format!("{url:?}"), "\"postgres://u:***@standby/x\"");
+        let s = Settings::load_from(
+            Role::Ingest,
+            None,
+            env(&[
+                ("OBJECTSYNC__DATABASE__READ_URL", "postgres://ignored/x"),
+                ("DATABASE_READ_URL", "postgres://standby-2/x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.database.read_url.as_ref().map(SecretUrl::expose_secret),
+            Some("postgres://standby-2/x")
+        );
     }
 
     #[test]

@@ -130,6 +130,12 @@ impl Application {
             Sessions::Requests,
             Some(PLANNER_OPTIONS),
         )?;
+        let reads = db::read_pool(
+            &settings.database,
+            pool.clone(),
+            Sessions::Requests,
+            Some(PLANNER_OPTIONS),
+        )?;
         let monitors = db::pool_for(
             &settings.database,
             Sessions::Monitors,
@@ -151,7 +157,7 @@ impl Application {
             .map(Arc::from);
         let token_guard = Arc::<TokenGuard>::default();
         let console = Console::new(
-            pool.clone(),
+            reads.clone(),
             admin_token.clone(),
             Duration::from_secs(settings.worker.heartbeat_secs),
             token_guard.clone(),
@@ -163,6 +169,7 @@ impl Application {
         let queues = console.queues.clone();
         let state = AppState {
             pool: pool.clone(),
+            reads: reads.clone(),
             publisher: publisher.clone(),
             admin_token,
             limits: settings.limits,
@@ -182,6 +189,7 @@ impl Application {
                 pool: pool.clone(),
                 broker: broker.clone(),
                 report_workers: true,
+                reads: Some(reads),
             },
         );
         let listener = TcpListener::bind(settings.http_addr()).await?;

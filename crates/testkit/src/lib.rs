@@ -9,8 +9,10 @@
 
 mod contract;
 mod fixtures;
+pub mod previous;
 mod sandbox;
 pub mod services;
+pub mod standby_postgres;
 pub mod tls_postgres;
 
 use std::collections::HashMap;
@@ -90,7 +92,17 @@ pub async fn spawn_app() -> TestApp {
 /// Ingest plus `workers` workers, with settings adjusted by `configure`.
 pub async fn spawn_app_with(workers: usize, configure: impl FnOnce(&mut Settings)) -> TestApp {
     init_logs();
-    let sandbox = Sandbox::create("test").await;
+    spawn_app_in(Sandbox::create("test").await, workers, configure).await
+}
+
+/// Like [`spawn_app_with`], on a sandbox made by the caller (on a server of
+/// the test's own, say: see [`Sandbox::create_on`]).
+pub async fn spawn_app_in(
+    sandbox: Sandbox,
+    workers: usize,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    init_logs();
     let mut settings = sandbox.settings.clone();
     settings.database.pool_size = 8;
     settings.http.host = "127.0.0.1".into();

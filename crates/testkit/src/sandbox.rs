@@ -31,9 +31,28 @@ impl Sandbox {
     /// Creates the database `objectsync_{kind}_{uuid}` and the prefix
     /// `{kind}-{uuid}`, starting from the defaults and the environment.
     pub async fn create(kind: &str) -> Self {
+        Self::create_on(kind, None).await
+    }
+
+    /// Like [`Sandbox::create`], on the PostgreSQL server `server` (a URL
+    /// whose database name is replaced) instead of the configured one.
+    pub async fn create_on(kind: &str, server: Option<&str>) -> Self {
+        Self::make(kind, server, true).await
+    }
+
+    /// Like [`Sandbox::create`], with the database left empty: no
+    /// migration applied (for an earlier release to migrate its way).
+    pub async fn create_unmigrated(kind: &str) -> Self {
+        Self::make(kind, None, false).await
+    }
+
+    async fn make(kind: &str, server: Option<&str>, migrate: bool) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings load");
+        if let Some(server) = server {
+            settings.database.url = server.into();
+        }
         let db_name = format!("objectsync_{kind}_{id}");
         let admin = db::connect(&with_database(
             settings.database.url.expose_secret(),
@@ -48,15 +67,24 @@ impl Sandbox {
         settings.database.url =
             with_database(settings.database.url.expose_secret(), &db_name).into();
         settings.amqp.prefix = format!("{kind}-{id}");
-        db::migrate(settings.database.url.expose_secret())
-            .await
-            .expect("migrate the sandbox database");
+        if migrate {
+            db::migrate(settings.database.url.expose_secret())
+                .await
+                .expect("migrate the sandbox database");
+        }
         let pool = db::pool(&settings.database).expect("sandbox pool");
         Self {
             settings,
             pool,
             db_name,
         }
+    }
+}
+
+impl Sandbox {
+    /// The name of the sandbox's database.
+    pub fn database(&self) -> &str {
+        &self.db_name
     }
 }
 

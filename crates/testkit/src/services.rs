@@ -92,12 +92,30 @@ impl Spawner {
         &self.log_dir
     }
 
+    /// The log file of the `n`th child started, named `name`.
+    pub fn log_of(&self, name: &str, n: usize) -> PathBuf {
+        self.log_dir.join(format!("{name}-{n}.log"))
+    }
+
     /// Starts `<this binary> <mode>` with `extra` variables on top.
     pub fn spawn(&mut self, mode: &str, extra: &[(&str, &str)]) -> std::io::Result<Child> {
+        let exe = self.exe.clone();
+        self.spawn_program(&exe, &[mode], mode, extra)
+    }
+
+    /// Starts `program` with `args` and `extra` variables on top, logging
+    /// into `<name>-<n>.log` (see [`Spawner::log_of`]).
+    pub fn spawn_program(
+        &mut self,
+        program: &Path,
+        args: &[&str],
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> std::io::Result<Child> {
         self.spawned += 1;
-        let log = std::fs::File::create(self.log_dir.join(format!("{mode}-{}.log", self.spawned)))?;
-        Command::new(&self.exe)
-            .arg(mode)
+        let log = std::fs::File::create(self.log_of(name, self.spawned))?;
+        Command::new(program)
+            .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(extra.iter().copied())
             .stdin(Stdio::null())

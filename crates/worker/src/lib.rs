@@ -65,6 +65,8 @@ impl Worker {
             pool: pool.clone(),
             broker: broker.clone(),
             report_workers: false,
+            // Workers read and write the primary only.
+            reads: None,
         });
         let listener = TcpListener::bind(settings.http_addr()).await?;
         let port = listener.local_addr()?.port();

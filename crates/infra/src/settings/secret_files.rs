@@ -1,5 +1,5 @@
-//! Secrets from files: `DATABASE_URL_FILE`, `AMQP_URL_FILE` and
-//! `OBJECTSYNC__ADMIN__TOKEN_FILE` name a file holding the value, the way
+//! Secrets from files: `DATABASE_URL_FILE`, `DATABASE_READ_URL_FILE`,
+//! `AMQP_URL_FILE` and `OBJECTSYNC__ADMIN__TOKEN_FILE` name a file holding the value, the way
 //! Docker and Kubernetes mount secrets (`/run/secrets/…`), so that a secret
 //! need not sit in the environment, where `ps e` and crash reports see it.
 
@@ -10,8 +10,12 @@ use std::path::PathBuf;
 const FILE_SUFFIX: &str = "_FILE";
 
 /// The variables that may come from a file instead.
-pub(super) const SECRET_VARIABLES: [&str; 3] =
-    ["DATABASE_URL", "AMQP_URL", "OBJECTSYNC__ADMIN__TOKEN"];
+pub(super) const SECRET_VARIABLES: [&str; 4] = [
+    "DATABASE_URL",
+    "DATABASE_READ_URL",
+    "AMQP_URL",
+    "OBJECTSYNC__ADMIN__TOKEN",
+];
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +112,7 @@ mod tests {
     fn every_secret_can_come_from_a_file_less_its_trailing_newline() {
         let dir = TempDir::new("read");
         let db = dir.file("db", "postgres://u:pw@db:5432/prod?sslmode=require\n");
+        let standby = dir.file("standby", "postgres://u:pw@standby:5432/prod\n");
         let mq = dir.file("mq", "amqps://u:pw@mq:5671/%2f\r\n");
         let token = dir.file("token", "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken");
         let s = Settings::load_from(
@@ -115,6 +120,7 @@ mod tests {
             None,
             env(&[
                 ("DATABASE_URL_FILE", &db),
+                ("DATABASE_READ_URL_FILE", &standby),
                 ("AMQP_URL_FILE", &mq),
                 ("OBJECTSYNC__ADMIN__TOKEN_FILE", &token),
             ]),
@@ -123,6 +129,10 @@ mod tests {
         assert_eq!(
             s.database.url.expose_secret(),
             "postgres://u:pw@db:5432/prod?sslmode=require"
+        );
+        assert_eq!(
+            s.database.read_url.as_ref().map(|u| u.expose_secret()),
+            Some("postgres://u:pw@standby:5432/prod")
         );
         assert_eq!(s.amqp.url.expose_secret(), "amqps://u:pw@mq:5671/%2f");
         assert_eq!(
@@ -137,6 +147,7 @@ mod tests {
         let token = dir.file("token", "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken\n");
         for (var, value) in [
             ("DATABASE_URL", "postgres://db/x"),
+            ("DATABASE_READ_URL", "postgres://standby/x"),
             ("AMQP_URL", "amqp://mq/%2f"),
             (
                 "OBJECTSYNC__ADMIN__TOKEN",

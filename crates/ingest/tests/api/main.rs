@@ -25,6 +25,7 @@ mod processes;
 mod records;
 mod requests;
 mod slow_clients;
+mod standby;
 mod stored_values;
 mod timeouts;
 mod tls;

@@ -9,4 +9,5 @@ mod fairness;
 mod liveness;
 mod order;
 mod timeouts;
+mod upgrade;
 mod workers;
