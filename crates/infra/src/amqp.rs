@@ -62,6 +62,11 @@ pub struct Topology {
     pub dead_track_queue: String,
     /// Deliveries of one batch, first one included (see `AmqpSettings`).
     pub max_deliveries: u32,
+    /// Durable topic exchange the completion event of every process that
+    /// ends is published to, with the routing key
+    /// `process.{completed|failed}.{org_id}.{object_type}`. objectsync
+    /// binds no queue to it: consumers bind their own.
+    pub events_exchange: String,
 }
 
 impl Topology {
@@ -77,6 +82,7 @@ impl Topology {
             dead_queue: format!("{p}.batches.dead"),
             dead_track_queue: format!("{p}.batches.dead.track"),
             max_deliveries: settings.max_deliveries.max(1),
+            events_exchange: format!("{p}.events"),
         }
     }
 
@@ -122,6 +128,14 @@ impl Topology {
             .exchange_declare(
                 self.dead_exchange.as_str().into(),
                 ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.events_exchange.as_str().into(),
+                ExchangeKind::Topic,
                 durable,
                 FieldTable::default(),
             )
@@ -201,12 +215,12 @@ impl Topology {
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await?;
         }
-        channel
-            .exchange_delete(
-                self.dead_exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await
+        for exchange in [&self.dead_exchange, &self.events_exchange] {
+            channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ mod consumer;
 mod ctx;
 mod dead;
 pub mod error;
+mod events;
 mod gate;
 mod giveway;
 mod headers;
@@ -16,6 +17,7 @@ mod monitor;
 mod settle;
 mod unreadable;
 mod waits;
+mod webhooks;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -60,6 +62,11 @@ impl Worker {
             Sessions::Monitors,
             Some(PLANNER_OPTIONS),
         )?;
+        let events_pool = db::pool_for(
+            &settings.database,
+            Sessions::Monitors,
+            Some(PLANNER_OPTIONS),
+        )?;
         let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker"));
         let router = ops::router(Probes {
             pool: pool.clone(),
@@ -75,6 +82,11 @@ impl Worker {
             settings: settings.worker.clone(),
             republish: tokio::sync::Mutex::new(None),
             local: apply::Local::new(settings.worker.prefetch),
+            events_pool,
+            events: settings.events.clone(),
+            webhooks: settings.webhooks.clone(),
+            events_ready: tokio::sync::Notify::new(),
+            deliveries_ready: tokio::sync::Notify::new(),
         });
         Ok(Self {
             ctx,
@@ -110,11 +122,18 @@ impl Worker {
         let beats = CancellationToken::new();
         let stop_beats = beats.clone().drop_guard();
         let heartbeat = tokio::spawn(heartbeat::run(self.ctx.clone(), beats));
+        // Stopped after the batches too: the events of the last ones go out.
+        let outbox = CancellationToken::new();
+        let relay = tokio::spawn(events::run(self.ctx.clone(), outbox.clone()));
+        let sender = tokio::spawn(webhooks::run(self.ctx.clone(), outbox.clone()));
         consumer::run(self.ctx.clone(), cancel.clone()).await;
         drop(stop_beats);
         let _ = heartbeat.await;
         let _ = tracker.await;
         let _ = monitor.await;
+        outbox.cancel();
+        let _ = relay.await;
+        let _ = sender.await;
         self.ctx.broker.close().await;
         http_stop.cancel();
         let _ = http.await;
