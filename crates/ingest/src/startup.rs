@@ -156,6 +156,7 @@ impl Application {
             Arc::new(IngestActions {
                 pool: pool.clone(),
                 publisher: publisher.clone(),
+                allow_private_webhooks: settings.webhooks.allow_private_addresses,
             }),
         );
         let queues = console.queues.clone();
@@ -165,6 +166,7 @@ impl Application {
             admin_token,
             limits: settings.limits,
             token_guard,
+            allow_private_webhooks: settings.webhooks.allow_private_addresses,
         };
         let router = router(
             state,
