@@ -100,7 +100,6 @@ async fn a_delivery_failed_for_good_is_kept_and_sent_again_on_request() {
     app.upsert_and_wait(&org, "vehicle", json!([{"attributes": {"name": "A"}}]))
         .await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    let client = app.pool.get().await.unwrap();
     let failed = wait_for_failed(&app, OrgId(org.id)).await;
     assert_eq!(failed.attempts, 1);
     assert!(
@@ -111,6 +110,7 @@ async fn a_delivery_failed_for_good_is_kept_and_sent_again_on_request() {
     assert_eq!(receiver.received().len(), 1, "no retry after failing");
 
     receiver.answer(200);
+    let client = app.pool.get().await.unwrap();
     assert!(
         deliveries::resend(&client, OrgId(org.id), failed.id)
             .await
