@@ -40,6 +40,10 @@ RUN find crates -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p objectsync-ingest -p objectsync-worker
 
 FROM debian:bookworm-slim
+# The root certificates https webhook deliveries are checked against.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 objectsync
 COPY --from=build /src/target/release/objectsync-ingest /usr/local/bin/
 COPY --from=build /src/target/release/objectsync-worker /usr/local/bin/

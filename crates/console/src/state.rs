@@ -96,6 +96,16 @@ pub trait Actions: Send + Sync {
     /// A new API key of `org`, shown once.
     fn create_key(&self, org: OrgId) -> Pending<'_, String>;
 
+    /// Registers webhook `url` for `org`'s events, by `who`: its id and
+    /// its secret (`whsec_…`), shown once. A URL the admin API would
+    /// refuse is a `BadRequest` saying why.
+    fn create_webhook<'a>(
+        &'a self,
+        org: OrgId,
+        url: &'a str,
+        who: &'a str,
+    ) -> Pending<'a, (i64, String)>;
+
     /// Accepts a dead letter's batch again, as a new process after every
     /// batch accepted so far, and marks the dead letter replayed with it.
     fn replay<'a>(&'a self, replay: Replay<'a>) -> Pending<'a, ProcessId, ReplayError>;

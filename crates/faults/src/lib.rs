@@ -8,6 +8,7 @@
 
 mod chaos;
 mod children;
+mod events;
 mod load;
 mod report;
 mod verify;
@@ -21,6 +22,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 pub use chaos::{BROKER_RESTART, DATABASE_RESTART};
+pub use events::EventFindings;
 pub use verify::Findings;
 
 /// How hard and how long to shake the system.
@@ -56,6 +58,10 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         ]}),
     )
     .await;
+    // Bound before the first batch: it keeps every event through restarts.
+    let tap = objectsync_testkit::events::EventTap::bind(&app.settings.amqp)
+        .await
+        .map_err(|e| format!("could not bind a queue to the events exchange: {e}"))?;
     let log_dir =
         std::env::temp_dir().join(format!("objectsync-faults-{}", app.settings.amqp.prefix));
     let mut workers = children::Workers::start(&app.settings, opts.workers, log_dir)
@@ -105,6 +111,7 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         start.elapsed().as_secs_f64()
     );
     let settled = verify::settle(&app.pool, opts.settle).await;
+    let unpublished = events::wait_for_outbox(&app.pool, opts.settle).await;
     progress.abort();
     probe.abort();
     eprintln!(
@@ -118,6 +125,9 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
     );
     let not_ready = not_ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let findings = verify::check(&app.pool, &ledger.snapshot(), &faults, &not_ready).await?;
+    let received = events::collect(&tap).await?;
+    let event_findings = events::check(&app.pool, &received, unpublished).await?;
+    let _ = tap.delete().await;
     let totals = report::Totals {
         posts: ledger.posts.load(Ordering::Relaxed),
         unavailable: ledger.unavailable.load(Ordering::Relaxed),
@@ -131,7 +141,9 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         elapsed: start.elapsed(),
     };
     report::print(&totals, &findings, settled.as_ref().err(), &shutdown);
+    report::print_events(&event_findings);
     Ok(findings.passed()
+        && event_findings.passed()
         && settled.is_ok()
         && shutdown.is_empty()
         && totals.refused == 0

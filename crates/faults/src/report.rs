@@ -7,6 +7,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use tokio::time::Instant;
 
+use crate::events::EventFindings;
 use crate::load::{Ledger, RECORDS_PER_BATCH};
 use crate::verify::Findings;
 
@@ -142,4 +143,36 @@ pub(crate) fn print(t: &Totals, f: &Findings, settle: Option<&String>, shutdown:
             println!("  graceful shutdown        {s}");
         }
     }
+}
+
+pub(crate) fn print_events(f: &EventFindings) {
+    println!(
+        "  events received          {} ({} copies of an event already received)",
+        f.received, f.copies
+    );
+    println!(
+        "  ended without an event   {}{}",
+        f.missing.len(),
+        list(&f.missing)
+    );
+    println!(
+        "  ended with two event ids {}{}",
+        f.doubled.len(),
+        list(&f.doubled)
+    );
+    println!("  events wrong             {}", f.wrong.len());
+    for w in f.wrong.iter().take(10) {
+        println!("    {w}");
+    }
+    if f.unpublished != 0 {
+        println!("  events never published   {}", f.unpublished);
+    }
+}
+
+fn list(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = ids.iter().take(10).map(ToString::to_string).collect();
+    format!(" (processes {})", shown.join(", "))
 }

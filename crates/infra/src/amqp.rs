@@ -71,6 +71,11 @@ pub struct Topology {
     /// The queue bound to it, consumed by ingest (see `objectsync_ingest`'s
     /// `inbox`).
     pub inbox: String,
+    /// Durable topic exchange the completion event of every process that
+    /// ends is published to, with the routing key
+    /// `process.{completed|failed}.{org_id}.{object_type}`. objectsync
+    /// binds no queue to it: consumers bind their own.
+    pub events_exchange: String,
 }
 
 impl Topology {
@@ -88,6 +93,7 @@ impl Topology {
             max_deliveries: settings.max_deliveries.max(1),
             inbox_exchange: format!("{p}.inbox"),
             inbox: format!("{p}.inbox"),
+            events_exchange: format!("{p}.events"),
         }
     }
 
@@ -133,6 +139,14 @@ impl Topology {
             .exchange_declare(
                 self.dead_exchange.as_str().into(),
                 ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.events_exchange.as_str().into(),
+                ExchangeKind::Topic,
                 durable,
                 FieldTable::default(),
             )
@@ -213,7 +227,7 @@ impl Topology {
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await?;
         }
-        for exchange in [&self.dead_exchange, &self.inbox_exchange] {
+        for exchange in [&self.dead_exchange, &self.inbox_exchange, &self.events_exchange] {
             channel
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await?;

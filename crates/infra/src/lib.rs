@@ -14,6 +14,7 @@ pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub mod token_guard;
+pub mod webhook;
 
 pub use amqp::{Broker, Topology};
 pub use settings::{Role, Settings};

@@ -23,6 +23,10 @@
 //! | `objectsync_processes_stale_total` | | processes reported stale (each once) |
 //! | `objectsync_read_fallbacks_total` | | lag-tolerant reads (record lists, console overview) served by the primary because the configured standby could not take them |
 //! | `objectsync_processes_blocked` | | gauge: open processes waiting for an older process of their organization that is still open |
+//! | `objectsync_events_published_total` | | completion events published (confirmed by the broker) |
+//! | `objectsync_event_publish_lag_seconds` | | process end → its event confirmed by the broker |
+//! | `objectsync_webhook_attempts_total` | `outcome` | webhook delivery attempts: `delivered`, `retry`, `failed` |
+//! | `objectsync_webhook_delivery_lag_seconds` | | process end → its webhook delivery answered 2xx |
 
 use std::sync::OnceLock;
 

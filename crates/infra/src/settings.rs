@@ -12,11 +12,13 @@ use config::{Config, Environment, File};
 use serde::Deserialize;
 
 mod inbox;
+mod events;
 mod limits;
 mod secret;
 mod secret_files;
 
 pub use inbox::InboxSettings;
+pub use events::{EventSettings, WebhookSettings};
 pub use limits::{InvalidLimit, LimitSettings};
 /// The admin token's type, and how to read it, for the crates that set or
 /// check it.
@@ -71,6 +73,8 @@ pub struct Settings {
     pub inbox: InboxSettings,
     pub log: LogSettings,
     pub worker: WorkerSettings,
+    pub events: EventSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,7 +313,15 @@ impl Settings {
             .set_default("worker.stale_after_secs", 600)?
             .set_default("worker.fail_stale_after_secs", 86_400)?
             .set_default("worker.fail_lost_after_secs", 300)?
-            .set_default("worker.heartbeat_secs", 5)?;
+            .set_default("worker.heartbeat_secs", 5)?
+            .set_default("events.poll_ms", 250)?
+            .set_default("webhooks.timeout_ms", 10_000)?
+            .set_default("webhooks.retry_initial_ms", 5_000)?
+            .set_default("webhooks.retry_max_ms", 3_600_000)?
+            .set_default("webhooks.retry_for_secs", 86_400)?
+            .set_default("webhooks.per_endpoint", 4)?
+            .set_default("webhooks.max_in_flight", 64)?
+            .set_default("webhooks.allow_private_addresses", true)?;
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).required(true));
         }

@@ -164,6 +164,7 @@ impl Application {
             Arc::new(IngestActions {
                 pool: pool.clone(),
                 publisher: publisher.clone(),
+                allow_private_webhooks: settings.webhooks.allow_private_addresses,
             }),
         );
         let queues = console.queues.clone();
@@ -174,6 +175,7 @@ impl Application {
             admin_token,
             limits: settings.limits,
             token_guard,
+            allow_private_webhooks: settings.webhooks.allow_private_addresses,
         };
         let inbox = settings.inbox.consume.then(|| {
             Arc::new(crate::inbox::Inbox {

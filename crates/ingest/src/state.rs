@@ -22,4 +22,7 @@ pub struct AppState {
     pub limits: objectsync_infra::settings::LimitSettings,
     /// Wrong admin tokens per client address (admin API and console login).
     pub(crate) token_guard: Arc<objectsync_infra::token_guard::TokenGuard>,
+    /// Whether webhook URLs may name private addresses
+    /// (`webhooks.allow_private_addresses`).
+    pub allow_private_webhooks: bool,
 }

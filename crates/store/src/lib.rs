@@ -15,9 +15,11 @@
 
 pub mod console_sessions;
 pub mod dead_letters;
+pub mod deliveries;
 pub mod ended;
 pub mod ending;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod lanes;
 pub mod limits;
@@ -30,6 +32,7 @@ pub mod organizations;
 pub mod processes;
 pub mod records;
 pub mod waits;
+pub mod webhooks;
 pub mod workers;
 
 pub use deadpool_postgres::GenericClient;

@@ -8,6 +8,7 @@
 //! behind. Set `TEST_LOG=1` to see the services' logs.
 
 mod contract;
+pub mod events;
 mod fixtures;
 pub mod previous;
 mod sandbox;
@@ -209,6 +210,23 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// Registers webhook `url` for `org`: its id and secret.
+    pub async fn register_webhook(&self, org: &Org, url: &str) -> (i64, String) {
+        let resp = self
+            .admin_post(
+                &format!("/admin/organizations/{}/webhooks", org.id),
+                &json!({ "url": url }),
+            )
+            .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_i64().expect("id"),
+            body["secret"].as_str().expect("secret").to_owned(),
+        )
     }
 
     pub async fn admin_put(&self, path: &str, body: &Value) -> reqwest::Response {

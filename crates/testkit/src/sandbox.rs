@@ -119,6 +119,11 @@ impl Drop for Sandbox {
                     && let Ok(channel) = conn.create_channel().await
                 {
                     let _ = Topology::new(&amqp).delete(&channel).await;
+                    // An `EventTap`'s queue, if a test bound one.
+                    let tap = format!("{}.events.tap", amqp.prefix);
+                    let _ = channel
+                        .queue_delete(tap.as_str().into(), Default::default())
+                        .await;
                     let _ = conn.close(200, "OK".into()).await;
                 }
             });

@@ -7,6 +7,7 @@ mod consumer;
 mod ctx;
 mod dead;
 pub mod error;
+mod events;
 mod gate;
 mod giveway;
 mod headers;
@@ -16,6 +17,7 @@ mod monitor;
 mod settle;
 mod unreadable;
 mod waits;
+mod webhooks;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -43,6 +45,15 @@ pub use objectsync_infra::StartupError;
 /// `apply::upsert`.)
 const PLANNER_OPTIONS: &str = "-c plan_cache_mode=force_custom_plan";
 
+/// Settings of the sessions of the event relay and the webhook sender:
+/// those of the worker's, and commits that do not wait for the WAL to
+/// reach the disk. What such a commit records — an event published, a
+/// delivery made or taken — is only ever lost in a database crash, and then
+/// the event is published again, or the delivery made again, under the same
+/// id, which consumers already expect (at least once); in exchange the
+/// relay and the sender add no disk flush to the batches' commits.
+const OUTBOX_OPTIONS: &str = "-c plan_cache_mode=force_custom_plan -c synchronous_commit=off";
+
 /// A built, not yet running worker with its health endpoints bound.
 pub struct Worker {
     ctx: Arc<ctx::Ctx>,
@@ -60,6 +71,8 @@ impl Worker {
             Sessions::Monitors,
             Some(PLANNER_OPTIONS),
         )?;
+        let events_pool =
+            db::pool_for(&settings.database, Sessions::Monitors, Some(OUTBOX_OPTIONS))?;
         let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker"));
         let router = ops::router(Probes {
             pool: pool.clone(),
@@ -77,6 +90,11 @@ impl Worker {
             settings: settings.worker.clone(),
             republish: tokio::sync::Mutex::new(None),
             local: apply::Local::new(settings.worker.prefetch),
+            events_pool,
+            events: settings.events.clone(),
+            webhooks: settings.webhooks.clone(),
+            events_ready: tokio::sync::Notify::new(),
+            deliveries_ready: tokio::sync::Notify::new(),
         });
         Ok(Self {
             ctx,
@@ -112,11 +130,20 @@ impl Worker {
         let beats = CancellationToken::new();
         let stop_beats = beats.clone().drop_guard();
         let heartbeat = tokio::spawn(heartbeat::run(self.ctx.clone(), beats));
+        // The relay stops after the batches, so that the events of the last
+        // ones go out; the webhook sender with the consumer, its attempts in
+        // flight finishing while the batches do.
+        let outbox = CancellationToken::new();
+        let relay = tokio::spawn(events::run(self.ctx.clone(), outbox.clone()));
+        let sender = tokio::spawn(webhooks::run(self.ctx.clone(), cancel.clone()));
         consumer::run(self.ctx.clone(), cancel.clone()).await;
         drop(stop_beats);
         let _ = heartbeat.await;
         let _ = tracker.await;
         let _ = monitor.await;
+        outbox.cancel();
+        let _ = relay.await;
+        let _ = sender.await;
         self.ctx.broker.close().await;
         http_stop.cancel();
         let _ = http.await;

@@ -31,3 +31,4 @@ mod timeouts;
 mod tls;
 mod upsert_apply;
 mod upsert_checks;
+mod webhooks;
