@@ -1,5 +1,6 @@
-//! Secrets from files: `DATABASE_URL_FILE`, `AMQP_URL_FILE` and
-//! `OBJECTSYNC__ADMIN__TOKEN_FILE` name a file holding the value, the way
+//! Secrets from files: `DATABASE_URL_FILE`, `AMQP_URL_FILE`,
+//! `OBJECTSYNC__ADMIN__TOKEN_FILE` and
+//! `OBJECTSYNC__DATABASE__APP_PASSWORD_FILE` name a file holding the value, the way
 //! Docker and Kubernetes mount secrets (`/run/secrets/…`), so that a secret
 //! need not sit in the environment, where `ps e` and crash reports see it.
 
@@ -10,8 +11,12 @@ use std::path::PathBuf;
 const FILE_SUFFIX: &str = "_FILE";
 
 /// The variables that may come from a file instead.
-pub(super) const SECRET_VARIABLES: [&str; 3] =
-    ["DATABASE_URL", "AMQP_URL", "OBJECTSYNC__ADMIN__TOKEN"];
+pub(super) const SECRET_VARIABLES: [&str; 4] = [
+    "DATABASE_URL",
+    "AMQP_URL",
+    "OBJECTSYNC__ADMIN__TOKEN",
+    "OBJECTSYNC__DATABASE__APP_PASSWORD",
+];
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +115,7 @@ mod tests {
         let db = dir.file("db", "postgres://u:pw@db:5432/prod?sslmode=require\n");
         let mq = dir.file("mq", "amqps://u:pw@mq:5671/%2f\r\n");
         let token = dir.file("token", "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken");
+        let app = dir.file("app", "app-pa55word\n");
         let s = Settings::load_from(
             Role::Ingest,
             None,
@@ -117,6 +123,7 @@ mod tests {
                 ("DATABASE_URL_FILE", &db),
                 ("AMQP_URL_FILE", &mq),
                 ("OBJECTSYNC__ADMIN__TOKEN_FILE", &token),
+                ("OBJECTSYNC__DATABASE__APP_PASSWORD_FILE", &app),
             ]),
         )
         .unwrap();
@@ -128,6 +135,10 @@ mod tests {
         assert_eq!(
             s.admin.token.as_ref().map(|t| t.expose_secret()),
             Some("t0ken-t0ken-t0ken-t0ken-t0ken-t0ken")
+        );
+        assert_eq!(
+            s.database.app_password.as_ref().map(|p| p.expose_secret()),
+            Some("app-pa55word")
         );
     }
 
@@ -142,6 +153,7 @@ mod tests {
                 "OBJECTSYNC__ADMIN__TOKEN",
                 "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken",
             ),
+            ("OBJECTSYNC__DATABASE__APP_PASSWORD", "app-pa55word"),
         ] {
             let file_var = format!("{var}_FILE");
             let e = Settings::load_from(
