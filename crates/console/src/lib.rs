@@ -302,7 +302,7 @@ async fn login(
             (
                 [(
                     header::SET_COOKIE,
-                    session::set_cookie(&headers, Some(&cookie)),
+                    session::set_cookie(state.secure_cookie, &headers, Some(&cookie)),
                 )],
                 Redirect::to(&next),
             )
@@ -335,7 +335,10 @@ async fn logout(
     console_sessions::end(&client, &session.id).await?;
     tracing::info!(who = session.who, "console logout");
     Ok((
-        [(header::SET_COOKIE, session::set_cookie(&headers, None))],
+        [(
+            header::SET_COOKIE,
+            session::set_cookie(state.secure_cookie, &headers, None),
+        )],
         Redirect::to("/console/login"),
     )
         .into_response())

@@ -39,6 +39,10 @@ pub struct Console {
     pub token_guard: Arc<TokenGuard>,
     /// The actions ingest carries out for the console.
     pub actions: Arc<dyn Actions>,
+    /// Whether the session cookie is always `Secure` (HTTPS only), not only
+    /// behind a proxy that says the request came over HTTPS
+    /// (`console.secure_cookie`).
+    pub secure_cookie: bool,
     /// The settled minutes of ended processes.
     pub(crate) ended: Arc<EndedCache>,
 }
@@ -61,8 +65,15 @@ impl Console {
             worker_heartbeat,
             token_guard,
             actions,
+            secure_cookie: false,
             ended: Arc::default(),
         }
+    }
+
+    /// The same console, with its session cookie always `Secure` or not.
+    pub fn with_secure_cookie(mut self, secure: bool) -> Self {
+        self.secure_cookie = secure;
+        self
     }
 }
 

@@ -9,9 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::settings::DatabaseSettings;
 
+mod app_role;
 mod reads;
 mod tls;
 
+pub use app_role::{APP_ROLE, set_password as set_app_password, setup};
 pub use reads::{ReadClient, ReadPool, STANDBY_RETRY, Server};
 pub use tls::{PgTls, SslMode, Target, TlsSetupError};
 
@@ -41,6 +43,18 @@ pub enum DbError {
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("stopped while waiting for the database schema")]
     Cancelled,
+    /// Migrations are pending and the user connected may not apply them
+    /// (the app role): they need the schema's owner.
+    #[error(
+        "the database schema is at {}, this build needs version {wanted}, and the user {user} \
+         may not change the schema: run `objectsync-ingest migrate` as the schema's owner",
+        .applied.map_or("no version".to_owned(), |v| format!("version {v}"))
+    )]
+    NotSchemaOwner {
+        user: String,
+        applied: Option<i32>,
+        wanted: i32,
+    },
 }
 
 /// What a pool's sessions do, which decides how long PostgreSQL lets their
@@ -241,6 +255,37 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
     Ok(report.applied_migrations().len())
 }
 
+/// Applies pending migrations, if there are any, like [`migrate`]; a
+/// schema already current is only read (the newest version applied), so
+/// this gets through as the app role, which may not run migrations. With
+/// migrations pending and a user who may not apply them, it fails with
+/// [`DbError::NotSchemaOwner`] without trying. Returns how many migrations
+/// were applied.
+pub async fn migrate_if_behind(url: &str) -> Result<usize, DbError> {
+    let client = match connect(url).await {
+        // No database yet: `migrate` creates it.
+        Err(DbError::Postgres(e)) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+            return migrate(url).await;
+        }
+        other => other?,
+    };
+    let wanted = latest_migration();
+    let applied = newest_applied(&client).await?;
+    if applied.is_some_and(|v| v >= wanted) {
+        return Ok(0);
+    }
+    if !app_role::may_change_schema(&client).await? {
+        let user = client.query_one("select current_user::text", &[]).await?;
+        return Err(DbError::NotSchemaOwner {
+            user: user.get(0),
+            applied,
+            wanted,
+        });
+    }
+    drop(client);
+    migrate(url).await
+}
+
 /// Creates the database `url` names, through the `postgres` maintenance
 /// database of the same server, so that a first `migrate` on a fresh server
 /// just works.
@@ -269,6 +314,7 @@ pub async fn applied_version(pool: &Pool) -> Result<Option<i32>, DbError> {
     newest_applied(&**pool.get().await?).await
 }
 
+/// The newest migration applied to the database `client` is on, if any.
 async fn newest_applied(client: &tokio_postgres::Client) -> Result<Option<i32>, DbError> {
     let row = client
         .query_opt("select max(version) from refinery_schema_history", &[])

@@ -13,12 +13,14 @@ use serde::Deserialize;
 
 mod inbox;
 mod events;
+mod console;
 mod limits;
 mod secret;
 mod secret_files;
 
 pub use inbox::InboxSettings;
 pub use events::{EventSettings, WebhookSettings};
+pub use console::ConsoleSettings;
 pub use limits::{InvalidLimit, LimitSettings};
 /// The admin token's type, and how to read it, for the crates that set or
 /// check it.
@@ -69,6 +71,8 @@ pub struct Settings {
     pub http: HttpSettings,
     #[serde(default)]
     pub admin: AdminSettings,
+    #[serde(default)]
+    pub console: ConsoleSettings,
     pub limits: LimitSettings,
     pub inbox: InboxSettings,
     pub log: LogSettings,
@@ -106,6 +110,11 @@ pub struct DatabaseSettings {
     pub monitor_statement_timeout_ms: u64,
     /// Longest wait of a monitor's statement for a lock (ms).
     pub monitor_lock_timeout_ms: u64,
+    /// The password `objectsync-ingest migrate` gives the app role (see
+    /// `db::APP_ROLE`), letting it log in; unset, migrate leaves the role
+    /// as it is. Only `migrate` reads it.
+    #[serde(default)]
+    pub app_password: Option<SecretString>,
 }
 
 impl DatabaseSettings {
@@ -329,6 +338,7 @@ impl Settings {
         let read_url = secret_files::secret(&env, "DATABASE_READ_URL")?;
         let amqp_url = secret_files::secret(&env, "AMQP_URL")?;
         let admin_token = secret_files::secret(&env, "OBJECTSYNC__ADMIN__TOKEN")?;
+        let app_password = secret_files::secret(&env, "OBJECTSYNC__DATABASE__APP_PASSWORD")?;
         let env = secret_files::without_file_variables(env);
         builder = builder
             .add_source(
@@ -341,7 +351,8 @@ impl Settings {
             .set_override_option("database.url", database_url)?
             .set_override_option("database.read_url", read_url)?
             .set_override_option("amqp.url", amqp_url)?
-            .set_override_option("admin.token", admin_token)?;
+            .set_override_option("admin.token", admin_token)?
+            .set_override_option("database.app_password", app_password)?;
         let settings: Self = builder.build()?.try_deserialize()?;
         settings
             .database
@@ -405,6 +416,8 @@ mod tests {
         assert_eq!(w.http.port, 8081);
         assert_eq!(w.worker.heartbeat_secs, 5);
         assert_eq!(w.worker.fail_lost_after_secs, 300);
+        assert!(!s.console.secure_cookie, "plain HTTP works out of the box");
+        assert!(s.database.app_password.is_none());
     }
 
     #[test]
@@ -422,6 +435,8 @@ mod tests {
                 ("DATABASE_URL", "postgres://u:pw@db:5432/prod"),
                 ("AMQP_URL", "amqp://mq:5672/%2f"),
                 ("OBJECTSYNC__WORKER__PREFETCH", "3"),
+                ("OBJECTSYNC__CONSOLE__SECURE_COOKIE", "true"),
+                ("OBJECTSYNC__DATABASE__APP_PASSWORD", "12345"),
             ]),
         )
         .unwrap();
@@ -436,6 +451,15 @@ mod tests {
         );
         assert_eq!(s.amqp.url.expose_secret(), "amqp://mq:5672/%2f");
         assert_eq!(s.worker.prefetch, 3);
+        assert!(s.console.secure_cookie);
+        // Digits only, and still a password, not a number.
+        assert_eq!(
+            s.database
+                .app_password
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+            Some("12345")
+        );
     }
 
     #[test]
@@ -518,6 +542,7 @@ mod tests {
                     "s3cret-s3cret-s3cret-s3cret-s3cret",
                 ),
                 ("DATABASE_URL", "postgres://u:pw@db/x"),
+                ("OBJECTSYNC__DATABASE__APP_PASSWORD", "app-s3cret"),
             ]),
         )
         .unwrap();

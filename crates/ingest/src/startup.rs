@@ -62,15 +62,17 @@ async fn sweep_idempotency_keys(pool: deadpool_postgres::Pool, cancel: Cancellat
     }
 }
 
-/// Runs migrations, retrying while the database is not up yet (as when all
-/// services start together), until `cancel` fires.
+/// Runs pending migrations, retrying while the database is not up yet (as
+/// when all services start together), until `cancel` fires. A schema
+/// already current is only read, so ingest connected as the app role starts
+/// without the schema owner's rights; see [`schema_ready`].
 async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db::DbError> {
     let stop = cancel.clone();
     (|| async {
         if cancel.is_cancelled() {
             return Err(db::DbError::Cancelled);
         }
-        db::migrate(url).await.map(drop)
+        db::migrate_if_behind(url).await.map(drop)
     })
     .retry(MIGRATE_BACKOFF)
     .sleep(move |pause| {
@@ -94,6 +96,24 @@ async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db
         tracing::warn!(%error, retry_in = ?pause, "database not reachable yet; retrying");
     })
     .await
+}
+
+/// Brings the schema up to date ([`migrate_when_up`]), or, when migrations
+/// are pending and this user may not apply them (the app role), waits until
+/// `objectsync-ingest migrate`, run as the schema's owner, has: as workers
+/// do, so that the services may start before the migrations in any order.
+async fn schema_ready(
+    url: &str,
+    pool: &deadpool_postgres::Pool,
+    cancel: &CancellationToken,
+) -> Result<(), db::DbError> {
+    match migrate_when_up(url, cancel).await {
+        Err(e @ db::DbError::NotSchemaOwner { .. }) => {
+            tracing::warn!(error = %e, "waiting for the migrations");
+            db::wait_for_schema(pool, cancel).await
+        }
+        other => other,
+    }
 }
 
 /// The pauses between attempts of [`migrate_when_up`]: from 250 ms,
@@ -124,12 +144,12 @@ impl Application {
         settings: &Settings,
         cancel: &CancellationToken,
     ) -> Result<Self, StartupError> {
-        migrate_when_up(settings.database.url.expose_secret(), cancel).await?;
         let pool = db::pool_for(
             &settings.database,
             Sessions::Requests,
             Some(PLANNER_OPTIONS),
         )?;
+        schema_ready(settings.database.url.expose_secret(), &pool, cancel).await?;
         let reads = db::read_pool(
             &settings.database,
             pool.clone(),
@@ -166,7 +186,8 @@ impl Application {
                 publisher: publisher.clone(),
                 allow_private_webhooks: settings.webhooks.allow_private_addresses,
             }),
-        );
+        )
+        .with_secure_cookie(settings.console.secure_cookie);
         let queues = console.queues.clone();
         let state = AppState {
             pool: pool.clone(),

@@ -1,5 +1,6 @@
 //! Secrets from files: `DATABASE_URL_FILE`, `DATABASE_READ_URL_FILE`,
-//! `AMQP_URL_FILE` and `OBJECTSYNC__ADMIN__TOKEN_FILE` name a file holding the value, the way
+//! `AMQP_URL_FILE`, `OBJECTSYNC__ADMIN__TOKEN_FILE` and
+//! `OBJECTSYNC__DATABASE__APP_PASSWORD_FILE` name a file holding the value, the way
 //! Docker and Kubernetes mount secrets (`/run/secrets/…`), so that a secret
 //! need not sit in the environment, where `ps e` and crash reports see it.
 
@@ -15,6 +16,7 @@ pub(super) const SECRET_VARIABLES: [&str; 4] = [
     "DATABASE_READ_URL",
     "AMQP_URL",
     "OBJECTSYNC__ADMIN__TOKEN",
+    "OBJECTSYNC__DATABASE__APP_PASSWORD",
 ];
 
 /// Why a secret could not be read.
@@ -115,6 +117,7 @@ mod tests {
         let standby = dir.file("standby", "postgres://u:pw@standby:5432/prod\n");
         let mq = dir.file("mq", "amqps://u:pw@mq:5671/%2f\r\n");
         let token = dir.file("token", "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken");
+        let app = dir.file("app", "app-pa55word\n");
         let s = Settings::load_from(
             Role::Ingest,
             None,
@@ -123,6 +126,7 @@ mod tests {
                 ("DATABASE_READ_URL_FILE", &standby),
                 ("AMQP_URL_FILE", &mq),
                 ("OBJECTSYNC__ADMIN__TOKEN_FILE", &token),
+                ("OBJECTSYNC__DATABASE__APP_PASSWORD_FILE", &app),
             ]),
         )
         .unwrap();
@@ -139,6 +143,10 @@ mod tests {
             s.admin.token.as_ref().map(|t| t.expose_secret()),
             Some("t0ken-t0ken-t0ken-t0ken-t0ken-t0ken")
         );
+        assert_eq!(
+            s.database.app_password.as_ref().map(|p| p.expose_secret()),
+            Some("app-pa55word")
+        );
     }
 
     #[test]
@@ -153,6 +161,7 @@ mod tests {
                 "OBJECTSYNC__ADMIN__TOKEN",
                 "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken",
             ),
+            ("OBJECTSYNC__DATABASE__APP_PASSWORD", "app-pa55word"),
         ] {
             let file_var = format!("{var}_FILE");
             let e = Settings::load_from(

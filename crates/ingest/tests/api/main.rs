@@ -2,6 +2,8 @@
 //! RabbitMQ, with in-process workers (see `objectsync-testkit`).
 
 mod admin;
+mod app_password;
+mod app_role;
 mod associations;
 mod auth;
 mod console;
