@@ -227,7 +227,11 @@ impl Topology {
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await?;
         }
-        for exchange in [&self.dead_exchange, &self.inbox_exchange, &self.events_exchange] {
+        for exchange in [
+            &self.dead_exchange,
+            &self.inbox_exchange,
+            &self.events_exchange,
+        ] {
             channel
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await?;

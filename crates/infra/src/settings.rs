@@ -11,16 +11,16 @@ use std::path::Path;
 use config::{Config, Environment, File};
 use serde::Deserialize;
 
-mod inbox;
-mod events;
 mod console;
+mod events;
+mod inbox;
 mod limits;
 mod secret;
 mod secret_files;
 
-pub use inbox::InboxSettings;
-pub use events::{EventSettings, WebhookSettings};
 pub use console::ConsoleSettings;
+pub use events::{EventSettings, WebhookSettings};
+pub use inbox::InboxSettings;
 pub use limits::{InvalidLimit, LimitSettings};
 /// The admin token's type, and how to read it, for the crates that set or
 /// check it.

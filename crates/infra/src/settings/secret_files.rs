@@ -11,7 +11,7 @@ use std::path::PathBuf;
 const FILE_SUFFIX: &str = "_FILE";
 
 /// The variables that may come from a file instead.
-pub(super) const SECRET_VARIABLES: [&str; 4] = [
+pub(super) const SECRET_VARIABLES: [&str; 5] = [
     "DATABASE_URL",
     "DATABASE_READ_URL",
     "AMQP_URL",
