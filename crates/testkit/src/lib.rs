@@ -9,7 +9,9 @@
 
 mod contract;
 mod fixtures;
+pub mod rabbitmq;
 mod sandbox;
+mod scratch;
 pub mod services;
 pub mod tls_postgres;
 
@@ -17,8 +19,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
+use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use objectsync_infra::{Settings, Topology};
 use objectsync_ingest::Application;
 use objectsync_worker::Worker;
@@ -380,12 +382,9 @@ impl TestApp {
     /// Publishes raw bytes with the given properties (headers) straight to
     /// the batch queue, persistently.
     pub async fn publish_raw_with(&self, payload: &[u8], properties: BasicProperties) {
-        let conn = Connection::connect(
-            self.settings.amqp.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("broker");
+        let conn = objectsync_infra::amqp::connect(&self.settings.amqp, "test")
+            .await
+            .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         channel
             .confirm_select(Default::default())
@@ -408,12 +407,9 @@ impl TestApp {
 
     /// Messages waiting in a queue.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let conn = Connection::connect(
-            self.settings.amqp.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("broker");
+        let conn = objectsync_infra::amqp::connect(&self.settings.amqp, "test")
+            .await
+            .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         let q = channel
             .queue_declare(
@@ -443,12 +439,9 @@ impl TestApp {
     /// queue, each in its order; an organization's batches share a queue,
     /// so theirs come in the order they were published.
     pub async fn take_batches(&self) -> Vec<(Vec<u8>, BasicProperties)> {
-        let conn = Connection::connect(
-            self.settings.amqp.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("broker");
+        let conn = objectsync_infra::amqp::connect(&self.settings.amqp, "test")
+            .await
+            .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         let mut out = Vec::new();
         for queue in self.topology().batch_queues() {

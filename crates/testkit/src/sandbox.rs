@@ -1,7 +1,6 @@
 //! A database and a set of queue names of one's own, removed on drop.
 
 use deadpool_postgres::Pool;
-use lapin::{Connection, ConnectionProperties};
 use objectsync_infra::{Role, Settings, Topology, db};
 
 /// Settings pointing at a fresh uuid-named database (migrated) and a unique
@@ -85,9 +84,7 @@ impl Drop for Sandbox {
                         )
                         .await;
                 }
-                if let Ok(conn) =
-                    Connection::connect(amqp.url.expose_secret(), ConnectionProperties::default())
-                        .await
+                if let Ok(conn) = objectsync_infra::amqp::connect(&amqp, "test-cleanup").await
                     && let Ok(channel) = conn.create_channel().await
                 {
                     let _ = Topology::new(&amqp).delete(&channel).await;

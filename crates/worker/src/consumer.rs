@@ -66,6 +66,7 @@ where
                     pauses = RECONNECT_BACKOFF.build();
                 }
                 let delay = pauses.next().unwrap_or(RECONNECT_MAX_PAUSE);
+                let error = objectsync_infra::amqp::describe(&error);
                 tracing::warn!(%error, retry_in = ?delay, "{what} lost the broker");
                 tokio::select! {
                     () = cancel.cancelled() => break,

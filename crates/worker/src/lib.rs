@@ -60,7 +60,7 @@ impl Worker {
             Sessions::Monitors,
             Some(PLANNER_OPTIONS),
         )?;
-        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker"));
+        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker")?);
         let router = ops::router(Probes {
             pool: pool.clone(),
             broker: broker.clone(),

@@ -1,7 +1,8 @@
-//! Secrets from files: `DATABASE_URL_FILE`, `AMQP_URL_FILE` and
-//! `OBJECTSYNC__ADMIN__TOKEN_FILE` name a file holding the value, the way
-//! Docker and Kubernetes mount secrets (`/run/secrets/…`), so that a secret
-//! need not sit in the environment, where `ps e` and crash reports see it.
+//! Secrets from files: `DATABASE_URL_FILE`, `AMQP_URL_FILE`,
+//! `OBJECTSYNC__AMQP__URLS_FILE` and `OBJECTSYNC__ADMIN__TOKEN_FILE` name a
+//! file holding the value, the way Docker and Kubernetes mount secrets
+//! (`/run/secrets/…`), so that a secret need not sit in the environment,
+//! where `ps e` and crash reports see it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,8 +11,12 @@ use std::path::PathBuf;
 const FILE_SUFFIX: &str = "_FILE";
 
 /// The variables that may come from a file instead.
-pub(super) const SECRET_VARIABLES: [&str; 3] =
-    ["DATABASE_URL", "AMQP_URL", "OBJECTSYNC__ADMIN__TOKEN"];
+pub(super) const SECRET_VARIABLES: [&str; 4] = [
+    "DATABASE_URL",
+    "AMQP_URL",
+    "OBJECTSYNC__AMQP__URLS",
+    "OBJECTSYNC__ADMIN__TOKEN",
+];
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +129,7 @@ mod tests {
             s.database.url.expose_secret(),
             "postgres://u:pw@db:5432/prod?sslmode=require"
         );
-        assert_eq!(s.amqp.url.expose_secret(), "amqps://u:pw@mq:5671/%2f");
+        assert_eq!(s.amqp.urls[0].expose_secret(), "amqps://u:pw@mq:5671/%2f");
         assert_eq!(
             s.admin.token.as_ref().map(|t| t.expose_secret()),
             Some("t0ken-t0ken-t0ken-t0ken-t0ken-t0ken")
