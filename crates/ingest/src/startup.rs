@@ -81,8 +81,9 @@ async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db
         }
     })
     .when(|e| {
-        matches!(e, db::DbError::Postgres(e)
-            if objectsync_store::classify(e) == objectsync_store::ErrorKind::Transient)
+        !e.is_configuration()
+            && matches!(e, db::DbError::Postgres(e)
+                if objectsync_store::classify(e) == objectsync_store::ErrorKind::Transient)
     })
     .notify(|e, pause| {
         let error = match e {

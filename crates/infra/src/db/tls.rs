@@ -144,6 +144,9 @@ impl Target {
     pub fn parse(url: &str) -> Result<Self, super::DbError> {
         let (rest, params) = split_url(url);
         let mut config = tokio_postgres::Config::from_str(&rest).map_err(super::DbError::Url)?;
+        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+            return Err(super::DbError::NoHost);
+        }
         let roots = params.sslrootcert.as_deref().map(|r| match r {
             "system" => Roots::System,
             path => Roots::File(PathBuf::from(path)),
@@ -280,5 +283,24 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn urls_that_cannot_work_are_configuration_errors() {
+        for url in [
+            "postgres:///objectsync",
+            "postgres://u:secret@/objectsync",
+            "postgres://u:secret@db:notaport/objectsync",
+            "postgress://u:secret@db/objectsync",
+            "postgres://u:secret@db/objectsync?sslmode=strict",
+        ] {
+            let Err(e) = Target::parse(url) else {
+                panic!("{url} was taken");
+            };
+            assert!(e.is_configuration(), "{url}: {e}");
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
+        let e = Target::parse("postgres://u@db:notaport/x").err().unwrap();
+        assert!(e.to_string().contains("port"), "{e}");
     }
 }
