@@ -4,6 +4,7 @@
 
 mod broker;
 mod node;
+mod tls;
 mod topology;
 
 pub use broker::{Broker, connect, describe, nodes};
