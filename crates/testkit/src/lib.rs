@@ -91,8 +91,18 @@ pub async fn spawn_app() -> TestApp {
 
 /// Ingest plus `workers` workers, with settings adjusted by `configure`.
 pub async fn spawn_app_with(workers: usize, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(None, workers, configure).await
+}
+
+/// Like [`spawn_app_with`], on the broker nodes `urls` if given instead of
+/// the configured broker, which is then never connected to.
+pub async fn spawn_app_on(
+    urls: Option<&[String]>,
+    workers: usize,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     init_logs();
-    let sandbox = Sandbox::create("test").await;
+    let sandbox = Sandbox::create_on("test", urls).await;
     let mut settings = sandbox.settings.clone();
     settings.database.pool_size = 8;
     settings.http.host = "127.0.0.1".into();

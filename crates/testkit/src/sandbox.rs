@@ -30,9 +30,18 @@ impl Sandbox {
     /// Creates the database `objectsync_{kind}_{uuid}` and the prefix
     /// `{kind}-{uuid}`, starting from the defaults and the environment.
     pub async fn create(kind: &str) -> Self {
+        Self::create_on(kind, None).await
+    }
+
+    /// Like [`Sandbox::create`], on the broker nodes `urls` if given
+    /// (queues are declared, and removed on drop, there only).
+    pub async fn create_on(kind: &str, urls: Option<&[String]>) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings load");
+        if let Some(urls) = urls {
+            settings.amqp.urls = urls.iter().map(|u| u.as_str().into()).collect();
+        }
         let db_name = format!("objectsync_{kind}_{id}");
         let admin = db::connect(&with_database(
             settings.database.url.expose_secret(),
