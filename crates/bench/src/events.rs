@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use futures_util::StreamExt;
+use lapin::Connection;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
 use objectsync_infra::Settings;
 use objectsync_testkit::events::Receiver;
 
@@ -41,12 +41,9 @@ type Arrivals = Arc<Mutex<HashMap<i64, DateTime<Utc>>>>;
 /// Consumes the organization's events from a queue of its own (deleted
 /// with the connection), noting when each arrived.
 async fn listen(s: &Setup<'_>) -> Result<(Connection, Arrivals), String> {
-    let conn = Connection::connect(
-        s.settings.amqp.url.expose_secret(),
-        ConnectionProperties::default(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let conn = objectsync_infra::amqp::connect(&s.settings.amqp, "bench-events")
+        .await
+        .map_err(|e| e.to_string())?;
     let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
     let exclusive = QueueDeclareOptions {
         exclusive: true,

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use lapin::options::QueuePurgeOptions;
-use lapin::{Connection, ConnectionProperties};
 use objectsync_ingest::admin::service;
 use objectsync_model::DefinitionInput;
 use objectsync_testkit::Sandbox;
@@ -80,12 +79,9 @@ async fn purge(
     settings: &objectsync_infra::Settings,
     pool: &deadpool_postgres::Pool,
 ) -> Result<(), String> {
-    let conn = Connection::connect(
-        settings.amqp.url.expose_secret(),
-        ConnectionProperties::default(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let conn = objectsync_infra::amqp::connect(&settings.amqp, "objectsync-bench")
+        .await
+        .map_err(|e| e.to_string())?;
     let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
     for queue in objectsync_infra::Topology::new(&settings.amqp).batch_queues() {
         channel

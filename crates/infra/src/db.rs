@@ -27,8 +27,11 @@ const MIGRATION_LOCK: i64 = 0x006f_626a_7379_6e63;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("invalid database URL: {0}")]
+    #[error("invalid database URL: {}", objectsync_store::describe(.0))]
     Url(#[source] tokio_postgres::Error),
+    /// A URL that names no server to connect to.
+    #[error("invalid database URL: it names no host (postgres://user@HOST:5432/database)")]
+    NoHost,
     /// The URL's `sslmode`, `sslrootcert`, `sslcert` or `sslkey` cannot
     /// be used as they are.
     #[error("database URL: {0}")]
@@ -39,7 +42,7 @@ pub enum DbError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
-    #[error("could not get a database connection: {0}")]
+    #[error("could not get a database connection: {}", describe_checkout(.0))]
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("stopped while waiting for the database schema")]
     Cancelled,
@@ -55,6 +58,38 @@ pub enum DbError {
         applied: Option<i32>,
         wanted: i32,
     },
+}
+
+impl DbError {
+    /// Whether the settings themselves are wrong (a URL that cannot be
+    /// read, TLS files that cannot be used, no host, a password the server
+    /// asks for and the URL lacks): waiting does not mend those, so a
+    /// process stops at start with the message instead of retrying.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Self::Url(_) | Self::NoHost | Self::Tls(_) => true,
+            Self::Postgres(e) => is_configuration(e),
+            Self::Checkout(deadpool_postgres::PoolError::Backend(e)) => is_configuration(e),
+            _ => false,
+        }
+    }
+}
+
+/// tokio-postgres tells a configuration it cannot use (no host, a
+/// password missing) only in its message, and without an SQLSTATE, like a
+/// connection that failed.
+fn is_configuration(e: &tokio_postgres::Error) -> bool {
+    e.to_string().starts_with("invalid configuration")
+}
+
+/// A pool's error with the cause of a failed connection (deadpool and
+/// tokio-postgres each show only their own words: "error performing TLS
+/// handshake", not that the certificate has an unknown issuer).
+fn describe_checkout(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => objectsync_store::describe(e),
+        other => other.to_string(),
+    }
 }
 
 /// What a pool's sessions do, which decides how long PostgreSQL lets their
@@ -327,22 +362,29 @@ async fn newest_applied(client: &tokio_postgres::Client) -> Result<Option<i32>, 
 }
 
 /// Waits until the database holds every migration this build knows, so a
-/// worker started before ingest (or before `migrate`) does not fail.
+/// worker started before ingest (or before `migrate`) does not fail. Why
+/// it waits is logged at first, when it changes, and every minute; a
+/// configuration error ends the wait (see [`DbError::is_configuration`]).
 pub async fn wait_for_schema(pool: &Pool, cancel: &CancellationToken) -> Result<(), DbError> {
     let wanted = latest_migration();
-    let mut logged = false;
+    let mut said: Option<(String, std::time::Instant)> = None;
     loop {
-        match applied_version(pool).await {
+        let (why, reachable) = match applied_version(pool).await {
             Ok(Some(v)) if v >= wanted => return Ok(()),
-            Ok(v) if !logged => {
-                tracing::info!(applied = ?v, wanted, "waiting for the database schema");
-                logged = true;
-            }
-            Err(e) if !logged => {
-                tracing::warn!(error = %e, "waiting for the database");
-                logged = true;
-            }
-            _ => {}
+            Ok(v) => (format!("applied {v:?}, wanted {wanted}"), true),
+            Err(e) if e.is_configuration() => return Err(e),
+            Err(e) => (e.to_string(), false),
+        };
+        let due = said
+            .as_ref()
+            .is_none_or(|(last, at)| *last != why || at.elapsed() >= Duration::from_secs(60));
+        if due && reachable {
+            tracing::info!(%why, "waiting for the database schema");
+        } else if due {
+            tracing::warn!(error = %why, "waiting for the database");
+        }
+        if due {
+            said = Some((why, std::time::Instant::now()));
         }
         tokio::select! {
             () = cancel.cancelled() => return Err(DbError::Cancelled),

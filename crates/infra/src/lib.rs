@@ -13,6 +13,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 pub mod token_guard;
 pub mod webhook;
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use config::{Config, Environment, File};
 use serde::Deserialize;
 
+mod amqp;
 mod console;
 mod events;
 mod inbox;
@@ -18,6 +19,7 @@ mod limits;
 mod secret;
 mod secret_files;
 
+pub use amqp::AmqpSettings;
 pub use console::ConsoleSettings;
 pub use events::{EventSettings, WebhookSettings};
 pub use inbox::InboxSettings;
@@ -161,27 +163,6 @@ impl DatabaseSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct AmqpSettings {
-    /// An `amqp://` URL; the vhost is its path (`%2f` for `/`).
-    pub url: SecretUrl,
-    /// Prefix of every exchange and queue name, so that several deployments
-    /// (or tests) can share a vhost.
-    pub prefix: String,
-    /// Deliveries of one batch, first one included, before it is
-    /// dead-lettered and its process marked `failed`. Baked into the queue's
-    /// `x-delivery-limit` (which counts redeliveries: this minus one) when the
-    /// queue is first declared.
-    pub max_deliveries: u32,
-    /// Bulk queues: organizations with a backlog are spread over them, so
-    /// that one organization's backlog does not delay another's.
-    pub partitions: u16,
-    /// Open batches from which an organization's next batches go to a bulk
-    /// queue instead of the express queue, which therefore never holds more
-    /// than this many batches of one organization (see `Topology`).
-    pub bulk_after: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     pub host: String,
     /// 0 picks a free port (tests).
@@ -296,7 +277,6 @@ impl Settings {
             .set_default("database.apply_lock_timeout_ms", 10_000)?
             .set_default("database.monitor_statement_timeout_ms", 60_000)?
             .set_default("database.monitor_lock_timeout_ms", 10_000)?
-            .set_default("amqp.url", "amqp://guest:guest@127.0.0.1:5672/%2f")?
             .set_default("amqp.prefix", "objectsync")?
             .set_default("amqp.max_deliveries", 5)?
             .set_default("amqp.partitions", 8)?
@@ -337,6 +317,7 @@ impl Settings {
         let database_url = secret_files::secret(&env, "DATABASE_URL")?;
         let read_url = secret_files::secret(&env, "DATABASE_READ_URL")?;
         let amqp_url = secret_files::secret(&env, "AMQP_URL")?;
+        let amqp_urls = secret_files::secret(&env, "OBJECTSYNC__AMQP__URLS")?;
         let admin_token = secret_files::secret(&env, "OBJECTSYNC__ADMIN__TOKEN")?;
         let app_password = secret_files::secret(&env, "OBJECTSYNC__DATABASE__APP_PASSWORD")?;
         let env = secret_files::without_file_variables(env);
@@ -351,6 +332,7 @@ impl Settings {
             .set_override_option("database.url", database_url)?
             .set_override_option("database.read_url", read_url)?
             .set_override_option("amqp.url", amqp_url)?
+            .set_override_option("amqp.urls", amqp_urls)?
             .set_override_option("admin.token", admin_token)?
             .set_override_option("database.app_password", app_password)?;
         let settings: Self = builder.build()?.try_deserialize()?;
@@ -405,7 +387,7 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/objectsync"
         );
         assert_eq!(
-            s.amqp.url.expose_secret(),
+            s.amqp.urls[0].expose_secret(),
             "amqp://guest:guest@127.0.0.1:5672/%2f"
         );
         assert_eq!(s.http_addr(), "127.0.0.1:8080");
@@ -449,7 +431,7 @@ mod tests {
             s.database.url.expose_secret(),
             "postgres://u:pw@db:5432/prod"
         );
-        assert_eq!(s.amqp.url.expose_secret(), "amqp://mq:5672/%2f");
+        assert_eq!(s.amqp.urls[0].expose_secret(), "amqp://mq:5672/%2f");
         assert_eq!(s.worker.prefetch, 3);
         assert!(s.console.secure_cookie);
         // Digits only, and still a password, not a number.

@@ -13,7 +13,7 @@ use objectsync_infra::db::Sessions;
 use objectsync_infra::ops::{self, Probes};
 use objectsync_infra::settings::ExposeSecret;
 use objectsync_infra::token_guard::TokenGuard;
-use objectsync_infra::{Broker, Settings, db};
+use objectsync_infra::{Broker, Settings, amqp, db};
 use objectsync_model::ApiCode;
 use objectsync_model::limits::MAX_BODY_BYTES;
 use tokio::net::TcpListener;
@@ -85,8 +85,9 @@ async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db
         }
     })
     .when(|e| {
-        matches!(e, db::DbError::Postgres(e)
-            if objectsync_store::classify(e) == objectsync_store::ErrorKind::Transient)
+        !e.is_configuration()
+            && matches!(e, db::DbError::Postgres(e)
+                if objectsync_store::classify(e) == objectsync_store::ErrorKind::Transient)
     })
     .notify(|e, pause| {
         let error = match e {
@@ -144,6 +145,8 @@ impl Application {
         settings: &Settings,
         cancel: &CancellationToken,
     ) -> Result<Self, StartupError> {
+        // Broker URLs that cannot be used stop the start before any wait.
+        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-ingest")?);
         let pool = db::pool_for(
             &settings.database,
             Sessions::Requests,
@@ -161,11 +164,13 @@ impl Application {
             Sessions::Monitors,
             Some(PLANNER_OPTIONS),
         )?;
-        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-ingest"));
         if let Err(e) = broker.connection().await {
             // Keep serving: the publisher reconnects on demand and /readyz
             // says the broker is down until then.
-            tracing::warn!(error = %e, "RabbitMQ not reachable at start; batches get 503 until it is");
+            tracing::warn!(
+                error = %amqp::describe(&e),
+                "RabbitMQ not reachable at start; batches get 503 until it is"
+            );
         }
         let publisher = Arc::new(Publisher::new(pool.clone(), broker.clone()));
         let admin_token: Option<Arc<str>> = settings

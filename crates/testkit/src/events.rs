@@ -16,7 +16,7 @@ use lapin::options::{
     QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Connection, ExchangeKind};
 use objectsync_infra::settings::AmqpSettings;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +36,7 @@ pub struct Event {
 /// exchange with `#`: it keeps every event published after it was bound,
 /// through broker restarts, until read with [`EventTap::drain`].
 pub struct EventTap {
-    url: String,
+    amqp: AmqpSettings,
     exchange: String,
     pub queue: String,
 }
@@ -46,7 +46,7 @@ impl EventTap {
     /// them.
     pub async fn bind(amqp: &AmqpSettings) -> lapin::Result<Self> {
         let tap = Self {
-            url: amqp.url.expose_secret().to_owned(),
+            amqp: amqp.clone(),
             exchange: format!("{}.events", amqp.prefix),
             queue: format!("{}.events.tap", amqp.prefix),
         };
@@ -90,7 +90,7 @@ impl EventTap {
     }
 
     async fn connect(&self) -> lapin::Result<Connection> {
-        Connection::connect(&self.url, ConnectionProperties::default()).await
+        objectsync_infra::amqp::connect(&self.amqp, "event-tap").await
     }
 
     /// Takes every event waiting in the queue.

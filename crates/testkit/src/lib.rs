@@ -11,7 +11,9 @@ mod contract;
 pub mod events;
 mod fixtures;
 pub mod previous;
+pub mod rabbitmq;
 mod sandbox;
+mod scratch;
 pub mod services;
 pub mod standby_postgres;
 pub mod tls_postgres;
@@ -20,8 +22,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
+use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use objectsync_infra::{Settings, Topology};
 use objectsync_ingest::Application;
 use objectsync_worker::Worker;
@@ -92,8 +94,22 @@ pub async fn spawn_app() -> TestApp {
 
 /// Ingest plus `workers` workers, with settings adjusted by `configure`.
 pub async fn spawn_app_with(workers: usize, configure: impl FnOnce(&mut Settings)) -> TestApp {
-    init_logs();
-    spawn_app_in(Sandbox::create("test").await, workers, configure).await
+    spawn_app_on(None, workers, configure).await
+}
+
+/// Like [`spawn_app_with`], on the broker nodes `urls` if given instead of
+/// the configured broker, which is then never connected to.
+pub async fn spawn_app_on(
+    urls: Option<&[String]>,
+    workers: usize,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    spawn_app_in(
+        Sandbox::create_on_brokers("test", urls).await,
+        workers,
+        configure,
+    )
+    .await
 }
 
 /// Like [`spawn_app_with`], on a sandbox made by the caller (on a server of
@@ -410,12 +426,9 @@ impl TestApp {
     /// Publishes raw bytes with the given properties (headers) straight to
     /// the batch queue, persistently.
     pub async fn publish_raw_with(&self, payload: &[u8], properties: BasicProperties) {
-        let conn = Connection::connect(
-            self.settings.amqp.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("broker");
+        let conn = objectsync_infra::amqp::connect(&self.settings.amqp, "test")
+            .await
+            .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         channel
             .confirm_select(Default::default())
@@ -438,12 +451,9 @@ impl TestApp {
 
     /// Messages waiting in a queue.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let conn = Connection::connect(
-            self.settings.amqp.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("broker");
+        let conn = objectsync_infra::amqp::connect(&self.settings.amqp, "test")
+            .await
+            .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         let q = channel
             .queue_declare(
@@ -473,12 +483,9 @@ impl TestApp {
     /// queue, each in its order; an organization's batches share a queue,
     /// so theirs come in the order they were published.
     pub async fn take_batches(&self) -> Vec<(Vec<u8>, BasicProperties)> {
-        let conn = Connection::connect(
-            self.settings.amqp.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("broker");
+        let conn = objectsync_infra::amqp::connect(&self.settings.amqp, "test")
+            .await
+            .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         let mut out = Vec::new();
         for queue in self.topology().batch_queues() {

@@ -1,7 +1,6 @@
 //! A database and a set of queue names of one's own, removed on drop.
 
 use deadpool_postgres::Pool;
-use lapin::{Connection, ConnectionProperties};
 use objectsync_infra::{Role, Settings, Topology, db};
 
 /// Settings pointing at a fresh uuid-named database (migrated) and a unique
@@ -31,25 +30,39 @@ impl Sandbox {
     /// Creates the database `objectsync_{kind}_{uuid}` and the prefix
     /// `{kind}-{uuid}`, starting from the defaults and the environment.
     pub async fn create(kind: &str) -> Self {
-        Self::create_on(kind, None).await
+        Self::make(kind, None, None, true).await
     }
 
     /// Like [`Sandbox::create`], on the PostgreSQL server `server` (a URL
     /// whose database name is replaced) instead of the configured one.
     pub async fn create_on(kind: &str, server: Option<&str>) -> Self {
-        Self::make(kind, server, true).await
+        Self::make(kind, server, None, true).await
+    }
+
+    /// Like [`Sandbox::create`], on the broker nodes `urls` if given
+    /// (queues are declared, and removed on drop, there only).
+    pub async fn create_on_brokers(kind: &str, urls: Option<&[String]>) -> Self {
+        Self::make(kind, None, urls, true).await
     }
 
     /// Like [`Sandbox::create`], with the database left empty: no
     /// migration applied (for an earlier release to migrate its way).
     pub async fn create_unmigrated(kind: &str) -> Self {
-        Self::make(kind, None, false).await
+        Self::make(kind, None, None, false).await
     }
 
-    async fn make(kind: &str, server: Option<&str>, migrate: bool) -> Self {
+    async fn make(
+        kind: &str,
+        server: Option<&str>,
+        urls: Option<&[String]>,
+        migrate: bool,
+    ) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings load");
+        if let Some(urls) = urls {
+            settings.amqp.urls = urls.iter().map(|u| u.as_str().into()).collect();
+        }
         if let Some(server) = server {
             settings.database.url = server.into();
         }
@@ -113,9 +126,7 @@ impl Drop for Sandbox {
                         )
                         .await;
                 }
-                if let Ok(conn) =
-                    Connection::connect(amqp.url.expose_secret(), ConnectionProperties::default())
-                        .await
+                if let Ok(conn) = objectsync_infra::amqp::connect(&amqp, "test-cleanup").await
                     && let Ok(channel) = conn.create_channel().await
                 {
                     let _ = Topology::new(&amqp).delete(&channel).await;

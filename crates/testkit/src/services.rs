@@ -10,6 +10,30 @@ use std::time::Duration;
 use objectsync_infra::Settings;
 use tokio::process::{Child, Command};
 
+/// `AMQP_URL` for one broker, `OBJECTSYNC__AMQP__URLS` for the nodes of a
+/// cluster.
+fn broker_variable(settings: &Settings) -> (String, String) {
+    let urls: Vec<&str> = settings
+        .amqp
+        .urls
+        .iter()
+        .map(|u| u.expose_secret())
+        .collect();
+    match urls.as_slice() {
+        [one] => ("AMQP_URL".into(), (*one).to_owned()),
+        many => ("OBJECTSYNC__AMQP__URLS".into(), many.join(",")),
+    }
+}
+
+/// Variables of this process's environment that would contradict the
+/// broker variable the children get.
+const BROKER_VARIABLES: [&str; 4] = [
+    "AMQP_URL",
+    "AMQP_URL_FILE",
+    "OBJECTSYNC__AMQP__URLS",
+    "OBJECTSYNC__AMQP__URLS_FILE",
+];
+
 /// Starts child processes with the sandbox's settings in their environment.
 pub struct Spawner {
     exe: PathBuf,
@@ -28,10 +52,7 @@ impl Spawner {
                 "DATABASE_URL".into(),
                 settings.database.url.expose_secret().to_owned(),
             ),
-            (
-                "AMQP_URL".into(),
-                settings.amqp.url.expose_secret().to_owned(),
-            ),
+            broker_variable(settings),
             (
                 "OBJECTSYNC__AMQP__PREFIX".into(),
                 settings.amqp.prefix.clone(),
@@ -114,7 +135,11 @@ impl Spawner {
     ) -> std::io::Result<Child> {
         self.spawned += 1;
         let log = std::fs::File::create(self.log_of(name, self.spawned))?;
-        Command::new(program)
+        let mut command = Command::new(program);
+        for var in BROKER_VARIABLES {
+            command.env_remove(var);
+        }
+        command
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(extra.iter().copied())

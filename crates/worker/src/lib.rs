@@ -73,7 +73,7 @@ impl Worker {
         )?;
         let events_pool =
             db::pool_for(&settings.database, Sessions::Monitors, Some(OUTBOX_OPTIONS))?;
-        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker"));
+        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker")?);
         let router = ops::router(Probes {
             pool: pool.clone(),
             broker: broker.clone(),

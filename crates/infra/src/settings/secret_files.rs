@@ -1,8 +1,10 @@
 //! Secrets from files: `DATABASE_URL_FILE`, `DATABASE_READ_URL_FILE`,
-//! `AMQP_URL_FILE`, `OBJECTSYNC__ADMIN__TOKEN_FILE` and
-//! `OBJECTSYNC__DATABASE__APP_PASSWORD_FILE` name a file holding the value, the way
-//! Docker and Kubernetes mount secrets (`/run/secrets/…`), so that a secret
-//! need not sit in the environment, where `ps e` and crash reports see it.
+//! `AMQP_URL_FILE`, `OBJECTSYNC__AMQP__URLS_FILE`,
+//! `OBJECTSYNC__ADMIN__TOKEN_FILE` and
+//! `OBJECTSYNC__DATABASE__APP_PASSWORD_FILE` name a file holding the value,
+//! the way Docker and Kubernetes mount secrets (`/run/secrets/…`), so that
+//! a secret need not sit in the environment, where `ps e` and crash
+//! reports see it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,10 +13,11 @@ use std::path::PathBuf;
 const FILE_SUFFIX: &str = "_FILE";
 
 /// The variables that may come from a file instead.
-pub(super) const SECRET_VARIABLES: [&str; 5] = [
+pub(super) const SECRET_VARIABLES: [&str; 6] = [
     "DATABASE_URL",
     "DATABASE_READ_URL",
     "AMQP_URL",
+    "OBJECTSYNC__AMQP__URLS",
     "OBJECTSYNC__ADMIN__TOKEN",
     "OBJECTSYNC__DATABASE__APP_PASSWORD",
 ];
@@ -138,7 +141,7 @@ mod tests {
             s.database.read_url.as_ref().map(|u| u.expose_secret()),
             Some("postgres://u:pw@standby:5432/prod")
         );
-        assert_eq!(s.amqp.url.expose_secret(), "amqps://u:pw@mq:5671/%2f");
+        assert_eq!(s.amqp.urls[0].expose_secret(), "amqps://u:pw@mq:5671/%2f");
         assert_eq!(
             s.admin.token.as_ref().map(|t| t.expose_secret()),
             Some("t0ken-t0ken-t0ken-t0ken-t0ken-t0ken")

@@ -2,6 +2,7 @@
 //! RabbitMQ, with in-process workers (see `objectsync-testkit`).
 
 mod admin;
+mod amqps;
 mod app_password;
 mod app_role;
 mod associations;
