@@ -11,10 +11,12 @@ use config::{Config, Environment, File};
 use serde::Deserialize;
 
 mod limits;
+mod retention;
 mod secret;
 mod secret_files;
 
 pub use limits::{InvalidLimit, LimitSettings};
+pub use retention::RetentionSettings;
 /// The admin token's type, and how to read it, for the crates that set or
 /// check it.
 pub use secrecy::{ExposeSecret, SecretString};
@@ -67,6 +69,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub log: LogSettings,
     pub worker: WorkerSettings,
+    /// What is removed when (`OBJECTSYNC__RETENTION__…`).
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -323,6 +328,10 @@ impl Settings {
             .validate()
             .map_err(|e| SettingsError::Config(config::ConfigError::Message(e)))?;
         settings.limits.check()?;
+        settings
+            .retention
+            .check()
+            .map_err(|e| SettingsError::Config(config::ConfigError::Message(e)))?;
         settings.admin.check()?;
         Ok(settings)
     }

@@ -31,6 +31,13 @@ impl Sandbox {
     /// Creates the database `objectsync_{kind}_{uuid}` and the prefix
     /// `{kind}-{uuid}`, starting from the defaults and the environment.
     pub async fn create(kind: &str) -> Self {
+        Self::create_at(kind, None).await
+    }
+
+    /// Like [`Sandbox::create`], with the database migrated only up to
+    /// migration `version` when given: an install of an earlier version,
+    /// to upgrade; `Some(0)` leaves it empty (to restore a dump into).
+    pub async fn create_at(kind: &str, version: Option<i32>) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings load");
@@ -48,9 +55,11 @@ impl Sandbox {
         settings.database.url =
             with_database(settings.database.url.expose_secret(), &db_name).into();
         settings.amqp.prefix = format!("{kind}-{id}");
-        db::migrate(settings.database.url.expose_secret())
-            .await
-            .expect("migrate the sandbox database");
+        if version != Some(0) {
+            db::migrate_until(settings.database.url.expose_secret(), version)
+                .await
+                .expect("migrate the sandbox database");
+        }
         let pool = db::pool(&settings.database).expect("sandbox pool");
         Self {
             settings,

@@ -13,6 +13,7 @@ mod headers;
 mod heartbeat;
 mod lost;
 mod monitor;
+mod retention;
 mod settle;
 mod unreadable;
 mod waits;
@@ -60,6 +61,7 @@ impl Worker {
             Sessions::Monitors,
             Some(PLANNER_OPTIONS),
         )?;
+        let sweeper = db::pool_for(&settings.database, Sessions::Monitors, None)?;
         let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker"));
         let router = ops::router(Probes {
             pool: pool.clone(),
@@ -73,6 +75,8 @@ impl Worker {
             monitors,
             broker,
             settings: settings.worker.clone(),
+            sweeper,
+            retention: settings.retention,
             republish: tokio::sync::Mutex::new(None),
             local: apply::Local::new(settings.worker.prefetch),
         });
@@ -105,6 +109,7 @@ impl Worker {
         }
         let tracker = tokio::spawn(dead::run(self.ctx.clone(), cancel.clone()));
         let monitor = tokio::spawn(monitor::run(self.ctx.clone(), cancel.clone()));
+        let retention = tokio::spawn(retention::run(self.ctx.clone(), cancel.clone()));
         // Stopped only once in-flight batches are done, so that the row
         // shows them until the end (or if this future is dropped).
         let beats = CancellationToken::new();
@@ -115,6 +120,7 @@ impl Worker {
         let _ = heartbeat.await;
         let _ = tracker.await;
         let _ = monitor.await;
+        let _ = retention.await;
         self.ctx.broker.close().await;
         http_stop.cancel();
         let _ = http.await;

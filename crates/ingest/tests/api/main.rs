@@ -4,6 +4,7 @@
 mod admin;
 mod associations;
 mod auth;
+mod backup;
 mod console;
 mod console_figures;
 mod console_sessions;
@@ -16,6 +17,7 @@ mod idempotency;
 mod lanes;
 mod limits;
 mod ops;
+mod partitions;
 mod plans;
 mod processes;
 mod records;

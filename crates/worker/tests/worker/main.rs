@@ -8,5 +8,6 @@ mod delivery;
 mod fairness;
 mod liveness;
 mod order;
+mod retention;
 mod timeouts;
 mod workers;
