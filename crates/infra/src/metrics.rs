@@ -19,6 +19,11 @@
 //! | `objectsync_processes_stale` | | gauge: processes open with no delivery for `worker.stale_after_secs` |
 //! | `objectsync_processes_stale_total` | | processes reported stale (each once) |
 //! | `objectsync_processes_blocked` | | gauge: open processes waiting for an older process of their organization that is still open |
+//! | `objectsync_retention_removed_total` | `what` | removed by the retention sweeper: `processes`, `rejections`, `partitions` (of `processes` dropped), `dead_letters`, `idempotency_keys`, `workers` |
+//! | `objectsync_retention_partition_seconds` | | time to detach and drop one expired partition of `processes` |
+//! | `objectsync_retention_sweep_seconds` | | time of a whole retention sweep |
+//! | `objectsync_retention_partitions_added_total` | | partitions of `processes` added ahead of the ids being drawn |
+//! | `objectsync_processes_partitions` | | gauge: partitions of `processes` after the last sweep |
 
 use std::sync::OnceLock;
 
