@@ -18,17 +18,13 @@
 -- rows of another table reference could not be detached.
 lock table processes, process_errors in access exclusive mode;
 
-create temporary table partitioning_legacy (name text primary key, legacy_bound bigint not null)
-    on commit drop;
-
-insert into partitioning_legacy
-select 'processes', (regexp_match(pg_get_constraintdef(oid), '(\d+)'))[1]::bigint
-  from pg_constraint
- where conname = 'processes_legacy_range' and conrelid = 'processes'::regclass;
-
 do $$
 declare
-    r record;
+    bound bigint := (
+        select (regexp_match(pg_get_constraintdef(oid), '(\d+)'))[1]::bigint
+          from pg_constraint
+         where conname = 'processes_legacy_range' and conrelid = 'processes'::regclass);
+    r     record;
 begin
     -- process_errors' key to processes, and idempotency_keys'.
     for r in select conrelid::regclass as tab, conname
@@ -82,17 +78,9 @@ begin
 
     -- Ids go on from the bound; the old table's sequence goes with its
     -- identity.
-    perform setval(pg_get_serial_sequence('processes', 'id'), legacy_bound, false)
-       from partitioning_legacy;
+    perform setval(pg_get_serial_sequence('processes', 'id'), bound, false);
     alter table processes_p0 alter column id drop identity;
-end
-$$;
 
-do $$
-declare
-    bound bigint := (select legacy_bound from partitioning_legacy);
-    r     record;
-begin
     execute format('alter table processes attach partition processes_p0 '
                    'for values from (minvalue) to (%s)', bound);
     execute format('alter table process_errors attach partition process_errors_p0 '
