@@ -294,39 +294,45 @@ pub async fn drop_detached(
     if !ends(tx, &processes).await?.before(cutoff) {
         return Ok(None);
     }
-    // Counting reads the whole table once: a scan is the way.
-    tx.batch_execute("set local enable_seqscan = on").await?;
-    let counted = crate::query_one(
+    // Counting reads each table once, a scan, however long it takes: no one
+    // else uses a detached partition. The counters are updated last, so
+    // that their rows (which accepting a batch updates too) stay locked
+    // only until the drop commits.
+    tx.batch_execute("set local enable_seqscan = on; set local statement_timeout = 0")
+        .await?;
+    let errors_exist: bool = crate::query_one(tx, "select to_regclass($1) is not null", &[&errors])
+        .await?
+        .get(0);
+    let rejections: i64 = if errors_exist {
+        crate::query_one(tx, &format!("select count(*) from {errors}"), &[])
+            .await?
+            .get(0)
+    } else {
+        0
+    };
+    let gone = crate::query(
         tx,
-        &format!(
-            "with gone as (select org_id, count(*) as n from {processes} group by org_id),
-                  counted as (
-                      insert into process_counts as c (org_id, slot, n)
-                      select org_id, (pg_current_xact_id()::text::bigint % 16)::smallint, -n
-                        from gone
-                          on conflict (org_id, slot) do update set n = c.n + excluded.n)
-             select coalesce(sum(n), 0)::bigint from gone"
-        ),
+        &format!("select org_id, count(*) from {processes} group by org_id"),
         &[],
     )
     .await?;
-    let rejections: i64 =
-        match crate::query_one(tx, "select to_regclass($1) is not null", &[&errors])
-            .await?
-            .get(0)
-        {
-            true => {
-                let n = crate::query_one(tx, &format!("select count(*) from {errors}"), &[])
-                    .await?
-                    .get(0);
-                tx.batch_execute(&format!("drop table {errors}")).await?;
-                n
-            }
-            false => 0,
-        };
+    let orgs: Vec<i64> = gone.iter().map(|r| r.get(0)).collect();
+    let counts: Vec<i64> = gone.iter().map(|r| r.get(1)).collect();
+    crate::execute(
+        tx,
+        "insert into process_counts as c (org_id, slot, n)
+         select org_id, (pg_current_xact_id()::text::bigint % 16)::smallint, -n
+           from unnest($1::int8[], $2::int8[]) as g(org_id, n)
+             on conflict (org_id, slot) do update set n = c.n + excluded.n",
+        &[&orgs, &counts],
+    )
+    .await?;
+    if errors_exist {
+        tx.batch_execute(&format!("drop table {errors}")).await?;
+    }
     tx.batch_execute(&format!("drop table {processes}")).await?;
     Ok(Some(Dropped {
-        processes: counted.get(0),
+        processes: counts.iter().sum(),
         rejections,
     }))
 }
