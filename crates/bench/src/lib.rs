@@ -16,6 +16,7 @@ mod load;
 mod raw;
 mod reads;
 mod report;
+pub mod retention;
 mod system;
 
 use std::sync::Arc;
