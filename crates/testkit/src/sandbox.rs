@@ -30,32 +30,39 @@ impl Sandbox {
     /// Creates the database `objectsync_{kind}_{uuid}` and the prefix
     /// `{kind}-{uuid}`, starting from the defaults and the environment.
     pub async fn create(kind: &str) -> Self {
-        Self::make(kind, None, None, true).await
+        Self::make(kind, None, None, None).await
     }
 
     /// Like [`Sandbox::create`], on the PostgreSQL server `server` (a URL
     /// whose database name is replaced) instead of the configured one.
     pub async fn create_on(kind: &str, server: Option<&str>) -> Self {
-        Self::make(kind, server, None, true).await
+        Self::make(kind, server, None, None).await
     }
 
     /// Like [`Sandbox::create`], on the broker nodes `urls` if given
     /// (queues are declared, and removed on drop, there only).
     pub async fn create_on_brokers(kind: &str, urls: Option<&[String]>) -> Self {
-        Self::make(kind, None, urls, true).await
+        Self::make(kind, None, urls, None).await
     }
 
     /// Like [`Sandbox::create`], with the database left empty: no
     /// migration applied (for an earlier release to migrate its way).
     pub async fn create_unmigrated(kind: &str) -> Self {
-        Self::make(kind, None, None, false).await
+        Self::make(kind, None, None, Some(0)).await
+    }
+
+    /// Like [`Sandbox::create`], with the database migrated only up to
+    /// migration `version` when given: an install of an earlier version,
+    /// to upgrade; `Some(0)` leaves it empty (to restore a dump into).
+    pub async fn create_at(kind: &str, version: Option<i32>) -> Self {
+        Self::make(kind, None, None, version).await
     }
 
     async fn make(
         kind: &str,
         server: Option<&str>,
         urls: Option<&[String]>,
-        migrate: bool,
+        version: Option<i32>,
     ) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
@@ -80,8 +87,8 @@ impl Sandbox {
         settings.database.url =
             with_database(settings.database.url.expose_secret(), &db_name).into();
         settings.amqp.prefix = format!("{kind}-{id}");
-        if migrate {
-            db::migrate(settings.database.url.expose_secret())
+        if version != Some(0) {
+            db::migrate_until(settings.database.url.expose_secret(), version)
                 .await
                 .expect("migrate the sandbox database");
         }

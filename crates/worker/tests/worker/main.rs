@@ -9,6 +9,7 @@ mod events;
 mod fairness;
 mod liveness;
 mod order;
+mod retention;
 mod timeouts;
 mod upgrade;
 mod webhooks;
