@@ -38,10 +38,7 @@ impl AppLogin {
             "postgres",
             "postgres",
         );
-        let name = format!(
-            "objectsync_app_test_{}",
-            uuid::Uuid::new_v4().simple()
-        );
+        let name = format!("objectsync_app_test_{}", uuid::Uuid::new_v4().simple());
         let admin = db::connect(&admin_url).await.expect("PostgreSQL");
         // The app role exists once any database of the cluster is migrated;
         // made here as V39 makes it, in case none is yet.

@@ -10,7 +10,14 @@ use serde_json::Value;
 
 /// Processes of `org` made straight in the table: `n` of them, `status`,
 /// accepted and (unless open) ended `ago`, with `rejections` rows each.
-pub(crate) async fn add(app: &TestApp, org: &Org, n: i64, status: &str, ago: &str, rejections: i32) {
+pub(crate) async fn add(
+    app: &TestApp,
+    org: &Org,
+    n: i64,
+    status: &str,
+    ago: &str,
+    rejections: i32,
+) {
     let client = app.pool.get().await.unwrap();
     client
         .execute(
