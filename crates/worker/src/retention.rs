@@ -2,13 +2,15 @@
 //! `retention.sweep_secs`, one at a time across replicas (a session
 //! advisory lock; the others skip that round). It keeps partitions of
 //! `processes` ahead of the ids being drawn and drops the expired ones
-//! (`partitions`), and removes, a bounded number per statement, dead
+//! (`partitions`, `expiry`; as the schema's owner or as the app role), and
+//! removes, a bounded number per statement, dead
 //! letters resolved long ago, idempotency keys past their 24 hours and the
 //! rows of workers gone for `retention.workers_secs`.
 //!
 //! What it removed is counted in `objectsync_retention_removed_total`
 //! (label `what`), and each dropped partition is logged.
 
+mod expiry;
 mod partitions;
 
 use std::sync::Arc;

@@ -12,10 +12,11 @@
 //!
 //! A partition is expired when every id of it has been drawn, none of its
 //! processes is open, and the last one ended before the retention time: an
-//! open process, however old, keeps its whole partition. It is detached
-//! (`concurrently`), checked again — a batch whose transaction was still
-//! running would show now —, its processes subtracted from
-//! `process_counts`, and dropped, with its rejections, in one transaction.
+//! open process, however old, keeps its whole partition. It is then
+//! removed (`super::expiry`).
+//!
+//! The partitions ahead are made by migration V43's function, which runs
+//! with its owner's rights (V47): the app role may call it.
 
 use std::time::Instant;
 
@@ -24,6 +25,7 @@ use deadpool_postgres::Client;
 use objectsync_infra::settings::RetentionSettings;
 use objectsync_store::partitions::{self, Partition};
 
+use super::expiry::{Detach, expire, finish_interrupted};
 use crate::error::WorkerError;
 
 /// The next id and when it was read, kept from one sweep to the next: the
@@ -46,7 +48,8 @@ pub(crate) async fn sweep(
 ) -> Result<(), WorkerError> {
     let now: DateTime<Utc> = client.query_one("select now()", &[]).await?.get(0);
     let cutoff = now - chrono::Duration::seconds(s.processes_secs.min(i64::MAX as u64) as i64);
-    finish_interrupted(client, s, cutoff).await?;
+    let how = Detach::of(client).await?;
+    finish_interrupted(client, how, s, cutoff).await?;
     let (attached, _) = partitions::list(&*client).await?;
     let next = partitions::next_id(&*client).await?;
     let short = last.map(|l| rate(l.next, next, l.at.elapsed().as_secs_f64()));
@@ -68,7 +71,7 @@ pub(crate) async fn sweep(
     let mut kept = attached.len() + made.len();
     if s.processes_secs > 0 {
         for p in attached.iter().filter(|p| p.hi <= next) {
-            if expire(client, p, cutoff).await? {
+            if expire(client, how, p, cutoff).await? {
                 kept -= 1;
             }
         }
@@ -127,103 +130,6 @@ fn ahead(next: i64, mut hi: i64, width: i64) -> Vec<(i64, i64)> {
         hi += width;
     }
     made
-}
-
-/// Drops `p` if it is expired; whether it did.
-async fn expire(
-    client: &mut Client,
-    p: &Partition,
-    cutoff: DateTime<Utc>,
-) -> Result<bool, WorkerError> {
-    let ends = {
-        let tx = client.transaction().await?;
-        partitions::index_only(&tx).await?;
-        let ends = partitions::ends(&tx, &p.processes()).await?;
-        tx.commit().await?;
-        ends
-    };
-    if !ends.before(cutoff) {
-        return Ok(false);
-    }
-    let started = Instant::now();
-    partitions::detach(&*client, &p.suffix).await?;
-    if drop_detached(client, &p.suffix, cutoff).await? {
-        metrics::histogram!("objectsync_retention_partition_seconds")
-            .record(started.elapsed().as_secs_f64());
-        return Ok(true);
-    }
-    partitions::reattach(&*client, p).await?;
-    tracing::warn!(
-        partition = %p.processes(),
-        "a process of the partition was still open or ended lately once detached; attached again"
-    );
-    Ok(false)
-}
-
-/// The detached partitions of `suffix` dropped in one transaction, with
-/// their processes subtracted from the counts, and a log line saying so;
-/// whether they were.
-async fn drop_detached(
-    client: &mut Client,
-    suffix: &str,
-    cutoff: DateTime<Utc>,
-) -> Result<bool, WorkerError> {
-    let tx = client.transaction().await?;
-    let Some(dropped) = partitions::drop_detached(&tx, suffix, cutoff).await? else {
-        return Ok(false);
-    };
-    tx.commit().await?;
-    for (what, n) in [
-        ("processes", dropped.processes),
-        ("rejections", dropped.rejections),
-    ] {
-        metrics::counter!("objectsync_retention_removed_total", "what" => what)
-            .increment(n.max(0) as u64);
-    }
-    metrics::counter!("objectsync_retention_removed_total", "what" => "partitions").increment(1);
-    tracing::info!(
-        partition = %format!("processes_{suffix}"),
-        processes = dropped.processes,
-        rejections = dropped.rejections,
-        "expired partition of processes dropped"
-    );
-    Ok(true)
-}
-
-/// What an earlier sweep left half done (a timeout, a crash): detaches
-/// still pending are finished, detached partitions dropped or, if their
-/// processes are not all expired, a detached partition of rejections
-/// attached again beside its processes.
-async fn finish_interrupted(
-    client: &mut Client,
-    s: &RetentionSettings,
-    cutoff: DateTime<Utc>,
-) -> Result<(), WorkerError> {
-    let (attached, pending) = partitions::list(&*client).await?;
-    for suffix in &pending {
-        partitions::finalize(&*client, suffix).await?;
-    }
-    let (processes, errors) = partitions::leftovers(&*client).await?;
-    for suffix in &processes {
-        if s.processes_secs == 0 || !drop_detached(client, suffix, cutoff).await? {
-            tracing::error!(
-                partition = %format!("processes_{suffix}"),
-                "a detached partition of processes holds processes not expired; left for an operator"
-            );
-        }
-    }
-    for suffix in errors.iter().filter(|e| !processes.contains(e)) {
-        match attached.iter().find(|p| &p.suffix == suffix) {
-            Some(p) => partitions::reattach(&*client, p).await?,
-            // Its processes are gone: so are they.
-            None => {
-                client
-                    .batch_execute(&format!("drop table process_errors_{suffix}"))
-                    .await?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

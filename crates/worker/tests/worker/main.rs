@@ -10,6 +10,7 @@ mod fairness;
 mod liveness;
 mod order;
 mod retention;
+mod retention_app_role;
 mod timeouts;
 mod upgrade;
 mod webhooks;

@@ -10,7 +10,14 @@ use serde_json::Value;
 
 /// Processes of `org` made straight in the table: `n` of them, `status`,
 /// accepted and (unless open) ended `ago`, with `rejections` rows each.
-async fn add(app: &TestApp, org: &Org, n: i64, status: &str, ago: &str, rejections: i32) {
+pub(crate) async fn add(
+    app: &TestApp,
+    org: &Org,
+    n: i64,
+    status: &str,
+    ago: &str,
+    rejections: i32,
+) {
     let client = app.pool.get().await.unwrap();
     client
         .execute(
@@ -34,7 +41,7 @@ async fn add(app: &TestApp, org: &Org, n: i64, status: &str, ago: &str, rejectio
 }
 
 /// Moves the process id sequence so that the next id is `next`.
-async fn next_id_is(app: &TestApp, next: i64) {
+pub(crate) async fn next_id_is(app: &TestApp, next: i64) {
     let client = app.pool.get().await.unwrap();
     client
         .execute(
@@ -48,12 +55,14 @@ async fn next_id_is(app: &TestApp, next: i64) {
 /// The tables of partitions of `processes`, attached or not (a partition
 /// being dropped is detached first, then dropped with its counts
 /// subtracted: a sweep is over when its table is gone).
-async fn partitions(app: &TestApp) -> Vec<String> {
+pub(crate) async fn partitions(app: &TestApp) -> Vec<String> {
     let client = app.pool.get().await.unwrap();
     client
         .query(
             "select relname from pg_class
-              where relkind = 'r' and relname ~ '^processes_p[0-9]+$' order by relname",
+              where relkind = 'r' and relname ~ '^processes_p[0-9]+$'
+                and relnamespace = 'public'::regnamespace
+              order by relname",
             &[],
         )
         .await
@@ -64,7 +73,7 @@ async fn partitions(app: &TestApp) -> Vec<String> {
 }
 
 /// Waits (20 s at most) until the partitions of `processes` satisfy `ok`.
-async fn wait_for_partitions(app: &TestApp, what: &str, ok: impl Fn(&[String]) -> bool) {
+pub(crate) async fn wait_for_partitions(app: &TestApp, what: &str, ok: impl Fn(&[String]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let names = partitions(app).await;
@@ -78,7 +87,7 @@ async fn wait_for_partitions(app: &TestApp, what: &str, ok: impl Fn(&[String]) -
 
 /// Each organization's processes as kept, as counted, and as the API and the
 /// dashboard view say: all four must agree.
-async fn assert_counts_exact(app: &TestApp, orgs: &[&Org]) {
+pub(crate) async fn assert_counts_exact(app: &TestApp, orgs: &[&Org]) {
     let client = app.pool.get().await.unwrap();
     for org in orgs {
         let row = client

@@ -6,15 +6,21 @@
 //!
 //! The retention sweeper adds ranges ahead of the ids being drawn
 //! ([`add`]), and removes a range whose processes all ended before the
-//! retention time: it detaches both partitions `concurrently` (reads and
-//! writes go on; [`detach`] cannot run inside a transaction), then in one
-//! transaction checks the detached table again, subtracts its processes
-//! from `process_counts` and drops both ([`drop_detached`]). Nothing here
-//! reads more than an index entry of a partition that is kept.
+//! retention time: it detaches both partitions, then in one transaction
+//! checks the detached table again, subtracts its processes from
+//! `process_counts` and drops both ([`drop_detached`]); how it detaches
+//! depends on who it runs as (see [`expiry`]). Nothing here reads more than
+//! an index entry of a partition that is kept.
 
 use chrono::{DateTime, Utc};
 
 use crate::{GenericClient, StoreError, StoreResult};
+
+mod expiry;
+
+pub use expiry::{
+    Dropped, attach_errors, detach, detach_expired, drop_detached, finalize, owns_tables, reattach,
+};
 
 /// A range of process ids and its two partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +56,16 @@ impl Partition {
 /// Whether `suffix` is one this module makes (`p` and digits), so that it
 /// can be written into a statement as it is.
 fn checked(suffix: &str) -> StoreResult<&str> {
+    number(suffix).map(|_| suffix)
+}
+
+/// The number in the names of the partitions of `suffix` (`p1000001`:
+/// 1000001), which is what the functions of migration V48 take.
+fn number(suffix: &str) -> StoreResult<i64> {
     let digits = suffix.strip_prefix('p').unwrap_or_default();
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(suffix)
-    } else {
-        Err(StoreError::stored(format!("partition suffix '{suffix}'")))
+    match digits.parse::<i64>() {
+        Ok(n) if digits.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(StoreError::stored(format!("partition suffix '{suffix}'"))),
     }
 }
 
@@ -149,7 +160,8 @@ pub async fn first(
 
 /// Adds the partitions of both tables for ids `[lo, hi)` (the function of
 /// migration V43): a SHARE UPDATE EXCLUSIVE lock on the partitioned tables,
-/// which reads and writes do not wait for.
+/// which reads and writes do not wait for. The function runs with its
+/// owner's rights (V47), so the app role may call it.
 pub async fn add(c: &impl GenericClient, lo: i64, hi: i64) -> StoreResult<()> {
     crate::execute(c, "select processes_add_partition($1, $2)", &[&lo, &hi])
         .await
@@ -195,144 +207,4 @@ pub async fn index_only(tx: &impl GenericClient) -> StoreResult<()> {
     tx.batch_execute("set local enable_seqscan = off; set local enable_bitmapscan = off")
         .await?;
     Ok(())
-}
-
-/// Whether `table` is a partition now (attached, or being detached).
-async fn attached(c: &impl GenericClient, table: &str) -> StoreResult<bool> {
-    Ok(crate::query_one(
-        c,
-        "select exists (select 1 from pg_inherits where inhrelid = to_regclass($1))",
-        &[&table],
-    )
-    .await?
-    .get(0))
-}
-
-/// Detaches both partitions of `suffix` from their tables, rejections first,
-/// `concurrently`: each waits for the transactions that may use the
-/// partitioned table and blocks none. Not in a transaction: call it on a
-/// connection outside one. A partition already detached is skipped.
-pub async fn detach(c: &impl GenericClient, suffix: &str) -> StoreResult<()> {
-    let suffix = checked(suffix)?;
-    for parent in ["process_errors", "processes"] {
-        let table = format!("{parent}_{suffix}");
-        if attached(c, &table).await? {
-            c.batch_execute(&format!(
-                "alter table {parent} detach partition {table} concurrently"
-            ))
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-/// Ends the `detach … concurrently` of both partitions of `suffix` that was
-/// interrupted (a timeout, a crash). Not in a transaction.
-pub async fn finalize(c: &impl GenericClient, suffix: &str) -> StoreResult<()> {
-    let suffix = checked(suffix)?;
-    for parent in ["process_errors", "processes"] {
-        let table = format!("{parent}_{suffix}");
-        let pending: bool = crate::query_one(
-            c,
-            "select exists (select 1 from pg_inherits
-                             where inhrelid = to_regclass($1) and inhdetachpending)",
-            &[&table],
-        )
-        .await?
-        .get(0);
-        if pending {
-            c.batch_execute(&format!(
-                "alter table {parent} detach partition {table} finalize"
-            ))
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-/// Attaches the detached partitions of `p` again (a process found open, or
-/// ended too late, after it was detached). The check constraint that a
-/// concurrent detach leaves on each spares the attach its scan.
-pub async fn reattach(c: &impl GenericClient, p: &Partition) -> StoreResult<()> {
-    for (parent, table) in [("process_errors", p.errors()), ("processes", p.processes())] {
-        let exists: bool = crate::query_one(c, "select to_regclass($1) is not null", &[&table])
-            .await?
-            .get(0);
-        if exists && !attached(c, &table).await? {
-            c.batch_execute(&format!(
-                "alter table {parent} attach partition {table} for values {}",
-                p.bounds()
-            ))
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-/// What dropping a partition removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Dropped {
-    pub processes: i64,
-    pub rejections: i64,
-}
-
-/// In transaction `tx`: if the detached partition of `processes` of
-/// `suffix` still has every process ended before `cutoff` (a batch whose
-/// transaction was still running when it was judged would show now),
-/// subtracts its processes from `process_counts` — dropping a table fires
-/// no delete trigger — and drops it and its `process_errors` partition.
-/// `None`, and nothing dropped, if it no longer qualifies.
-pub async fn drop_detached(
-    tx: &impl GenericClient,
-    suffix: &str,
-    cutoff: DateTime<Utc>,
-) -> StoreResult<Option<Dropped>> {
-    let suffix = checked(suffix)?;
-    let processes = format!("processes_{suffix}");
-    let errors = format!("process_errors_{suffix}");
-    index_only(tx).await?;
-    if !ends(tx, &processes).await?.before(cutoff) {
-        return Ok(None);
-    }
-    // Counting reads each table once, a scan, however long it takes: no one
-    // else uses a detached partition. The counters are updated last, so
-    // that their rows (which accepting a batch updates too) stay locked
-    // only until the drop commits.
-    tx.batch_execute("set local enable_seqscan = on; set local statement_timeout = 0")
-        .await?;
-    let errors_exist: bool = crate::query_one(tx, "select to_regclass($1) is not null", &[&errors])
-        .await?
-        .get(0);
-    let rejections: i64 = if errors_exist {
-        crate::query_one(tx, &format!("select count(*) from {errors}"), &[])
-            .await?
-            .get(0)
-    } else {
-        0
-    };
-    let gone = crate::query(
-        tx,
-        &format!("select org_id, count(*) from {processes} group by org_id"),
-        &[],
-    )
-    .await?;
-    let orgs: Vec<i64> = gone.iter().map(|r| r.get(0)).collect();
-    let counts: Vec<i64> = gone.iter().map(|r| r.get(1)).collect();
-    crate::execute(
-        tx,
-        "insert into process_counts as c (org_id, slot, n)
-         select org_id, (pg_current_xact_id()::text::bigint % 16)::smallint, -n
-           from unnest($1::int8[], $2::int8[]) as g(org_id, n)
-             on conflict (org_id, slot) do update set n = c.n + excluded.n",
-        &[&orgs, &counts],
-    )
-    .await?;
-    if errors_exist {
-        tx.batch_execute(&format!("drop table {errors}")).await?;
-    }
-    tx.batch_execute(&format!("drop table {processes}")).await?;
-    Ok(Some(Dropped {
-        processes: counts.iter().sum(),
-        rejections,
-    }))
 }
