@@ -163,7 +163,7 @@ async fn write_inserts(
         let rows: Vec<NewRow<'_, _>> = inserts
             .iter()
             .map(|i| NewRow {
-                ext_id: i.ext_id.as_deref(),
+                ext_id: i.ext_id,
                 attributes: &i.attributes,
             })
             .collect();
