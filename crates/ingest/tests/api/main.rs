@@ -26,6 +26,7 @@ mod ops;
 mod plans;
 mod processes;
 mod records;
+mod records_cursor;
 mod requests;
 mod slow_clients;
 mod standby;
