@@ -130,11 +130,15 @@ pub(crate) async fn run(
     add_processes(pool, target.org_id, history).await?;
     progress(&format!("processes: {history} completed ones added"));
 
-    let endpoints = reads::endpoints(
+    let mut endpoints = reads::endpoints(
         OBJECT_TYPE,
         n,
         count_processes(pool, target.org_id).await?,
         rejected.process_ids[0],
+    );
+    endpoints.insert(
+        3,
+        reads::deep_cursor(&client, &system.address, target.key, OBJECT_TYPE, n).await?,
     );
     let pages = reads::console_pages(target.org_id, rejected.process_ids[0]);
     let cookie = reads::console_login(&system.address, crate::ADMIN_TOKEN).await?;

@@ -84,6 +84,42 @@ pub(crate) fn endpoints(
     ]
 }
 
+/// The same deep page as `records_deep_page`, read with a cursor: the one
+/// the `Link` header of the page before it gives (fetched once here, as a
+/// client walking the type would have it).
+pub(crate) async fn deep_cursor(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    object_type: &str,
+    records: usize,
+) -> Result<Endpoint, String> {
+    let deep_page = (records * 97 / 100 / 1000).max(2);
+    let before = format!(
+        "{base}/v3/objects/{object_type}/records?limit=1000&page_num={}",
+        deep_page - 1
+    );
+    let resp = client
+        .get(&before)
+        .header("api-key", key)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let path = resp
+        .headers()
+        .get("link")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| l.strip_prefix('<'))
+        .and_then(|l| l.split_once('>'))
+        .map(|(path, _)| path.to_owned())
+        .ok_or_else(|| format!("GET {before}: {}, no Link header", resp.status()))?;
+    Ok(Endpoint {
+        name: "records_deep_cursor",
+        path,
+        check: Check::Items("records", 1000.min(records - (deep_page - 1) * 1000)),
+    })
+}
+
 /// The console's pages an operator opens, on the tables of the large stage:
 /// the overview's live part (what every open overview fetches every few
 /// seconds), the process list unfiltered, of one organization, of one status,

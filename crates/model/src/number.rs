@@ -131,6 +131,54 @@ pub fn read_back(literal: &str) -> Option<String> {
     Some(number.to_string())
 }
 
+/// The common decimal, decided without writing anything out: a literal of
+/// at most 15 significant digits (a double holds any such decimal, and its
+/// shortest form is that decimal again), well within the doubles' normal
+/// range, and of a scale PostgreSQL keeps. `false` means "look closer", not
+/// "inexact".
+fn plainly_exact(literal: &str) -> bool {
+    let b = literal.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int_end = i;
+    let (mut frac_start, mut frac_end) = (i, i);
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        frac_start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        frac_end = i;
+    }
+    let mut exp: i64 = 0;
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        // Exponents are left to the careful path, but for a short one.
+        match exponent(&literal[i + 1..]) {
+            Some(e) if e.abs() <= 100 => exp = e,
+            _ => return false,
+        }
+        i = b.len();
+    }
+    if i != b.len() || int_end == int_start {
+        return false;
+    }
+    // The digits without the point, their significant part.
+    let all = b[int_start..int_end].iter().chain(&b[frac_start..frac_end]);
+    let lead = all.clone().take_while(|&&d| d == b'0').count();
+    let total = (int_end - int_start) + (frac_end - frac_start);
+    if lead == total {
+        // Zero, at any scale PostgreSQL keeps.
+        return (frac_end - frac_start) as i64 - exp <= MAX_SCALE;
+    }
+    let trail = all.rev().take_while(|&&d| d == b'0').count();
+    let significant = total - lead - trail;
+    let scale = max(0, (frac_end - frac_start) as i64 - exp);
+    significant <= 15 && scale <= MAX_SCALE && total <= 200
+}
+
 /// Whether `literal` (a JSON number as sent) is read back with the same
 /// value; the message says what it would have become.
 pub fn check_exact(literal: &str) -> Result<(), ValueError> {
@@ -141,6 +189,15 @@ pub fn check_exact(literal: &str) -> Result<(), ValueError> {
     if !digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(());
     }
+    if plainly_exact(literal) {
+        return Ok(());
+    }
+    check_closely(literal)
+}
+
+/// [`check_exact`] the long way: the literal written out as stored and
+/// read back.
+fn check_closely(literal: &str) -> Result<(), ValueError> {
     let shown = || match literal.char_indices().nth(40) {
         Some((i, _)) => format!("{}…", &literal[..i]),
         None => literal.to_owned(),
@@ -338,6 +395,21 @@ mod tests {
             let also_shortest = sent.digits.len() <= shortest.digits.len()
                 && sent.negative == shortest.negative;
             prop_assert!(integer || shortest == sent || also_shortest, "{} accepted", literal);
+        }
+
+        #[test]
+        fn the_short_path_accepts_only_what_the_long_one_does(
+            int in "-?(0|[1-9][0-9]{0,20})",
+            frac in proptest::option::of("[0-9]{1,25}"),
+            exp in proptest::option::of(-400i32..400),
+            big_e in any::<bool>(),
+        ) {
+            let mut literal = int;
+            if let Some(f) = frac { literal = format!("{literal}.{f}"); }
+            if let Some(e) = exp { literal = format!("{literal}{}{e}", if big_e { "E" } else { "e" }); }
+            if plainly_exact(&literal) {
+                prop_assert!(check_closely(&literal).is_ok(), "{} taken as exact", literal);
+            }
         }
 
         #[test]

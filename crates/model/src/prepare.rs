@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::schema::ObjectType;
-use crate::value::check_value;
+use crate::schema::{AttributeDef, AttributeType, ObjectType};
+use crate::value::{check_value, plain_str_accepted};
 
 /// A record refused for a bad attribute value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +73,22 @@ fn unreadable(e: &serde_json::Error) -> String {
     format!("the value cannot be stored: {why}")
 }
 
+/// Whether `raw` is stored exactly as sent, decided from its text without
+/// reading it into a [`Value`]: `null`, a boolean or a number of its type,
+/// a string without escapes that its type accepts as is. `false` means
+/// "read it and check it".
+fn plainly_accepted(def: &AttributeDef, raw: &str) -> bool {
+    match raw.as_bytes().first() {
+        Some(b'n') => raw == "null",
+        Some(b't' | b'f') => def.kind == AttributeType::Boolean,
+        Some(b'-' | b'0'..=b'9') => {
+            def.kind == AttributeType::Number && crate::number::check_exact(raw).is_ok()
+        }
+        Some(b'"') if !raw.contains('\\') => plain_str_accepted(def, &raw[1..raw.len() - 1]),
+        _ => false,
+    }
+}
+
 /// Keeps the attributes the type defines, read and normalized, and skips
 /// the others without reading them. `null` values are kept: they clear the
 /// stored value on merge.
@@ -88,6 +104,10 @@ pub fn check_attributes<'r>(
         let Some(def) = object_type.attribute(key) else {
             continue;
         };
+        if plainly_accepted(def, raw.get()) {
+            out.insert(key.as_ref(), Checked::Raw(raw));
+            continue;
+        }
         let fail = |message: String| AttributeError {
             key: key.to_string(),
             message,
@@ -134,6 +154,67 @@ mod tests {
         let batch = Upsert::decode(body.as_bytes()).unwrap();
         check_attributes(&vehicle(), &batch.records[0].attributes)
             .map(|a| serde_json::to_value(&a).unwrap())
+    }
+
+    #[test]
+    fn the_short_path_accepts_only_what_reading_keeps_as_sent() {
+        let def = |kind: AttributeType| crate::schema::AttributeDef {
+            key: crate::names::AttributeKey::parse("a").unwrap(),
+            label: "A".into(),
+            kind,
+            options: vec![crate::schema::CategoryOption {
+                key: "red".into(),
+                label: "Red".into(),
+            }],
+        };
+        let long = format!("\"{}\"", "é".repeat(crate::limits::MAX_TEXT_CHARS + 1));
+        let raws = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-1",
+            "1.5",
+            "1e400",
+            "1e-400",
+            "0.1000000000000000055511",
+            "123456789012345678901234567890",
+            "\"\"",
+            "\"red\"",
+            "\"Red\"",
+            "\"x\"",
+            "\"https://example.com/a\"",
+            "\"ftp://example.com\"",
+            "\"example.com\"",
+            "\"2024-06-15\"",
+            "\"0000-01-01\"",
+            "\"2024-02-30\"",
+            "\"2024-06-15T10:00:00Z\"",
+            "\"2024-06-15T10:00:00+02:00\"",
+            "\"a\\u0000b\"",
+            "\"a\\nb\"",
+            "[\"red\"]",
+            "[]",
+            "{}",
+            &long,
+        ];
+        use AttributeType::*;
+        for kind in [Text, Number, Boolean, Date, Url, Category, MultipleCategory] {
+            let def = def(kind);
+            for raw in raws {
+                if !plainly_accepted(&def, raw) {
+                    continue;
+                }
+                let value: Value = serde_json::from_str(raw).unwrap();
+                if value.is_number() {
+                    assert!(crate::number::check_exact(raw).is_ok(), "{kind:?} {raw}");
+                }
+                assert!(
+                    matches!(check_value(&def, &value), Ok(Cow::Borrowed(_))),
+                    "{kind:?} {raw} taken as sent"
+                );
+            }
+        }
     }
 
     #[test]

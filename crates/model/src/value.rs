@@ -51,6 +51,43 @@ pub fn check_value<'a>(
     .map(|()| Cow::Borrowed(value))
 }
 
+/// Whether a string value, sent without escapes (`s` is its text between
+/// the quotes), is stored exactly as sent: the common case, decided without
+/// reading it into a [`Value`]. `false` means "check it with
+/// [`check_value`]", which says why it is refused, or normalizes it.
+pub fn plain_str_accepted(attr: &AttributeDef, s: &str) -> bool {
+    match attr.kind {
+        AttributeType::Text => text_ok(s),
+        AttributeType::Url => text_ok(s) && url_ok(s),
+        AttributeType::Category => !s.contains('\0') && attr.has_option(s),
+        // `YYYY-MM-DD` only; a date-time may need its offset moved.
+        AttributeType::Date => s.len() == 10 && plain_date(s) == Some(true),
+        _ => false,
+    }
+}
+
+fn text_ok(s: &str) -> bool {
+    !s.contains('\0') && (s.len() <= MAX_TEXT_CHARS || s.chars().count() <= MAX_TEXT_CHARS)
+}
+
+fn url_ok(s: &str) -> bool {
+    url::Url::parse(s)
+        .is_ok_and(|u| (u.scheme() == "http" || u.scheme() == "https") && u.has_host())
+}
+
+/// A 10-character `s`: `Some(true)` a date of years 0001-9999 in the shape
+/// `YYYY-MM-DD`, `Some(false)` one of another year, `None` not a date.
+fn plain_date(s: &str) -> Option<bool> {
+    let shape = s.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        _ => b.is_ascii_digit(),
+    });
+    match s.parse::<NaiveDate>() {
+        Ok(d) if shape => Some((1..=9999).contains(&d.year())),
+        _ => None,
+    }
+}
+
 fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".into(),
@@ -105,14 +142,10 @@ fn date(value: &Value) -> Result<Cow<'_, Value>, ValueError> {
         ))
     };
     if s.len() == 10 {
-        let shape = s.bytes().enumerate().all(|(i, b)| match i {
-            4 | 7 => b == b'-',
-            _ => b.is_ascii_digit(),
-        });
-        return match s.parse::<NaiveDate>() {
-            Ok(d) if shape && year_ok(d.year()) => Ok(Cow::Borrowed(value)),
-            Ok(_) if shape => years(),
-            _ => expected(),
+        return match plain_date(s) {
+            Some(true) => Ok(Cow::Borrowed(value)),
+            Some(false) => years(),
+            None => expected(),
         };
     }
     let Ok(dt) = DateTime::parse_from_rfc3339(s) else {
@@ -138,6 +171,9 @@ fn date(value: &Value) -> Result<Cow<'_, Value>, ValueError> {
 
 fn url(value: &Value) -> Result<(), ValueError> {
     let s = text(value)?;
+    if url_ok(s) {
+        return Ok(());
+    }
     match url::Url::parse(s) {
         Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.has_host() => Ok(()),
         Ok(_) => fail("expected an absolute http or https URL"),

@@ -3,6 +3,7 @@
 //! in `crate::web`.
 
 pub(crate) mod associated;
+mod cursor;
 mod extract;
 pub(crate) mod processes;
 pub(crate) mod records;

@@ -4,12 +4,15 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header::{HeaderMap, HeaderValue, LINK};
 use objectsync_model::{ApiCode, ObjectType, ObjectTypeName, RecordId, TypeId};
+use objectsync_store::processes::Order;
 use objectsync_store::{GenericClient, Scope, links, object_types, records};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::cursor::Cursor;
 use super::schema::StoredIdentifiers;
 use crate::auth::Org;
 use crate::error::ErrorBody;
@@ -68,6 +71,11 @@ pub(crate) struct RecordOut {
 pub(crate) struct RecordList {
     pub(crate) count: i64,
     pub(crate) records: Vec<RecordOut>,
+    /// Only in answers to a request with `cursor` (an extension of Brevo's
+    /// API): the `cursor` of the next page, `null` on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub(crate) next_cursor: Option<Option<String>>,
 }
 
 /// The object type named in the path, or the contract's 400/404.
@@ -106,12 +114,15 @@ pub(super) fn visible_attributes(t: &ObjectType, stored: Value) -> Value {
     params(
         ("object_type" = String, Path, pattern = "^[a-z][a-z0-9_]{0,31}$"),
         ("limit" = i64, Query, minimum = 1, maximum = 1000),
-        ("page_num" = i64, Query, minimum = 1, maximum = 9_223_372_036_854_775i64, description = "From 1. Page 1 costs the same at any size; a later page costs a walk of the index over the (page_num - 1) × limit records before it (about 0.2 µs each on 2 cores): to read a whole type, use sort=asc and keep page_num × limit under about a million"),
+        ("page_num" = Option<i64>, Query, minimum = 1, maximum = 9_223_372_036_854_775i64, description = "From 1; required unless `cursor` is given (and then not allowed). Page 1 costs the same at any size; a later page costs a walk of the index over the (page_num - 1) × limit records before it (about 0.2 to 0.4 µs each on 2 cores): to read a whole type, use `cursor`"),
+        ("cursor" = Option<String>, Query, description = "An extension of Brevo's API: empty for the first page, then the `next_cursor` of the page before (also in the `Link` header of every full page). Every page costs what the first does, however deep; records created meanwhile appear on a later page with `sort=asc`. The cursor carries its order: `sort` may be left out, and must not contradict it"),
         ("sort" = Option<SortOrder>, Query, description = "By id; default desc"),
         ("association" = Option<bool>, Query, description = "Include up to five linked records per associated type"),
     ),
     responses(
-        (status = 200, body = RecordList),
+        (status = 200, body = RecordList, headers(
+            ("Link" = String, description = "On a full page: `<…?cursor=…>; rel=\"next\"`, the next page as a cursor (an extension of Brevo's API)")
+        )),
         (status = 404, description = "Unknown object type", body = ErrorBody),
     ),
     security(("apiKey" = []))
@@ -121,30 +132,55 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     PathParts(name): PathParts<String>,
     params: Params,
-) -> ApiResult<Json<RecordList>> {
+) -> ApiResult<(HeaderMap, Json<RecordList>)> {
     let limit = params.int("limit", None, 1, 1000, ApiCode::OutOfRange)?;
-    let page = params.int(
-        "page_num",
-        None,
-        1,
-        i64::MAX / 1000,
-        ApiCode::InvalidParameter,
-    )?;
-    let order = params.sort()?;
+    // Checked in the order the parameters are listed.
+    let page = match params.get("cursor") {
+        Some(_) if params.get("page_num").is_some() => {
+            return Err(ApiError::invalid("send 'page_num' or 'cursor', not both"));
+        }
+        Some(_) => None,
+        None => Some(params.int(
+            "page_num",
+            None,
+            1,
+            i64::MAX / 1000,
+            ApiCode::InvalidParameter,
+        )?),
+    };
+    let sort = params.get("sort").map(|_| params.sort()).transpose()?;
+    let walk = match (page, params.get("cursor")) {
+        (Some(page), _) => Walk::Page(page),
+        (None, text) => Walk::After(Cursor::decode(text.unwrap_or_default(), sort)?),
+    };
     let with_associations = params.flag("association")?;
     // A standby's, when configured: this read tolerates a little lag.
     let read = state.reads.get().await?;
     let client = &*read;
     let t = object_type(client, org, &name).await?;
-    let rows = records::page(
-        client,
-        Scope::of(org.id, t.id),
-        order,
-        limit,
-        (page - 1) * limit,
-    )
-    .await?;
-    let count = records::count(client, Scope::of(org.id, t.id)).await?;
+    let scope = Scope::of(org.id, t.id);
+    let (order, mut rows) = match walk {
+        Walk::Page(page) => {
+            let order = sort.unwrap_or(Order::Desc);
+            let rows = records::page(client, scope, order, limit, (page - 1) * limit).await?;
+            (order, rows)
+        }
+        // One more than asked: whether a page follows.
+        Walk::After(c) => (
+            c.order,
+            records::page_after(client, scope, c.order, c.after, limit + 1).await?,
+        ),
+    };
+    let more = match walk {
+        Walk::Page(_) => rows.len() as i64 == limit,
+        Walk::After(_) => rows.len() as i64 > limit,
+    };
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = rows
+        .last()
+        .filter(|_| more)
+        .map(|last| Cursor::after(order, last.id).encode());
+    let count = records::count(client, scope).await?;
     let mut linked = if with_associations {
         let ids: Vec<RecordId> = rows.iter().map(|r| r.id).collect();
         linked_records(client, org, &t, &ids).await?
@@ -164,7 +200,48 @@ pub(crate) async fn list(
             updated_at: timestamp(r.updated_at),
         })
         .collect();
-    Ok(Json(RecordList { count, records }))
+    let mut headers = HeaderMap::new();
+    if let Some(cursor) = &next {
+        let link = next_link(&name, limit, order, with_associations, cursor);
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            headers.insert(LINK, value);
+        }
+    }
+    let next_cursor = matches!(walk, Walk::After(_)).then_some(next);
+    Ok((
+        headers,
+        Json(RecordList {
+            count,
+            records,
+            next_cursor,
+        }),
+    ))
+}
+
+/// How a request names its page.
+#[derive(Clone, Copy)]
+enum Walk {
+    /// `page_num`: skip the pages before it.
+    Page(i64),
+    /// `cursor`: start after the record it names.
+    After(Cursor),
+}
+
+/// The `Link` header to the page after this one, as a cursor; the path and
+/// the parameters need no escaping (a type name, numbers, base64url).
+fn next_link(name: &str, limit: i64, order: Order, associations: bool, cursor: &str) -> String {
+    let sort = match order {
+        Order::Asc => "asc",
+        Order::Desc => "desc",
+    };
+    let association = if associations {
+        "&association=true"
+    } else {
+        ""
+    };
+    format!(
+        "</v3/objects/{name}/records?limit={limit}&sort={sort}{association}&cursor={cursor}>; rel=\"next\""
+    )
 }
 
 /// Linked records shown per associated type when listing, as Brevo does.

@@ -28,6 +28,7 @@ mod partitions;
 mod plans;
 mod processes;
 mod records;
+mod records_cursor;
 mod requests;
 mod slow_clients;
 mod standby;

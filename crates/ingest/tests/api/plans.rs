@@ -109,6 +109,39 @@ async fn paged_reads_walk_the_primary_key_without_statistics() {
             assert_eq!(rows.len() as i64, limit, "processes, {limit} at {offset}");
         }
     }
+    // Pages after a cursor start the walk at the cursor's key, wherever it is.
+    let ids: Vec<i64> = setup
+        .query(
+            "select id from records where org_id = $1 order by id",
+            &[&org.id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for order in [Order::Asc, Order::Desc] {
+        let sql = records::page_after_sql(order);
+        let (first, deep) = match order {
+            Order::Asc => (i64::MIN, ids[ids.len() - 1001]),
+            Order::Desc => (i64::MAX, ids[1000]),
+        };
+        for after in [first, deep] {
+            let limit = 1000_i64;
+            let p = plan(&client, &sql, &[&org.id, &type_id, &after, &limit]).await;
+            assert_index_walk(&p, "records_pkey");
+            assert!(
+                p.lines()
+                    .any(|l| l.contains("Index Cond") && (l.contains("id >") || l.contains("id <"))),
+                "the walk does not start at the cursor's key:\n{p}"
+            );
+            let rows = client
+                .query(&sql, &[&org.id, &type_id, &after, &limit])
+                .await
+                .unwrap();
+            assert_eq!(rows.len() as i64, limit, "records after {after}");
+        }
+    }
     // The counts come from the counters, exact without a scan.
     let scope = Scope::of(OrgId(org.id), TypeId(type_id));
     assert_eq!(records::count(&client, scope).await.unwrap(), ROWS);

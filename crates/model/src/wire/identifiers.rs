@@ -2,6 +2,7 @@
 //! an association target, of a delete) and association entries.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 
 use serde_json::value::RawValue;
 
@@ -20,8 +21,18 @@ pub(crate) fn shown(raw: &RawValue) -> String {
     }
 }
 
+/// A path in the body for messages, `{0}{1}`: written out only when a
+/// message needs it, so that reading a valid record formats nothing.
+pub(crate) struct Joined<'a, A: Display + ?Sized>(pub(crate) &'a A, pub(crate) &'static str);
+
+impl<A: Display + ?Sized> Display for Joined<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.0, self.1)
+    }
+}
+
 /// Why `raw` is not an object: a type mismatch or unreadable content.
-fn not_an_object(path: &str, e: &serde_json::Error) -> RequestError {
+fn not_an_object(path: &(impl Display + ?Sized), e: &serde_json::Error) -> RequestError {
     if e.is_data() {
         RequestError::invalid(format!("{path} must be a JSON object"))
     } else {
@@ -32,7 +43,10 @@ fn not_an_object(path: &str, e: &serde_json::Error) -> RequestError {
 /// Reads an `identifiers` object: `id` a positive integer, `ext_id` a
 /// non-empty string of at most 255 characters without NUL; nothing else,
 /// no key twice. `null` (or a `null` member) means absent.
-pub(crate) fn identifiers(path: &str, raw: Option<&RawValue>) -> Result<Identifiers, RequestError> {
+pub(crate) fn identifiers(
+    path: &(impl Display + ?Sized),
+    raw: Option<&RawValue>,
+) -> Result<Identifiers, RequestError> {
     let Some(raw) = raw.filter(|r| !is_null(r)) else {
         return Ok(Identifiers::default());
     };
@@ -52,8 +66,8 @@ pub(crate) fn identifiers(path: &str, raw: Option<&RawValue>) -> Result<Identifi
             continue;
         }
         match key.as_ref() {
-            "id" => ids.id = Some(id(&format!("{path}.id"), value)?),
-            "ext_id" => ids.ext_id = Some(ext_id(&format!("{path}.ext_id"), value)?),
+            "id" => ids.id = Some(id(&Joined(path, ".id"), value)?),
+            "ext_id" => ids.ext_id = Some(ext_id(&Joined(path, ".ext_id"), value)?),
             other => {
                 return Err(RequestError::invalid(format!(
                     "{path} has an unknown key '{other}'; use 'id' or 'ext_id'"
@@ -66,7 +80,7 @@ pub(crate) fn identifiers(path: &str, raw: Option<&RawValue>) -> Result<Identifi
 
 /// A positive 64-bit integer in any JSON spelling of one (`7`, `7.0`, `7e0`);
 /// `"7"` and `7.5` are not.
-pub(crate) fn id(path: &str, raw: &RawValue) -> Result<i64, RequestError> {
+pub(crate) fn id(path: &(impl Display + ?Sized), raw: &RawValue) -> Result<i64, RequestError> {
     // `7.0` is the integer 7 to JSON Schema, and so to the document. The
     // raw value is valid JSON, and `integer` reads nothing but a number.
     match crate::number::integer(raw.get()) {
@@ -79,7 +93,10 @@ pub(crate) fn id(path: &str, raw: &RawValue) -> Result<i64, RequestError> {
 }
 
 /// A non-empty string of at most 255 characters that PostgreSQL can store.
-pub(crate) fn ext_id(path: &str, raw: &RawValue) -> Result<String, RequestError> {
+pub(crate) fn ext_id(
+    path: &(impl Display + ?Sized),
+    raw: &RawValue,
+) -> Result<String, RequestError> {
     let text = match serde_json::from_str::<Text<'_>>(raw.get()) {
         Ok(Text(t)) => t,
         Err(e) if raw.get().starts_with('"') => {
@@ -101,7 +118,7 @@ pub(crate) fn ext_id(path: &str, raw: &RawValue) -> Result<String, RequestError>
 
 /// The rules of an `ext_id` wherever one arrives (a body, a query string):
 /// not empty, no NUL (PostgreSQL cannot store it), at most 255 characters.
-pub fn check_ext_id(path: &str, text: &str) -> Result<(), RequestError> {
+pub fn check_ext_id(path: &(impl Display + ?Sized), text: &str) -> Result<(), RequestError> {
     if text.is_empty() {
         return Err(RequestError::invalid(format!("{path} must not be empty")));
     }
@@ -121,7 +138,7 @@ pub fn check_ext_id(path: &str, text: &str) -> Result<(), RequestError> {
 
 /// Reads the `associations` array of record `at`.
 pub(crate) fn associations(
-    at: &str,
+    at: &(impl Display + ?Sized),
     raw: Option<&RawValue>,
 ) -> Result<Vec<AssociationIn>, RequestError> {
     let Some(raw) = raw.filter(|r| !is_null(r)) else {

@@ -59,7 +59,7 @@ impl Entries<'_> {
 
 /// A key as sent (with its quotes), read: borrowed when it holds no
 /// escape, `None` when an escape is not valid Unicode.
-fn read_key(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub(crate) fn read_key(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
     if !text.contains('\\') {
         // A key without escapes is its text between the quotes.

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use super::identifiers::{associations, identifiers};
+use super::identifiers::{Joined, associations, identifiers};
 use super::json::{Entries, duplicate, is_null, object, reason};
 use super::{AssociationIn, Identifiers};
 use crate::error::RequestError;
@@ -65,12 +65,62 @@ pub(crate) fn member<'a>(
     Ok(first.filter(|v| !is_null(v)))
 }
 
-/// The body read in one pass: each record's members, values unread. Any
-/// body this refuses is read again by the careful path, which says why; any
-/// body it reads, the careful path would read the same way (both use the
-/// same grammar: values unread are skipped by serde_json's `ignore_value`).
+/// The body read in one pass: each record's members, values unread, and
+/// its attributes' entries, values unread. Any body this refuses is read
+/// again by the careful path, which says why; any body it reads, the
+/// careful path would read the same way (both use the same grammar: values
+/// unread are skipped by serde_json's `ignore_value`).
 struct OnePass<'a> {
-    records: Option<Vec<Entries<'a>>>,
+    records: Option<Vec<RecordPass<'a>>>,
+}
+
+/// One record read in the same pass: its other members, values unread, and
+/// its `attributes` object's entries (`None` when absent or `null`).
+struct RecordPass<'a> {
+    entries: Entries<'a>,
+    attributes: Option<Entries<'a>>,
+}
+
+impl<'de> serde::Deserialize<'de> for RecordPass<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Record;
+        impl<'de> serde::de::Visitor<'de> for Record {
+            type Value = RecordPass<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RecordPass<'de>, A::Error> {
+                // As `Entries` reads an object, but `attributes` read too.
+                let mut out = Vec::with_capacity(4);
+                let mut unreadable = Vec::new();
+                let mut attributes = None;
+                while let Some(key) = map.next_key::<&'de RawValue>()? {
+                    match super::json::read_key(key) {
+                        Some(key) if key == "attributes" => {
+                            if attributes.is_some() {
+                                // The careful path names it.
+                                return Err(serde::de::Error::custom("attributes twice"));
+                            }
+                            attributes = Some(map.next_value::<Option<Entries<'de>>>()?);
+                        }
+                        Some(key) => out.push((key, map.next_value::<&'de RawValue>()?)),
+                        None => {
+                            map.next_value::<&'de RawValue>()?;
+                            unreadable.push(key);
+                        }
+                    }
+                }
+                Ok(RecordPass {
+                    entries: Entries(out, unreadable),
+                    attributes: attributes.flatten(),
+                })
+            }
+        }
+        d.deserialize_map(Record)
+    }
 }
 
 impl<'de> serde::Deserialize<'de> for OnePass<'de> {
@@ -91,7 +141,7 @@ impl<'de> serde::Deserialize<'de> for OnePass<'de> {
                         if records.is_some() {
                             return Err(serde::de::Error::custom("records twice"));
                         }
-                        records = Some(map.next_value::<Option<Vec<Entries<'de>>>>()?);
+                        records = Some(map.next_value::<Option<Vec<RecordPass<'de>>>>()?);
                     } else {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
@@ -123,7 +173,7 @@ impl<'a> Upsert<'a> {
             let records = items
                 .into_iter()
                 .enumerate()
-                .map(|(index, entries)| record_from(index, entries))
+                .map(|(index, r)| record_from(index, r.entries, Read(r.attributes)))
                 .collect::<Result<_, _>>()?;
             return Ok(Self { records });
         }
@@ -164,28 +214,54 @@ fn record(index: usize, raw: &RawValue) -> Result<RecordIn<'_>, RequestError> {
             RequestError::invalid(format!("{at} is not readable: {}", reason(&e)))
         }
     })?;
-    record_from(index, entries)
+    record_from(index, entries, Unread)
 }
 
-fn record_from(index: usize, entries: Entries<'_>) -> Result<RecordIn<'_>, RequestError> {
-    let at = format!("records[{index}]");
+/// A record's `attributes` member: read with the record in one pass, or
+/// still to be read from the record's entries.
+enum Attrs<'a> {
+    Read(Option<Entries<'a>>),
+    Unread,
+}
+use Attrs::{Read, Unread};
+
+/// `records[{0}]`, written out only for a message.
+struct At(usize);
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "records[{}]", self.0)
+    }
+}
+
+fn record_from<'a>(
+    index: usize,
+    entries: Entries<'a>,
+    attrs: Attrs<'a>,
+) -> Result<RecordIn<'a>, RequestError> {
+    let at = At(index);
     let twice = |name: &str| RequestError::invalid(format!("{at} has '{name}' twice"));
-    let raw_attributes = member(&entries, "attributes", || twice("attributes"))?;
+    // Members twice are refused before any member is read, as they come.
+    let raw_attributes = match &attrs {
+        Read(_) => None,
+        Unread => member(&entries, "attributes", || twice("attributes"))?,
+    };
     let raw_associations = member(&entries, "associations", || twice("associations"))?;
     let raw_identifiers = member(&entries, "identifiers", || twice("identifiers"))?;
-    let attributes = match raw_attributes {
+    let read = match (attrs, raw_attributes) {
+        (Read(attrs), _) => attrs,
+        (Unread, None) => None,
+        (Unread, Some(raw)) => Some(object(raw).map_err(|e| {
+            if e.is_data() {
+                RequestError::invalid(format!("{at}.attributes must be a JSON object"))
+            } else {
+                RequestError::invalid(format!("{at}.attributes is not readable: {}", reason(&e)))
+            }
+        })?),
+    };
+    let attributes = match read {
         None => Vec::new(),
-        Some(raw) => {
-            let attrs = object(raw).map_err(|e| {
-                if e.is_data() {
-                    RequestError::invalid(format!("{at}.attributes must be a JSON object"))
-                } else {
-                    RequestError::invalid(format!(
-                        "{at}.attributes is not readable: {}",
-                        reason(&e)
-                    ))
-                }
-            })?;
+        Some(attrs) => {
             if attrs.len() > MAX_ATTRIBUTES {
                 return Err(RequestError::out_of_range(format!(
                     "{at} has {} attributes; at most {MAX_ATTRIBUTES} are allowed",
@@ -201,7 +277,7 @@ fn record_from(index: usize, entries: Entries<'_>) -> Result<RecordIn<'_>, Reque
         }
     };
     let associations = associations(&at, raw_associations)?;
-    let identifiers = identifiers(&format!("{at}.identifiers"), raw_identifiers)?;
+    let identifiers = identifiers(&Joined(&at, ".identifiers"), raw_identifiers)?;
     Ok(RecordIn {
         identifiers,
         attributes,

@@ -52,7 +52,7 @@ pub(crate) struct Update<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Insert<'a> {
     /// `None` for a record without identifiers.
-    pub(crate) ext_id: Option<String>,
+    pub(crate) ext_id: Option<&'a str>,
     pub(crate) attributes: Attributes<'a>,
 }
 
@@ -95,7 +95,7 @@ struct Planner<'a> {
     /// id → index in `plan.updates`.
     update_slot: HashMap<RecordId, usize>,
     /// ext_id → where it points now, including assignments made by this batch.
-    ext_target: HashMap<String, Target>,
+    ext_target: HashMap<&'a str, Target>,
 }
 
 impl<'a> Planner<'a> {
@@ -116,12 +116,17 @@ impl<'a> Planner<'a> {
             Target::Existing(i) => &mut self.plan.updates[i].attributes,
             Target::New(i) => &mut self.plan.inserts[i].attributes,
         };
-        into.extend(attrs);
+        if into.is_empty() {
+            // The first record to write the row, as most are: no merge.
+            *into = attrs;
+        } else {
+            into.extend(attrs);
+        }
     }
 
     fn resolve(
         &mut self,
-        ids: &Identifiers,
+        ids: &'a Identifiers,
         existing: &Existing,
         type_name: &str,
     ) -> Result<Outcome, Rejection> {
@@ -157,11 +162,11 @@ impl<'a> Planner<'a> {
                             ),
                         });
                     }
-                    (Some(ext), None) => Some(ext.to_owned()),
+                    (Some(ext), None) => Some(ext),
                 };
                 let target = self.existing(id);
                 if let (Some(ext), Target::Existing(slot)) = (assign, target) {
-                    self.plan.updates[slot].set_ext_id = Some(ext.clone());
+                    self.plan.updates[slot].set_ext_id = Some(ext.to_owned());
                     self.ext_target.insert(ext, target);
                 }
                 Ok(Outcome::Updated(target))
@@ -173,18 +178,18 @@ impl<'a> Planner<'a> {
                 let target = match existing.by_ext.get(ext) {
                     Some(&id) => {
                         let t = self.existing(id);
-                        self.ext_target.insert(ext.to_owned(), t);
+                        self.ext_target.insert(ext, t);
                         return Ok(Outcome::Updated(t));
                     }
                     None => {
                         self.plan.inserts.push(Insert {
-                            ext_id: Some(ext.to_owned()),
+                            ext_id: Some(ext),
                             attributes: Attributes::new(),
                         });
                         Target::New(self.plan.inserts.len() - 1)
                     }
                 };
-                self.ext_target.insert(ext.to_owned(), target);
+                self.ext_target.insert(ext, target);
                 Ok(Outcome::Created(target))
             }
             (None, None) => {

@@ -146,7 +146,10 @@ async fn write_updates(
                 attributes: &u.attributes,
             })
             .collect();
-        records::merge_by_id(tx, scope, &merges).await?;
+        let nulls = updates
+            .iter()
+            .any(|u| u.attributes.values().any(Checked::is_null));
+        records::merge_by_id(tx, scope, &merges, nulls).await?;
     }
     Ok(())
 }
@@ -163,11 +166,14 @@ async fn write_inserts(
         let rows: Vec<NewRow<'_, _>> = inserts
             .iter()
             .map(|i| NewRow {
-                ext_id: i.ext_id.as_deref(),
+                ext_id: i.ext_id,
                 attributes: &i.attributes,
             })
             .collect();
-        created = records::create(tx, scope, &rows).await?;
+        let nulls = inserts
+            .iter()
+            .any(|i| i.attributes.values().any(Checked::is_null));
+        created = records::create(tx, scope, &rows, nulls).await?;
         // New rows whose records sent `null`s (kept for the merge case).
         let with_nulls: Vec<RecordId> = inserts
             .iter()

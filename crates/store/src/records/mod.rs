@@ -1,5 +1,5 @@
-//! The `records` table: the set-based writes of the worker and the pages
-//! the API reads.
+//! The `records` table: the set-based writes of the worker, and (in
+//! `pages`) the pages the API reads.
 //!
 //! Every statement reaches `records` through its primary key
 //! `(org_id, type_id, id)` or the unique `(org_id, type_id, ext_id)` index,
@@ -13,8 +13,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::types::Json;
 
-use crate::processes::Order;
 use crate::{GenericClient, Scope, StoreResult};
+
+mod pages;
+pub use pages::{count, page, page_after, page_after_sql, page_sql};
 
 /// A stored row's identity: its id and its `ext_id`, if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,29 +96,43 @@ pub struct Merge<'p, A> {
     pub attributes: &'p A,
 }
 
-/// Merges attributes into locked rows by id; `null` values clear.
+/// The attributes a row gets when `excluded`'s are merged into its stored
+/// ones. Stored attributes never hold a `null` (a `null` sent clears its
+/// key), so when no value sent is `null` (`nulls` false) there is nothing
+/// to strip, and the merge skips a pass over every row it updates.
+fn merged(nulls: bool) -> &'static str {
+    if nulls {
+        "jsonb_strip_nulls(records.attributes || excluded.attributes)"
+    } else {
+        "records.attributes || excluded.attributes"
+    }
+}
+
+/// Merges attributes into locked rows by id; `null` values clear (`nulls`:
+/// whether any value is `null`).
 pub async fn merge_by_id<A: Serialize + std::fmt::Debug + Sync>(
     tx: &impl GenericClient,
     scope: Scope,
     merges: &[Merge<'_, A>],
+    nulls: bool,
 ) -> StoreResult<()> {
     let ids: Vec<RecordId> = merges.iter().map(|m| m.id).collect();
     let exts: Vec<Option<&str>> = merges.iter().map(|m| m.set_ext_id).collect();
     let attrs: Vec<Json<&A>> = merges.iter().map(|m| Json(m.attributes)).collect();
-    crate::execute(
-        tx,
+    let sql = format!(
         "insert into records (org_id, type_id, id, ext_id, attributes)
          select $1, $2, u.id, u.ext_id, u.attrs
            from unnest($3::int8[], $4::text[], $5::jsonb[]) as u(id, ext_id, attrs)
           order by u.id
              on conflict (org_id, type_id, id) do update
-            set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
+            set attributes = {},
                 ext_id = coalesce(records.ext_id, excluded.ext_id),
                 updated_at = now()",
-        &[&scope.org, &scope.type_id, &ids, &exts, &attrs],
-    )
-    .await
-    .map(drop)
+        merged(nulls)
+    );
+    crate::execute(tx, &sql, &[&scope.org, &scope.type_id, &ids, &exts, &attrs])
+        .await
+        .map(drop)
 }
 
 /// A row to create: for a new `ext_id`, or for a record without
@@ -130,13 +146,15 @@ pub struct NewRow<'p, A> {
 /// that ids follow the request. A row whose `ext_id` exists by now is merged
 /// into the stored one instead (its drawn id is left unused, as any insert
 /// that meets a conflict leaves one). `null` values are kept on insert for
-/// that merge and cleared by [`strip_nulls`]. Returns each row's id and
+/// that merge and cleared by [`strip_nulls`] (`nulls`: whether any value is
+/// `null`). Returns each row's id and
 /// whether it was created (an updated row version carries the updating
 /// transaction in `xmax`).
 pub async fn create<A: Serialize + std::fmt::Debug + Sync>(
     tx: &impl GenericClient,
     scope: Scope,
     rows: &[NewRow<'_, A>],
+    nulls: bool,
 ) -> StoreResult<Vec<(RecordId, bool)>> {
     let exts: Vec<Option<&str>> = rows.iter().map(|r| r.ext_id).collect();
     let attrs: Vec<Json<&A>> = rows.iter().map(|r| Json(r.attributes)).collect();
@@ -161,17 +179,19 @@ pub async fn create<A: Serialize + std::fmt::Debug + Sync>(
             .collect(),
         )
     };
-    const UPSERT: &str = "
-        on conflict (org_id, type_id, ext_id) where ext_id is not null do update
-       set attributes = jsonb_strip_nulls(records.attributes || excluded.attributes),
-           updated_at = now()
-        returning ext_id, id, xmax = 0 as inserted";
+    let upsert = format!(
+        "on conflict (org_id, type_id, ext_id) where ext_id is not null do update
+            set attributes = {},
+                updated_at = now()
+         returning ext_id, id, xmax = 0 as inserted",
+        merged(nulls)
+    );
     let stored = match &ids {
         None => {
             let sql = format!(
                 "insert into records (org_id, type_id, ext_id, attributes)
                  select $1, $2, u.ext_id, u.attrs
-                   from unnest($3::text[], $4::jsonb[]) as u(ext_id, attrs) {UPSERT}"
+                   from unnest($3::text[], $4::jsonb[]) as u(ext_id, attrs) {upsert}"
             );
             crate::query(tx, &sql, &[&scope.org, &scope.type_id, &exts, &attrs]).await?
         }
@@ -179,7 +199,7 @@ pub async fn create<A: Serialize + std::fmt::Debug + Sync>(
             let sql = format!(
                 "insert into records (org_id, type_id, id, ext_id, attributes)
                  select $1, $2, u.id, u.ext_id, u.attrs
-                   from unnest($3::int8[], $4::text[], $5::jsonb[]) as u(id, ext_id, attrs) {UPSERT}"
+                   from unnest($3::int8[], $4::text[], $5::jsonb[]) as u(id, ext_id, attrs) {upsert}"
             );
             crate::query(tx, &sql, &[&scope.org, &scope.type_id, ids, &exts, &attrs]).await?
         }
@@ -223,73 +243,4 @@ pub async fn delete(tx: &impl GenericClient, scope: Scope, ids: &[RecordId]) -> 
     )
     .await
     .map(drop)
-}
-
-/// A page of a type's records by id.
-///
-/// A deferred join: the page's ids come from a walk of the primary key
-/// alone (`offset` index entries skipped, `limit` kept), and only those
-/// rows are read whole. Skipping costs an index entry per row, not a heap
-/// row with its attributes; where the visibility map is set (VACUUM, which
-/// autovacuum runs) the walk reads no heap at all.
-pub async fn page(
-    c: &impl GenericClient,
-    scope: Scope,
-    order: Order,
-    limit: i64,
-    offset: i64,
-) -> StoreResult<Vec<Record>> {
-    Ok(crate::query(
-        c,
-        &page_sql(order),
-        &[&scope.org, &scope.type_id, &limit, &offset],
-    )
-    .await?
-    .iter()
-    .map(|r| Record {
-        id: r.get(0),
-        ext_id: r.get(1),
-        attributes: r.get(2),
-        created_at: r.get(3),
-        updated_at: r.get(4),
-    })
-    .collect())
-}
-
-/// The statement [`page`] runs, with parameters org, type, limit and offset:
-/// public so that tests can check its plan.
-pub fn page_sql(order: Order) -> String {
-    // The page's ids: the primary key walked in its own order (all three
-    // columns named, so no other index can offer that order). Its rows: one
-    // lookup of the whole key per id, as a lateral subquery with a `limit`
-    // the planner cannot flatten. Written as a join or an `id = any(…)`,
-    // the planner, trusting stale statistics that call the type small, may
-    // walk all of the type's rows and filter them against the page's ids
-    // instead (it did, for `desc`).
-    format!(
-        "select r.*
-           from unnest(array(select id from records
-                              where org_id = $1 and type_id = $2
-                              order by org_id {o}, type_id {o}, id {o}
-                              limit $3 offset $4)) with ordinality as p(id, n)
-          cross join lateral (
-                select id, ext_id, attributes, created_at, updated_at from records
-                 where org_id = $1 and type_id = $2 and id = p.id
-                 limit 1) as r
-          order by p.n",
-        o = order.sql()
-    )
-}
-
-/// How many records of a type an organization holds: the sum of its rows in
-/// `record_counts`, which triggers keep exact (see migration V25), so it
-/// costs the same at ten records or ten million.
-pub async fn count(c: &impl GenericClient, scope: Scope) -> StoreResult<i64> {
-    Ok(crate::query_one(
-        c,
-        "select coalesce(sum(n), 0)::bigint from record_counts where org_id = $1 and type_id = $2",
-        &[&scope.org, &scope.type_id],
-    )
-    .await?
-    .get(0))
 }
