@@ -7,9 +7,11 @@
 //! the database and the queues, so tests run in parallel and leave nothing
 //! behind. Set `TEST_LOG=1` to see the services' logs.
 
+pub mod citus;
 mod contract;
 mod fixtures;
 mod sandbox;
+mod scratch_pg;
 pub mod services;
 pub mod tls_postgres;
 

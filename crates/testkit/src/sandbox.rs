@@ -12,6 +12,9 @@ pub struct Sandbox {
     /// A pool on the sandbox database.
     pub pool: Pool,
     db_name: String,
+    /// The coordinator's `postgres` database when the sandbox is on Citus
+    /// (see [`crate::citus::CITUS_ENV`]).
+    citus: Option<String>,
 }
 
 /// `url` with its database name replaced.
@@ -30,32 +33,53 @@ pub(crate) fn with_database(url: &str, name: &str) -> String {
 impl Sandbox {
     /// Creates the database `objectsync_{kind}_{uuid}` and the prefix
     /// `{kind}-{uuid}`, starting from the defaults and the environment.
+    /// With `OBJECTSYNC_TEST_CITUS` set, the database is made on that Citus
+    /// cluster (every node) and `migrate` distributes it.
     pub async fn create(kind: &str) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings load");
         let db_name = format!("objectsync_{kind}_{id}");
-        let admin = db::connect(&with_database(
-            settings.database.url.expose_secret(),
-            "postgres",
-        ))
-        .await
-        .expect("PostgreSQL is reachable");
-        admin
-            .execute(&format!("create database {db_name}"), &[])
-            .await
-            .expect("create the sandbox database");
+        let citus = std::env::var(crate::citus::CITUS_ENV)
+            .ok()
+            .filter(|v| !v.is_empty());
+        let setup = match &citus {
+            Some(_) => Some(crate::citus::SETUP.lock().await),
+            None => None,
+        };
+        match &citus {
+            Some(admin_url) => {
+                settings.database.url = admin_url.clone().into();
+                crate::citus::create_database(admin_url, &db_name)
+                    .await
+                    .expect("create the sandbox database on the Citus cluster");
+            }
+            None => {
+                let admin = db::connect(&with_database(
+                    settings.database.url.expose_secret(),
+                    "postgres",
+                ))
+                .await
+                .expect("PostgreSQL is reachable");
+                admin
+                    .execute(&format!("create database {db_name}"), &[])
+                    .await
+                    .expect("create the sandbox database");
+            }
+        }
         settings.database.url =
             with_database(settings.database.url.expose_secret(), &db_name).into();
         settings.amqp.prefix = format!("{kind}-{id}");
         db::migrate(settings.database.url.expose_secret())
             .await
             .expect("migrate the sandbox database");
+        drop(setup);
         let pool = db::pool(&settings.database).expect("sandbox pool");
         Self {
             settings,
             pool,
             db_name,
+            citus,
         }
     }
 }
@@ -65,6 +89,7 @@ impl Drop for Sandbox {
         let db_url = self.settings.database.url.clone();
         let db_name = self.db_name.clone();
         let amqp = self.settings.amqp.clone();
+        let citus = self.citus.clone();
         // Clean up on a thread of its own: Drop cannot await, and the
         // caller's runtime may be shutting down.
         let cleanup = std::thread::spawn(move || {
@@ -75,7 +100,10 @@ impl Drop for Sandbox {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(admin) =
+                if let Some(admin_url) = citus {
+                    let _setup = crate::citus::SETUP.lock().await;
+                    crate::citus::drop_database(&admin_url, &db_name).await;
+                } else if let Ok(admin) =
                     db::connect(&with_database(db_url.expose_secret(), "postgres")).await
                 {
                     let _ = admin
