@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::settings::DatabaseSettings;
 
+pub mod citus;
 mod tls;
 
 pub use tls::{PgTls, SslMode, Target, TlsSetupError};
@@ -39,6 +40,11 @@ pub enum DbError {
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("stopped while waiting for the database schema")]
     Cancelled,
+    #[error(transparent)]
+    Store(#[from] objectsync_store::StoreError),
+    /// The schema cannot be distributed over a Citus cluster as it is.
+    #[error("citus: {0}")]
+    Citus(String),
 }
 
 /// What a pool's sessions do, which decides how long PostgreSQL lets their
@@ -162,8 +168,9 @@ pub fn latest_migration() -> i32 {
 }
 
 /// Applies pending migrations under an advisory lock, so that several
-/// instances starting at once apply each migration exactly once.
-/// Returns how many migrations were applied.
+/// instances starting at once apply each migration exactly once; on a
+/// Citus coordinator it then places the tables not placed yet (see
+/// [`citus`]). Returns how many migrations were applied.
 pub async fn migrate(url: &str) -> Result<usize, DbError> {
     let mut client = match connect(url).await {
         Err(DbError::Postgres(e)) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
@@ -176,6 +183,10 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
         .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     let result = embedded::migrations::runner().run_async(&mut client).await;
+    let placed = match &result {
+        Ok(_) => place_on_citus(&mut client).await,
+        Err(_) => Ok(()),
+    };
     // Dropping the connection would release the lock too; be explicit.
     let _ = client
         .execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
@@ -184,7 +195,25 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
     for m in report.applied_migrations() {
         tracing::info!(version = m.version(), name = m.name(), "migration applied");
     }
+    placed?;
     Ok(report.applied_migrations().len())
+}
+
+/// On a Citus coordinator, distributes the tables the migrations made
+/// (nothing on plain PostgreSQL).
+async fn place_on_citus(client: &mut tokio_postgres::Client) -> Result<(), DbError> {
+    if !citus::is_coordinator(client).await? {
+        return Ok(());
+    }
+    let placed = citus::distribute(client).await?;
+    if !placed.reference.is_empty() || !placed.distributed.is_empty() {
+        tracing::info!(
+            reference = ?placed.reference,
+            distributed = ?placed.distributed,
+            "citus: tables placed"
+        );
+    }
+    Ok(())
 }
 
 /// Creates the database `url` names, through the `postgres` maintenance
@@ -223,13 +252,23 @@ pub async fn applied_version(pool: &Pool) -> Result<Option<i32>, DbError> {
     }
 }
 
+/// Whether the schema is complete: every migration this build knows, and
+/// on a Citus coordinator every table placed.
+async fn schema_ready(pool: &Pool, wanted: i32) -> Result<Option<i32>, DbError> {
+    let applied = applied_version(pool).await?;
+    if applied.is_some_and(|v| v >= wanted) && citus::pending(&*pool.get().await?).await? {
+        return Ok(Some(wanted - 1));
+    }
+    Ok(applied)
+}
+
 /// Waits until the database holds every migration this build knows, so a
 /// worker started before ingest (or before `migrate`) does not fail.
 pub async fn wait_for_schema(pool: &Pool, cancel: &CancellationToken) -> Result<(), DbError> {
     let wanted = latest_migration();
     let mut logged = false;
     loop {
-        match applied_version(pool).await {
+        match schema_ready(pool, wanted).await {
             Ok(Some(v)) if v >= wanted => return Ok(()),
             Ok(v) if !logged => {
                 tracing::info!(applied = ?v, wanted, "waiting for the database schema");
@@ -246,6 +285,12 @@ pub async fn wait_for_schema(pool: &Pool, cancel: &CancellationToken) -> Result<
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
+}
+
+/// Whether the database is one PostgreSQL or a Citus coordinator whose
+/// tables are distributed: what the store must know to keep the counts.
+pub async fn engine(pool: &Pool) -> Result<objectsync_store::Engine, DbError> {
+    Ok(objectsync_store::Engine::detect(&pool.get().await?).await?)
 }
 
 /// Whether the database answers a trivial query.
