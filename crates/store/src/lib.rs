@@ -17,6 +17,7 @@ pub mod console_sessions;
 pub mod dead_letters;
 pub mod ended;
 pub mod ending;
+pub mod engine;
 pub mod error;
 pub mod idempotency;
 pub mod lanes;
@@ -47,6 +48,7 @@ impl Scope {
         Self { org, type_id }
     }
 }
+pub use engine::Engine;
 pub use error::{ErrorKind, StoreError, StoreResult, classify, describe};
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];

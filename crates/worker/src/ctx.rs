@@ -25,6 +25,9 @@ pub(crate) struct Ctx {
     pub(crate) republish: tokio::sync::Mutex<Option<lapin::Channel>>,
     /// Footprints of other batches, and the slots batches are applied in.
     pub(crate) local: apply::Local,
+    /// Plain PostgreSQL or Citus: told once the schema is there, before
+    /// the first batch.
+    pub(crate) engine: std::sync::OnceLock<objectsync_store::Engine>,
 }
 
 impl Ctx {
@@ -33,6 +36,7 @@ impl Ctx {
             express,
             max_links_per_type: self.settings.max_links_per_type,
             order_wait: Duration::from_millis(self.settings.order_wait_ms),
+            engine: self.engine.get().copied().unwrap_or_default(),
         }
     }
 

@@ -75,6 +75,7 @@ impl Worker {
             settings: settings.worker.clone(),
             republish: tokio::sync::Mutex::new(None),
             local: apply::Local::new(settings.worker.prefetch),
+            engine: std::sync::OnceLock::new(),
         });
         Ok(Self {
             ctx,
@@ -102,6 +103,11 @@ impl Worker {
         match db::wait_for_schema(&self.ctx.pool, &cancel).await {
             Ok(()) | Err(db::DbError::Cancelled) => {}
             Err(e) => return Err(e.into()),
+        }
+        if !cancel.is_cancelled() {
+            let engine = db::engine(&self.ctx.pool).await?;
+            tracing::info!(engine = ?engine, "database engine");
+            let _ = self.ctx.engine.set(engine);
         }
         let tracker = tokio::spawn(dead::run(self.ctx.clone(), cancel.clone()));
         let monitor = tokio::spawn(monitor::run(self.ctx.clone(), cancel.clone()));
