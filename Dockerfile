@@ -40,6 +40,13 @@ RUN find crates -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p objectsync-ingest -p objectsync-worker
 
 FROM debian:bookworm-slim
+# The platform's root certificates: what `sslrootcert=system` and an
+# `amqps://` URL without `cacertfile` verify a server against (managed
+# brokers and databases whose certificate a public CA signed), and the
+# receivers of https webhook deliveries.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 objectsync
 COPY --from=build /src/target/release/objectsync-ingest /usr/local/bin/
 COPY --from=build /src/target/release/objectsync-worker /usr/local/bin/

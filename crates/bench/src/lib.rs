@@ -1,7 +1,8 @@
 //! `objectsync-bench`: measures, in one run on one machine, the raw
 //! database ceiling, a naive baseline, the whole system end to end, ingest
-//! alone, a lone batch on an idle system, and the memory of each process
-//! (stages 1–6, on a table of a few hundred thousand records); then, on a
+//! alone, a lone batch on an idle system, the memory of each process, and
+//! the cost and latency of completion events and webhooks (stages 1–7, on
+//! a table of a few hundred thousand records); then, on a
 //! table of millions (its own object type, `big`), the load, random-key
 //! updates against the raw ceiling for the same updates on that same table,
 //! the read endpoints on stale statistics and after `ANALYZE`, and the bytes
@@ -10,6 +11,7 @@
 //! RabbitMQ in a database and queues of its own, removed afterwards.
 
 mod data;
+mod events;
 mod fairness;
 mod large;
 mod load;
@@ -23,12 +25,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use lapin::options::QueuePurgeOptions;
-use lapin::{Connection, ConnectionProperties};
 use objectsync_ingest::admin::service;
 use objectsync_model::DefinitionInput;
 use objectsync_testkit::Sandbox;
 
-pub use report::{Figures, LargeFigures, Latency, ReadFigures};
+pub use report::{EventFigures, Figures, LargeFigures, Latency, ReadFigures};
 
 /// Which stages run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,12 +79,9 @@ async fn purge(
     settings: &objectsync_infra::Settings,
     pool: &deadpool_postgres::Pool,
 ) -> Result<(), String> {
-    let conn = Connection::connect(
-        settings.amqp.url.expose_secret(),
-        ConnectionProperties::default(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let conn = objectsync_infra::amqp::connect(&settings.amqp, "objectsync-bench")
+        .await
+        .map_err(|e| e.to_string())?;
     let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
     for queue in objectsync_infra::Topology::new(&settings.amqp).batch_queues() {
         channel
@@ -324,6 +322,23 @@ async fn small_stages(
         lone.len(),
         f.lone_batch_max_ms
     ));
+
+    // Stage 7, events and webhooks: inserts with and without a webhook,
+    // and how soon events and deliveries arrive. Run here, while the
+    // workers run and before the fairness stage leaves a backlog behind.
+    f.events = Some(
+        events::run(&events::Setup {
+            settings: &sandbox.settings,
+            pool,
+            address: &system.address,
+            admin_token: ADMIN_TOKEN,
+            key,
+            org_id,
+            records: n,
+            producers: opts.producers,
+        })
+        .await?,
+    );
 
     // 6. Fairness: another organization's lone batch while one holds a
     //    deep backlog.

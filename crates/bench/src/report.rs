@@ -1,10 +1,12 @@
 //! The figures, as a table and as one JSON object; each shows only the
 //! stages that ran.
 
+mod events;
 mod large;
 
 use serde_json::json;
 
+pub use events::EventFigures;
 pub use large::{LargeFigures, Latency, ReadFigures};
 
 #[derive(Debug, Default, Clone)]
@@ -13,6 +15,8 @@ pub struct Figures {
     pub small_stages: bool,
     /// The large-table stage, when it ran.
     pub large: Option<LargeFigures>,
+    /// The events stage (7), when it ran.
+    pub events: Option<EventFigures>,
     pub records: usize,
     pub workers: usize,
     pub producers: usize,
@@ -74,6 +78,11 @@ impl Figures {
         let mut t = String::new();
         if self.small_stages {
             self.small_rows(&mut t);
+        }
+        if let Some(e) = &self.events {
+            for [what, value, target] in e.rows() {
+                t.push_str(&format!("| {what} | {value} | {target} |\n"));
+            }
         }
         if let Some(l) = &self.large {
             for [what, value, target] in l.rows(self.workers, self.producers, self.connections) {
@@ -214,6 +223,9 @@ impl Figures {
             && let serde_json::Value::Object(small) = self.small_json()
         {
             o.extend(small);
+        }
+        if let Some(e) = &self.events {
+            e.add_json(&mut o);
         }
         if let Some(l) = &self.large {
             l.add_json(&mut o);

@@ -95,13 +95,22 @@ pub(crate) fn this_minute() -> DateTime<Utc> {
 pub(crate) struct EndedCache(Mutex<Settled>);
 
 impl EndedCache {
-    /// What ended from minute `from` on.
+    /// What ended from minute `from` on, read through `c`, which may be a
+    /// standby's; which minutes are settled only `primary` can say (a
+    /// standby sees none of the primary's running transactions), and a
+    /// minute is kept only once `c` has replayed the primary's WAL past it.
     pub(crate) async fn since(
         &self,
+        primary: &impl GenericClient,
         c: &impl GenericClient,
         from: DateTime<Utc>,
     ) -> StoreResult<Summary> {
-        let settled = ended::settled_before(c).await?;
+        let mut settled = ended::settled_before(primary).await?;
+        let position = ended::wal_position(primary).await?;
+        if !ended::replayed(c, &position).await? {
+            // The standby lags: settle nothing more this time.
+            settled = DateTime::<Utc>::MIN_UTC;
+        }
         let mut summary = Summary::default();
         let fresh_from = {
             let mut s = self.0.lock().await;

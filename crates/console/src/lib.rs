@@ -16,6 +16,7 @@ mod overview;
 mod processes;
 mod session;
 mod state;
+mod webhooks;
 
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -64,6 +65,18 @@ pub fn router<S: Clone + Send + Sync + 'static>(console: Console) -> Router<S> {
         .route(
             "/console/organizations/{org_id}/keys/{key}/revoke",
             post(organizations::revoke_key),
+        )
+        .route(
+            "/console/organizations/{org_id}/webhooks",
+            post(webhooks::create),
+        )
+        .route(
+            "/console/organizations/{org_id}/webhooks/{id}/delete",
+            post(webhooks::delete),
+        )
+        .route(
+            "/console/organizations/{org_id}/deliveries/{id}/resend",
+            post(webhooks::resend),
         )
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
@@ -289,7 +302,7 @@ async fn login(
             (
                 [(
                     header::SET_COOKIE,
-                    session::set_cookie(&headers, Some(&cookie)),
+                    session::set_cookie(state.secure_cookie, &headers, Some(&cookie)),
                 )],
                 Redirect::to(&next),
             )
@@ -322,7 +335,10 @@ async fn logout(
     console_sessions::end(&client, &session.id).await?;
     tracing::info!(who = session.who, "console logout");
     Ok((
-        [(header::SET_COOKIE, session::set_cookie(&headers, None))],
+        [(
+            header::SET_COOKIE,
+            session::set_cookie(state.secure_cookie, &headers, None),
+        )],
         Redirect::to("/console/login"),
     )
         .into_response())

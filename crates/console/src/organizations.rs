@@ -1,6 +1,7 @@
-//! Organizations: their activity, API keys (create, revoke) and object
-//! types. A revoked key is refused from the next request on, on every
-//! ingest replica: each request looks its key up in the database.
+//! Organizations: their activity, API keys (create, revoke), webhooks
+//! (see `webhooks`) and object types. A revoked key is refused from the
+//! next request on, on every ingest replica: each request looks its key up
+//! in the database.
 
 use std::collections::HashMap;
 
@@ -32,7 +33,11 @@ pub(crate) async fn list(
         .collect();
     let day = state
         .ended
-        .since(&client, this_minute() - Duration::minutes(24 * 60 - 1))
+        .since(
+            &client,
+            &client,
+            this_minute() - Duration::minutes(24 * 60 - 1),
+        )
         .await?;
     let body = html! {
         h1 { "Organizations" }
@@ -70,7 +75,7 @@ pub(crate) async fn list(
     ))
 }
 
-fn org_id(raw: &str) -> ConsoleResult<OrgId> {
+pub(crate) fn org_id(raw: &str) -> ConsoleResult<OrgId> {
     raw.parse::<i64>()
         .ok()
         .filter(|n| *n > 0)
@@ -78,7 +83,7 @@ fn org_id(raw: &str) -> ConsoleResult<OrgId> {
         .ok_or_else(|| ConsoleError::NotFound(format!("There is no organization {raw}")))
 }
 
-async fn render(
+pub(crate) async fn render(
     state: &Console,
     session: &Session,
     org: OrgId,
@@ -94,6 +99,7 @@ async fn render(
     for t in &types {
         stored.push(records::count(&client, Scope::of(org, t.id)).await?);
     }
+    let hooks = super::webhooks::section(&client, session, org).await?;
     let body = html! {
         h1 { (info.name) " " span.muted { "#" (org.get()) } }
         @if let Some(n) = notice { (n) }
@@ -103,6 +109,7 @@ async fn render(
             dt { "processes" } dd { a href=(format!("/console/processes?org={}", org.get())) { "its processes" } }
         }
         (keys_section(session, org, &keys))
+        (hooks)
         (types_section(&types, &stored))
     };
     Ok(Html(

@@ -45,19 +45,23 @@ pub(crate) async fn live(
 }
 
 async fn live_markup(state: &Console) -> ConsoleResult<Markup> {
-    let client = state.pool.get().await?;
-    let backlog = operations::backlog(&client).await?;
-    let blocked = waits::blocked_count(&client).await?;
+    // The figures tolerate a little lag: a standby's, when configured.
+    let read = state.reads.get().await?;
+    let client = &*read;
+    let backlog = operations::backlog(client).await?;
+    let blocked = waits::blocked_count(client).await?;
     // Sixty bars, one a minute, the current minute last.
     let now = this_minute();
+    let primary = state.pool.get().await?;
     let hour = state
         .ended
-        .since(&client, now - Duration::minutes(59))
+        .since(&primary, client, now - Duration::minutes(59))
         .await?;
-    let failures = operations::failures(&client).await?;
-    let dead = dead_letters::unresolved_count(&client).await?;
+    drop(primary);
+    let failures = operations::failures(client).await?;
+    let dead = dead_letters::unresolved_count(client).await?;
     let seen_within = state.worker_heartbeat * workers::MISSED_BEATS;
-    let workers = workers::live(&client, seen_within).await?;
+    let workers = workers::live(client, seen_within).await?;
     let queues = state
         .queues
         .read()

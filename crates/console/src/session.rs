@@ -11,8 +11,9 @@
 //! ingest replica, even for a copy of the cookie kept elsewhere. A forged
 //! or garbled cookie is refused by its signature before any database read.
 //! It is `HttpOnly` (no script reads it), `SameSite=Strict` (no other
-//! site's page makes the browser send it) and `Secure` behind a proxy that
-//! says the request came over HTTPS.
+//! site's page makes the browser send it) and `Secure` (sent over HTTPS
+//! only) when `console.secure_cookie` is set, or behind a proxy that says
+//! the request came over HTTPS.
 //!
 //! Every POST carries a CSRF token, the HMAC of the cookie under the same
 //! key, checked in constant time; and a POST whose `Origin` names another
@@ -134,11 +135,14 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-/// The `Set-Cookie` of a session (or, with `None`, of its end).
-pub(crate) fn set_cookie(headers: &HeaderMap, value: Option<&str>) -> String {
-    let secure = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+/// The `Set-Cookie` of a session (or, with `None`, of its end): `Secure`
+/// when `always_secure` (`console.secure_cookie`) or when a proxy says the
+/// request came over HTTPS.
+pub(crate) fn set_cookie(always_secure: bool, headers: &HeaderMap, value: Option<&str>) -> String {
+    let secure = always_secure
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let (value, age) = match value {
         Some(v) => (v, LIFETIME_SECS),
         None => ("", 0),
@@ -264,6 +268,17 @@ mod tests {
             "x=1; objectsync_console=abc; y=2".parse().unwrap(),
         );
         assert_eq!(cookie(&h, COOKIE).as_deref(), Some("abc"));
-        assert!(set_cookie(&h, Some("v")).contains("HttpOnly; SameSite=Strict"));
+        assert!(set_cookie(false, &h, Some("v")).contains("HttpOnly; SameSite=Strict"));
+    }
+
+    #[test]
+    fn the_cookie_is_secure_when_configured_or_behind_https() {
+        let plain = HeaderMap::new();
+        assert!(!set_cookie(false, &plain, Some("v")).contains("Secure"));
+        assert!(set_cookie(true, &plain, Some("v")).ends_with("; Secure"));
+        assert!(set_cookie(true, &plain, None).ends_with("; Secure"));
+        let mut proxied = HeaderMap::new();
+        proxied.insert("x-forwarded-proto", "HTTPS".parse().unwrap());
+        assert!(set_cookie(false, &proxied, Some("v")).ends_with("; Secure"));
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+use objectsync_infra::db::ReadPool;
 use objectsync_infra::token_guard::TokenGuard;
 use objectsync_model::{OrgId, ProcessId, ProcessKind};
 
@@ -21,7 +22,11 @@ use crate::ended::EndedCache;
 /// Everything a console page can reach.
 #[derive(Clone)]
 pub struct Console {
+    /// The primary: sessions, every page but the overview, the actions.
     pub pool: Pool,
+    /// The overview's figures, which tolerate a little lag: a hot standby
+    /// when `database.read_url` names one, else the primary.
+    pub reads: ReadPool,
     /// `None` disables the console (404), as it does the admin API.
     pub admin_token: Option<Arc<str>>,
     /// The queue depths last read by ingest's gauges.
@@ -34,28 +39,41 @@ pub struct Console {
     pub token_guard: Arc<TokenGuard>,
     /// The actions ingest carries out for the console.
     pub actions: Arc<dyn Actions>,
+    /// Whether the session cookie is always `Secure` (HTTPS only), not only
+    /// behind a proxy that says the request came over HTTPS
+    /// (`console.secure_cookie`).
+    pub secure_cookie: bool,
     /// The settled minutes of ended processes.
     pub(crate) ended: Arc<EndedCache>,
 }
 
 impl Console {
-    /// A console over `pool`, whose actions `actions` carries out.
+    /// A console over `reads` (its primary for everything but the
+    /// overview), whose actions `actions` carries out.
     pub fn new(
-        pool: Pool,
+        reads: ReadPool,
         admin_token: Option<Arc<str>>,
         worker_heartbeat: Duration,
         token_guard: Arc<TokenGuard>,
         actions: Arc<dyn Actions>,
     ) -> Self {
         Self {
-            pool,
+            pool: reads.primary().clone(),
+            reads,
             admin_token,
             queues: Queues::default(),
             worker_heartbeat,
             token_guard,
             actions,
+            secure_cookie: false,
             ended: Arc::default(),
         }
+    }
+
+    /// The same console, with its session cookie always `Secure` or not.
+    pub fn with_secure_cookie(mut self, secure: bool) -> Self {
+        self.secure_cookie = secure;
+        self
     }
 }
 
@@ -88,6 +106,16 @@ pub trait Actions: Send + Sync {
 
     /// A new API key of `org`, shown once.
     fn create_key(&self, org: OrgId) -> Pending<'_, String>;
+
+    /// Registers webhook `url` for `org`'s events, by `who`: its id and
+    /// its secret (`whsec_…`), shown once. A URL the admin API would
+    /// refuse is a `BadRequest` saying why.
+    fn create_webhook<'a>(
+        &'a self,
+        org: OrgId,
+        url: &'a str,
+        who: &'a str,
+    ) -> Pending<'a, (i64, String)>;
 
     /// Accepts a dead letter's batch again, as a new process after every
     /// batch accepted so far, and marks the dead letter replayed with it.

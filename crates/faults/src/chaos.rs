@@ -55,12 +55,12 @@ async fn shell(cmd: &str) -> Option<String> {
     }
 }
 
-/// Injects faults from `start` until `until`.
+/// Injects faults from `start` until the deadline.
 pub(crate) async fn run(
     workers: &mut Workers,
     schedule: &Schedule,
     start: Instant,
-    until: Instant,
+    until: &crate::load::Deadline,
 ) -> Vec<Fault> {
     let mut faults = Vec::new();
     let mut broker_due = schedule.broker_at.map(|d| start + d);
@@ -69,7 +69,7 @@ pub(crate) async fn run(
     let mut kills = 0usize;
     loop {
         let now = Instant::now();
-        if now >= until {
+        if now >= until.get() {
             break;
         }
         for (due, kind, cmd, label) in [

@@ -11,6 +11,9 @@ use tokio::process::Child;
 pub(crate) struct Workers {
     spawner: Spawner,
     children: Vec<Child>,
+    /// With the nodes of a cluster, each worker's list of them, rotated so
+    /// that the workers start on different nodes.
+    rotations: Vec<String>,
 }
 
 impl Workers {
@@ -19,15 +22,42 @@ impl Workers {
         let spawner = Spawner::new(settings, log_dir, "warn,objectsync_worker=info")?
             .with_env("OBJECTSYNC__HTTP__PORT", "0")
             .with_env("OBJECTSYNC__DATABASE__POOL_SIZE", "8");
+        let urls: Vec<&str> = settings
+            .amqp
+            .urls
+            .iter()
+            .map(|u| u.expose_secret())
+            .collect();
+        let rotations = match urls.len() {
+            0 | 1 => Vec::new(),
+            k => (1..=k)
+                .map(|r| {
+                    let mut list = urls.clone();
+                    list.rotate_left(r % k);
+                    list.join(",")
+                })
+                .collect(),
+        };
         let mut workers = Self {
             spawner,
             children: Vec::new(),
+            rotations,
         };
-        for _ in 0..n {
-            let child = workers.spawner.spawn("worker", &[])?;
+        for i in 0..n {
+            let child = workers.spawn(i)?;
             workers.children.push(child);
         }
         Ok(workers)
+    }
+
+    /// Starts worker `i` (a first one, or its replacement).
+    fn spawn(&mut self, i: usize) -> std::io::Result<Child> {
+        match self.rotations.get(i % self.rotations.len().max(1)) {
+            Some(urls) => self
+                .spawner
+                .spawn("worker", &[("OBJECTSYNC__AMQP__URLS", urls.as_str())]),
+            None => self.spawner.spawn("worker", &[]),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -37,7 +67,7 @@ impl Workers {
     /// SIGKILLs worker `i` and starts a fresh one in its place.
     pub(crate) async fn kill_and_replace(&mut self, i: usize) -> std::io::Result<()> {
         self.children[i].kill().await?;
-        self.children[i] = self.spawner.spawn("worker", &[])?;
+        self.children[i] = self.spawn(i)?;
         Ok(())
     }
 

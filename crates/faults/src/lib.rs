@@ -5,22 +5,30 @@
 //! It restarts the machine's services, so it runs alone (CI runs it after
 //! the tests, never beside them). Ingest runs in this process (it is never
 //! killed); workers are child processes.
+//!
+//! With `cluster`, it restarts none of the machine's services: it starts
+//! three RabbitMQ nodes of its own, clustered, points ingest and the
+//! workers at all three, and SIGKILLs (then restarts) the node that leads
+//! the most queues, twice (see `cluster` and `node_faults`).
 
 mod chaos;
 mod children;
+mod cluster;
+mod events;
 mod load;
+mod node_faults;
 mod report;
 mod verify;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use objectsync_testkit::spawn_app_with;
+use objectsync_testkit::spawn_app_on;
 use serde_json::json;
 use tokio::time::Instant;
 
 pub use chaos::{BROKER_RESTART, DATABASE_RESTART};
+pub use events::EventFindings;
 pub use verify::Findings;
 
 /// How hard and how long to shake the system.
@@ -37,25 +45,31 @@ pub struct Options {
     pub database_cmd: String,
     /// How long processes may take to end after the load stops.
     pub settle: Duration,
+    /// Three scratch RabbitMQ nodes in a cluster, two of them killed in
+    /// turn, instead of restarts of the machine's services.
+    pub cluster: bool,
 }
+
+/// Nodes of the `cluster` mode's RabbitMQ cluster.
+const CLUSTER_NODES: usize = 3;
 
 /// Runs the suite, prints its figures, and says whether every guarantee held.
 pub async fn run(opts: &Options) -> Result<bool, String> {
-    let app = spawn_app_with(0, |s| {
+    let cluster = match opts.cluster {
+        true => Some(start_cluster().await?),
+        false => None,
+    };
+    let urls = cluster.as_ref().map(|(c, _)| c.urls());
+    let app = spawn_app_on(urls.as_deref(), 0, |s| {
         s.database.pool_size = 16;
     })
     .await;
-    let org = app.create_org(true).await;
-    app.define_type(
-        &org,
-        "item",
-        &json!({"label": "Items", "attributes": [
-            {"key": "name", "label": "Name", "type": "text"},
-            {"key": "seq", "label": "Sequence", "type": "number"},
-            {"key": "note", "label": "Note", "type": "text"}
-        ]}),
-    )
-    .await;
+    let cluster_formed = survey(cluster.as_ref(), &app.settings.amqp.prefix)?;
+    let org = item_org(&app).await;
+    // Bound before the first batch: it keeps every event through restarts.
+    let tap = objectsync_testkit::events::EventTap::bind(&app.settings.amqp)
+        .await
+        .map_err(|e| format!("could not bind a queue to the events exchange: {e}"))?;
     let log_dir =
         std::env::temp_dir().join(format!("objectsync-faults-{}", app.settings.amqp.prefix));
     let mut workers = children::Workers::start(&app.settings, opts.workers, log_dir)
@@ -70,17 +84,22 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
 
     let ledger = Arc::new(load::Ledger::default());
     let start = Instant::now();
-    let until = start + opts.duration;
+    // The cluster's node faults hold the load open until they are over.
+    let until = Arc::new(load::Deadline::new(match cluster {
+        Some(_) => start + opts.duration * 10,
+        None => start + opts.duration,
+    }));
     let progress = tokio::spawn(report::progress(ledger.clone(), app.pool.clone(), start));
     let not_ready = Arc::new(std::sync::Mutex::new(Vec::new()));
     let probe = tokio::spawn(report::probe_readiness(
         format!("{}/readyz", app.address),
         not_ready.clone(),
     ));
+    let restarts = opts.restart_services && !opts.cluster;
     let schedule = chaos::Schedule {
         kill_every: opts.kill_every,
-        broker_at: opts.restart_services.then(|| opts.duration / 3),
-        database_at: opts.restart_services.then(|| opts.duration * 2 / 3),
+        broker_at: restarts.then(|| opts.duration / 3),
+        database_at: restarts.then(|| opts.duration * 2 / 3),
         broker_cmd: opts.broker_cmd.clone(),
         database_cmd: opts.database_cmd.clone(),
     };
@@ -94,17 +113,35 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
             client: &client,
             ledger: &ledger,
         };
-        async move { producer.run(until).await }
+        let until = until.clone();
+        async move { producer.run(&until).await }
+    });
+    let node_faults = cluster.map(|(c, _)| {
+        tokio::spawn(node_faults::run(
+            c,
+            app.settings.amqp.prefix.clone(),
+            start,
+            opts.duration,
+            until.clone(),
+        ))
     });
     let (_, faults) = tokio::join!(
         futures_join(producers),
-        chaos::run(&mut workers, &schedule, start, until)
+        chaos::run(&mut workers, &schedule, start, &until)
     );
+    let (cluster, node_faults) = match node_faults {
+        Some(task) => {
+            let (c, f) = task.await.map_err(|e| format!("cluster faults: {e}"))?;
+            (Some(c), f)
+        }
+        None => (None, Vec::new()),
+    };
     eprintln!(
         "[faults] {:>5.1}s  load stopped; waiting for every process to end",
         start.elapsed().as_secs_f64()
     );
     let settled = verify::settle(&app.pool, opts.settle).await;
+    let unpublished = events::wait_for_outbox(&app.pool, opts.settle).await;
     progress.abort();
     probe.abort();
     eprintln!(
@@ -118,24 +155,67 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
     );
     let not_ready = not_ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let findings = verify::check(&app.pool, &ledger.snapshot(), &faults, &not_ready).await?;
-    let totals = report::Totals {
-        posts: ledger.posts.load(Ordering::Relaxed),
-        unavailable: ledger.unavailable.load(Ordering::Relaxed),
-        transport_errors: ledger.transport_errors.load(Ordering::Relaxed),
-        refused: ledger.refused.load(Ordering::Relaxed),
-        kills: faults
-            .iter()
-            .filter(|f| f.kind == chaos::Kind::WorkerKill)
-            .count(),
-        fault_errors: faults.iter().filter_map(|f| f.error.clone()).collect(),
-        elapsed: start.elapsed(),
-    };
+    let received = events::collect(&tap).await?;
+    let event_findings = events::check(&app.pool, &received, unpublished).await?;
+    let _ = tap.delete().await;
+    let totals = report::Totals::of(&ledger, &faults, start.elapsed());
     report::print(&totals, &findings, settled.as_ref().err(), &shutdown);
+    report::print_events(&event_findings);
+    if let Some(formed) = &cluster_formed {
+        report::print_cluster(formed, &node_faults, &ledger.unavailable_at());
+    }
+    // Ingest and its sandbox go before the nodes they are connected to.
+    drop(app);
+    drop(cluster);
     Ok(findings.passed()
+        && event_findings.passed()
         && settled.is_ok()
         && shutdown.is_empty()
         && totals.refused == 0
-        && totals.fault_errors.is_empty())
+        && totals.fault_errors.is_empty()
+        && node_faults.iter().all(|f| f.error.is_none()))
+}
+
+/// An organization with the object type `item` the producers write.
+async fn item_org(app: &objectsync_testkit::TestApp) -> objectsync_testkit::Org {
+    let org = app.create_org(true).await;
+    app.define_type(
+        &org,
+        "item",
+        &json!({"label": "Items", "attributes": [
+            {"key": "name", "label": "Name", "type": "text"},
+            {"key": "seq", "label": "Sequence", "type": "number"},
+            {"key": "note", "label": "Note", "type": "text"}
+        ]}),
+    )
+    .await;
+    org
+}
+
+/// The cluster as ingest left it after declaring the queues of `prefix`
+/// (each must have a replica on every node), printed.
+fn survey(
+    cluster: Option<&(cluster::Cluster, Duration)>,
+    prefix: &str,
+) -> Result<Option<cluster::Formed>, String> {
+    let Some((c, took)) = cluster else {
+        return Ok(None);
+    };
+    let formed =
+        tokio::task::block_in_place(|| cluster::Formed::survey(c, *took, prefix, CLUSTER_NODES))?;
+    eprintln!("[faults] {}", formed.describe());
+    Ok(Some(formed))
+}
+
+/// Starts the `cluster` mode's nodes and joins them: the cluster, and how
+/// long that took.
+async fn start_cluster() -> Result<(cluster::Cluster, Duration), String> {
+    eprintln!("[faults] starting {CLUSTER_NODES} RabbitMQ nodes of its own, then clustering them");
+    let began = Instant::now();
+    let cluster = tokio::task::spawn_blocking(|| cluster::Cluster::start(CLUSTER_NODES))
+        .await
+        .map_err(|e| format!("starting the cluster: {e}"))??;
+    Ok((cluster, began.elapsed()))
 }
 
 /// Runs futures side by side on this task.

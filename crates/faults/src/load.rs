@@ -61,16 +61,45 @@ pub(crate) struct Ledger {
     pub(crate) posts: AtomicU64,
     pub(crate) accepted: AtomicU64,
     pub(crate) unavailable: AtomicU64,
+    /// When each 5xx answer came (how long producers saw them).
+    pub(crate) unavailable_at: Mutex<Vec<DateTime<Utc>>>,
     pub(crate) transport_errors: AtomicU64,
     pub(crate) refused: AtomicU64,
 }
 
 impl Ledger {
+    /// When each 5xx answer came.
+    pub(crate) fn unavailable_at(&self) -> Vec<DateTime<Utc>> {
+        self.unavailable_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub(crate) fn snapshot(&self) -> Vec<Entry> {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+/// When the load stops: the end of the run's duration, or later while
+/// something holds it open (the cluster's node faults, which must happen
+/// under load however long a node takes to come back).
+pub(crate) struct Deadline(Mutex<tokio::time::Instant>);
+
+impl Deadline {
+    pub(crate) fn new(at: tokio::time::Instant) -> Self {
+        Self(Mutex::new(at))
+    }
+
+    pub(crate) fn get(&self) -> tokio::time::Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set(&self, at: tokio::time::Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
     }
 }
 
@@ -112,11 +141,11 @@ pub(crate) struct Producer<'a> {
 }
 
 impl Producer<'_> {
-    /// Sends batches until `until`.
-    pub(crate) async fn run(&self, until: tokio::time::Instant) {
+    /// Sends batches until the deadline.
+    pub(crate) async fn run(&self, until: &Deadline) {
         let mut last: Vec<Option<Write>> = vec![None; self.ranges];
         let mut seq: u64 = 0;
-        while tokio::time::Instant::now() < until {
+        while tokio::time::Instant::now() < until.get() {
             let range = (seq as usize) % self.ranges;
             let write = Write::choose(seq / self.ranges as u64, last[range]);
             let (action, body) = batch(self.id, range, seq, write);
@@ -142,17 +171,12 @@ impl Producer<'_> {
     }
 
     /// Posts until a definite answer; `None` if the load period ended first.
-    async fn post(
-        &self,
-        action: &str,
-        body: &str,
-        key: &str,
-        until: tokio::time::Instant,
-    ) -> Option<i64> {
-        // A request already sent may still be accepted after `until`: keep
-        // asking a while longer so that it lands in the ledger.
-        let give_up = until + Duration::from_secs(30);
+    async fn post(&self, action: &str, body: &str, key: &str, until: &Deadline) -> Option<i64> {
         loop {
+            // A request already sent may still be accepted after the
+            // deadline: keep asking a while longer so that it lands in the
+            // ledger.
+            let give_up = until.get() + Duration::from_secs(30);
             self.ledger.posts.fetch_add(1, Ordering::Relaxed);
             let sent = self
                 .client
@@ -172,6 +196,11 @@ impl Producer<'_> {
                 }
                 Ok(resp) if resp.status().is_server_error() => {
                     self.ledger.unavailable.fetch_add(1, Ordering::Relaxed);
+                    self.ledger
+                        .unavailable_at
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(Utc::now());
                 }
                 Ok(resp) => {
                     // A 4xx is a bug in the suite or the service: count it, stop.

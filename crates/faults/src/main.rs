@@ -45,6 +45,11 @@ struct Cli {
     /// Seconds processes may take to end after the load stops.
     #[arg(long, default_value_t = 120)]
     settle: u64,
+    /// Start three RabbitMQ nodes of its own on loopback, cluster them,
+    /// and SIGKILL (then restart) the node leading the most queues, twice,
+    /// instead of restarting the machine's RabbitMQ and PostgreSQL.
+    #[arg(long)]
+    cluster: bool,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +75,7 @@ async fn main() -> ExitCode {
         broker_cmd: cli.broker_restart,
         database_cmd: cli.database_restart,
         settle: Duration::from_secs(cli.settle),
+        cluster: cli.cluster,
     };
     match objectsync_faults::run(&opts).await {
         Ok(true) => {

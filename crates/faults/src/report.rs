@@ -7,6 +7,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use tokio::time::Instant;
 
+use crate::events::EventFindings;
 use crate::load::{Ledger, RECORDS_PER_BATCH};
 use crate::verify::Findings;
 
@@ -18,6 +19,24 @@ pub(crate) struct Totals {
     pub(crate) kills: usize,
     pub(crate) fault_errors: Vec<String>,
     pub(crate) elapsed: Duration,
+}
+
+impl Totals {
+    /// The totals of a run: the ledger's counters and the faults injected.
+    pub(crate) fn of(ledger: &Ledger, faults: &[crate::chaos::Fault], elapsed: Duration) -> Self {
+        Self {
+            posts: ledger.posts.load(Ordering::Relaxed),
+            unavailable: ledger.unavailable.load(Ordering::Relaxed),
+            transport_errors: ledger.transport_errors.load(Ordering::Relaxed),
+            refused: ledger.refused.load(Ordering::Relaxed),
+            kills: faults
+                .iter()
+                .filter(|f| f.kind == crate::chaos::Kind::WorkerKill)
+                .count(),
+            fault_errors: faults.iter().filter_map(|f| f.error.clone()).collect(),
+            elapsed,
+        }
+    }
 }
 
 /// Prints a line every five seconds until aborted.
@@ -141,5 +160,77 @@ pub(crate) fn print(t: &Totals, f: &Findings, settle: Option<&String>, shutdown:
         for s in shutdown {
             println!("  graceful shutdown        {s}");
         }
+    }
+}
+
+pub(crate) fn print_events(f: &EventFindings) {
+    println!(
+        "  events received          {} ({} copies of an event already received)",
+        f.received, f.copies
+    );
+    println!(
+        "  ended without an event   {}{}",
+        f.missing.len(),
+        list(&f.missing)
+    );
+    println!(
+        "  ended with two event ids {}{}",
+        f.doubled.len(),
+        list(&f.doubled)
+    );
+    println!("  events wrong             {}", f.wrong.len());
+    for w in f.wrong.iter().take(10) {
+        println!("    {w}");
+    }
+    if f.unpublished != 0 {
+        println!("  events never published   {}", f.unpublished);
+    }
+}
+
+fn list(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = ids.iter().take(10).map(ToString::to_string).collect();
+    format!(" (processes {})", shown.join(", "))
+}
+
+/// The cluster's figures: how it was formed, then per killed node how
+/// long until every queue had a leader again, how long producers got 5xx
+/// answers (from the kill to the last one before the next node fault), and
+/// how the node came back.
+pub(crate) fn print_cluster(
+    formed: &crate::cluster::Formed,
+    faults: &[crate::node_faults::NodeFault],
+    unavailable_at: &[chrono::DateTime<chrono::Utc>],
+) {
+    println!("  RabbitMQ cluster         {}", formed.describe());
+    for (i, f) in faults.iter().enumerate() {
+        if let Some(e) = &f.error {
+            println!("  node fault error         {e}");
+        }
+        let until = faults.get(i + 1).map(|next| next.killed_at);
+        let seen: Vec<_> = unavailable_at
+            .iter()
+            .filter(|t| **t >= f.killed_at && until.is_none_or(|u| **t < u))
+            .collect();
+        let window = seen.iter().max().map_or(0.0, |last| {
+            (**last - f.killed_at).num_milliseconds() as f64 / 1000.0
+        });
+        let secs = |d: Option<Duration>| {
+            d.map_or_else(|| "never".into(), |d| format!("{:.1} s", d.as_secs_f64()))
+        };
+        println!(
+            "  node {} SIGKILLed (leader of {} of {} queues): every queue led again after {}; \
+             producers saw 5xx for {window:.1} s ({} answers); restarted in {:.1} s, every \
+             replica online {} after the restart",
+            f.node,
+            f.led,
+            f.queues,
+            secs(f.leaders_back),
+            seen.len(),
+            f.restart_took.as_secs_f64(),
+            secs(f.replicas_back),
+        );
     }
 }

@@ -9,9 +9,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::settings::DatabaseSettings;
 
+mod app_role;
 pub mod citus;
+mod reads;
 mod tls;
 
+pub use app_role::{APP_ROLE, set_password as set_app_password, setup};
+pub use reads::{ReadClient, ReadPool, STANDBY_RETRY, Server};
 pub use tls::{PgTls, SslMode, Target, TlsSetupError};
 
 mod embedded {
@@ -24,8 +28,11 @@ const MIGRATION_LOCK: i64 = 0x006f_626a_7379_6e63;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("invalid database URL: {0}")]
+    #[error("invalid database URL: {}", objectsync_store::describe(.0))]
     Url(#[source] tokio_postgres::Error),
+    /// A URL that names no server to connect to.
+    #[error("invalid database URL: it names no host (postgres://user@HOST:5432/database)")]
+    NoHost,
     /// The URL's `sslmode`, `sslrootcert`, `sslcert` or `sslkey` cannot
     /// be used as they are.
     #[error("database URL: {0}")]
@@ -36,7 +43,7 @@ pub enum DbError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
-    #[error("could not get a database connection: {0}")]
+    #[error("could not get a database connection: {}", describe_checkout(.0))]
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("stopped while waiting for the database schema")]
     Cancelled,
@@ -45,6 +52,50 @@ pub enum DbError {
     /// The schema cannot be distributed over a Citus cluster as it is.
     #[error("citus: {0}")]
     Citus(String),
+    /// Migrations are pending and the user connected may not apply them
+    /// (the app role): they need the schema's owner.
+    #[error(
+        "the database schema is at {}, this build needs version {wanted}, and the user {user} \
+         may not change the schema: run `objectsync-ingest migrate` as the schema's owner",
+        .applied.map_or("no version".to_owned(), |v| format!("version {v}"))
+    )]
+    NotSchemaOwner {
+        user: String,
+        applied: Option<i32>,
+        wanted: i32,
+    },
+}
+
+impl DbError {
+    /// Whether the settings themselves are wrong (a URL that cannot be
+    /// read, TLS files that cannot be used, no host, a password the server
+    /// asks for and the URL lacks): waiting does not mend those, so a
+    /// process stops at start with the message instead of retrying.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Self::Url(_) | Self::NoHost | Self::Tls(_) => true,
+            Self::Postgres(e) => is_configuration(e),
+            Self::Checkout(deadpool_postgres::PoolError::Backend(e)) => is_configuration(e),
+            _ => false,
+        }
+    }
+}
+
+/// tokio-postgres tells a configuration it cannot use (no host, a
+/// password missing) only in its message, and without an SQLSTATE, like a
+/// connection that failed.
+fn is_configuration(e: &tokio_postgres::Error) -> bool {
+    e.to_string().starts_with("invalid configuration")
+}
+
+/// A pool's error with the cause of a failed connection (deadpool and
+/// tokio-postgres each show only their own words: "error performing TLS
+/// handshake", not that the certificate has an unknown issuer).
+fn describe_checkout(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => objectsync_store::describe(e),
+        other => other.to_string(),
+    }
 }
 
 /// What a pool's sessions do, which decides how long PostgreSQL lets their
@@ -112,9 +163,40 @@ pub fn pool_for(
     sessions: Sessions,
     options: Option<&str>,
 ) -> Result<Pool, DbError> {
+    pool_on(settings.url.expose_secret(), settings, sessions, options)
+}
+
+/// Where the lag-tolerant reads of `sessions` go: a pool on
+/// `database.read_url` with the primary's as fallback, or the primary's
+/// `primary` alone when no read URL is set (see [`ReadPool`]). The standby
+/// gets the same TLS handling, timeouts and pool size as the primary.
+pub fn read_pool(
+    settings: &DatabaseSettings,
+    primary: Pool,
+    sessions: Sessions,
+    options: Option<&str>,
+) -> Result<ReadPool, DbError> {
+    let url = settings
+        .read_url
+        .as_ref()
+        .map(|u| u.expose_secret())
+        .filter(|u| !u.is_empty());
+    Ok(match url {
+        Some(url) => ReadPool::with_standby(primary, pool_on(url, settings, sessions, options)?),
+        None => ReadPool::primary_only(primary),
+    })
+}
+
+/// A pool of `sessions` on the server `url` names.
+fn pool_on(
+    url: &str,
+    settings: &DatabaseSettings,
+    sessions: Sessions,
+    options: Option<&str>,
+) -> Result<Pool, DbError> {
     let Target {
         mut config, tls, ..
-    } = Target::parse(settings.url.expose_secret())?;
+    } = Target::parse(url)?;
     let ours = match options {
         Some(options) => format!("{} {options}", sessions.options(settings)),
         None => sessions.options(settings),
@@ -182,7 +264,26 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
     client
         .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    let result = embedded::migrations::runner().run_async(&mut client).await;
+    let result = match newest_applied(&client).await {
+        // A newer release migrated this database and this one still runs
+        // beside it during a rolling upgrade: its schema is a superset of
+        // ours (see ARCHITECTURE.md, Upgrades), so start on it as it is.
+        // (refinery would refuse versions it does not know.)
+        Ok(Some(applied)) if applied > latest_migration() => {
+            tracing::info!(
+                applied,
+                known = latest_migration(),
+                "the database schema is newer than this build; nothing to migrate"
+            );
+            Ok(None)
+        }
+        Ok(_) => embedded::migrations::runner()
+            .run_async(&mut client)
+            .await
+            .map(Some)
+            .map_err(DbError::from),
+        Err(e) => Err(e),
+    };
     let placed = match &result {
         Ok(_) => place_on_citus(&mut client).await,
         Err(_) => Ok(()),
@@ -191,7 +292,10 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
     let _ = client
         .execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
-    let report = result?;
+    let Some(report) = result? else {
+        placed?;
+        return Ok(0);
+    };
     for m in report.applied_migrations() {
         tracing::info!(version = m.version(), name = m.name(), "migration applied");
     }
@@ -214,6 +318,37 @@ async fn place_on_citus(client: &mut tokio_postgres::Client) -> Result<(), DbErr
         );
     }
     Ok(())
+}
+
+/// Applies pending migrations, if there are any, like [`migrate`]; a
+/// schema already current is only read (the newest version applied), so
+/// this gets through as the app role, which may not run migrations. With
+/// migrations pending and a user who may not apply them, it fails with
+/// [`DbError::NotSchemaOwner`] without trying. Returns how many migrations
+/// were applied.
+pub async fn migrate_if_behind(url: &str) -> Result<usize, DbError> {
+    let client = match connect(url).await {
+        // No database yet: `migrate` creates it.
+        Err(DbError::Postgres(e)) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+            return migrate(url).await;
+        }
+        other => other?,
+    };
+    let wanted = latest_migration();
+    let applied = newest_applied(&client).await?;
+    if applied.is_some_and(|v| v >= wanted) && !citus::pending(&client).await? {
+        return Ok(0);
+    }
+    if !app_role::may_change_schema(&client).await? {
+        let user = client.query_one("select current_user::text", &[]).await?;
+        return Err(DbError::NotSchemaOwner {
+            user: user.get(0),
+            applied,
+            wanted,
+        });
+    }
+    drop(client);
+    migrate(url).await
 }
 
 /// Creates the database `url` names, through the `postgres` maintenance
@@ -241,7 +376,11 @@ async fn create_database(url: &str) -> Result<(), DbError> {
 
 /// The newest migration applied to the database, if any.
 pub async fn applied_version(pool: &Pool) -> Result<Option<i32>, DbError> {
-    let client = pool.get().await?;
+    newest_applied(&**pool.get().await?).await
+}
+
+/// The newest migration applied to the database `client` is on, if any.
+async fn newest_applied(client: &tokio_postgres::Client) -> Result<Option<i32>, DbError> {
     let row = client
         .query_opt("select max(version) from refinery_schema_history", &[])
         .await;
@@ -263,22 +402,29 @@ async fn schema_ready(pool: &Pool, wanted: i32) -> Result<Option<i32>, DbError> 
 }
 
 /// Waits until the database holds every migration this build knows, so a
-/// worker started before ingest (or before `migrate`) does not fail.
+/// worker started before ingest (or before `migrate`) does not fail. Why
+/// it waits is logged at first, when it changes, and every minute; a
+/// configuration error ends the wait (see [`DbError::is_configuration`]).
 pub async fn wait_for_schema(pool: &Pool, cancel: &CancellationToken) -> Result<(), DbError> {
     let wanted = latest_migration();
-    let mut logged = false;
+    let mut said: Option<(String, std::time::Instant)> = None;
     loop {
-        match schema_ready(pool, wanted).await {
+        let (why, reachable) = match schema_ready(pool, wanted).await {
             Ok(Some(v)) if v >= wanted => return Ok(()),
-            Ok(v) if !logged => {
-                tracing::info!(applied = ?v, wanted, "waiting for the database schema");
-                logged = true;
-            }
-            Err(e) if !logged => {
-                tracing::warn!(error = %e, "waiting for the database");
-                logged = true;
-            }
-            _ => {}
+            Ok(v) => (format!("applied {v:?}, wanted {wanted}"), true),
+            Err(e) if e.is_configuration() => return Err(e),
+            Err(e) => (e.to_string(), false),
+        };
+        let due = said
+            .as_ref()
+            .is_none_or(|(last, at)| *last != why || at.elapsed() >= Duration::from_secs(60));
+        if due && reachable {
+            tracing::info!(%why, "waiting for the database schema");
+        } else if due {
+            tracing::warn!(error = %why, "waiting for the database");
+        }
+        if due {
+            said = Some((why, std::time::Instant::now()));
         }
         tokio::select! {
             () = cancel.cancelled() => return Err(DbError::Cancelled),

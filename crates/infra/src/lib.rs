@@ -13,7 +13,9 @@ pub mod settings;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 pub mod token_guard;
+pub mod webhook;
 
 pub use amqp::{Broker, Topology};
 pub use settings::{Role, Settings};

@@ -21,7 +21,12 @@
 //! | `objectsync_processes_failed_total` | `reason` | processes marked `failed`: `permanent`, `retries_exhausted`, `dead_lettered`, `unreadable`, `panic`, `stale`, `lost` (its message provably gone while batches waited for it), `misnamed` (its message's headers named another organization) |
 //! | `objectsync_processes_stale` | | gauge: processes open with no delivery for `worker.stale_after_secs` |
 //! | `objectsync_processes_stale_total` | | processes reported stale (each once) |
+//! | `objectsync_read_fallbacks_total` | | lag-tolerant reads (record lists, console overview) served by the primary because the configured standby could not take them |
 //! | `objectsync_processes_blocked` | | gauge: open processes waiting for an older process of their organization that is still open |
+//! | `objectsync_events_published_total` | | completion events published (confirmed by the broker) |
+//! | `objectsync_event_publish_lag_seconds` | | process end → its event confirmed by the broker |
+//! | `objectsync_webhook_attempts_total` | `outcome` | webhook delivery attempts: `delivered`, `retry`, `failed` |
+//! | `objectsync_webhook_delivery_lag_seconds` | | process end → its webhook delivery answered 2xx |
 
 use std::sync::OnceLock;
 

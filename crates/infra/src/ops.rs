@@ -4,7 +4,10 @@
 //! now: the database answers and the broker connection is (or can be made)
 //! live; a load balancer or orchestrator takes the instance out while not.
 //! On ingest it also says, for information, how many workers the broker
-//! sees consuming (see [`Probes::workers`]).
+//! sees consuming (see [`Probes::workers`]) and, when a read standby is
+//! configured, whether it answers: a standby that does not is no reason to
+//! take ingest out, since its reads go to the primary meanwhile (see
+//! `db::ReadPool`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +30,9 @@ pub struct Probes {
     /// (`"workers": {"consumers": N}`). Ingest does: it has no other way to
     /// know them. A worker does not: it would mostly count itself.
     pub report_workers: bool,
+    /// The lag-tolerant reads, whose standby (if any) `/readyz` reports
+    /// as `"read_standby": "up" | "down"`, for information.
+    pub reads: Option<crate::db::ReadPool>,
 }
 
 impl Probes {
@@ -102,7 +108,15 @@ async fn readyz(State(probes): State<Probes>) -> (StatusCode, Json<Value>) {
             None
         }
     };
-    let ((db, mq), workers) = tokio::join!(probes.check(), workers);
+    let standby = async {
+        let reads = probes.reads.as_ref()?;
+        let limit = Duration::from_secs(2);
+        match tokio::time::timeout(limit, reads.standby_answers()).await {
+            Ok(up) => up,
+            Err(_) => Some(false),
+        }
+    };
+    let ((db, mq), workers, standby) = tokio::join!(probes.check(), workers, standby);
     let word = |up: bool| if up { "up" } else { "down" };
     let status = if db && mq {
         StatusCode::OK
@@ -118,6 +132,11 @@ async fn readyz(State(probes): State<Probes>) -> (StatusCode, Json<Value>) {
     // (it still accepts batches; they wait in the queues).
     if let Some(workers) = workers {
         body["workers"] = json!({ "consumers": workers });
+    }
+    // Information only too: while the standby is down its reads go to the
+    // primary.
+    if let Some(up) = standby {
+        body["read_standby"] = json!(word(up));
     }
     (status, Json(body))
 }

@@ -1,8 +1,9 @@
 //! Configuration, layered with the `config` crate: built-in defaults, then an
 //! optional file (`--config FILE`), then `OBJECTSYNC__SECTION__KEY`
 //! environment variables, then `DATABASE_URL` and `AMQP_URL`, which win over
-//! everything because that is what deployment platforms set. Secrets may
-//! come from files instead (`DATABASE_URL_FILE`, see `secret_files`).
+//! everything because that is what deployment platforms set (and
+//! `DATABASE_READ_URL`, the same for `database.read_url`). Secrets may come
+//! from files instead (`DATABASE_URL_FILE`, see `secret_files`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,11 +11,17 @@ use std::path::Path;
 use config::{Config, Environment, File};
 use serde::Deserialize;
 
+mod amqp;
+mod console;
+mod events;
 mod inbox;
 mod limits;
 mod secret;
 mod secret_files;
 
+pub use amqp::AmqpSettings;
+pub use console::ConsoleSettings;
+pub use events::{EventSettings, WebhookSettings};
 pub use inbox::InboxSettings;
 pub use limits::{InvalidLimit, LimitSettings};
 /// The admin token's type, and how to read it, for the crates that set or
@@ -66,16 +73,25 @@ pub struct Settings {
     pub http: HttpSettings,
     #[serde(default)]
     pub admin: AdminSettings,
+    #[serde(default)]
+    pub console: ConsoleSettings,
     pub limits: LimitSettings,
     pub inbox: InboxSettings,
     pub log: LogSettings,
     pub worker: WorkerSettings,
+    pub events: EventSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
     /// A `postgres://` URL.
     pub url: SecretUrl,
+    /// A hot standby of `url` for the reads that tolerate a little lag
+    /// (record lists, the console's overview); `None` (or empty) reads
+    /// everything from `url`. See `db::ReadPool`.
+    #[serde(default)]
+    pub read_url: Option<SecretUrl>,
     /// Connections in the pool of each process.
     pub pool_size: usize,
     /// How long a request waits for a free connection before it fails (ms).
@@ -96,6 +112,11 @@ pub struct DatabaseSettings {
     pub monitor_statement_timeout_ms: u64,
     /// Longest wait of a monitor's statement for a lock (ms).
     pub monitor_lock_timeout_ms: u64,
+    /// The password `objectsync-ingest migrate` gives the app role (see
+    /// `db::APP_ROLE`), letting it log in; unset, migrate leaves the role
+    /// as it is. Only `migrate` reads it.
+    #[serde(default)]
+    pub app_password: Option<SecretString>,
 }
 
 impl DatabaseSettings {
@@ -139,27 +160,6 @@ impl DatabaseSettings {
         }
         Ok(())
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct AmqpSettings {
-    /// An `amqp://` URL; the vhost is its path (`%2f` for `/`).
-    pub url: SecretUrl,
-    /// Prefix of every exchange and queue name, so that several deployments
-    /// (or tests) can share a vhost.
-    pub prefix: String,
-    /// Deliveries of one batch, first one included, before it is
-    /// dead-lettered and its process marked `failed`. Baked into the queue's
-    /// `x-delivery-limit` (which counts redeliveries: this minus one) when the
-    /// queue is first declared.
-    pub max_deliveries: u32,
-    /// Bulk queues: organizations with a backlog are spread over them, so
-    /// that one organization's backlog does not delay another's.
-    pub partitions: u16,
-    /// Open batches from which an organization's next batches go to a bulk
-    /// queue instead of the express queue, which therefore never holds more
-    /// than this many batches of one organization (see `Topology`).
-    pub bulk_after: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,7 +277,6 @@ impl Settings {
             .set_default("database.apply_lock_timeout_ms", 10_000)?
             .set_default("database.monitor_statement_timeout_ms", 60_000)?
             .set_default("database.monitor_lock_timeout_ms", 10_000)?
-            .set_default("amqp.url", "amqp://guest:guest@127.0.0.1:5672/%2f")?
             .set_default("amqp.prefix", "objectsync")?
             .set_default("amqp.max_deliveries", 5)?
             .set_default("amqp.partitions", 8)?
@@ -303,13 +302,24 @@ impl Settings {
             .set_default("worker.stale_after_secs", 600)?
             .set_default("worker.fail_stale_after_secs", 86_400)?
             .set_default("worker.fail_lost_after_secs", 300)?
-            .set_default("worker.heartbeat_secs", 5)?;
+            .set_default("worker.heartbeat_secs", 5)?
+            .set_default("events.poll_ms", 250)?
+            .set_default("webhooks.timeout_ms", 10_000)?
+            .set_default("webhooks.retry_initial_ms", 5_000)?
+            .set_default("webhooks.retry_max_ms", 3_600_000)?
+            .set_default("webhooks.retry_for_secs", 86_400)?
+            .set_default("webhooks.per_endpoint", 4)?
+            .set_default("webhooks.max_in_flight", 64)?
+            .set_default("webhooks.allow_private_addresses", true)?;
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).required(true));
         }
         let database_url = secret_files::secret(&env, "DATABASE_URL")?;
+        let read_url = secret_files::secret(&env, "DATABASE_READ_URL")?;
         let amqp_url = secret_files::secret(&env, "AMQP_URL")?;
+        let amqp_urls = secret_files::secret(&env, "OBJECTSYNC__AMQP__URLS")?;
         let admin_token = secret_files::secret(&env, "OBJECTSYNC__ADMIN__TOKEN")?;
+        let app_password = secret_files::secret(&env, "OBJECTSYNC__DATABASE__APP_PASSWORD")?;
         let env = secret_files::without_file_variables(env);
         builder = builder
             .add_source(
@@ -320,8 +330,11 @@ impl Settings {
                     .source(Some(env.into_iter().collect())),
             )
             .set_override_option("database.url", database_url)?
+            .set_override_option("database.read_url", read_url)?
             .set_override_option("amqp.url", amqp_url)?
-            .set_override_option("admin.token", admin_token)?;
+            .set_override_option("amqp.urls", amqp_urls)?
+            .set_override_option("admin.token", admin_token)?
+            .set_override_option("database.app_password", app_password)?;
         let settings: Self = builder.build()?.try_deserialize()?;
         settings
             .database
@@ -374,7 +387,7 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/objectsync"
         );
         assert_eq!(
-            s.amqp.url.expose_secret(),
+            s.amqp.urls[0].expose_secret(),
             "amqp://guest:guest@127.0.0.1:5672/%2f"
         );
         assert_eq!(s.http_addr(), "127.0.0.1:8080");
@@ -385,6 +398,8 @@ mod tests {
         assert_eq!(w.http.port, 8081);
         assert_eq!(w.worker.heartbeat_secs, 5);
         assert_eq!(w.worker.fail_lost_after_secs, 300);
+        assert!(!s.console.secure_cookie, "plain HTTP works out of the box");
+        assert!(s.database.app_password.is_none());
     }
 
     #[test]
@@ -402,6 +417,8 @@ mod tests {
                 ("DATABASE_URL", "postgres://u:pw@db:5432/prod"),
                 ("AMQP_URL", "amqp://mq:5672/%2f"),
                 ("OBJECTSYNC__WORKER__PREFETCH", "3"),
+                ("OBJECTSYNC__CONSOLE__SECURE_COOKIE", "true"),
+                ("OBJECTSYNC__DATABASE__APP_PASSWORD", "12345"),
             ]),
         )
         .unwrap();
@@ -414,8 +431,48 @@ mod tests {
             s.database.url.expose_secret(),
             "postgres://u:pw@db:5432/prod"
         );
-        assert_eq!(s.amqp.url.expose_secret(), "amqp://mq:5672/%2f");
+        assert_eq!(s.amqp.urls[0].expose_secret(), "amqp://mq:5672/%2f");
         assert_eq!(s.worker.prefetch, 3);
+        assert!(s.console.secure_cookie);
+        // Digits only, and still a password, not a number.
+        assert_eq!(
+            s.database
+                .app_password
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+            Some("12345")
+        );
+    }
+
+    #[test]
+    fn a_read_url_is_optional_and_its_conventional_variable_wins() {
+        let s = Settings::load_from(Role::Ingest, None, HashMap::new()).unwrap();
+        assert!(s.database.read_url.is_none());
+        let s = Settings::load_from(
+            Role::Ingest,
+            None,
+            env(&[(
+                "OBJECTSYNC__DATABASE__READ_URL",
+                "postgres://u:pw@standby/x",
+            )]),
+        )
+        .unwrap();
+        let url = s.database.read_url.expect("read_url");
+        assert_eq!(url.expose_secret(), "postgres://u:pw@standby/x");
+        assert_eq!(format!("{url:?}"), "\"postgres://u:***@standby/x\"");
+        let s = Settings::load_from(
+            Role::Ingest,
+            None,
+            env(&[
+                ("OBJECTSYNC__DATABASE__READ_URL", "postgres://ignored/x"),
+                ("DATABASE_READ_URL", "postgres://standby-2/x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.database.read_url.as_ref().map(SecretUrl::expose_secret),
+            Some("postgres://standby-2/x")
+        );
     }
 
     #[test]
@@ -467,6 +524,7 @@ mod tests {
                     "s3cret-s3cret-s3cret-s3cret-s3cret",
                 ),
                 ("DATABASE_URL", "postgres://u:pw@db/x"),
+                ("OBJECTSYNC__DATABASE__APP_PASSWORD", "app-s3cret"),
             ]),
         )
         .unwrap();

@@ -10,6 +10,7 @@ use objectsync_model::{OrgId, ProcessId};
 
 use crate::admin::fail;
 use crate::admin::service::{self, AdminError};
+use crate::admin::webhooks;
 use crate::publisher::{self, PublishError, Publisher, Submission};
 
 /// The console's actions, carried out as the admin API and the publisher
@@ -17,6 +18,8 @@ use crate::publisher::{self, PublishError, Publisher, Submission};
 pub(crate) struct IngestActions {
     pub(crate) pool: Pool,
     pub(crate) publisher: Arc<Publisher>,
+    /// As the admin API's (`webhooks.allow_private_addresses`).
+    pub(crate) allow_private_webhooks: bool,
 }
 
 fn console_error(e: AdminError) -> ConsoleError {
@@ -52,6 +55,22 @@ impl Actions for IngestActions {
                 .await
                 .map_err(console_error)?;
             Ok(created.api_key)
+        })
+    }
+
+    fn create_webhook<'a>(
+        &'a self,
+        org: OrgId,
+        url: &'a str,
+        who: &'a str,
+    ) -> Pending<'a, (i64, String)> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let created =
+                webhooks::create(&client, org, url, Some(who), self.allow_private_webhooks)
+                    .await
+                    .map_err(console_error)?;
+            Ok((created.id, created.secret))
         })
     }
 

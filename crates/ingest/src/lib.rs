@@ -80,15 +80,25 @@ pub fn print_out(text: &str) -> std::io::Result<()> {
     }
 }
 
-/// `objectsync-ingest migrate`: applies pending migrations and says how many.
+/// `objectsync-ingest migrate`: applies pending migrations and says how
+/// many; with `database.app_password` set, lets the app role log in with
+/// it (see `objectsync_infra::db::setup`).
 pub async fn run_migrate(config: Option<&std::path::Path>) -> std::process::ExitCode {
+    use objectsync_infra::db;
     match start(config) {
         Ok(settings) => finish(
-            objectsync_infra::db::migrate(settings.database.url.expose_secret())
+            db::setup(&settings.database)
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|n| {
-                    print_out(&format!("{n} migration(s) applied")).map_err(|e| e.to_string())
+                    let mut said = format!("{n} migration(s) applied");
+                    if settings.database.app_password.is_some() {
+                        said.push_str(&format!(
+                            "\n{} may log in with the password given",
+                            db::APP_ROLE
+                        ));
+                    }
+                    print_out(&said).map_err(|e| e.to_string())
                 }),
         ),
         Err(code) => code,

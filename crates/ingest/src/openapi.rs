@@ -38,6 +38,9 @@ use utoipa::{Modify, OpenApi};
         crate::admin::http::put_limits,
         crate::admin::processes::stale_processes,
         crate::admin::processes::fail_process,
+        crate::admin::webhooks::create_webhook,
+        crate::admin::webhooks::list_webhooks,
+        crate::admin::webhooks::delete_webhook,
     ),
     // Schemas only parameters name (utoipa registers those of bodies and
     // answers by itself).
@@ -47,7 +50,7 @@ use utoipa::{Modify, OpenApi};
         (name = "batches", description = "Upsert and delete records in batches of up to 1,000"),
         (name = "records", description = "Read records and their links"),
         (name = "processes", description = "What happened to each batch"),
-        (name = "admin", description = "Organizations, keys, object types and processes (header `admin-token`)"),
+        (name = "admin", description = "Organizations, keys, object types, webhooks and processes (header `admin-token`)"),
     )
 )]
 struct Doc;

@@ -157,9 +157,11 @@ impl Publisher {
     /// A publisher for a Rust producer that embeds objectsync: its own pool
     /// and broker connection, from the same settings as the binaries (see
     /// [`Publisher::submit`]).
-    pub fn connect(settings: &objectsync_infra::Settings) -> Result<Self, db::DbError> {
+    pub fn connect(
+        settings: &objectsync_infra::Settings,
+    ) -> Result<Self, objectsync_infra::StartupError> {
         let pool = db::pool(&settings.database)?;
-        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-publisher"));
+        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-publisher")?);
         Ok(Self::new(pool, broker))
     }
 
@@ -307,7 +309,9 @@ impl Publisher {
         body: &[u8],
         queue: &str,
     ) -> Result<(), PublishError> {
-        let unavailable = |e: lapin::Error| PublishError::Unavailable(format!("broker: {e}"));
+        let unavailable = |e: lapin::Error| {
+            PublishError::Unavailable(format!("broker: {}", objectsync_infra::amqp::describe(&e)))
+        };
         let channel = self.channel().await.map_err(unavailable)?;
         let properties = BasicProperties::default()
             .with_delivery_mode(2)

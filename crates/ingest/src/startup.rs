@@ -13,7 +13,7 @@ use objectsync_infra::db::Sessions;
 use objectsync_infra::ops::{self, Probes};
 use objectsync_infra::settings::ExposeSecret;
 use objectsync_infra::token_guard::TokenGuard;
-use objectsync_infra::{Broker, Settings, db};
+use objectsync_infra::{Broker, Settings, amqp, db};
 use objectsync_model::ApiCode;
 use objectsync_model::limits::MAX_BODY_BYTES;
 use tokio::net::TcpListener;
@@ -62,15 +62,17 @@ async fn sweep_idempotency_keys(pool: deadpool_postgres::Pool, cancel: Cancellat
     }
 }
 
-/// Runs migrations, retrying while the database is not up yet (as when all
-/// services start together), until `cancel` fires.
+/// Runs pending migrations, retrying while the database is not up yet (as
+/// when all services start together), until `cancel` fires. A schema
+/// already current is only read, so ingest connected as the app role starts
+/// without the schema owner's rights; see [`schema_ready`].
 async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db::DbError> {
     let stop = cancel.clone();
     (|| async {
         if cancel.is_cancelled() {
             return Err(db::DbError::Cancelled);
         }
-        db::migrate(url).await.map(drop)
+        db::migrate_if_behind(url).await.map(drop)
     })
     .retry(MIGRATE_BACKOFF)
     .sleep(move |pause| {
@@ -83,8 +85,9 @@ async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db
         }
     })
     .when(|e| {
-        matches!(e, db::DbError::Postgres(e)
-            if objectsync_store::classify(e) == objectsync_store::ErrorKind::Transient)
+        !e.is_configuration()
+            && matches!(e, db::DbError::Postgres(e)
+                if objectsync_store::classify(e) == objectsync_store::ErrorKind::Transient)
     })
     .notify(|e, pause| {
         let error = match e {
@@ -94,6 +97,24 @@ async fn migrate_when_up(url: &str, cancel: &CancellationToken) -> Result<(), db
         tracing::warn!(%error, retry_in = ?pause, "database not reachable yet; retrying");
     })
     .await
+}
+
+/// Brings the schema up to date ([`migrate_when_up`]), or, when migrations
+/// are pending and this user may not apply them (the app role), waits until
+/// `objectsync-ingest migrate`, run as the schema's owner, has: as workers
+/// do, so that the services may start before the migrations in any order.
+async fn schema_ready(
+    url: &str,
+    pool: &deadpool_postgres::Pool,
+    cancel: &CancellationToken,
+) -> Result<(), db::DbError> {
+    match migrate_when_up(url, cancel).await {
+        Err(e @ db::DbError::NotSchemaOwner { .. }) => {
+            tracing::warn!(error = %e, "waiting for the migrations");
+            db::wait_for_schema(pool, cancel).await
+        }
+        other => other,
+    }
 }
 
 /// The pauses between attempts of [`migrate_when_up`]: from 250 ms,
@@ -124,9 +145,17 @@ impl Application {
         settings: &Settings,
         cancel: &CancellationToken,
     ) -> Result<Self, StartupError> {
-        migrate_when_up(settings.database.url.expose_secret(), cancel).await?;
+        // Broker URLs that cannot be used stop the start before any wait.
+        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-ingest")?);
         let pool = db::pool_for(
             &settings.database,
+            Sessions::Requests,
+            Some(PLANNER_OPTIONS),
+        )?;
+        schema_ready(settings.database.url.expose_secret(), &pool, cancel).await?;
+        let reads = db::read_pool(
+            &settings.database,
+            pool.clone(),
             Sessions::Requests,
             Some(PLANNER_OPTIONS),
         )?;
@@ -135,11 +164,13 @@ impl Application {
             Sessions::Monitors,
             Some(PLANNER_OPTIONS),
         )?;
-        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-ingest"));
         if let Err(e) = broker.connection().await {
             // Keep serving: the publisher reconnects on demand and /readyz
             // says the broker is down until then.
-            tracing::warn!(error = %e, "RabbitMQ not reachable at start; batches get 503 until it is");
+            tracing::warn!(
+                error = %amqp::describe(&e),
+                "RabbitMQ not reachable at start; batches get 503 until it is"
+            );
         }
         let publisher = Arc::new(Publisher::new(pool.clone(), broker.clone()));
         let admin_token: Option<Arc<str>> = settings
@@ -151,22 +182,26 @@ impl Application {
             .map(Arc::from);
         let token_guard = Arc::<TokenGuard>::default();
         let console = Console::new(
-            pool.clone(),
+            reads.clone(),
             admin_token.clone(),
             Duration::from_secs(settings.worker.heartbeat_secs),
             token_guard.clone(),
             Arc::new(IngestActions {
                 pool: pool.clone(),
                 publisher: publisher.clone(),
+                allow_private_webhooks: settings.webhooks.allow_private_addresses,
             }),
-        );
+        )
+        .with_secure_cookie(settings.console.secure_cookie);
         let queues = console.queues.clone();
         let state = AppState {
             pool: pool.clone(),
+            reads: reads.clone(),
             publisher: publisher.clone(),
             admin_token,
             limits: settings.limits,
             token_guard,
+            allow_private_webhooks: settings.webhooks.allow_private_addresses,
         };
         let inbox = settings.inbox.consume.then(|| {
             Arc::new(crate::inbox::Inbox {
@@ -182,6 +217,7 @@ impl Application {
                 pool: pool.clone(),
                 broker: broker.clone(),
                 report_workers: true,
+                reads: Some(reads),
             },
         );
         let listener = TcpListener::bind(settings.http_addr()).await?;

@@ -13,6 +13,7 @@ pub mod names;
 pub mod number;
 pub mod prepare;
 pub mod process;
+pub mod report;
 pub mod schema;
 pub mod value;
 pub mod wire;
@@ -22,6 +23,7 @@ pub use error::{ApiCode, RejectionCode, RequestError};
 pub use ids::{OrgId, ProcessId, RecordId, TypeId};
 pub use names::{AttributeKey, NameError, ObjectTypeName};
 pub use process::{ProcessKind, ProcessStatus};
+pub use report::ProcessEvent;
 pub use schema::{
     AttributeDef, AttributeType, CategoryOption, DefinitionInput, FieldError, ObjectType,
 };

@@ -54,6 +54,29 @@ pub async fn settled_before(c: &impl GenericClient) -> StoreResult<DateTime<Utc>
         .unwrap_or(bound))
 }
 
+/// Where the primary's WAL ends now (its insert position, `pg_lsn` as
+/// text). Read after [`settled_before`], it is past the commit of every
+/// transaction that could stamp a process before that bound, so a standby
+/// that has replayed up to it holds all of them (see [`replayed`]).
+pub async fn wal_position(c: &impl GenericClient) -> StoreResult<String> {
+    let row = crate::query_one(c, "select pg_current_wal_insert_lsn()::text", &[]).await?;
+    Ok(row.get(0))
+}
+
+/// Whether the server `c` is on holds the primary's WAL up to `position`
+/// (see [`wal_position`]): a standby that has replayed that far, or the
+/// primary itself.
+pub async fn replayed(c: &impl GenericClient, position: &str) -> StoreResult<bool> {
+    let row = crate::query_one(
+        c,
+        "select not pg_is_in_recovery()
+                or coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
+        &[&position],
+    )
+    .await?;
+    Ok(row.get(0))
+}
+
 /// When the oldest transaction that has written (has an id) and is still
 /// running in this database began, or now if there is none. Readers (a BI
 /// tool's long query, an idle `begin`) and autovacuum do not count. Only

@@ -15,10 +15,12 @@
 
 pub mod console_sessions;
 pub mod dead_letters;
+pub mod deliveries;
 pub mod ended;
 pub mod ending;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod lanes;
 pub mod limits;
@@ -31,6 +33,7 @@ pub mod organizations;
 pub mod processes;
 pub mod records;
 pub mod waits;
+pub mod webhooks;
 pub mod workers;
 
 pub use deadpool_postgres::GenericClient;

@@ -9,18 +9,23 @@
 
 pub mod citus;
 mod contract;
+pub mod events;
 mod fixtures;
+pub mod previous;
+pub mod rabbitmq;
 mod sandbox;
+mod scratch;
 mod scratch_pg;
 pub mod services;
+pub mod standby_postgres;
 pub mod tls_postgres;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
+use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use objectsync_infra::{Settings, Topology};
 use objectsync_ingest::Application;
 use objectsync_worker::Worker;
@@ -91,8 +96,32 @@ pub async fn spawn_app() -> TestApp {
 
 /// Ingest plus `workers` workers, with settings adjusted by `configure`.
 pub async fn spawn_app_with(workers: usize, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(None, workers, configure).await
+}
+
+/// Like [`spawn_app_with`], on the broker nodes `urls` if given instead of
+/// the configured broker, which is then never connected to.
+pub async fn spawn_app_on(
+    urls: Option<&[String]>,
+    workers: usize,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    spawn_app_in(
+        Sandbox::create_on_brokers("test", urls).await,
+        workers,
+        configure,
+    )
+    .await
+}
+
+/// Like [`spawn_app_with`], on a sandbox made by the caller (on a server of
+/// the test's own, say: see [`Sandbox::create_on`]).
+pub async fn spawn_app_in(
+    sandbox: Sandbox,
+    workers: usize,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     init_logs();
-    let sandbox = Sandbox::create("test").await;
     let mut settings = sandbox.settings.clone();
     settings.database.pool_size = 8;
     settings.http.host = "127.0.0.1".into();
@@ -199,6 +228,23 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// Registers webhook `url` for `org`: its id and secret.
+    pub async fn register_webhook(&self, org: &Org, url: &str) -> (i64, String) {
+        let resp = self
+            .admin_post(
+                &format!("/admin/organizations/{}/webhooks", org.id),
+                &json!({ "url": url }),
+            )
+            .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_i64().expect("id"),
+            body["secret"].as_str().expect("secret").to_owned(),
+        )
     }
 
     pub async fn admin_put(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -382,12 +428,9 @@ impl TestApp {
     /// Publishes raw bytes with the given properties (headers) straight to
     /// the batch queue, persistently.
     pub async fn publish_raw_with(&self, payload: &[u8], properties: BasicProperties) {
-        let conn = Connection::connect(
-            self.settings.amqp.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("broker");
+        let conn = objectsync_infra::amqp::connect(&self.settings.amqp, "test")
+            .await
+            .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         channel
             .confirm_select(Default::default())
@@ -410,12 +453,9 @@ impl TestApp {
 
     /// Messages waiting in a queue.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let conn = Connection::connect(
-            self.settings.amqp.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("broker");
+        let conn = objectsync_infra::amqp::connect(&self.settings.amqp, "test")
+            .await
+            .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         let q = channel
             .queue_declare(
@@ -445,12 +485,9 @@ impl TestApp {
     /// queue, each in its order; an organization's batches share a queue,
     /// so theirs come in the order they were published.
     pub async fn take_batches(&self) -> Vec<(Vec<u8>, BasicProperties)> {
-        let conn = Connection::connect(
-            self.settings.amqp.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .expect("broker");
+        let conn = objectsync_infra::amqp::connect(&self.settings.amqp, "test")
+            .await
+            .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
         let mut out = Vec::new();
         for queue in self.topology().batch_queues() {

@@ -1,7 +1,6 @@
 //! A database and a set of queue names of one's own, removed on drop.
 
 use deadpool_postgres::Pool;
-use lapin::{Connection, ConnectionProperties};
 use objectsync_infra::{Role, Settings, Topology, db};
 
 /// Settings pointing at a fresh uuid-named database (migrated) and a unique
@@ -36,13 +35,47 @@ impl Sandbox {
     /// With `OBJECTSYNC_TEST_CITUS` set, the database is made on that Citus
     /// cluster (every node) and `migrate` distributes it.
     pub async fn create(kind: &str) -> Self {
+        Self::make(kind, None, None, true).await
+    }
+
+    /// Like [`Sandbox::create`], on the PostgreSQL server `server` (a URL
+    /// whose database name is replaced) instead of the configured one.
+    pub async fn create_on(kind: &str, server: Option<&str>) -> Self {
+        Self::make(kind, server, None, true).await
+    }
+
+    /// Like [`Sandbox::create`], on the broker nodes `urls` if given
+    /// (queues are declared, and removed on drop, there only).
+    pub async fn create_on_brokers(kind: &str, urls: Option<&[String]>) -> Self {
+        Self::make(kind, None, urls, true).await
+    }
+
+    /// Like [`Sandbox::create`], with the database left empty: no
+    /// migration applied (for an earlier release to migrate its way).
+    pub async fn create_unmigrated(kind: &str) -> Self {
+        Self::make(kind, None, None, false).await
+    }
+
+    async fn make(
+        kind: &str,
+        server: Option<&str>,
+        urls: Option<&[String]>,
+        migrate: bool,
+    ) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings load");
+        if let Some(urls) = urls {
+            settings.amqp.urls = urls.iter().map(|u| u.as_str().into()).collect();
+        }
+        if let Some(server) = server {
+            settings.database.url = server.into();
+        }
         let db_name = format!("objectsync_{kind}_{id}");
+        // A sandbox on a server of the test's own stays there.
         let citus = std::env::var(crate::citus::CITUS_ENV)
             .ok()
-            .filter(|v| !v.is_empty());
+            .filter(|v| !v.is_empty() && server.is_none());
         let setup = match &citus {
             Some(_) => Some(crate::citus::SETUP.lock().await),
             None => None,
@@ -70,9 +103,11 @@ impl Sandbox {
         settings.database.url =
             with_database(settings.database.url.expose_secret(), &db_name).into();
         settings.amqp.prefix = format!("{kind}-{id}");
-        db::migrate(settings.database.url.expose_secret())
-            .await
-            .expect("migrate the sandbox database");
+        if migrate {
+            db::migrate(settings.database.url.expose_secret())
+                .await
+                .expect("migrate the sandbox database");
+        }
         drop(setup);
         let pool = db::pool(&settings.database).expect("sandbox pool");
         Self {
@@ -81,6 +116,13 @@ impl Sandbox {
             db_name,
             citus,
         }
+    }
+}
+
+impl Sandbox {
+    /// The name of the sandbox's database.
+    pub fn database(&self) -> &str {
+        &self.db_name
     }
 }
 
@@ -113,12 +155,15 @@ impl Drop for Sandbox {
                         )
                         .await;
                 }
-                if let Ok(conn) =
-                    Connection::connect(amqp.url.expose_secret(), ConnectionProperties::default())
-                        .await
+                if let Ok(conn) = objectsync_infra::amqp::connect(&amqp, "test-cleanup").await
                     && let Ok(channel) = conn.create_channel().await
                 {
                     let _ = Topology::new(&amqp).delete(&channel).await;
+                    // An `EventTap`'s queue, if a test bound one.
+                    let tap = format!("{}.events.tap", amqp.prefix);
+                    let _ = channel
+                        .queue_delete(tap.as_str().into(), Default::default())
+                        .await;
                     let _ = conn.close(200, "OK".into()).await;
                 }
             });

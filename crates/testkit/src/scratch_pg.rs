@@ -3,9 +3,10 @@
 //! `psql`, and stop-and-remove on drop. The Citus cluster is three of
 //! these; the machine's own PostgreSQL is never touched.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::scratch::{chown, free_port, is_root};
 
 /// Where PostgreSQL's server programs are (Debian's layout).
 pub(crate) const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -31,12 +32,7 @@ impl ScratchServer {
             as_postgres: is_root(),
         };
         if server.as_postgres {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&server.dir)
-                .status()
-                .expect("chown");
-            assert!(status.success(), "chown of {} failed", server.dir.display());
+            chown(&server.dir, "postgres");
         }
         let data = server.data().display().to_string();
         server.run(&[
@@ -155,17 +151,4 @@ fn append(path: &Path, text: &str) {
         .open(path)
         .expect("postgresql.conf");
     file.write_all(text.as_bytes()).expect("postgresql.conf");
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// A port nothing listens on now (the server takes it a moment later).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }

@@ -10,6 +10,30 @@ use std::time::Duration;
 use objectsync_infra::Settings;
 use tokio::process::{Child, Command};
 
+/// `AMQP_URL` for one broker, `OBJECTSYNC__AMQP__URLS` for the nodes of a
+/// cluster.
+fn broker_variable(settings: &Settings) -> (String, String) {
+    let urls: Vec<&str> = settings
+        .amqp
+        .urls
+        .iter()
+        .map(|u| u.expose_secret())
+        .collect();
+    match urls.as_slice() {
+        [one] => ("AMQP_URL".into(), (*one).to_owned()),
+        many => ("OBJECTSYNC__AMQP__URLS".into(), many.join(",")),
+    }
+}
+
+/// Variables of this process's environment that would contradict the
+/// broker variable the children get.
+const BROKER_VARIABLES: [&str; 4] = [
+    "AMQP_URL",
+    "AMQP_URL_FILE",
+    "OBJECTSYNC__AMQP__URLS",
+    "OBJECTSYNC__AMQP__URLS_FILE",
+];
+
 /// Starts child processes with the sandbox's settings in their environment.
 pub struct Spawner {
     exe: PathBuf,
@@ -28,10 +52,7 @@ impl Spawner {
                 "DATABASE_URL".into(),
                 settings.database.url.expose_secret().to_owned(),
             ),
-            (
-                "AMQP_URL".into(),
-                settings.amqp.url.expose_secret().to_owned(),
-            ),
+            broker_variable(settings),
             (
                 "OBJECTSYNC__AMQP__PREFIX".into(),
                 settings.amqp.prefix.clone(),
@@ -92,12 +113,34 @@ impl Spawner {
         &self.log_dir
     }
 
+    /// The log file of the `n`th child started, named `name`.
+    pub fn log_of(&self, name: &str, n: usize) -> PathBuf {
+        self.log_dir.join(format!("{name}-{n}.log"))
+    }
+
     /// Starts `<this binary> <mode>` with `extra` variables on top.
     pub fn spawn(&mut self, mode: &str, extra: &[(&str, &str)]) -> std::io::Result<Child> {
+        let exe = self.exe.clone();
+        self.spawn_program(&exe, &[mode], mode, extra)
+    }
+
+    /// Starts `program` with `args` and `extra` variables on top, logging
+    /// into `<name>-<n>.log` (see [`Spawner::log_of`]).
+    pub fn spawn_program(
+        &mut self,
+        program: &Path,
+        args: &[&str],
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> std::io::Result<Child> {
         self.spawned += 1;
-        let log = std::fs::File::create(self.log_dir.join(format!("{mode}-{}.log", self.spawned)))?;
-        Command::new(&self.exe)
-            .arg(mode)
+        let log = std::fs::File::create(self.log_of(name, self.spawned))?;
+        let mut command = Command::new(program);
+        for var in BROKER_VARIABLES {
+            command.env_remove(var);
+        }
+        command
+            .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(extra.iter().copied())
             .stdin(Stdio::null())

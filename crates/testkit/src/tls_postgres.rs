@@ -7,9 +7,10 @@
 //! Dropping the [`TlsPostgres`] stops the server and removes the directory,
 //! also when the test panics.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::scratch::{chown, free_port, is_root, test_certificates};
 
 /// Where PostgreSQL's server programs are (Debian's layout).
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -33,7 +34,7 @@ impl TlsPostgres {
             port: free_port(),
             as_postgres,
         };
-        server.make_certificates();
+        test_certificates(&server.dir);
         server.init();
         server.run(&[
             "pg_ctl",
@@ -79,54 +80,9 @@ impl TlsPostgres {
         self.dir.join("data")
     }
 
-    fn make_certificates(&self) {
-        const EC: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-        for ca in ["ca", "other-ca"] {
-            openssl(
-                &self.dir,
-                &format!(
-                    "req -x509 {EC} -days 2 -keyout {ca}.key -out {ca}.pem \
-                     -subj /CN=objectsync-test-{ca} \
-                     -addext basicConstraints=critical,CA:TRUE \
-                     -addext keyUsage=critical,keyCertSign,cRLSign"
-                ),
-            );
-        }
-        std::fs::write(
-            self.dir.join("server.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("server.ext");
-        openssl(
-            &self.dir,
-            &format!("req {EC} -keyout server.key -out server.csr -subj /CN=localhost"),
-        );
-        openssl(
-            &self.dir,
-            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-             -extfile server.ext -out server.crt",
-        );
-        // PostgreSQL refuses a key others can read.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            self.dir.join("server.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .expect("chmod server.key");
-    }
-
     fn init(&self) {
         if self.as_postgres {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&self.dir)
-                .status()
-                .expect("chown");
-            assert!(
-                status.success(),
-                "chown of the test server's directory failed"
-            );
+            chown(&self.dir, "postgres");
         }
         let data = self.data().display().to_string();
         self.run(&[
@@ -203,20 +159,6 @@ impl Drop for TlsPostgres {
     }
 }
 
-/// Runs `openssl` with `args` (split at white space) in `dir`.
-fn openssl(dir: &Path, args: &str) {
-    let output = Command::new("openssl")
-        .args(args.split_whitespace())
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command");
-    assert!(
-        output.status.success(),
-        "openssl {args}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn append(path: &Path, text: &str) {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
@@ -224,17 +166,4 @@ fn append(path: &Path, text: &str) {
         .open(path)
         .expect("postgresql.conf");
     file.write_all(text.as_bytes()).expect("postgresql.conf");
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// A port nothing listens on now (the server takes it a moment later).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }

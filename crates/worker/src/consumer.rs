@@ -160,6 +160,7 @@ async fn handle_delivery(ctx: Arc<Ctx>, delivery: Delivery, cancel: Cancellation
         Ok(meta) => meta,
         Err(e) => {
             crate::unreadable::fail(&ctx, &e, &delivery.data).await;
+            ctx.ended();
             let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
             settle::batch_outcome("dead_lettered");
             return;

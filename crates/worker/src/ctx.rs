@@ -8,7 +8,8 @@ use std::time::Duration;
 use backon::ExponentialBuilder;
 use deadpool_postgres::Pool;
 use objectsync_infra::Broker;
-use objectsync_infra::settings::WorkerSettings;
+use objectsync_infra::settings::{EventSettings, WebhookSettings, WorkerSettings};
+use tokio::sync::Notify;
 
 use crate::apply;
 
@@ -28,9 +29,26 @@ pub(crate) struct Ctx {
     /// Plain PostgreSQL or Citus: told once the schema is there, before
     /// the first batch.
     pub(crate) engine: std::sync::OnceLock<objectsync_store::Engine>,
+    /// Sessions of the event relay and the webhook sender (monitor
+    /// timeouts), so that neither waits behind batches or monitors.
+    pub(crate) events_pool: Pool,
+    pub(crate) events: EventSettings,
+    pub(crate) webhooks: WebhookSettings,
+    /// Wakes the relay: this worker ended a process.
+    pub(crate) events_ready: Notify,
+    /// Wakes the webhook sender: deliveries may be due.
+    pub(crate) deliveries_ready: Notify,
 }
 
 impl Ctx {
+    /// Tells the relay and the webhook sender that a process ended (its
+    /// transaction committed), so its event and deliveries go out now
+    /// rather than at their next poll.
+    pub(crate) fn ended(&self) {
+        self.events_ready.notify_one();
+        self.deliveries_ready.notify_one();
+    }
+
     pub(crate) fn apply_config(&self, express: bool) -> apply::ApplyConfig {
         apply::ApplyConfig {
             express,

@@ -84,6 +84,7 @@ async fn settle(ctx: &Ctx, delivery: &Delivery, cancel: &CancellationToken) {
     match keep(ctx, &letter).await {
         Ok(Kept { failed, recorded }) => {
             if failed {
+                ctx.ended();
                 tracing::warn!(%reason, "process marked failed");
                 metrics::counter!("objectsync_processes_failed_total", "reason" => "dead_lettered")
                     .increment(1);

@@ -7,6 +7,7 @@ mod consumer;
 mod ctx;
 mod dead;
 pub mod error;
+mod events;
 mod gate;
 mod giveway;
 mod headers;
@@ -16,6 +17,7 @@ mod monitor;
 mod settle;
 mod unreadable;
 mod waits;
+mod webhooks;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -43,6 +45,15 @@ pub use objectsync_infra::StartupError;
 /// `apply::upsert`.)
 const PLANNER_OPTIONS: &str = "-c plan_cache_mode=force_custom_plan";
 
+/// Settings of the sessions of the event relay and the webhook sender:
+/// those of the worker's, and commits that do not wait for the WAL to
+/// reach the disk. What such a commit records — an event published, a
+/// delivery made or taken — is only ever lost in a database crash, and then
+/// the event is published again, or the delivery made again, under the same
+/// id, which consumers already expect (at least once); in exchange the
+/// relay and the sender add no disk flush to the batches' commits.
+const OUTBOX_OPTIONS: &str = "-c plan_cache_mode=force_custom_plan -c synchronous_commit=off";
+
 /// A built, not yet running worker with its health endpoints bound.
 pub struct Worker {
     ctx: Arc<ctx::Ctx>,
@@ -60,11 +71,15 @@ impl Worker {
             Sessions::Monitors,
             Some(PLANNER_OPTIONS),
         )?;
-        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker"));
+        let events_pool =
+            db::pool_for(&settings.database, Sessions::Monitors, Some(OUTBOX_OPTIONS))?;
+        let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker")?);
         let router = ops::router(Probes {
             pool: pool.clone(),
             broker: broker.clone(),
             report_workers: false,
+            // Workers read and write the primary only.
+            reads: None,
         });
         let listener = TcpListener::bind(settings.http_addr()).await?;
         let port = listener.local_addr()?.port();
@@ -76,6 +91,11 @@ impl Worker {
             republish: tokio::sync::Mutex::new(None),
             local: apply::Local::new(settings.worker.prefetch),
             engine: std::sync::OnceLock::new(),
+            events_pool,
+            events: settings.events.clone(),
+            webhooks: settings.webhooks.clone(),
+            events_ready: tokio::sync::Notify::new(),
+            deliveries_ready: tokio::sync::Notify::new(),
         });
         Ok(Self {
             ctx,
@@ -116,11 +136,43 @@ impl Worker {
         let beats = CancellationToken::new();
         let stop_beats = beats.clone().drop_guard();
         let heartbeat = tokio::spawn(heartbeat::run(self.ctx.clone(), beats));
+        // The relay stops after the batches, so that the events of the last
+        // ones go out; the webhook sender with the consumer, its attempts in
+        // flight finishing while the batches do.
+        // On Citus no completion events are written (`migrate` dropped the
+        // trigger that writes them; the outbox scans are cross-tenant), so
+        // there is nothing to relay or send.
+        let outbox = CancellationToken::new();
+        let citus = self.ctx.engine.get() == Some(&objectsync_store::Engine::Citus);
+        if citus {
+            tracing::warn!(
+                "database is Citus: completion events and webhooks are not written or sent"
+            );
+        }
+        let relay = tokio::spawn({
+            let (ctx, outbox) = (self.ctx.clone(), outbox.clone());
+            async move {
+                if !citus {
+                    events::run(ctx, outbox).await;
+                }
+            }
+        });
+        let sender = tokio::spawn({
+            let (ctx, cancel) = (self.ctx.clone(), cancel.clone());
+            async move {
+                if !citus {
+                    webhooks::run(ctx, cancel).await;
+                }
+            }
+        });
         consumer::run(self.ctx.clone(), cancel.clone()).await;
         drop(stop_beats);
         let _ = heartbeat.await;
         let _ = tracker.await;
         let _ = monitor.await;
+        outbox.cancel();
+        let _ = relay.await;
+        let _ = sender.await;
         self.ctx.broker.close().await;
         http_stop.cancel();
         let _ = http.await;

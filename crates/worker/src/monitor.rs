@@ -39,6 +39,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
         if let Err(e) = sweep(&ctx, stale_after).await {
             tracing::debug!(error = %e, "stale-process sweep skipped");
         }
+        ctx.ended();
     }
 }
 

@@ -50,6 +50,8 @@ pub(crate) async fn settle(
         }
         Err(e) => dead_letter(ctx, delivery, meta, attempt, &e).await,
     }
+    // Whatever ended the process (applied, failed), its event goes out now.
+    ctx.ended();
 }
 
 /// Answers a delivery that was handled: acknowledged, given way, or

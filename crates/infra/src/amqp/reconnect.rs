@@ -40,6 +40,7 @@ where
                     pauses = RECONNECT_BACKOFF.build();
                 }
                 let delay = pauses.next().unwrap_or(RECONNECT_MAX_PAUSE);
+                let error = super::describe(&error);
                 tracing::warn!(%error, retry_in = ?delay, "{what} lost the broker");
                 tokio::select! {
                     () = cancel.cancelled() => break,

@@ -5,19 +5,23 @@
 //! worker nodes are registered). If so, every table not yet in Citus's
 //! metadata is placed, so that one run of the step after each migration
 //! place the tables it added:
-//! - a table with an `org_id not null` column is distributed by `org_id`,
-//!   colocated with `processes`: one organization's rows of every table
-//!   live on one worker, and a statement that names the organization is
-//!   routed to it whole;
+//! - a table with an `org_id not null` column whose unique keys all
+//!   include it is distributed by `org_id`, colocated with `processes`:
+//!   one organization's rows of every table live on one worker, and a
+//!   statement that names the organization is routed to it whole;
 //! - every other table (`organizations`, `workers`, `console_sessions`,
-//!   `dead_letters`…) and `api_keys`, which requests read by key hash
+//!   `dead_letters`, the webhook tables and the event outbox, keyed by ids
+//!   of their own…) and `api_keys`, which requests read by key hash
 //!   before they know the organization, becomes a reference table: a copy
 //!   on every node, read locally, written on all of them;
 //! - `refinery_schema_history` stays on the coordinator.
 //!
 //! Citus does not run triggers on distributed tables, so the triggers that
 //! keep `record_counts` and `process_counts` are dropped; the store writes
-//! those counts in the same transactions instead (its `Engine`). Foreign
+//! those counts in the same transactions instead (its `Engine`). The
+//! trigger that writes completion events (`processes_ended`) is dropped
+//! too: on Citus no completion events or webhook deliveries are written
+//! (the workers say so when they start; see docs/SCALING.md). Foreign
 //! keys are dropped while the tables are placed and added back after, as
 //! Citus turns a local table that references a new reference table into a
 //! "citus local" table, which then cannot be distributed with an identity
@@ -33,12 +37,15 @@ const REFERENCE_ALWAYS: &[&str] = &["api_keys"];
 /// Tables Citus leaves alone: the migrations' own bookkeeping.
 const LOCAL: &[&str] = &["refinery_schema_history"];
 
-/// The triggers that count records and processes (migrations V25, V27).
-const COUNT_TRIGGERS: &[(&str, &str)] = &[
+/// The triggers Citus cannot run: those that count records and processes
+/// (migrations V25, V27), and the one that writes completion events and
+/// webhook deliveries (V38), whose tables are reference tables here.
+const DROPPED_TRIGGERS: &[(&str, &str)] = &[
     ("records", "records_count_inserted"),
     ("records", "records_count_deleted"),
     ("processes", "processes_count_inserted"),
     ("processes", "processes_count_deleted"),
+    ("processes", "processes_ended"),
 ];
 
 /// The table every distributed table is colocated with.
@@ -75,7 +82,9 @@ pub async fn is_coordinator(client: &Client) -> Result<bool, DbError> {
 }
 
 /// The tables of schema `public` Citus has not placed yet (partitions go
-/// with their parent), each with whether it has an `org_id not null`.
+/// with their parent), each with whether it can be distributed by
+/// `org_id`: it has the column, `not null`, and every unique index
+/// includes it (Citus enforces uniqueness within a shard only).
 async fn unplaced(
     client: &impl tokio_postgres::GenericClient,
 ) -> Result<Vec<(String, bool)>, DbError> {
@@ -85,6 +94,13 @@ async fn unplaced(
                     exists (select from pg_attribute a
                              where a.attrelid = c.oid and a.attname = 'org_id'
                                and a.attnotnull and not a.attisdropped)
+                    and not exists (
+                        select from pg_index i
+                         where i.indrelid = c.oid and i.indisunique
+                           and not exists (
+                               select from pg_attribute a
+                                where a.attrelid = c.oid and a.attname = 'org_id'
+                                  and a.attnum = any(i.indkey)))
                from pg_class c
               where c.relnamespace = 'public'::regnamespace
                 and c.relkind in ('r', 'p') and not c.relispartition
@@ -118,7 +134,7 @@ pub async fn distribute(client: &mut Client) -> Result<Placed, DbError> {
     if tables.is_empty() {
         return Ok(Placed::default());
     }
-    for (table, trigger) in COUNT_TRIGGERS {
+    for (table, trigger) in DROPPED_TRIGGERS {
         tx.batch_execute(&format!("drop trigger if exists {trigger} on {table}"))
             .await?;
     }

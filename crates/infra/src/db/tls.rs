@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use percent_encoding::percent_decode_str;
 use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::tls::{self as shared, Check, ClientFiles, TlsConfigError};
 
 mod verify;
 
@@ -81,21 +81,10 @@ pub enum TlsSetupError {
     SystemRootsNeedVerifyFull(&'static str),
     #[error("sslcert and sslkey go together: {0} is set without the other")]
     HalfClientCertificate(&'static str),
-    #[error("{what}: cannot read {}: {source}", .path.display())]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: rustls::pki_types::pem::Error,
-    },
-    #[error("{what}: {} holds no PEM certificate", .path.display())]
-    NoCertificate { what: &'static str, path: PathBuf },
-    #[error("sslrootcert=system: no usable root certificate found on this system")]
-    NoSystemRoots,
-    #[error("TLS configuration: {0}")]
-    Rustls(#[from] rustls::Error),
-    #[error("TLS configuration: {0}")]
-    Verifier(#[from] rustls::client::VerifierBuilderError),
+    /// A file that cannot be read or holds no certificate, or a rustls
+    /// configuration that cannot be made.
+    #[error(transparent)]
+    Files(#[from] TlsConfigError),
 }
 
 /// The libpq TLS parameters of a URL, taken out of it.
@@ -155,6 +144,9 @@ impl Target {
     pub fn parse(url: &str) -> Result<Self, super::DbError> {
         let (rest, params) = split_url(url);
         let mut config = tokio_postgres::Config::from_str(&rest).map_err(super::DbError::Url)?;
+        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+            return Err(super::DbError::NoHost);
+        }
         let roots = params.sslrootcert.as_deref().map(|r| match r {
             "system" => Roots::System,
             path => Roots::File(PathBuf::from(path)),
@@ -200,85 +192,28 @@ fn rustls_config(
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
             return Err(TlsSetupError::NoRoots(sslmode.name()));
         }
-        (SslMode::Disable, _) | (SslMode::Prefer | SslMode::Require, None) => {
-            verify::Check::Nothing
-        }
+        (SslMode::Disable, _) | (SslMode::Prefer | SslMode::Require, None) => Check::Nothing,
         // libpq: with a root file, `require` (and `prefer`) check the chain.
-        (SslMode::Prefer | SslMode::Require | SslMode::VerifyCa, Some(_)) => verify::Check::Chain,
-        (SslMode::VerifyFull, Some(_)) => verify::Check::Full,
+        (SslMode::Prefer | SslMode::Require | SslMode::VerifyCa, Some(_)) => Check::Chain,
+        (SslMode::VerifyFull, Some(_)) => Check::Full,
     };
     let roots = match roots {
         None => RootCertStore::empty(),
-        Some(Roots::File(path)) => root_store(&path)?,
-        Some(Roots::System) => system_roots()?,
+        Some(Roots::File(path)) => shared::root_store("sslrootcert", &path)?,
+        Some(Roots::System) => shared::system_roots("sslrootcert=system")?,
     };
     let client = match (&params.sslcert, &params.sslkey) {
-        (Some(cert), Some(key)) => Some(client_certificate(Path::new(cert), Path::new(key))?),
+        (Some(cert), Some(key)) => Some(shared::client_certificate(&ClientFiles {
+            cert_param: "sslcert",
+            cert: Path::new(cert),
+            key_param: "sslkey",
+            key: Path::new(key),
+        })?),
         (Some(_), None) => return Err(TlsSetupError::HalfClientCertificate("sslcert")),
         (None, Some(_)) => return Err(TlsSetupError::HalfClientCertificate("sslkey")),
         (None, None) => None,
     };
-    verify::client_config(check, Arc::new(roots), client)
-}
-
-fn root_store(path: &Path) -> Result<RootCertStore, TlsSetupError> {
-    let mut store = RootCertStore::empty();
-    let (added, _ignored) = store.add_parsable_certificates(certificates("sslrootcert", path)?);
-    if added == 0 {
-        return Err(TlsSetupError::NoCertificate {
-            what: "sslrootcert",
-            path: path.to_owned(),
-        });
-    }
-    Ok(store)
-}
-
-fn system_roots() -> Result<RootCertStore, TlsSetupError> {
-    let found = rustls_native_certs::load_native_certs();
-    for e in &found.errors {
-        tracing::debug!(error = %e, "a system root certificate could not be loaded");
-    }
-    let mut store = RootCertStore::empty();
-    let (added, _ignored) = store.add_parsable_certificates(found.certs);
-    match added {
-        0 => Err(TlsSetupError::NoSystemRoots),
-        _ => Ok(store),
-    }
-}
-
-fn certificates(
-    what: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let read = |source| TlsSetupError::Read {
-        what,
-        path: path.to_owned(),
-        source,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(read)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read)?;
-    if certs.is_empty() {
-        return Err(TlsSetupError::NoCertificate {
-            what,
-            path: path.to_owned(),
-        });
-    }
-    Ok(certs)
-}
-
-fn client_certificate(
-    cert: &Path,
-    key: &Path,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsSetupError> {
-    let certs = certificates("sslcert", cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsSetupError::Read {
-        what: "sslkey",
-        path: key.to_owned(),
-        source,
-    })?;
-    Ok((certs, key))
+    Ok(shared::client_config(check, Arc::new(roots), client)?)
 }
 
 #[cfg(test)]
@@ -348,5 +283,24 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn urls_that_cannot_work_are_configuration_errors() {
+        for url in [
+            "postgres:///objectsync",
+            "postgres://u:secret@/objectsync",
+            "postgres://u:secret@db:notaport/objectsync",
+            "postgress://u:secret@db/objectsync",
+            "postgres://u:secret@db/objectsync?sslmode=strict",
+        ] {
+            let Err(e) = Target::parse(url) else {
+                panic!("{url} was taken");
+            };
+            assert!(e.is_configuration(), "{url}: {e}");
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
+        let e = Target::parse("postgres://u@db:notaport/x").err().unwrap();
+        assert!(e.to_string().contains("port"), "{e}");
     }
 }

@@ -1,7 +1,10 @@
-//! Secrets from files: `DATABASE_URL_FILE`, `AMQP_URL_FILE` and
-//! `OBJECTSYNC__ADMIN__TOKEN_FILE` name a file holding the value, the way
-//! Docker and Kubernetes mount secrets (`/run/secrets/…`), so that a secret
-//! need not sit in the environment, where `ps e` and crash reports see it.
+//! Secrets from files: `DATABASE_URL_FILE`, `DATABASE_READ_URL_FILE`,
+//! `AMQP_URL_FILE`, `OBJECTSYNC__AMQP__URLS_FILE`,
+//! `OBJECTSYNC__ADMIN__TOKEN_FILE` and
+//! `OBJECTSYNC__DATABASE__APP_PASSWORD_FILE` name a file holding the value,
+//! the way Docker and Kubernetes mount secrets (`/run/secrets/…`), so that
+//! a secret need not sit in the environment, where `ps e` and crash
+//! reports see it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,8 +13,14 @@ use std::path::PathBuf;
 const FILE_SUFFIX: &str = "_FILE";
 
 /// The variables that may come from a file instead.
-pub(super) const SECRET_VARIABLES: [&str; 3] =
-    ["DATABASE_URL", "AMQP_URL", "OBJECTSYNC__ADMIN__TOKEN"];
+pub(super) const SECRET_VARIABLES: [&str; 6] = [
+    "DATABASE_URL",
+    "DATABASE_READ_URL",
+    "AMQP_URL",
+    "OBJECTSYNC__AMQP__URLS",
+    "OBJECTSYNC__ADMIN__TOKEN",
+    "OBJECTSYNC__DATABASE__APP_PASSWORD",
+];
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -108,15 +117,19 @@ mod tests {
     fn every_secret_can_come_from_a_file_less_its_trailing_newline() {
         let dir = TempDir::new("read");
         let db = dir.file("db", "postgres://u:pw@db:5432/prod?sslmode=require\n");
+        let standby = dir.file("standby", "postgres://u:pw@standby:5432/prod\n");
         let mq = dir.file("mq", "amqps://u:pw@mq:5671/%2f\r\n");
         let token = dir.file("token", "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken");
+        let app = dir.file("app", "app-pa55word\n");
         let s = Settings::load_from(
             Role::Ingest,
             None,
             env(&[
                 ("DATABASE_URL_FILE", &db),
+                ("DATABASE_READ_URL_FILE", &standby),
                 ("AMQP_URL_FILE", &mq),
                 ("OBJECTSYNC__ADMIN__TOKEN_FILE", &token),
+                ("OBJECTSYNC__DATABASE__APP_PASSWORD_FILE", &app),
             ]),
         )
         .unwrap();
@@ -124,10 +137,18 @@ mod tests {
             s.database.url.expose_secret(),
             "postgres://u:pw@db:5432/prod?sslmode=require"
         );
-        assert_eq!(s.amqp.url.expose_secret(), "amqps://u:pw@mq:5671/%2f");
+        assert_eq!(
+            s.database.read_url.as_ref().map(|u| u.expose_secret()),
+            Some("postgres://u:pw@standby:5432/prod")
+        );
+        assert_eq!(s.amqp.urls[0].expose_secret(), "amqps://u:pw@mq:5671/%2f");
         assert_eq!(
             s.admin.token.as_ref().map(|t| t.expose_secret()),
             Some("t0ken-t0ken-t0ken-t0ken-t0ken-t0ken")
+        );
+        assert_eq!(
+            s.database.app_password.as_ref().map(|p| p.expose_secret()),
+            Some("app-pa55word")
         );
     }
 
@@ -137,11 +158,13 @@ mod tests {
         let token = dir.file("token", "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken\n");
         for (var, value) in [
             ("DATABASE_URL", "postgres://db/x"),
+            ("DATABASE_READ_URL", "postgres://standby/x"),
             ("AMQP_URL", "amqp://mq/%2f"),
             (
                 "OBJECTSYNC__ADMIN__TOKEN",
                 "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken",
             ),
+            ("OBJECTSYNC__DATABASE__APP_PASSWORD", "app-pa55word"),
         ] {
             let file_var = format!("{var}_FILE");
             let e = Settings::load_from(

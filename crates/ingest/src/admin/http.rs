@@ -7,15 +7,15 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use objectsync_infra::settings::LimitSettings;
 use objectsync_infra::token_guard::{ClientAddr, secrets_match, wait_text};
 use objectsync_model::{ApiCode, DefinitionInput, ObjectTypeName};
 
 use super::body::{self, DefinitionIn, LimitsIn, NewOrg};
-use super::processes;
 use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition, LimitsOut};
+use super::{processes, webhooks};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::web::{PathParts, json_request, org_id};
@@ -48,6 +48,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/admin/organizations/{org_id}/processes/{process_id}/fail",
             post(processes::fail_process),
+        )
+        .route(
+            "/admin/organizations/{org_id}/webhooks",
+            post(webhooks::create_webhook).get(webhooks::list_webhooks),
+        )
+        .route(
+            "/admin/organizations/{org_id}/webhooks/{webhook_id}",
+            delete(webhooks::delete_webhook),
         )
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }

@@ -1,5 +1,5 @@
 //! Administration: organizations, API keys and object type definitions,
-//! and failing a process by hand, over HTTP (`/admin`, behind
+//! webhooks, and failing a process by hand, over HTTP (`/admin`, behind
 //! `admin-token`) and from the CLI.
 
 pub(crate) mod body;
@@ -8,5 +8,6 @@ pub mod fail;
 pub(crate) mod http;
 pub(crate) mod processes;
 pub mod service;
+pub mod webhooks;
 
 pub use http::router;

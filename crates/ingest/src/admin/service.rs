@@ -111,7 +111,7 @@ pub async fn create_org(
     })
 }
 
-fn no_such_org(org: OrgId) -> AdminError {
+pub(crate) fn no_such_org(org: OrgId) -> AdminError {
     AdminError::NotFound(format!("organization {org} does not exist"))
 }
 

@@ -147,21 +147,21 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<AssociatedPage>> {
     let wanted = source(&params)?;
     let offset = params.int("offset", Some(0), 0, i64::MAX, ApiCode::InvalidParameter)?;
-    let client = state.pool.get().await?;
-    let t = object_type(&client, org, &name).await?;
-    let all: HashMap<String, ObjectType> = object_types::list(&client, org.id)
+    // A standby's, when configured: this read tolerates a little lag.
+    let read = state.reads.get().await?;
+    let client = &*read;
+    let t = object_type(client, org, &name).await?;
+    let all: HashMap<String, ObjectType> = object_types::list(client, org.id)
         .await?
         .into_iter()
         .map(|t| (t.name.to_string(), t))
         .collect();
     let targets = types(&params, &t, &all)?;
     let found = match &wanted {
-        Source::Id(id) => {
-            records::find(&client, Scope::of(org.id, t.id), Keys::Ids(&[*id])).await?
-        }
+        Source::Id(id) => records::find(client, Scope::of(org.id, t.id), Keys::Ids(&[*id])).await?,
         Source::ExtId(ext) => {
             records::find(
-                &client,
+                client,
                 Scope::of(org.id, t.id),
                 Keys::ExtIds(&[ext.as_str()]),
             )
@@ -176,7 +176,7 @@ pub(crate) async fn list(
     };
     let type_ids: Vec<TypeId> = targets.iter().map(|t| t.id).collect();
     let rows = links::linked_page(
-        &client,
+        client,
         Scope::of(org.id, t.id),
         source.id,
         &type_ids,

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use objectsync_model::report::ProcessInfo;
 use objectsync_model::{ApiCode, ProcessId, ProcessKind, ProcessStatus};
 use objectsync_store::processes::{self, Process};
 use serde::Serialize;
@@ -13,37 +14,6 @@ use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::web::{Params, PathParts, timestamp};
-
-/// Record outcome counts.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RecordCounts {
-    pub(crate) total: i32,
-    pub(crate) processed: i32,
-    pub(crate) created: i32,
-    pub(crate) updated: i32,
-    pub(crate) deleted: i32,
-    pub(crate) failed: i32,
-}
-
-/// Outcome counts of an upsert's association entries (an extension).
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AssociationCounts {
-    pub(crate) linked: i32,
-    pub(crate) unlinked: i32,
-    pub(crate) failed: i32,
-}
-
-/// What happened to the batch.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ProcessInfo {
-    pub(crate) records: RecordCounts,
-    /// Upserts only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) associations: Option<AssociationCounts>,
-    /// Why the whole process failed, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) error: Option<String>,
-}
 
 /// One batch and its outcome.
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,8 +33,8 @@ pub(crate) struct ProcessOut {
 
 impl From<Process> for ProcessOut {
     fn from(p: Process) -> Self {
-        let c = p.counts;
         Self {
+            info: p.info(),
             id: p.id,
             name: p.kind,
             status: p.status,
@@ -72,22 +42,6 @@ impl From<Process> for ProcessOut {
             created_at: timestamp(p.created_at),
             started_at: p.started_at.map(timestamp),
             completed_at: p.completed_at.map(timestamp),
-            info: ProcessInfo {
-                records: RecordCounts {
-                    total: p.total,
-                    processed: c.processed,
-                    created: c.created,
-                    updated: c.updated,
-                    deleted: c.deleted,
-                    failed: c.failed,
-                },
-                associations: (p.kind == ProcessKind::Upsert).then_some(AssociationCounts {
-                    linked: c.links.created,
-                    unlinked: c.links.removed,
-                    failed: c.links.failed,
-                }),
-                error: p.error,
-            },
         }
     }
 }

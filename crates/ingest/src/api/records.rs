@@ -132,20 +132,22 @@ pub(crate) async fn list(
     )?;
     let order = params.sort()?;
     let with_associations = params.flag("association")?;
-    let client = state.pool.get().await?;
-    let t = object_type(&client, org, &name).await?;
+    // A standby's, when configured: this read tolerates a little lag.
+    let read = state.reads.get().await?;
+    let client = &*read;
+    let t = object_type(client, org, &name).await?;
     let rows = records::page(
-        &client,
+        client,
         Scope::of(org.id, t.id),
         order,
         limit,
         (page - 1) * limit,
     )
     .await?;
-    let count = records::count(&client, Scope::of(org.id, t.id)).await?;
+    let count = records::count(client, Scope::of(org.id, t.id)).await?;
     let mut linked = if with_associations {
         let ids: Vec<RecordId> = rows.iter().map(|r| r.id).collect();
-        linked_records(&client, org, &t, &ids).await?
+        linked_records(client, org, &t, &ids).await?
     } else {
         HashMap::new()
     };

@@ -1,6 +1,6 @@
-//! Console sessions end on logout on every replica, wrong admin tokens are
-//! throttled per client address, and filters PostgreSQL cannot hold are a
-//! 400, not a 500.
+//! Console sessions end on logout on every replica, their cookie is
+//! `Secure` when configured, wrong admin tokens are throttled per client
+//! address, and filters PostgreSQL cannot hold are a 400, not a 500.
 
 use std::net::IpAddr;
 
@@ -95,6 +95,55 @@ async fn logging_out_ends_the_session_on_every_replica() {
     assert_ne!(again, cookie);
     assert_eq!(view(&other, "/console", &again).await.0, 200);
     stop_other.cancel();
+}
+
+/// The `Set-Cookie` of a login to `app` over plain HTTP, with `headers`.
+async fn login_cookie(app: &TestApp, headers: &[(&str, &str)]) -> String {
+    let mut request = no_redirects().post(app.url("/console/login"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let resp = request
+        .form(&[("who", "Ada"), ("token", ADMIN_TOKEN), ("next", "/console")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    resp.headers()["set-cookie"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_when_configured_or_behind_https() {
+    // Off by default: over plain HTTP the cookie must come back, so it is
+    // Secure only when a proxy says the request came over HTTPS.
+    let app = spawn_app_with(0, |_| {}).await;
+    assert!(!login_cookie(&app, &[]).await.contains("Secure"));
+    let proxied = login_cookie(&app, &[("x-forwarded-proto", "https")]).await;
+    assert!(proxied.ends_with("; Secure"), "{proxied}");
+    drop(app);
+
+    // Set, every cookie is Secure, whatever the request says: the login's
+    // and the logout's.
+    let app = spawn_app_with(0, |s| s.console.secure_cookie = true).await;
+    let set = login_cookie(&app, &[]).await;
+    assert!(set.ends_with("; Secure"), "{set}");
+    assert!(set.contains("HttpOnly; SameSite=Strict"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let (status, page) = view(&app.address, "/console", &cookie).await;
+    assert_eq!(status, 200);
+    let resp = no_redirects()
+        .post(app.url("/console/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf_of(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cleared = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.contains("Max-Age=0") && cleared.ends_with("; Secure"),
+        "{cleared}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

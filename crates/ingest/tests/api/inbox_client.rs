@@ -9,7 +9,7 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, Consumer};
 use objectsync_testkit::TestApp;
 use serde_json::Value;
 
@@ -69,8 +69,7 @@ pub(crate) struct Producer {
 
 impl Producer {
     pub(crate) async fn connect(app: &TestApp) -> Self {
-        let url = app.settings.amqp.url.expose_secret();
-        let conn = Connection::connect(url, ConnectionProperties::default())
+        let conn = objectsync_infra::amqp::connect(&app.settings.amqp, "test-producer")
             .await
             .expect("broker");
         let channel = conn.create_channel().await.expect("channel");

@@ -12,7 +12,7 @@ async fn a_python_producer_with_pika_is_answered_and_its_batch_applied() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/inbox_producer.py");
     let out = tokio::process::Command::new("python3")
         .arg(script)
-        .env("AMQP_URL", app.settings.amqp.url.expose_secret())
+        .env("AMQP_URL", app.settings.amqp.urls[0].expose_secret())
         .env("INBOX_EXCHANGE", app.topology().inbox_exchange)
         .env("API_KEY", &org.key)
         .env("OBJECT_TYPE", "vehicle")

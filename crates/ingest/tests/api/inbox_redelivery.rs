@@ -5,7 +5,6 @@
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties};
 use objectsync_testkit::spawn_app_with;
 use serde_json::json;
 
@@ -64,12 +63,9 @@ async fn a_message_delivered_again_after_its_process_committed_makes_no_second_o
     let app = spawn_app_with(1, |_| {}).await;
     let org = app.org_with_vehicles().await;
     let reply_queue = format!("{}.test-replies", app.settings.amqp.prefix);
-    let conn = Connection::connect(
-        app.settings.amqp.url.expose_secret(),
-        ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
+    let conn = objectsync_infra::amqp::connect(&app.settings.amqp, "test")
+        .await
+        .unwrap();
     let channel = conn.create_channel().await.unwrap();
     let mut full = FieldTable::default();
     full.insert("x-max-length".into(), AMQPValue::LongInt(0));

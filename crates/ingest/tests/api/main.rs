@@ -2,6 +2,9 @@
 //! RabbitMQ, with in-process workers (see `objectsync-testkit`).
 
 mod admin;
+mod amqps;
+mod app_password;
+mod app_role;
 mod associations;
 mod auth;
 mod console;
@@ -25,8 +28,10 @@ mod processes;
 mod records;
 mod requests;
 mod slow_clients;
+mod standby;
 mod stored_values;
 mod timeouts;
 mod tls;
 mod upsert_apply;
 mod upsert_checks;
+mod webhooks;

@@ -37,7 +37,7 @@ async fn health_and_readiness() {
 async fn without_a_broker_batches_get_503_and_leave_no_process() {
     // Nothing listens on port 1: the broker is down for this ingest.
     let app = spawn_app_with(0, |s| {
-        s.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+        s.amqp.urls = vec!["amqp://guest:guest@127.0.0.1:1/%2f".into()];
     })
     .await;
     let org = app.org_with_vehicles().await;
@@ -183,7 +183,7 @@ async fn a_healthy_start_logs_no_error() {
     let app = spawn_app_with(0, |_| {}).await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_objectsync-ingest"))
         .env("DATABASE_URL", app.settings.database.url.expose_secret())
-        .env("AMQP_URL", app.settings.amqp.url.expose_secret())
+        .env("AMQP_URL", app.settings.amqp.urls[0].expose_secret())
         .env("OBJECTSYNC__AMQP__PREFIX", &app.settings.amqp.prefix)
         .env("OBJECTSYNC__HTTP__PORT", "0")
         .env("OBJECTSYNC__LOG__FORMAT", "json")

@@ -77,6 +77,35 @@ async fn a_certificate_another_ca_signed_is_refused_saying_so() {
     }
 }
 
+/// What a worker waiting for its database logs says why: the certificate's
+/// problem, not only that the handshake failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_that_cannot_verify_the_server_says_why() {
+    let pg = server().await;
+    let url = pg.url(
+        "localhost",
+        "postgres",
+        &format!(
+            "sslmode=verify-full&sslrootcert={}",
+            pg.other_ca().display()
+        ),
+    );
+    let settings = Settings::load_from(
+        Role::Worker,
+        None,
+        [("DATABASE_URL".to_owned(), url)].into(),
+    )
+    .unwrap();
+    let pool = db::pool(&settings.database).unwrap();
+    let e = db::applied_version(&pool).await.unwrap_err();
+    assert!(!e.is_configuration(), "{e}");
+    assert!(
+        e.to_string()
+            .contains("TLS certificate verify failed: unknown issuer"),
+        "{e}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_and_prefer_encrypt_without_a_ca() {
     let pg = server().await;

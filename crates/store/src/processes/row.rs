@@ -1,8 +1,9 @@
 //! The process row: its fields, how it is read, inserted and paged.
 
 use chrono::{DateTime, Utc};
+use objectsync_model::report::{AssociationCounts, ProcessInfo, RecordCounts, timestamp};
 use objectsync_model::wire::Footprint;
-use objectsync_model::{OrgId, ProcessId, ProcessKind, ProcessStatus};
+use objectsync_model::{OrgId, ProcessEvent, ProcessId, ProcessKind, ProcessStatus};
 use tokio_postgres::Row;
 
 use crate::{Engine, GenericClient, StoreError, StoreResult};
@@ -42,6 +43,45 @@ pub struct Process {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl Process {
+    /// Its report: the `info` of `GET /v3/processes/{id}` and of its
+    /// completion event.
+    pub fn info(&self) -> ProcessInfo {
+        let c = self.counts;
+        ProcessInfo {
+            records: RecordCounts {
+                total: self.total,
+                processed: c.processed,
+                created: c.created,
+                updated: c.updated,
+                deleted: c.deleted,
+                failed: c.failed,
+            },
+            associations: (self.kind == ProcessKind::Upsert).then_some(AssociationCounts {
+                linked: c.links.created,
+                unlinked: c.links.removed,
+                failed: c.links.failed,
+            }),
+            error: self.error.clone(),
+        }
+    }
+
+    /// Its completion event, as organization `org`'s (the process must
+    /// have ended for the event to mean anything).
+    pub fn event(&self, org: OrgId) -> ProcessEvent {
+        ProcessEvent {
+            process_id: self.id,
+            org_id: org,
+            object_type: self.object_type.clone(),
+            kind: self.kind.short(),
+            status: self.status,
+            info: self.info(),
+            created_at: timestamp(self.created_at),
+            completed_at: self.completed_at.map(timestamp),
+        }
+    }
 }
 
 /// Ascending or descending by id (which is acceptance order).

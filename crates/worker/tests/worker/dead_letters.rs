@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Connection};
 use objectsync_infra::Topology;
 use objectsync_model::{OrgId, ProcessId, ProcessKind};
 use objectsync_store::dead_letters::{self, DeadLetterSummary, Filter, NewDeadLetter, Resolution};
@@ -34,12 +34,9 @@ pub(crate) async fn wait_for_dead_letters(app: &TestApp, n: usize) -> Vec<DeadLe
 }
 
 async fn connect(app: &TestApp) -> Connection {
-    Connection::connect(
-        app.settings.amqp.url.expose_secret(),
-        ConnectionProperties::default(),
-    )
-    .await
-    .expect("broker")
+    objectsync_infra::amqp::connect(&app.settings.amqp, "test")
+        .await
+        .expect("broker")
 }
 
 /// Whether `queue` exists (a failed passive declare closes its channel, so
