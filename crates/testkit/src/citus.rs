@@ -24,6 +24,22 @@ use crate::scratch_pg::ScratchServer;
 /// of its `postgres` database. Unset, tests use plain PostgreSQL.
 pub const CITUS_ENV: &str = "OBJECTSYNC_TEST_CITUS";
 
+/// Whether the tests run on Citus (`OBJECTSYNC_TEST_CITUS` is set).
+pub fn testing_on_citus() -> bool {
+    std::env::var(CITUS_ENV).is_ok_and(|v| !v.is_empty())
+}
+
+/// For a test of something objectsync does not do on Citus: true (and
+/// says why on stderr) when the tests run there, so the test returns early.
+/// Each reason is listed in docs/SCALING.md.
+pub fn not_on_citus(reason: &str) -> bool {
+    let skip = testing_on_citus();
+    if skip {
+        eprintln!("not run on Citus: {reason}");
+    }
+    skip
+}
+
 /// Shards per distributed table in scratch clusters. Citus's default (32)
 /// would make each test database create 32 shards of ten tables; four
 /// still spread organizations over both workers.

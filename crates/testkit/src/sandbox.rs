@@ -35,25 +35,31 @@ impl Sandbox {
     /// With `OBJECTSYNC_TEST_CITUS` set, the database is made on that Citus
     /// cluster (every node) and `migrate` distributes it.
     pub async fn create(kind: &str) -> Self {
-        Self::make(kind, None, None, true).await
+        Self::make(kind, None, None, true, None).await
     }
 
     /// Like [`Sandbox::create`], on the PostgreSQL server `server` (a URL
     /// whose database name is replaced) instead of the configured one.
     pub async fn create_on(kind: &str, server: Option<&str>) -> Self {
-        Self::make(kind, server, None, true).await
+        Self::make(kind, server, None, true, None).await
     }
 
     /// Like [`Sandbox::create`], on the broker nodes `urls` if given
     /// (queues are declared, and removed on drop, there only).
     pub async fn create_on_brokers(kind: &str, urls: Option<&[String]>) -> Self {
-        Self::make(kind, None, urls, true).await
+        Self::make(kind, None, urls, true, None).await
     }
 
     /// Like [`Sandbox::create`], with the database left empty: no
     /// migration applied (for an earlier release to migrate its way).
     pub async fn create_unmigrated(kind: &str) -> Self {
-        Self::make(kind, None, None, false).await
+        Self::make(kind, None, None, false, None).await
+    }
+
+    /// Like [`Sandbox::create`], on the Citus cluster whose coordinator's
+    /// `postgres` database `admin_url` names, whatever the environment says.
+    pub async fn create_on_citus(kind: &str, admin_url: &str) -> Self {
+        Self::make(kind, None, None, true, Some(admin_url)).await
     }
 
     async fn make(
@@ -61,6 +67,7 @@ impl Sandbox {
         server: Option<&str>,
         urls: Option<&[String]>,
         migrate: bool,
+        citus: Option<&str>,
     ) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
@@ -73,9 +80,12 @@ impl Sandbox {
         }
         let db_name = format!("objectsync_{kind}_{id}");
         // A sandbox on a server of the test's own stays there.
-        let citus = std::env::var(crate::citus::CITUS_ENV)
-            .ok()
-            .filter(|v| !v.is_empty() && server.is_none());
+        let citus = match citus {
+            Some(url) => Some(url.to_owned()),
+            None => std::env::var(crate::citus::CITUS_ENV)
+                .ok()
+                .filter(|v| !v.is_empty() && server.is_none()),
+        };
         let setup = match &citus {
             Some(_) => Some(crate::citus::SETUP.lock().await),
             None => None,

@@ -6,19 +6,35 @@
 //!
 //! ```text
 //! objectsync-citus cargo test -p objectsync-ingest --test api
+//! objectsync-citus --workers 0 objectsync-bench --quick   # one server, same settings
 //! ```
+//!
+//! `--workers N` (default 2) sets how many workers join the coordinator;
+//! with 0 the coordinator has none, so `migrate` leaves the schema as on
+//! plain PostgreSQL: a baseline on a server set up like the cluster's.
 
 use std::process::ExitCode;
 
 use objectsync_testkit::citus::{CITUS_ENV, CitusCluster};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut workers = 2;
+    if args.first().is_some_and(|a| a == "--workers") {
+        match args.get(1).and_then(|n| n.parse().ok()) {
+            Some(n) => workers = n,
+            None => {
+                eprintln!("objectsync-citus: --workers needs a number");
+                return ExitCode::from(2);
+            }
+        }
+        args.drain(..2);
+    }
     let Some((program, rest)) = args.split_first() else {
-        eprintln!("usage: objectsync-citus COMMAND [ARGS...]");
+        eprintln!("usage: objectsync-citus [--workers N] COMMAND [ARGS...]");
         return ExitCode::from(2);
     };
-    let cluster = CitusCluster::start(2);
+    let cluster = CitusCluster::start(workers);
     eprintln!(
         "citus: coordinator on 127.0.0.1:{}, workers on {:?}",
         cluster.port(),
