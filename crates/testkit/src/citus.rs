@@ -45,10 +45,10 @@ pub fn not_on_citus(reason: &str) -> bool {
 /// still spread organizations over both workers.
 pub const TEST_SHARD_COUNT: u32 = 4;
 
-/// Held while a sandbox database is made, migrated or dropped on Citus:
-/// Citus propagates role and extension changes, which belong to the whole
-/// cluster, to every node, and two databases doing so at once fail with
-/// "tuple concurrently updated".
+/// Held while a database is made and migrated on Citus (the template, or a
+/// sandbox left unmigrated): Citus propagates role changes, which belong
+/// to the whole cluster, to every node, and two databases doing so at once
+/// fail with "tuple concurrently updated".
 pub static SETUP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The server settings of every node.
@@ -167,6 +167,80 @@ fn node_url(admin_url: &str, host: &str, port: i32, database: &str) -> String {
     format!("postgres://postgres@{host}:{port}/{database}?{query}")
 }
 
+/// The `postgres` database of every node, the coordinator first.
+async fn node_admin_urls(admin_url: &str) -> Result<Vec<String>, CitusError> {
+    let nodes = nodes(admin_url).await?;
+    let mut urls = vec![admin_url.to_owned()];
+    urls.extend(
+        nodes
+            .iter()
+            .skip(1)
+            .map(|(h, p)| node_url(admin_url, h, *p, "postgres")),
+    );
+    Ok(urls)
+}
+
+/// The migrated, distributed database each sandbox is cloned from, by
+/// coordinator: made once per process and cluster.
+static TEMPLATES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Creates `name` migrated and distributed, as a copy of a template made
+/// the same way on every node (`create database … template`, the same name
+/// on each, so the copies' metadata and shards agree): a few hundred
+/// milliseconds where making, migrating and distributing a database takes
+/// seconds, most of them spent while no other sandbox may do the same.
+pub async fn create_migrated_database(admin_url: &str, name: &str) -> Result<(), CitusError> {
+    let template = template(admin_url).await?;
+    for url in node_admin_urls(admin_url).await? {
+        let admin = db::connect(&url).await?;
+        admin
+            .batch_execute(&format!("create database {name} template {template}"))
+            .await?;
+    }
+    Ok(())
+}
+
+fn known_template(admin_url: &str) -> Option<String> {
+    let known = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
+    known
+        .iter()
+        .find(|(url, _)| url == admin_url)
+        .map(|(_, t)| t.clone())
+}
+
+/// This process's template on the cluster `admin_url` names, made on
+/// first use: created, migrated (so distributed), then closed to
+/// connections and emptied of them (a template must have none, and
+/// Citus's maintenance daemon keeps one).
+async fn template(admin_url: &str) -> Result<String, CitusError> {
+    let _setup = SETUP.lock().await;
+    if let Some(t) = known_template(admin_url) {
+        return Ok(t);
+    }
+    let name = format!(
+        "objectsync_citus_template_{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    create_database(admin_url, &name).await?;
+    db::migrate(&with_database(admin_url, &name)).await?;
+    for url in node_admin_urls(admin_url).await? {
+        let admin = db::connect(&url).await?;
+        admin
+            .batch_execute(&format!(
+                "alter database {name} allow_connections false;
+                 select pg_terminate_backend(pid) from pg_stat_activity where datname = '{name}';"
+            ))
+            .await?;
+    }
+    // Ended sessions are gone a moment after they are told to go.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    TEMPLATES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((admin_url.to_owned(), name.clone()));
+    Ok(name)
+}
+
 /// Creates `name` on the coordinator (`admin_url`, its `postgres`
 /// database) and on every worker, with the extension on each and the
 /// nodes registered in it: what `migrate` then finds and distributes.
@@ -198,15 +272,7 @@ pub async fn create_database(admin_url: &str, name: &str) -> Result<(), CitusErr
 /// Drops `name` on the coordinator and on every worker (best effort: for
 /// cleanup after a test).
 pub async fn drop_database(admin_url: &str, name: &str) {
-    let nodes = nodes(admin_url).await.unwrap_or_default();
-    let mut urls = vec![admin_url.to_owned()];
-    urls.extend(
-        nodes
-            .iter()
-            .skip(1)
-            .map(|(h, p)| node_url(admin_url, h, *p, "postgres")),
-    );
-    for url in urls {
+    for url in node_admin_urls(admin_url).await.unwrap_or_default() {
         if let Ok(admin) = db::connect(&url).await {
             // The maintenance daemon may hold a connection a moment longer.
             for _ in 0..3 {

@@ -86,13 +86,16 @@ impl Sandbox {
                 .ok()
                 .filter(|v| !v.is_empty() && server.is_none()),
         };
-        let setup = match &citus {
-            Some(_) => Some(crate::citus::SETUP.lock().await),
-            None => None,
-        };
         match &citus {
+            Some(admin_url) if migrate => {
+                settings.database.url = admin_url.clone().into();
+                crate::citus::create_migrated_database(admin_url, &db_name)
+                    .await
+                    .expect("create the sandbox database on the Citus cluster");
+            }
             Some(admin_url) => {
                 settings.database.url = admin_url.clone().into();
+                let _setup = crate::citus::SETUP.lock().await;
                 crate::citus::create_database(admin_url, &db_name)
                     .await
                     .expect("create the sandbox database on the Citus cluster");
@@ -118,7 +121,6 @@ impl Sandbox {
                 .await
                 .expect("migrate the sandbox database");
         }
-        drop(setup);
         let pool = db::pool(&settings.database).expect("sandbox pool");
         Self {
             settings,
@@ -153,7 +155,6 @@ impl Drop for Sandbox {
             };
             rt.block_on(async move {
                 if let Some(admin_url) = citus {
-                    let _setup = crate::citus::SETUP.lock().await;
                     crate::citus::drop_database(&admin_url, &db_name).await;
                 } else if let Ok(admin) =
                     db::connect(&with_database(db_url.expose_secret(), "postgres")).await
