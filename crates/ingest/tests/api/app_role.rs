@@ -21,7 +21,9 @@ fn url_as(url: &str, user: &str, database: &str) -> String {
         other => panic!("the tests need PostgreSQL over TCP, not {other:?}"),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("postgres://{user}@{host}:{port}/{database}")
+    // The URL's parameters stay (a scratch Citus cluster's sslmode).
+    let query = url.split_once('?').map_or(String::new(), |(_, q)| format!("?{q}"));
+    format!("postgres://{user}@{host}:{port}/{database}{query}")
 }
 
 fn database_of(url: &str) -> String {
@@ -41,11 +43,13 @@ impl AppLogin {
     async fn create() -> Self {
         let settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings");
-        let admin_url = url_as(
-            settings.database.url.expose_secret(),
-            "postgres",
-            "postgres",
-        );
+        // The server the sandboxes are on: the Citus coordinator, if the
+        // tests run on one.
+        let server = match objectsync_testkit::citus::testing_on_citus() {
+            true => std::env::var(objectsync_testkit::citus::CITUS_ENV).unwrap_or_default(),
+            false => settings.database.url.expose_secret().to_owned(),
+        };
+        let admin_url = url_as(&server, "postgres", "postgres");
         let name = format!("objectsync_app_test_{}", uuid_like());
         let admin = db::connect(&admin_url).await.expect("PostgreSQL");
         // The app role exists once any database of the cluster is migrated;
@@ -151,7 +155,10 @@ async fn ingest_and_a_worker_run_as_the_app_role_and_cannot_change_the_schema() 
     let users: Vec<String> = owner
         .query(
             "select distinct usename::text from pg_stat_activity
-              where datname = current_database() and pid <> pg_backend_pid()",
+              where datname = current_database() and pid <> pg_backend_pid()
+                and backend_type = 'client backend'
+                -- Citus's own sessions (2PC recovery, its daemons) on Citus.
+                and application_name not like 'citus%'",
             &[],
         )
         .await
