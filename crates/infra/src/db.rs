@@ -285,7 +285,10 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
         Err(e) => Err(e),
     };
     let placed = match &result {
-        Ok(_) => place_on_citus(&mut client).await,
+        Ok(report) => {
+            let applied = report.as_ref().map_or(0, |r| r.applied_migrations().len());
+            place_on_citus(&mut client, applied).await
+        }
         Err(_) => Ok(()),
     };
     // Dropping the connection would release the lock too; be explicit.
@@ -303,10 +306,17 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
     Ok(report.applied_migrations().len())
 }
 
-/// On a Citus coordinator, distributes the tables the migrations made
+/// On a Citus coordinator, distributes the tables the migrations made, when
+/// `applied` migrations were just applied or the schema was never placed
 /// (nothing on plain PostgreSQL).
-async fn place_on_citus(client: &mut tokio_postgres::Client) -> Result<(), DbError> {
+async fn place_on_citus(
+    client: &mut tokio_postgres::Client,
+    applied: usize,
+) -> Result<(), DbError> {
     if !citus::is_coordinator(client).await? {
+        return Ok(());
+    }
+    if applied == 0 && !citus::pending(client).await? {
         return Ok(());
     }
     let placed = citus::distribute(client).await?;
@@ -392,7 +402,7 @@ async fn newest_applied(client: &tokio_postgres::Client) -> Result<Option<i32>, 
 }
 
 /// Whether the schema is complete: every migration this build knows, and
-/// on a Citus coordinator every table placed.
+/// on a Citus coordinator the tables placed.
 async fn schema_ready(pool: &Pool, wanted: i32) -> Result<Option<i32>, DbError> {
     let applied = applied_version(pool).await?;
     if applied.is_some_and(|v| v >= wanted) && citus::pending(&*pool.get().await?).await? {

@@ -2,9 +2,11 @@
 //!
 //! After the migrations, [`migrate`](super::migrate) asks whether the
 //! database is a Citus coordinator (the `citus` extension is installed and
-//! worker nodes are registered). If so, every table not yet in Citus's
-//! metadata is placed, so that one run of the step after each migration
-//! place the tables it added:
+//! worker nodes are registered). If so, and migrations were applied or the
+//! schema was never placed, every table of schema `public` not yet in
+//! Citus's metadata is placed (so a table made by hand in `public` is
+//! placed by the next migration's run too: keep such tables in a schema of
+//! their own):
 //! - a table with an `org_id not null` column whose unique keys all
 //!   include it is distributed by `org_id`, colocated with `processes`:
 //!   one organization's rows of every table live on one worker, and a
@@ -116,10 +118,23 @@ async fn unplaced(
         .collect())
 }
 
-/// Whether the step has tables left to place (a worker waits for it as it
-/// waits for the migrations).
+/// Whether the schema was never placed on this coordinator (`processes`
+/// is not distributed yet): a worker waits for that as it waits for the
+/// migrations, and `migrate` places it even with no migration to apply
+/// (workers registered after the schema was made).
 pub async fn pending(client: &Client) -> Result<bool, DbError> {
-    Ok(is_coordinator(client).await? && !unplaced(client).await?.is_empty())
+    if !is_coordinator(client).await? {
+        return Ok(false);
+    }
+    let placed: bool = client
+        .query_one(
+            "select exists (select from pg_dist_partition
+                             where logicalrelid = 'processes'::regclass)",
+            &[],
+        )
+        .await?
+        .get(0);
+    Ok(!placed)
 }
 
 /// Places every table not placed yet (see the module's documentation), in
