@@ -22,7 +22,9 @@ fn url_as(url: &str, user: &str, database: &str) -> String {
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     // The URL's parameters stay (a scratch Citus cluster's sslmode).
-    let query = url.split_once('?').map_or(String::new(), |(_, q)| format!("?{q}"));
+    let query = url
+        .split_once('?')
+        .map_or(String::new(), |(_, q)| format!("?{q}"));
     format!("postgres://{user}@{host}:{port}/{database}{query}")
 }
 
