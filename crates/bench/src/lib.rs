@@ -18,6 +18,7 @@ mod load;
 mod raw;
 mod reads;
 mod report;
+pub mod retention;
 mod system;
 
 use std::sync::Arc;

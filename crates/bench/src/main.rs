@@ -1,7 +1,8 @@
 //! `objectsync-bench`: see the crate docs. `--quick` runs every stage small
 //! (a minute or two, most of it the large-table stage); `--json` adds one JSON
 //! object with every figure as the last line; `--only-large` and
-//! `--skip-large` run one part.
+//! `--skip-large` run one part; `--only-retention` runs the retention stage
+//! alone (days of traffic with a short retention, see `retention`).
 //! Its hidden `ingest` and `worker` modes are how it runs the services as
 //! separate processes.
 
@@ -46,6 +47,19 @@ struct Cli {
     /// Run every stage but the large-table one.
     #[arg(long)]
     skip_large: bool,
+    /// Run only the retention stage: `--days` days of `--day-secs` seconds
+    /// of traffic at `--rate` batches a second, processes kept two days.
+    #[arg(long, conflicts_with_all = ["only_large", "skip_large"])]
+    only_retention: bool,
+    /// Simulated days of the retention stage.
+    #[arg(long, default_value_t = 8)]
+    days: usize,
+    /// Seconds of a simulated day (30 at least).
+    #[arg(long, default_value_t = 30)]
+    day_secs: u64,
+    /// Batches (of 10 records) a second in the retention stage.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
     /// Print every figure as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -73,6 +87,24 @@ async fn main() -> ExitCode {
         Some(Mode::Worker) => return objectsync_worker::run_process(None).await,
         Some(Mode::Ingest) => return objectsync_ingest::run_process(None).await,
         None => {}
+    }
+    if cli.only_retention {
+        let opts = objectsync_bench::retention::RetentionOptions {
+            days: cli.days.max(1),
+            day_secs: cli.day_secs,
+            rate: cli.rate,
+            workers: cli.workers.max(1),
+        };
+        return match objectsync_bench::retention::run(&opts).await {
+            Ok(figures) => {
+                println!("{}", figures.table());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("objectsync-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let opts = Options {
         stages: match (cli.only_large, cli.skip_large) {

@@ -27,7 +27,7 @@ pub(crate) struct Endpoint {
     /// The figure's key in the JSON output.
     pub(crate) name: &'static str,
     pub(crate) path: String,
-    check: Check,
+    pub(crate) check: Check,
 }
 
 /// Who reads: an organization's API key, or a console session's cookie.

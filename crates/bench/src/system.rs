@@ -40,12 +40,26 @@ impl System {
         admin_token: &str,
         workers: usize,
     ) -> Result<Self, String> {
+        Self::start_with(settings, admin_token, workers, &[]).await
+    }
+
+    /// Like [`System::start`], with more environment variables for every
+    /// process (settings the bench's `Settings` do not carry to children).
+    pub(crate) async fn start_with(
+        settings: &Settings,
+        admin_token: &str,
+        workers: usize,
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let port = free_port().map_err(|e| e.to_string())?;
         let log_dir =
             std::env::temp_dir().join(format!("objectsync-bench-{}", settings.amqp.prefix));
         let mut spawner = Spawner::new(settings, log_dir, "warn")
             .map_err(|e| e.to_string())?
             .with_env("OBJECTSYNC__ADMIN__TOKEN", admin_token);
+        for (key, value) in env {
+            spawner = spawner.with_env(key, value);
+        }
         let ingest = spawner
             .spawn("ingest", &[("OBJECTSYNC__HTTP__PORT", &port.to_string())])
             .map_err(|e| e.to_string())?;
@@ -93,8 +107,14 @@ impl System {
     /// The running workers' order waits so far (their
     /// `objectsync_order_wait_seconds` histograms, summed).
     pub(crate) async fn order_waits(&self) -> Result<OrderWaits, String> {
+        let (batches, seconds) = self.histogram("objectsync_order_wait_seconds").await?;
+        Ok(OrderWaits { batches, seconds })
+    }
+
+    /// The count and sum of histogram `name` over the running workers.
+    pub(crate) async fn histogram(&self, name: &str) -> Result<(u64, f64), String> {
         let client = reqwest::Client::new();
-        let mut total = OrderWaits::default();
+        let (mut count, mut sum) = (0, 0.0);
         for port in &self.worker_ports {
             let text = client
                 .get(format!("http://127.0.0.1:{port}/metrics"))
@@ -104,11 +124,11 @@ impl System {
                 .text()
                 .await
                 .map_err(|e| format!("worker metrics: {e}"))?;
-            let one = parse_order_waits(&text);
-            total.batches += one.batches;
-            total.seconds += one.seconds;
+            let (c, s) = parse_histogram(&text, name);
+            count += c;
+            sum += s;
         }
-        Ok(total)
+        Ok((count, sum))
     }
 
     /// SIGTERM to every worker, then wait for them.
@@ -131,18 +151,16 @@ impl System {
     }
 }
 
-/// The order-wait histogram's count and sum in a Prometheus text page
-/// (zero when no batch has waited yet: the histogram is not there).
-fn parse_order_waits(text: &str) -> OrderWaits {
-    let value = |name: &str| {
+/// Histogram `name`'s count and sum in a Prometheus text page (zero when
+/// nothing was recorded yet: the histogram is not there).
+fn parse_histogram(text: &str, name: &str) -> (u64, f64) {
+    let value = |suffix: &str| {
+        let prefix = format!("{name}_{suffix} ");
         text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    OrderWaits {
-        batches: value("objectsync_order_wait_seconds_count ") as u64,
-        seconds: value("objectsync_order_wait_seconds_sum "),
-    }
+    (value("count") as u64, value("sum"))
 }
 
 /// Peak resident set sizes seen, in KiB.
@@ -184,13 +202,8 @@ objectsync_order_wait_seconds_bucket{le=\"0.005\"} 3
 objectsync_order_wait_seconds_sum 0.75
 objectsync_order_wait_seconds_count 12
 ";
-        assert_eq!(
-            parse_order_waits(page),
-            OrderWaits {
-                batches: 12,
-                seconds: 0.75
-            }
-        );
-        assert_eq!(parse_order_waits("other_metric 1\n"), OrderWaits::default());
+        let name = "objectsync_order_wait_seconds";
+        assert_eq!(parse_histogram(page, name), (12, 0.75));
+        assert_eq!(parse_histogram("other_metric 1\n", name), (0, 0.0));
     }
 }

@@ -254,6 +254,12 @@ pub fn latest_migration() -> i32 {
 /// Citus coordinator it then places the tables not placed yet (see
 /// [`citus`]). Returns how many migrations were applied.
 pub async fn migrate(url: &str) -> Result<usize, DbError> {
+    migrate_until(url, None).await
+}
+
+/// Like [`migrate`], stopping after migration `version` when given: for
+/// tests that upgrade a database of an earlier version.
+pub async fn migrate_until(url: &str, version: Option<i32>) -> Result<usize, DbError> {
     let mut client = match connect(url).await {
         Err(DbError::Postgres(e)) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
             create_database(url).await?;
@@ -264,6 +270,7 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
     client
         .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    let target = version.map_or(refinery::Target::Latest, refinery::Target::Version);
     let result = match newest_applied(&client).await {
         // A newer release migrated this database and this one still runs
         // beside it during a rolling upgrade: its schema is a superset of
@@ -278,6 +285,7 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
             Ok(None)
         }
         Ok(_) => embedded::migrations::runner()
+            .set_target(target)
             .run_async(&mut client)
             .await
             .map(Some)

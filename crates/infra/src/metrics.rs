@@ -27,6 +27,11 @@
 //! | `objectsync_event_publish_lag_seconds` | | process end → its event confirmed by the broker |
 //! | `objectsync_webhook_attempts_total` | `outcome` | webhook delivery attempts: `delivered`, `retry`, `failed` |
 //! | `objectsync_webhook_delivery_lag_seconds` | | process end → its webhook delivery answered 2xx |
+//! | `objectsync_retention_removed_total` | `what` | removed by the retention sweeper: `processes`, `rejections`, `partitions` (of `processes` dropped), `dead_letters`, `idempotency_keys`, `workers` |
+//! | `objectsync_retention_partition_seconds` | | time to detach and drop one expired partition of `processes` |
+//! | `objectsync_retention_sweep_seconds` | | time of a whole retention sweep |
+//! | `objectsync_retention_partitions_added_total` | | partitions of `processes` added ahead of the ids being drawn |
+//! | `objectsync_processes_partitions` | | gauge: partitions of `processes` after the last sweep |
 
 use std::sync::OnceLock;
 

@@ -16,6 +16,7 @@ mod console;
 mod events;
 mod inbox;
 mod limits;
+mod retention;
 mod secret;
 mod secret_files;
 
@@ -24,6 +25,7 @@ pub use console::ConsoleSettings;
 pub use events::{EventSettings, WebhookSettings};
 pub use inbox::InboxSettings;
 pub use limits::{InvalidLimit, LimitSettings};
+pub use retention::RetentionSettings;
 /// The admin token's type, and how to read it, for the crates that set or
 /// check it.
 pub use secrecy::{ExposeSecret, SecretString};
@@ -81,6 +83,9 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub events: EventSettings,
     pub webhooks: WebhookSettings,
+    /// What is removed when (`OBJECTSYNC__RETENTION__…`).
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -341,6 +346,10 @@ impl Settings {
             .validate()
             .map_err(|e| SettingsError::Config(config::ConfigError::Message(e)))?;
         settings.limits.check()?;
+        settings
+            .retention
+            .check()
+            .map_err(|e| SettingsError::Config(config::ConfigError::Message(e)))?;
         settings.admin.check()?;
         Ok(settings)
     }

@@ -36,30 +36,10 @@ pub struct Application {
     broker: Arc<Broker>,
     /// The inbox's consumer, unless `inbox.consume` is off.
     inbox: Option<Arc<crate::inbox::Inbox>>,
-    /// The sessions of the background sweep and gauges (monitors'
-    /// timeouts); requests have their own pool in the router's state.
+    /// The sessions of the gauges (monitors' timeouts); requests have
+    /// their own pool in the router's state.
     monitors: deadpool_postgres::Pool,
     port: u16,
-}
-
-/// Forgets expired idempotency keys every ten minutes.
-async fn sweep_idempotency_keys(pool: deadpool_postgres::Pool, cancel: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        let swept = match pool.get().await {
-            Ok(client) => objectsync_store::idempotency::sweep(&client).await,
-            Err(e) => Err(e.into()),
-        };
-        match swept {
-            Ok(n) if n > 0 => tracing::info!(keys = n, "expired idempotency keys swept"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not sweep idempotency keys"),
-        }
-    }
 }
 
 /// Runs pending migrations, retrying while the database is not up yet (as
@@ -243,10 +223,6 @@ impl Application {
     /// accepting and lets in-flight requests and inbox messages finish.
     pub async fn run_until(self, cancel: CancellationToken) -> std::io::Result<()> {
         tracing::info!(port = self.port, "ingest listening");
-        tokio::spawn(sweep_idempotency_keys(
-            self.monitors.clone(),
-            cancel.clone(),
-        ));
         tokio::spawn(crate::gauges::run(
             self.monitors.clone(),
             self.broker.clone(),

@@ -232,3 +232,24 @@ pub async fn unresolved_count(c: &impl GenericClient) -> StoreResult<i64> {
     .await?
     .get(0))
 }
+
+/// Removes at most `limit` dead letters replayed or discarded more than
+/// `older_than` ago, oldest resolution first (`dead_letters_resolved_idx`);
+/// how many. Unresolved ones are never removed.
+pub async fn sweep_resolved(
+    c: &impl GenericClient,
+    older_than: std::time::Duration,
+    limit: i64,
+) -> StoreResult<u64> {
+    crate::execute(
+        c,
+        "delete from dead_letters
+          where id = any(array(
+                select id from dead_letters
+                 where resolution is not null
+                   and resolved_at < now() - make_interval(secs => $1)
+                 order by resolved_at limit $2))",
+        &[&older_than.as_secs_f64(), &limit],
+    )
+    .await
+}

@@ -58,12 +58,19 @@ pub async fn claim(
     })
 }
 
-/// Forgets keys older than 24 hours; returns how many.
-pub async fn sweep(c: &impl GenericClient) -> StoreResult<u64> {
+/// Forgets at most `limit` keys older than 24 hours, oldest first (from
+/// the index on `created_at`); returns how many. A key claimed again while
+/// this runs has a new `created_at` and is kept.
+pub async fn sweep(c: &impl GenericClient, limit: i64) -> StoreResult<u64> {
     crate::execute(
         c,
-        "delete from idempotency_keys where created_at < now() - interval '24 hours'",
-        &[],
+        "delete from idempotency_keys k
+          using (select org_id, key from idempotency_keys
+                  where created_at < now() - interval '24 hours'
+                  order by created_at limit $1) old
+          where k.org_id = old.org_id and k.key = old.key
+            and k.created_at < now() - interval '24 hours'",
+        &[&limit],
     )
     .await
 }

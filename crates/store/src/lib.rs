@@ -30,6 +30,7 @@ pub mod object_types;
 pub mod operations;
 pub mod order;
 pub mod organizations;
+pub mod partitions;
 pub mod processes;
 pub mod records;
 pub mod waits;

@@ -7,6 +7,7 @@
 //! the database and the queues, so tests run in parallel and leave nothing
 //! behind. Set `TEST_LOG=1` to see the services' logs.
 
+mod app_login;
 pub mod citus;
 mod contract;
 pub mod events;
@@ -33,6 +34,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use app_login::AppLogin;
 pub use contract::{Client, request_schema_verdict};
 pub use fixtures::{garage_definition, vehicle_definition};
 pub use sandbox::Sandbox;

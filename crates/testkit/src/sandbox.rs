@@ -35,38 +35,45 @@ impl Sandbox {
     /// With `OBJECTSYNC_TEST_CITUS` set, the database is made on that Citus
     /// cluster (every node) and `migrate` distributes it.
     pub async fn create(kind: &str) -> Self {
-        Self::make(kind, None, None, true, None).await
+        Self::make(kind, None, None, None, None).await
     }
 
     /// Like [`Sandbox::create`], on the PostgreSQL server `server` (a URL
     /// whose database name is replaced) instead of the configured one.
     pub async fn create_on(kind: &str, server: Option<&str>) -> Self {
-        Self::make(kind, server, None, true, None).await
+        Self::make(kind, server, None, None, None).await
     }
 
     /// Like [`Sandbox::create`], on the broker nodes `urls` if given
     /// (queues are declared, and removed on drop, there only).
     pub async fn create_on_brokers(kind: &str, urls: Option<&[String]>) -> Self {
-        Self::make(kind, None, urls, true, None).await
+        Self::make(kind, None, urls, None, None).await
     }
 
     /// Like [`Sandbox::create`], with the database left empty: no
     /// migration applied (for an earlier release to migrate its way).
     pub async fn create_unmigrated(kind: &str) -> Self {
-        Self::make(kind, None, None, false, None).await
+        Self::make(kind, None, None, Some(0), None).await
+    }
+
+    /// Like [`Sandbox::create`], with the database migrated only up to
+    /// migration `version` when given: an install of an earlier version,
+    /// to upgrade; `Some(0)` leaves it empty (to restore a dump into).
+    pub async fn create_at(kind: &str, version: Option<i32>) -> Self {
+        Self::make(kind, None, None, version, None).await
     }
 
     /// Like [`Sandbox::create`], on the Citus cluster whose coordinator's
     /// `postgres` database `admin_url` names, whatever the environment says.
     pub async fn create_on_citus(kind: &str, admin_url: &str) -> Self {
-        Self::make(kind, None, None, true, Some(admin_url)).await
+        Self::make(kind, None, None, None, Some(admin_url)).await
     }
 
     async fn make(
         kind: &str,
         server: Option<&str>,
         urls: Option<&[String]>,
-        migrate: bool,
+        version: Option<i32>,
         citus: Option<&str>,
     ) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -86,19 +93,20 @@ impl Sandbox {
                 .ok()
                 .filter(|v| !v.is_empty() && server.is_none()),
         };
+        // On Citus a migrated sandbox is a copy of a migrated template; one
+        // left at an earlier version is made and migrated under the lock.
+        let setup = match (&citus, version) {
+            (Some(_), Some(_)) => Some(crate::citus::SETUP.lock().await),
+            _ => None,
+        };
         match &citus {
-            Some(admin_url) if migrate => {
-                settings.database.url = admin_url.clone().into();
-                crate::citus::create_migrated_database(admin_url, &db_name)
-                    .await
-                    .expect("create the sandbox database on the Citus cluster");
-            }
             Some(admin_url) => {
                 settings.database.url = admin_url.clone().into();
-                let _setup = crate::citus::SETUP.lock().await;
-                crate::citus::create_database(admin_url, &db_name)
-                    .await
-                    .expect("create the sandbox database on the Citus cluster");
+                let made = match version {
+                    None => crate::citus::create_migrated_database(admin_url, &db_name).await,
+                    Some(_) => crate::citus::create_database(admin_url, &db_name).await,
+                };
+                made.expect("create the sandbox database on the Citus cluster");
             }
             None => {
                 let admin = db::connect(&with_database(
@@ -116,11 +124,12 @@ impl Sandbox {
         settings.database.url =
             with_database(settings.database.url.expose_secret(), &db_name).into();
         settings.amqp.prefix = format!("{kind}-{id}");
-        if migrate {
-            db::migrate(settings.database.url.expose_secret())
+        if version != Some(0) {
+            db::migrate_until(settings.database.url.expose_secret(), version)
                 .await
                 .expect("migrate the sandbox database");
         }
+        drop(setup);
         let pool = db::pool(&settings.database).expect("sandbox pool");
         Self {
             settings,

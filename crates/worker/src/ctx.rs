@@ -1,6 +1,6 @@
 //! The worker's shared context: its pools, its broker, its settings and
 //! its slots, handed to the consumer, the dead-letter tracker, the
-//! heartbeat and the monitors.
+//! heartbeat, the monitors and the retention sweeper.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,9 @@ use std::time::Duration;
 use backon::ExponentialBuilder;
 use deadpool_postgres::Pool;
 use objectsync_infra::Broker;
-use objectsync_infra::settings::{EventSettings, WebhookSettings, WorkerSettings};
+use objectsync_infra::settings::{
+    EventSettings, RetentionSettings, WebhookSettings, WorkerSettings,
+};
 use tokio::sync::Notify;
 
 use crate::apply;
@@ -22,6 +24,10 @@ pub(crate) struct Ctx {
     pub(crate) monitors: Pool,
     pub(crate) broker: Arc<Broker>,
     pub(crate) settings: WorkerSettings,
+    /// The retention sweeper's sessions (monitors' timeouts): a connection
+    /// per sweep, closed after it, which holds the sweeper's session lock.
+    pub(crate) sweeper: Pool,
+    pub(crate) retention: RetentionSettings,
     /// The confirm-mode channel batches that give way are republished on.
     pub(crate) republish: tokio::sync::Mutex<Option<lapin::Channel>>,
     /// Footprints of other batches, and the slots batches are applied in.

@@ -4,9 +4,9 @@
 //! running and what each is applying.
 //!
 //! A worker that crashes leaves its row behind; readers ignore rows not seen
-//! for `objectsync_store::workers::MISSED_BEATS` heartbeats, and each worker,
-//! as it starts, deletes the rows not seen for an hour, so crashes do not
-//! pile up.
+//! for `objectsync_store::workers::MISSED_BEATS` heartbeats, and the
+//! retention sweeper deletes the rows not seen for `retention.workers_secs`
+//! (an hour), so crashes do not pile up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +17,6 @@ use uuid::Uuid;
 
 use crate::ctx::Ctx;
 use crate::error::WorkerError;
-
-/// Rows not seen for this long are deleted by the next worker to start.
-const SWEEP_AFTER: Duration = Duration::from_secs(3600);
 
 /// Who this worker is, as its row says.
 struct Me {
@@ -41,11 +38,6 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
         prefetch: i32::from(ctx.settings.prefetch),
         started_at: chrono::Utc::now(),
     };
-    match sweep(&ctx).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(rows = n, "deleted the rows of workers gone for an hour"),
-        Err(e) => tracing::debug!(error = %e, "could not sweep the workers table"),
-    }
     let every = Duration::from_secs(ctx.settings.heartbeat_secs.max(1));
     tracing::info!(worker_id = %me.id, "worker registered");
     loop {
@@ -83,11 +75,6 @@ async fn remove(ctx: &Ctx, me: &Me) -> Result<(), WorkerError> {
     let client = ctx.monitors.get().await?;
     workers::remove(&client, me.id).await?;
     Ok(())
-}
-
-async fn sweep(ctx: &Ctx) -> Result<u64, WorkerError> {
-    let client = ctx.monitors.get().await?;
-    Ok(workers::sweep(&client, SWEEP_AFTER).await?)
 }
 
 /// The host's name: `HOSTNAME` (set in containers), else the kernel's.

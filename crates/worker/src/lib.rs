@@ -14,6 +14,7 @@ mod headers;
 mod heartbeat;
 mod lost;
 mod monitor;
+mod retention;
 mod settle;
 mod unreadable;
 mod waits;
@@ -73,6 +74,7 @@ impl Worker {
         )?;
         let events_pool =
             db::pool_for(&settings.database, Sessions::Monitors, Some(OUTBOX_OPTIONS))?;
+        let sweeper = db::pool_for(&settings.database, Sessions::Monitors, None)?;
         let broker = Arc::new(Broker::new(&settings.amqp, "objectsync-worker")?);
         let router = ops::router(Probes {
             pool: pool.clone(),
@@ -88,6 +90,8 @@ impl Worker {
             monitors,
             broker,
             settings: settings.worker.clone(),
+            sweeper,
+            retention: settings.retention,
             republish: tokio::sync::Mutex::new(None),
             local: apply::Local::new(settings.worker.prefetch),
             engine: std::sync::OnceLock::new(),
@@ -131,6 +135,7 @@ impl Worker {
         }
         let tracker = tokio::spawn(dead::run(self.ctx.clone(), cancel.clone()));
         let monitor = tokio::spawn(monitor::run(self.ctx.clone(), cancel.clone()));
+        let retention = tokio::spawn(retention::run(self.ctx.clone(), cancel.clone()));
         // Stopped only once in-flight batches are done, so that the row
         // shows them until the end (or if this future is dropped).
         let beats = CancellationToken::new();
@@ -173,6 +178,7 @@ impl Worker {
         outbox.cancel();
         let _ = relay.await;
         let _ = sender.await;
+        let _ = retention.await;
         self.ctx.broker.close().await;
         http_stop.cancel();
         let _ = http.await;

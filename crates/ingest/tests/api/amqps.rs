@@ -167,3 +167,48 @@ async fn a_broker_url_that_cannot_work_stops_ingest_at_start() {
         assert!(!stderr.contains("secret"), "{stderr}");
     }
 }
+
+/// The deployment a managed PostgreSQL and a managed RabbitMQ make: both
+/// TLS-only, both verified against their CA, a batch end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_goes_through_with_both_servers_tls_only_and_verified() {
+    let node = node().await;
+    let pg = tokio::task::spawn_blocking(objectsync_testkit::tls_postgres::TlsPostgres::start)
+        .await
+        .unwrap();
+    let database_url = pg.url(
+        "localhost",
+        "postgres",
+        &format!("sslmode=verify-full&sslrootcert={}", pg.ca().display()),
+    );
+    let sandbox = objectsync_testkit::Sandbox::create_on("tls", Some(&database_url)).await;
+    let amqp_url = amqps(node, &cacertfile(&node.ca()));
+    let app = objectsync_testkit::spawn_app_in(sandbox, 1, |s| {
+        s.amqp.urls = vec![amqp_url.into()];
+    })
+    .await;
+    let org = app.org_with_vehicles().await;
+    let process = app
+        .upsert_and_wait(
+            &org,
+            "vehicle",
+            json!([{"identifiers": {"ext_id": "both-tls"}, "attributes": {"name": "Zoé"}}]),
+        )
+        .await;
+    assert_eq!(process["status"], "completed", "{process}");
+    let ssl: bool = app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the database session is not encrypted");
+    drop(app);
+    drop(pg);
+}

@@ -6,105 +6,11 @@
 
 use std::time::Duration;
 
-use objectsync_infra::{Role, Settings, db};
-use objectsync_testkit::{Sandbox, spawn_app_with};
+use objectsync_infra::db;
+use objectsync_testkit::{AppLogin, Sandbox, spawn_app_with};
 use serde_json::json;
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
-
-/// `url` (of the machine's PostgreSQL, without TLS parameters) with another
-/// user and database.
-fn url_as(url: &str, user: &str, database: &str) -> String {
-    let config: tokio_postgres::Config = url.parse().expect("a database URL");
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        other => panic!("the tests need PostgreSQL over TCP, not {other:?}"),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    // The URL's parameters stay (a scratch Citus cluster's sslmode).
-    let query = url
-        .split_once('?')
-        .map_or(String::new(), |(_, q)| format!("?{q}"));
-    format!("postgres://{user}@{host}:{port}/{database}{query}")
-}
-
-fn database_of(url: &str) -> String {
-    let config: tokio_postgres::Config = url.parse().expect("a database URL");
-    config.get_dbname().expect("a database name").to_owned()
-}
-
-/// A login role of the test's own, a member of the app role, as an
-/// operator would make one; dropped on drop (the machine's PostgreSQL
-/// trusts loopback connections, so it needs no password here).
-struct AppLogin {
-    name: String,
-    admin_url: String,
-}
-
-impl AppLogin {
-    async fn create() -> Self {
-        let settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
-            .expect("default settings");
-        // The server the sandboxes are on: the Citus coordinator, if the
-        // tests run on one.
-        let server = match objectsync_testkit::citus::testing_on_citus() {
-            true => std::env::var(objectsync_testkit::citus::CITUS_ENV).unwrap_or_default(),
-            false => settings.database.url.expose_secret().to_owned(),
-        };
-        let admin_url = url_as(&server, "postgres", "postgres");
-        let name = format!("objectsync_app_test_{}", uuid_like());
-        let admin = db::connect(&admin_url).await.expect("PostgreSQL");
-        // The app role exists once any database of the cluster is migrated;
-        // made here as V39 makes it, in case none is yet.
-        admin
-            .batch_execute(&format!(
-                "do $$ begin create role {role} nologin; \
-                 exception when duplicate_object or unique_violation then null; end $$;
-                 create role {name} login in role {role};",
-                role = db::APP_ROLE
-            ))
-            .await
-            .expect("create the test's login role");
-        Self { name, admin_url }
-    }
-
-    /// `url` as this login.
-    fn url(&self, url: &str) -> String {
-        url_as(url, &self.name, &database_of(url))
-    }
-}
-
-impl Drop for AppLogin {
-    fn drop(&mut self) {
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                if let Ok(admin) = db::connect(&url).await {
-                    let _ = admin
-                        .batch_execute(&format!("drop role if exists {name}"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A unique suffix for role names (lower-case hex).
-fn uuid_like() -> String {
-    format!(
-        "{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 /// The SQLSTATE of what `sql` fails with, run by `client`.
 pub(crate) async fn refused(client: &tokio_postgres::Client, sql: &str) -> SqlState {
@@ -194,11 +100,44 @@ async fn ingest_and_a_worker_run_as_the_app_role_and_cannot_change_the_schema() 
         "the app role lacks rights on {missing:?}"
     );
 
+    // Functions that run with their owner's rights: the retention
+    // sweeper's DDL on partitions (V47, V48), each with a search_path of its
+    // own, which the app role may call and no one else (not `public`).
+    let definers: Vec<(String, bool, bool, bool)> = owner
+        .query(
+            "select p.proname::text,
+                    coalesce('search_path=public, pg_temp' = any(p.proconfig), false),
+                    has_function_privilege($1, p.oid, 'execute'),
+                    exists (select 1 from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                             where a.grantee = 0 and a.privilege_type = 'EXECUTE')
+               from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+              where n.nspname = 'public' and p.prosecdef
+              order by 1",
+            &[&db::APP_ROLE],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let expected: Vec<(String, bool, bool, bool)> = [
+        "process_errors_attach_partition",
+        "processes_add_partition",
+        "processes_detach_partition",
+        "processes_drop_partition",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), true, true, false))
+    .collect();
+    assert_eq!(definers, expected, "(name, search_path, app role, public)");
+
     let client = db::connect(&url).await.unwrap();
     for sql in [
         "create table intruder (x int)",
         "drop table records",
         "alter table processes add column x int",
+        "alter table processes detach partition processes_p1",
+        "drop table processes_p1",
         "truncate api_keys",
         "create index on records (updated_at)",
         "insert into refinery_schema_history (version) values (999)",

@@ -85,7 +85,9 @@ async fn delete_requests_honour_the_key_and_keys_expire_after_a_day() {
     let (s, later) = post(&app, &org, DELETE, Some("d1"), body).await;
     assert_eq!(s, 202);
     assert_ne!(later["processId"], first["processId"]);
-    let n = objectsync_store::idempotency::sweep(&client).await.unwrap();
+    let n = objectsync_store::idempotency::sweep(&client, 1000)
+        .await
+        .unwrap();
     assert_eq!(n, 0, "the key was renewed, not left expired");
 }
 

@@ -9,6 +9,8 @@ mod events;
 mod fairness;
 mod liveness;
 mod order;
+mod retention;
+mod retention_app_role;
 mod timeouts;
 mod upgrade;
 mod webhooks;
