@@ -295,7 +295,7 @@ pub async fn migrate_until(url: &str, version: Option<i32>) -> Result<usize, DbE
     let placed = match &result {
         Ok(report) => {
             let applied = report.as_ref().map_or(0, |r| r.applied_migrations().len());
-            place_on_citus(&mut client, applied).await
+            citus::place(&mut client, applied).await
         }
         Err(_) => Ok(()),
     };
@@ -312,30 +312,6 @@ pub async fn migrate_until(url: &str, version: Option<i32>) -> Result<usize, DbE
     }
     placed?;
     Ok(report.applied_migrations().len())
-}
-
-/// On a Citus coordinator, distributes the tables the migrations made, when
-/// `applied` migrations were just applied or the schema was never placed
-/// (nothing on plain PostgreSQL).
-async fn place_on_citus(
-    client: &mut tokio_postgres::Client,
-    applied: usize,
-) -> Result<(), DbError> {
-    if !citus::is_coordinator(client).await? {
-        return Ok(());
-    }
-    if applied == 0 && !citus::pending(client).await? {
-        return Ok(());
-    }
-    let placed = citus::distribute(client).await?;
-    if !placed.reference.is_empty() || !placed.distributed.is_empty() {
-        tracing::info!(
-            reference = ?placed.reference,
-            distributed = ?placed.distributed,
-            "citus: tables placed"
-        );
-    }
-    Ok(())
 }
 
 /// Applies pending migrations, if there are any, like [`migrate`]; a

@@ -137,6 +137,30 @@ pub async fn pending(client: &Client) -> Result<bool, DbError> {
     Ok(!placed)
 }
 
+/// On a Citus coordinator, distributes the tables the migrations made, when
+/// `applied` migrations were just applied or the schema was never placed
+/// (nothing on plain PostgreSQL).
+pub(super) async fn place(
+    client: &mut tokio_postgres::Client,
+    applied: usize,
+) -> Result<(), DbError> {
+    if !is_coordinator(client).await? {
+        return Ok(());
+    }
+    if applied == 0 && !pending(client).await? {
+        return Ok(());
+    }
+    let placed = distribute(client).await?;
+    if !placed.reference.is_empty() || !placed.distributed.is_empty() {
+        tracing::info!(
+            reference = ?placed.reference,
+            distributed = ?placed.distributed,
+            "citus: tables placed"
+        );
+    }
+    Ok(())
+}
+
 /// Places every table not placed yet (see the module's documentation), in
 /// one transaction; the caller holds the migration lock.
 pub async fn distribute(client: &mut Client) -> Result<Placed, DbError> {
