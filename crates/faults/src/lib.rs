@@ -10,6 +10,10 @@
 //! three RabbitMQ nodes of its own, clustered, points ingest and the
 //! workers at all three, and SIGKILLs (then restarts) the node that leads
 //! the most queues, twice (see `cluster` and `node_faults`).
+//!
+//! With `citus`, it restarts none of the machine's services either: the
+//! database is a Citus coordinator and two workers of its own on loopback,
+//! and the faults are SIGKILLs of objectsync's workers only.
 
 mod chaos;
 mod children;
@@ -23,7 +27,8 @@ mod verify;
 use std::sync::Arc;
 use std::time::Duration;
 
-use objectsync_testkit::spawn_app_on;
+use objectsync_testkit::citus::CitusCluster;
+use objectsync_testkit::{Sandbox, spawn_app_in};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -45,6 +50,11 @@ pub struct Options {
     pub database_cmd: String,
     /// How long processes may take to end after the load stops.
     pub settle: Duration,
+    /// A scratch Citus cluster (a coordinator and two workers on loopback)
+    /// for the database; only objectsync's workers are killed, none of the
+    /// machine's services restarted. No completion events are written on
+    /// Citus, so none are checked.
+    pub citus: bool,
     /// Three scratch RabbitMQ nodes in a cluster, two of them killed in
     /// turn, instead of restarts of the machine's services.
     pub cluster: bool,
@@ -60,7 +70,15 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         false => None,
     };
     let urls = cluster.as_ref().map(|(c, _)| c.urls());
-    let app = spawn_app_on(urls.as_deref(), 0, |s| {
+    let citus = match opts.citus {
+        true => Some(start_citus().await?),
+        false => None,
+    };
+    let sandbox = match &citus {
+        Some(c) => Sandbox::create_on_citus("test", &c.url("postgres")).await,
+        None => Sandbox::create_on_brokers("test", urls.as_deref()).await,
+    };
+    let app = spawn_app_in(sandbox, 0, |s| {
         s.database.pool_size = 16;
     })
     .await;
@@ -95,7 +113,7 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         format!("{}/readyz", app.address),
         not_ready.clone(),
     ));
-    let restarts = opts.restart_services && !opts.cluster;
+    let restarts = opts.restart_services && !opts.cluster && !opts.citus;
     let schedule = chaos::Schedule {
         kill_every: opts.kill_every,
         broker_at: restarts.then(|| opts.duration / 3),
@@ -156,17 +174,24 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
     let not_ready = not_ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let findings = verify::check(&app.pool, &ledger.snapshot(), &faults, &not_ready).await?;
     let received = events::collect(&tap).await?;
-    let event_findings = events::check(&app.pool, &received, unpublished).await?;
+    let event_findings = match opts.citus {
+        true => EventFindings::default(),
+        false => events::check(&app.pool, &received, unpublished).await?,
+    };
     let _ = tap.delete().await;
     let totals = report::Totals::of(&ledger, &faults, start.elapsed());
     report::print(&totals, &findings, settled.as_ref().err(), &shutdown);
-    report::print_events(&event_findings);
+    match opts.citus {
+        true => println!("  events                   not written on Citus (not checked)"),
+        false => report::print_events(&event_findings),
+    }
     if let Some(formed) = &cluster_formed {
         report::print_cluster(formed, &node_faults, &ledger.unavailable_at());
     }
     // Ingest and its sandbox go before the nodes they are connected to.
     drop(app);
     drop(cluster);
+    drop(citus);
     Ok(findings.passed()
         && event_findings.passed()
         && settled.is_ok()
@@ -216,6 +241,22 @@ async fn start_cluster() -> Result<(cluster::Cluster, Duration), String> {
         .await
         .map_err(|e| format!("starting the cluster: {e}"))??;
     Ok((cluster, began.elapsed()))
+}
+
+/// Starts the `citus` mode's coordinator and two workers.
+async fn start_citus() -> Result<CitusCluster, String> {
+    eprintln!("[faults] starting a Citus coordinator and two workers of its own");
+    let began = Instant::now();
+    let cluster = tokio::task::spawn_blocking(|| CitusCluster::start(2))
+        .await
+        .map_err(|e| format!("starting the Citus cluster: {e}"))?;
+    eprintln!(
+        "[faults] Citus coordinator on port {} (workers {:?}) in {:.1?}",
+        cluster.port(),
+        cluster.worker_ports(),
+        began.elapsed()
+    );
+    Ok(cluster)
 }
 
 /// Runs futures side by side on this task.

@@ -48,8 +48,13 @@ struct Cli {
     /// Start three RabbitMQ nodes of its own on loopback, cluster them,
     /// and SIGKILL (then restart) the node leading the most queues, twice,
     /// instead of restarting the machine's RabbitMQ and PostgreSQL.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "citus")]
     cluster: bool,
+    /// Start a Citus coordinator and two workers of its own on loopback
+    /// for the database, and kill only objectsync's workers: none of the
+    /// machine's services is restarted.
+    #[arg(long)]
+    citus: bool,
 }
 
 #[derive(Subcommand)]
@@ -76,6 +81,7 @@ async fn main() -> ExitCode {
         database_cmd: cli.database_restart,
         settle: Duration::from_secs(cli.settle),
         cluster: cli.cluster,
+        citus: cli.citus,
     };
     match objectsync_faults::run(&opts).await {
         Ok(true) => {

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::settings::DatabaseSettings;
 
 mod app_role;
+pub mod citus;
 mod reads;
 mod tls;
 
@@ -46,6 +47,11 @@ pub enum DbError {
     Checkout(#[from] deadpool_postgres::PoolError),
     #[error("stopped while waiting for the database schema")]
     Cancelled,
+    #[error(transparent)]
+    Store(#[from] objectsync_store::StoreError),
+    /// The schema cannot be distributed over a Citus cluster as it is.
+    #[error("citus: {0}")]
+    Citus(String),
     /// Migrations are pending and the user connected may not apply them
     /// (the app role): they need the schema's owner.
     #[error(
@@ -244,8 +250,9 @@ pub fn latest_migration() -> i32 {
 }
 
 /// Applies pending migrations under an advisory lock, so that several
-/// instances starting at once apply each migration exactly once.
-/// Returns how many migrations were applied.
+/// instances starting at once apply each migration exactly once; on a
+/// Citus coordinator it then places the tables not placed yet (see
+/// [`citus`]). Returns how many migrations were applied.
 pub async fn migrate(url: &str) -> Result<usize, DbError> {
     migrate_until(url, None).await
 }
@@ -285,16 +292,25 @@ pub async fn migrate_until(url: &str, version: Option<i32>) -> Result<usize, DbE
             .map_err(DbError::from),
         Err(e) => Err(e),
     };
+    let placed = match &result {
+        Ok(report) => {
+            let applied = report.as_ref().map_or(0, |r| r.applied_migrations().len());
+            citus::place(&mut client, applied).await
+        }
+        Err(_) => Ok(()),
+    };
     // Dropping the connection would release the lock too; be explicit.
     let _ = client
         .execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
     let Some(report) = result? else {
+        placed?;
         return Ok(0);
     };
     for m in report.applied_migrations() {
         tracing::info!(version = m.version(), name = m.name(), "migration applied");
     }
+    placed?;
     Ok(report.applied_migrations().len())
 }
 
@@ -314,7 +330,7 @@ pub async fn migrate_if_behind(url: &str) -> Result<usize, DbError> {
     };
     let wanted = latest_migration();
     let applied = newest_applied(&client).await?;
-    if applied.is_some_and(|v| v >= wanted) {
+    if applied.is_some_and(|v| v >= wanted) && !citus::pending(&client).await? {
         return Ok(0);
     }
     if !app_role::may_change_schema(&client).await? {
@@ -369,6 +385,16 @@ async fn newest_applied(client: &tokio_postgres::Client) -> Result<Option<i32>, 
     }
 }
 
+/// Whether the schema is complete: every migration this build knows, and
+/// on a Citus coordinator the tables placed.
+async fn schema_ready(pool: &Pool, wanted: i32) -> Result<Option<i32>, DbError> {
+    let applied = applied_version(pool).await?;
+    if applied.is_some_and(|v| v >= wanted) && citus::pending(&*pool.get().await?).await? {
+        return Ok(Some(wanted - 1));
+    }
+    Ok(applied)
+}
+
 /// Waits until the database holds every migration this build knows, so a
 /// worker started before ingest (or before `migrate`) does not fail. Why
 /// it waits is logged at first, when it changes, and every minute; a
@@ -377,7 +403,7 @@ pub async fn wait_for_schema(pool: &Pool, cancel: &CancellationToken) -> Result<
     let wanted = latest_migration();
     let mut said: Option<(String, std::time::Instant)> = None;
     loop {
-        let (why, reachable) = match applied_version(pool).await {
+        let (why, reachable) = match schema_ready(pool, wanted).await {
             Ok(Some(v)) if v >= wanted => return Ok(()),
             Ok(v) => (format!("applied {v:?}, wanted {wanted}"), true),
             Err(e) if e.is_configuration() => return Err(e),
@@ -399,6 +425,12 @@ pub async fn wait_for_schema(pool: &Pool, cancel: &CancellationToken) -> Result<
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
+}
+
+/// Whether the database is one PostgreSQL or a Citus coordinator whose
+/// tables are distributed: what the store must know to keep the counts.
+pub async fn engine(pool: &Pool) -> Result<objectsync_store::Engine, DbError> {
+    Ok(objectsync_store::Engine::detect(&pool.get().await?).await?)
 }
 
 /// Whether the database answers a trivial query.

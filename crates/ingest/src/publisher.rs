@@ -149,6 +149,8 @@ pub struct Publisher {
     pool: Pool,
     broker: Arc<Broker>,
     channel: tokio::sync::Mutex<Option<Channel>>,
+    /// Plain PostgreSQL or Citus, asked of the database by the first batch.
+    engine: tokio::sync::OnceCell<objectsync_store::Engine>,
 }
 
 impl Publisher {
@@ -168,6 +170,7 @@ impl Publisher {
             pool,
             broker,
             channel: tokio::sync::Mutex::new(None),
+            engine: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -239,12 +242,17 @@ impl Publisher {
         // waits for it (see the worker's `process::missing`).
         tx.batch_execute("set local idle_in_transaction_session_timeout = '20s'")
             .await?;
+        let engine = *self
+            .engine
+            .get_or_try_init(|| objectsync_store::Engine::detect(&tx))
+            .await?;
         admit(&tx, &s, &name).await?;
         let queue = crate::lanes::route(&tx, &self.broker, s.org_id).await?;
         let total = i32::try_from(job.len()).unwrap_or(i32::MAX);
         let footprint = job.footprint(&name);
         let (process_id, xact_id) = processes::insert(
             &tx,
+            engine,
             processes::NewProcess {
                 org: s.org_id,
                 kind: s.kind,

@@ -39,11 +39,14 @@ pub struct Ended {
 
 /// The start of the earliest minute in which a process may still be marked
 /// as ended: the minute of [`oldest_writer_start`], a second earlier. A
-/// process is stamped `completed_at = clock_timestamp()` by an update,
-/// which gives its transaction an id at once; so a stamp not yet committed
-/// belongs to a transaction that has an id, and is no earlier than that
-/// transaction's start, and any stamp still to come is later than now. The
-/// second covers the microseconds between a stamp and its transaction's id.
+/// process is stamped `completed_at` by an update that reads the clock in
+/// a subquery after giving its transaction an id (`pg_current_xact_id()`,
+/// which on Citus is the coordinator's, where this reads); so a stamp not
+/// yet committed belongs to a transaction that has an id, and is no
+/// earlier than that transaction's start, and any stamp still to come is
+/// later than now. The second covers the moment between a commit and its
+/// stamp becoming visible (on Citus, a worker's commit of a transaction
+/// that wrote to several nodes follows the coordinator's).
 pub async fn settled_before(c: &impl GenericClient) -> StoreResult<DateTime<Utc>> {
     let bound = oldest_writer_start(c).await? - chrono::Duration::seconds(1);
     Ok(bound

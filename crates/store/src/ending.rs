@@ -46,8 +46,9 @@ pub async fn fail_by_operator(
     let failed = crate::query_opt(
         c,
         "update processes
-            set status = 'failed', error = $3, failed_by = $4, completed_at = clock_timestamp(),
+            set status = 'failed', error = $3, failed_by = $4, completed_at = clock.now,
                 footprint_keys = null, waiting_for = null
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')
           returning completed_at",
         &[&org, &id, &error, &who],

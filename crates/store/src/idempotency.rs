@@ -34,8 +34,8 @@ pub async fn claim(
          on conflict (org_id, key) do update
             set request_hash = excluded.request_hash,
                 process_id = excluded.process_id,
-                created_at = now()
-          where idempotency_keys.created_at < now() - interval '24 hours'
+                created_at = excluded.created_at
+          where excluded.created_at - idempotency_keys.created_at > interval '24 hours'
          returning process_id",
         &[&org, &key, &hash, &process],
     )

@@ -18,6 +18,7 @@ pub mod dead_letters;
 pub mod deliveries;
 pub mod ended;
 pub mod ending;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod idempotency;
@@ -51,6 +52,7 @@ impl Scope {
         Self { org, type_id }
     }
 }
+pub use engine::Engine;
 pub use error::{ErrorKind, StoreError, StoreResult, classify, describe};
 
 type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];

@@ -50,16 +50,17 @@ pub async fn take(
 ) -> StoreResult<Taken> {
     let row = crate::query_one(
         c,
-        // `level`: the tokens now, before this request; `now()` is this
-        // statement's one instant, so the three uses agree.
+        // `excluded.updated_at` is `now()`, this statement's one instant,
+        // so the uses agree; named so because Citus refuses functions
+        // that are not immutable in `do update`.
         "insert into rate_buckets as b (org_id, class, tokens, updated_at, allowed)
          values ($1, $2, $4::float8 - 1, now(), true)
          on conflict (org_id, class) do update
-            set tokens = case when least($4::float8, b.tokens + extract(epoch from now() - b.updated_at)::float8 * $3::float8) >= 1
-                              then least($4::float8, b.tokens + extract(epoch from now() - b.updated_at)::float8 * $3::float8) - 1
-                              else least($4::float8, b.tokens + extract(epoch from now() - b.updated_at)::float8 * $3::float8) end,
-                allowed = least($4::float8, b.tokens + extract(epoch from now() - b.updated_at)::float8 * $3::float8) >= 1,
-                updated_at = now()
+            set tokens = case when least($4::float8, b.tokens + extract(epoch from excluded.updated_at - b.updated_at)::float8 * $3::float8) >= 1
+                              then least($4::float8, b.tokens + extract(epoch from excluded.updated_at - b.updated_at)::float8 * $3::float8) - 1
+                              else least($4::float8, b.tokens + extract(epoch from excluded.updated_at - b.updated_at)::float8 * $3::float8) end,
+                allowed = least($4::float8, b.tokens + extract(epoch from excluded.updated_at - b.updated_at)::float8 * $3::float8) >= 1,
+                updated_at = excluded.updated_at
          returning b.allowed, b.tokens",
         &[&org, &class.as_str(), &rate.per_second, &rate.burst],
     )

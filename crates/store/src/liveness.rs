@@ -112,8 +112,9 @@ pub async fn fail_stale(
 ) -> StoreResult<Vec<StaleProcess>> {
     let sql = format!(
         "update processes
-            set status = 'failed', error = $2, completed_at = clock_timestamp(),
+            set status = 'failed', error = $2, completed_at = clock.now,
                 footprint_keys = null, waiting_for = null
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
           where {STALE}
          returning {COLUMNS}"
     );

@@ -96,7 +96,7 @@ pub async fn upsert(
          on conflict (org_id, name) do update
             set label = excluded.label,
                 attributes = excluded.attributes,
-                updated_at = now()
+                updated_at = excluded.updated_at
          returning id",
         &[&org, &name.as_str(), &label, attributes],
     )

@@ -213,11 +213,13 @@ pub async fn limits(c: &impl GenericClient, org: OrgId) -> StoreResult<Option<Li
 /// Replaces `org`'s limits; whether it exists. Its token buckets start
 /// again full under the new limits: an operator who raises a throttled
 /// organization's limits means now, not once the old bucket has refilled.
+/// Two statements, not one with a data-modifying `with`: on Citus the
+/// buckets are distributed and `organizations` is a reference table, and
+/// one statement cannot modify both.
 pub async fn set_limits(c: &impl GenericClient, org: OrgId, l: &Limits) -> StoreResult<bool> {
-    Ok(crate::execute(
+    let found = crate::execute(
         c,
-        "with emptied as (delete from rate_buckets where org_id = $1)
-         update organizations
+        "update organizations
             set writes_per_second = $2, writes_burst = $3, reads_per_second = $4,
                 reads_burst = $5, max_open_processes = $6
           where id = $1",
@@ -231,5 +233,9 @@ pub async fn set_limits(c: &impl GenericClient, org: OrgId, l: &Limits) -> Store
         ],
     )
     .await?
-        > 0)
+        > 0;
+    if found {
+        crate::execute(c, "delete from rate_buckets where org_id = $1", &[&org]).await?;
+    }
+    Ok(found)
 }

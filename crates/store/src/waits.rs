@@ -33,8 +33,9 @@ pub async fn note_waiting(
         c,
         "update processes
             set waiting_since = case when waiting_for = $3 then waiting_since
-                                     else clock_timestamp() end,
+                                     else clock.now end,
                 waiting_for = $3
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
         &[&org, &id, &blocker],
     )
@@ -47,7 +48,8 @@ pub async fn note_waiting(
 pub async fn note_gave_way(c: &impl GenericClient, org: OrgId, id: ProcessId) -> StoreResult<()> {
     crate::execute(
         c,
-        "update processes set gave_way_at = clock_timestamp()
+        "update processes set gave_way_at = clock.now
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
         &[&org, &id],
     )
@@ -182,8 +184,9 @@ pub async fn fail_lost(
     Ok(crate::execute(
         c,
         "update processes
-            set status = 'failed', error = $4, completed_at = clock_timestamp(),
+            set status = 'failed', error = $4, completed_at = clock.now,
                 footprint_keys = null, waiting_for = null
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')
             and coalesce(last_delivery_at, created_at) < now() - make_interval(secs => $3)",
         &[&org, &id, &after.as_secs_f64(), &reason],

@@ -89,7 +89,7 @@ pub async fn beat(c: &impl GenericClient, b: &Beat<'_>) -> StoreResult<()> {
         "insert into workers (id, host, pid, prefetch, started_at, seen_at, applying, holding)
          values ($1, $2, $3, $4, $5, now(), $6, $7)
          on conflict (id) do update
-            set seen_at = now(), prefetch = excluded.prefetch, applying = excluded.applying,
+            set seen_at = excluded.seen_at, prefetch = excluded.prefetch, applying = excluded.applying,
                 holding = excluded.holding",
         &[
             &b.id,

@@ -12,7 +12,11 @@ fn url_as(url: &str, user: &str, database: &str) -> String {
         other => panic!("the tests need PostgreSQL over TCP, not {other:?}"),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("postgres://{user}@{host}:{port}/{database}")
+    // The URL's parameters stay (a scratch Citus cluster's sslmode).
+    let query = url
+        .split_once('?')
+        .map_or(String::new(), |(_, q)| format!("?{q}"));
+    format!("postgres://{user}@{host}:{port}/{database}{query}")
 }
 
 fn database_of(url: &str) -> String {
@@ -33,11 +37,13 @@ impl AppLogin {
     pub async fn create() -> Self {
         let settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
             .expect("default settings");
-        let admin_url = url_as(
-            settings.database.url.expose_secret(),
-            "postgres",
-            "postgres",
-        );
+        // The server the sandboxes are on: the Citus coordinator, if the
+        // tests run on one.
+        let server = match crate::citus::testing_on_citus() {
+            true => std::env::var(crate::citus::CITUS_ENV).unwrap_or_default(),
+            false => settings.database.url.expose_secret().to_owned(),
+        };
+        let admin_url = url_as(&server, "postgres", "postgres");
         let name = format!("objectsync_app_test_{}", uuid::Uuid::new_v4().simple());
         let admin = db::connect(&admin_url).await.expect("PostgreSQL");
         // The app role exists once any database of the cluster is migrated;

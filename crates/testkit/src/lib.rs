@@ -8,6 +8,7 @@
 //! behind. Set `TEST_LOG=1` to see the services' logs.
 
 mod app_login;
+pub mod citus;
 mod contract;
 pub mod events;
 mod fixtures;
@@ -15,6 +16,7 @@ pub mod previous;
 pub mod rabbitmq;
 mod sandbox;
 mod scratch;
+mod scratch_pg;
 pub mod services;
 pub mod standby_postgres;
 pub mod tls_postgres;

@@ -11,6 +11,9 @@ pub struct Sandbox {
     /// A pool on the sandbox database.
     pub pool: Pool,
     db_name: String,
+    /// The coordinator's `postgres` database when the sandbox is on Citus
+    /// (see [`crate::citus::CITUS_ENV`]).
+    citus: Option<String>,
 }
 
 /// `url` with its database name replaced.
@@ -29,33 +32,41 @@ pub(crate) fn with_database(url: &str, name: &str) -> String {
 impl Sandbox {
     /// Creates the database `objectsync_{kind}_{uuid}` and the prefix
     /// `{kind}-{uuid}`, starting from the defaults and the environment.
+    /// With `OBJECTSYNC_TEST_CITUS` set, the database is made on that Citus
+    /// cluster (every node) and `migrate` distributes it.
     pub async fn create(kind: &str) -> Self {
-        Self::make(kind, None, None, None).await
+        Self::make(kind, None, None, None, None).await
     }
 
     /// Like [`Sandbox::create`], on the PostgreSQL server `server` (a URL
     /// whose database name is replaced) instead of the configured one.
     pub async fn create_on(kind: &str, server: Option<&str>) -> Self {
-        Self::make(kind, server, None, None).await
+        Self::make(kind, server, None, None, None).await
     }
 
     /// Like [`Sandbox::create`], on the broker nodes `urls` if given
     /// (queues are declared, and removed on drop, there only).
     pub async fn create_on_brokers(kind: &str, urls: Option<&[String]>) -> Self {
-        Self::make(kind, None, urls, None).await
+        Self::make(kind, None, urls, None, None).await
     }
 
     /// Like [`Sandbox::create`], with the database left empty: no
     /// migration applied (for an earlier release to migrate its way).
     pub async fn create_unmigrated(kind: &str) -> Self {
-        Self::make(kind, None, None, Some(0)).await
+        Self::make(kind, None, None, Some(0), None).await
     }
 
     /// Like [`Sandbox::create`], with the database migrated only up to
     /// migration `version` when given: an install of an earlier version,
     /// to upgrade; `Some(0)` leaves it empty (to restore a dump into).
     pub async fn create_at(kind: &str, version: Option<i32>) -> Self {
-        Self::make(kind, None, None, version).await
+        Self::make(kind, None, None, version, None).await
+    }
+
+    /// Like [`Sandbox::create`], on the Citus cluster whose coordinator's
+    /// `postgres` database `admin_url` names, whatever the environment says.
+    pub async fn create_on_citus(kind: &str, admin_url: &str) -> Self {
+        Self::make(kind, None, None, None, Some(admin_url)).await
     }
 
     async fn make(
@@ -63,6 +74,7 @@ impl Sandbox {
         server: Option<&str>,
         urls: Option<&[String]>,
         version: Option<i32>,
+        citus: Option<&str>,
     ) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::load_from(Role::Ingest, None, std::env::vars().collect())
@@ -74,16 +86,41 @@ impl Sandbox {
             settings.database.url = server.into();
         }
         let db_name = format!("objectsync_{kind}_{id}");
-        let admin = db::connect(&with_database(
-            settings.database.url.expose_secret(),
-            "postgres",
-        ))
-        .await
-        .expect("PostgreSQL is reachable");
-        admin
-            .execute(&format!("create database {db_name}"), &[])
-            .await
-            .expect("create the sandbox database");
+        // A sandbox on a server of the test's own stays there.
+        let citus = match citus {
+            Some(url) => Some(url.to_owned()),
+            None => std::env::var(crate::citus::CITUS_ENV)
+                .ok()
+                .filter(|v| !v.is_empty() && server.is_none()),
+        };
+        // On Citus a migrated sandbox is a copy of a migrated template; one
+        // left at an earlier version is made and migrated under the lock.
+        let setup = match (&citus, version) {
+            (Some(_), Some(_)) => Some(crate::citus::SETUP.lock().await),
+            _ => None,
+        };
+        match &citus {
+            Some(admin_url) => {
+                settings.database.url = admin_url.clone().into();
+                let made = match version {
+                    None => crate::citus::create_migrated_database(admin_url, &db_name).await,
+                    Some(_) => crate::citus::create_database(admin_url, &db_name).await,
+                };
+                made.expect("create the sandbox database on the Citus cluster");
+            }
+            None => {
+                let admin = db::connect(&with_database(
+                    settings.database.url.expose_secret(),
+                    "postgres",
+                ))
+                .await
+                .expect("PostgreSQL is reachable");
+                admin
+                    .execute(&format!("create database {db_name}"), &[])
+                    .await
+                    .expect("create the sandbox database");
+            }
+        }
         settings.database.url =
             with_database(settings.database.url.expose_secret(), &db_name).into();
         settings.amqp.prefix = format!("{kind}-{id}");
@@ -92,11 +129,13 @@ impl Sandbox {
                 .await
                 .expect("migrate the sandbox database");
         }
+        drop(setup);
         let pool = db::pool(&settings.database).expect("sandbox pool");
         Self {
             settings,
             pool,
             db_name,
+            citus,
         }
     }
 }
@@ -113,6 +152,7 @@ impl Drop for Sandbox {
         let db_url = self.settings.database.url.clone();
         let db_name = self.db_name.clone();
         let amqp = self.settings.amqp.clone();
+        let citus = self.citus.clone();
         // Clean up on a thread of its own: Drop cannot await, and the
         // caller's runtime may be shutting down.
         let cleanup = std::thread::spawn(move || {
@@ -123,7 +163,9 @@ impl Drop for Sandbox {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(admin) =
+                if let Some(admin_url) = citus {
+                    crate::citus::drop_database(&admin_url, &db_name).await;
+                } else if let Ok(admin) =
                     db::connect(&with_database(db_url.expose_secret(), "postgres")).await
                 {
                     let _ = admin

@@ -32,6 +32,9 @@ pub(crate) struct Ctx {
     pub(crate) republish: tokio::sync::Mutex<Option<lapin::Channel>>,
     /// Footprints of other batches, and the slots batches are applied in.
     pub(crate) local: apply::Local,
+    /// Plain PostgreSQL or Citus: told once the schema is there, before
+    /// the first batch.
+    pub(crate) engine: std::sync::OnceLock<objectsync_store::Engine>,
     /// Sessions of the event relay and the webhook sender (monitor
     /// timeouts), so that neither waits behind batches or monitors.
     pub(crate) events_pool: Pool,
@@ -57,6 +60,7 @@ impl Ctx {
             express,
             max_links_per_type: self.settings.max_links_per_type,
             order_wait: Duration::from_millis(self.settings.order_wait_ms),
+            engine: self.engine.get().copied().unwrap_or_default(),
         }
     }
 

@@ -94,6 +94,7 @@ impl Worker {
             retention: settings.retention,
             republish: tokio::sync::Mutex::new(None),
             local: apply::Local::new(settings.worker.prefetch),
+            engine: std::sync::OnceLock::new(),
             events_pool,
             events: settings.events.clone(),
             webhooks: settings.webhooks.clone(),
@@ -127,6 +128,11 @@ impl Worker {
             Ok(()) | Err(db::DbError::Cancelled) => {}
             Err(e) => return Err(e.into()),
         }
+        if !cancel.is_cancelled() {
+            let engine = db::engine(&self.ctx.pool).await?;
+            tracing::info!(engine = ?engine, "database engine");
+            let _ = self.ctx.engine.set(engine);
+        }
         let tracker = tokio::spawn(dead::run(self.ctx.clone(), cancel.clone()));
         let monitor = tokio::spawn(monitor::run(self.ctx.clone(), cancel.clone()));
         let retention = tokio::spawn(retention::run(self.ctx.clone(), cancel.clone()));
@@ -138,9 +144,32 @@ impl Worker {
         // The relay stops after the batches, so that the events of the last
         // ones go out; the webhook sender with the consumer, its attempts in
         // flight finishing while the batches do.
+        // On Citus no completion events are written (`migrate` dropped the
+        // trigger that writes them; the outbox scans are cross-tenant), so
+        // there is nothing to relay or send.
         let outbox = CancellationToken::new();
-        let relay = tokio::spawn(events::run(self.ctx.clone(), outbox.clone()));
-        let sender = tokio::spawn(webhooks::run(self.ctx.clone(), cancel.clone()));
+        let citus = self.ctx.engine.get() == Some(&objectsync_store::Engine::Citus);
+        if citus {
+            tracing::warn!(
+                "database is Citus: completion events and webhooks are not written or sent"
+            );
+        }
+        let relay = tokio::spawn({
+            let (ctx, outbox) = (self.ctx.clone(), outbox.clone());
+            async move {
+                if !citus {
+                    events::run(ctx, outbox).await;
+                }
+            }
+        });
+        let sender = tokio::spawn({
+            let (ctx, cancel) = (self.ctx.clone(), cancel.clone());
+            async move {
+                if !citus {
+                    webhooks::run(ctx, cancel).await;
+                }
+            }
+        });
         consumer::run(self.ctx.clone(), cancel.clone()).await;
         drop(stop_beats);
         let _ = heartbeat.await;

@@ -63,7 +63,10 @@ async fn ingest_and_a_worker_run_as_the_app_role_and_cannot_change_the_schema() 
     let users: Vec<String> = owner
         .query(
             "select distinct usename::text from pg_stat_activity
-              where datname = current_database() and pid <> pg_backend_pid()",
+              where datname = current_database() and pid <> pg_backend_pid()
+                and backend_type = 'client backend'
+                -- Citus's own sessions (2PC recovery, its daemons) on Citus.
+                and application_name not like 'citus%'",
             &[],
         )
         .await

@@ -304,7 +304,7 @@ async fn the_cap_holds_under_concurrent_workers() {
     assert_eq!((linked, refused), (10, 6));
     let client = app.pool.get().await.unwrap();
     let held: i64 = client
-        .query_one("select count(*) from record_links l join records r on r.id = l.src_id where r.ext_id = 'busy'", &[])
+        .query_one("select count(*) from record_links l join records r on r.org_id = l.org_id and r.id = l.src_id where r.ext_id = 'busy'", &[])
         .await
         .unwrap()
         .get(0);

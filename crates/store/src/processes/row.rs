@@ -6,7 +6,7 @@ use objectsync_model::wire::Footprint;
 use objectsync_model::{OrgId, ProcessEvent, ProcessId, ProcessKind, ProcessStatus};
 use tokio_postgres::Row;
 
-use crate::{GenericClient, StoreError, StoreResult};
+use crate::{Engine, GenericClient, StoreError, StoreResult};
 
 /// Record outcome counters of a process.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -157,8 +157,15 @@ pub struct NewProcess<'a> {
 /// The id is drawn while the transaction holds the organization's ordering
 /// lock in shared mode, until it commits: a worker that takes that lock
 /// exclusively knows every lower id of the organization is committed or
-/// gone (see [`crate::order::barrier`]).
-pub async fn insert(tx: &impl GenericClient, p: NewProcess<'_>) -> StoreResult<(ProcessId, u64)> {
+/// gone (see [`crate::order::barrier`]). On Citus the lock and the id are
+/// the coordinator's (the `select` and the identity default are evaluated
+/// there), and so is the transaction id, asked for in a statement of its
+/// own.
+pub async fn insert(
+    tx: &impl GenericClient,
+    engine: Engine,
+    p: NewProcess<'_>,
+) -> StoreResult<(ProcessId, u64)> {
     let (class, key) = crate::order::lock_key(p.org);
     let row = crate::query_one(
         tx,
@@ -181,11 +188,20 @@ pub async fn insert(tx: &impl GenericClient, p: NewProcess<'_>) -> StoreResult<(
         ],
     )
     .await?;
-    let xact = row
-        .get::<_, &str>(1)
+    let id = row.get(0);
+    let xact: String = match engine {
+        Engine::Postgres => row.get(1),
+        Engine::Citus => {
+            engine.count_process(tx, p.org).await?;
+            crate::query_one(tx, "select pg_current_xact_id()::text", &[])
+                .await?
+                .get(0)
+        }
+    };
+    let xact = xact
         .parse()
         .map_err(|e| StoreError::stored(format!("transaction id: {e}")))?;
-    Ok((row.get(0), xact))
+    Ok((id, xact))
 }
 
 /// Process `id` of organization `org`, if it exists.

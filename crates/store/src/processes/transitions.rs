@@ -23,10 +23,11 @@ pub async fn mark_started(
         c,
         "update processes
             set status = 'in_process',
-                started_at = coalesce(started_at, clock_timestamp()),
+                started_at = coalesce(started_at, clock.now),
                 deliveries = greatest(deliveries, $3),
-                last_delivery_at = clock_timestamp(),
+                last_delivery_at = clock.now,
                 came_round_at = gave_way_at
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
         &[&org, &id, &delivery],
     )
@@ -107,7 +108,7 @@ pub async fn complete(
             set status = 'completed',
                 -- The message can outrun ingest's commit, so mark_started
                 -- may have found no row to mark.
-                started_at = coalesce(started_at, now()),
+                started_at = coalesce(started_at, clock.began),
                 deliveries = greatest(deliveries, $11),
                 records_processed = $3,
                 records_created = $4,
@@ -117,10 +118,11 @@ pub async fn complete(
                 links_created = $8,
                 links_removed = $9,
                 links_failed = $10,
-                completed_at = clock_timestamp(),
+                completed_at = clock.now,
                 last_error = null,
                 footprint_keys = null,
                 waiting_for = null
+           from (select pg_current_xact_id() as xid, now() as began, clock_timestamp() as now) as clock
           where org_id = $1 and id = $2",
         &[
             &org,
@@ -190,8 +192,9 @@ async fn fail_with(
 ) -> StoreResult<bool> {
     let sql = format!(
         "update processes
-            set status = 'failed', error = {error_sql}, completed_at = clock_timestamp(),
+            set status = 'failed', error = {error_sql}, completed_at = clock.now,
                 footprint_keys = null, waiting_for = null
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')"
     );
     Ok(crate::execute(c, &sql, &[&org, &id, &reason]).await? > 0)

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::types::Json;
 
-use crate::{GenericClient, Scope, StoreResult};
+use crate::{Engine, GenericClient, Scope, StoreResult};
 
 mod pages;
 pub use pages::{count, page, page_after, page_after_sql, page_sql};
@@ -127,7 +127,7 @@ pub async fn merge_by_id<A: Serialize + std::fmt::Debug + Sync>(
              on conflict (org_id, type_id, id) do update
             set attributes = {},
                 ext_id = coalesce(records.ext_id, excluded.ext_id),
-                updated_at = now()",
+                updated_at = excluded.updated_at",
         merged(nulls)
     );
     crate::execute(tx, &sql, &[&scope.org, &scope.type_id, &ids, &exts, &attrs])
@@ -152,6 +152,7 @@ pub struct NewRow<'p, A> {
 /// transaction in `xmax`).
 pub async fn create<A: Serialize + std::fmt::Debug + Sync>(
     tx: &impl GenericClient,
+    engine: Engine,
     scope: Scope,
     rows: &[NewRow<'_, A>],
     nulls: bool,
@@ -182,7 +183,7 @@ pub async fn create<A: Serialize + std::fmt::Debug + Sync>(
     let upsert = format!(
         "on conflict (org_id, type_id, ext_id) where ext_id is not null do update
             set attributes = {},
-                updated_at = now()
+                updated_at = excluded.updated_at
          returning ext_id, id, xmax = 0 as inserted",
         merged(nulls)
     );
@@ -208,14 +209,19 @@ pub async fn create<A: Serialize + std::fmt::Debug + Sync>(
         .iter()
         .filter_map(|r| Some((r.get::<_, Option<String>>(0)?, (r.get(1), r.get(2)))))
         .collect();
-    Ok(rows
+    let outcomes: Vec<(RecordId, bool)> = rows
         .iter()
         .enumerate()
         .map(|(i, row)| match row.ext_id {
             Some(ext) => by_ext.get(ext).copied().unwrap_or((RecordId(0), false)),
             None => (ids.as_ref().map_or(RecordId(0), |ids| ids[i]), true),
         })
-        .collect())
+        .collect();
+    let created = stored.iter().filter(|r| r.get::<_, bool>(2)).count();
+    engine
+        .count_records(tx, scope, i64::try_from(created).unwrap_or(i64::MAX))
+        .await?;
+    Ok(outcomes)
 }
 
 /// Drops `null` values from rows just inserted with them.
@@ -235,12 +241,19 @@ pub async fn strip_nulls(
 }
 
 /// Deletes these rows (their links first: see [`crate::links::delete_all_of`]).
-pub async fn delete(tx: &impl GenericClient, scope: Scope, ids: &[RecordId]) -> StoreResult<()> {
-    crate::execute(
+pub async fn delete(
+    tx: &impl GenericClient,
+    engine: Engine,
+    scope: Scope,
+    ids: &[RecordId],
+) -> StoreResult<()> {
+    let deleted = crate::execute(
         tx,
         "delete from records where org_id = $1 and type_id = $2 and id = any($3)",
         &[&scope.org, &scope.type_id, &ids],
     )
-    .await
-    .map(drop)
+    .await?;
+    engine
+        .count_records(tx, scope, -i64::try_from(deleted).unwrap_or(i64::MAX))
+        .await
 }

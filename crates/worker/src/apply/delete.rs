@@ -7,13 +7,14 @@ use std::collections::{HashMap, HashSet};
 
 use objectsync_model::{DeleteBatch, Identifiers, ObjectType, OrgId, RecordId, RejectionCode};
 use objectsync_store::records::{self, Keys};
-use objectsync_store::{GenericClient, Scope, links};
+use objectsync_store::{Engine, GenericClient, Scope, links};
 
 use super::{Applied, rejection};
 use crate::error::WorkerError;
 
 pub(crate) async fn apply(
     tx: &impl GenericClient,
+    engine: Engine,
     org: OrgId,
     object_type: &ObjectType,
     batch: &DeleteBatch,
@@ -57,7 +58,7 @@ pub(crate) async fn apply(
     }
     if !deleted.is_empty() {
         links::remove_all_of(tx, Scope::of(org, type_id), &deleted).await?;
-        records::delete(tx, Scope::of(org, type_id), &deleted).await?;
+        records::delete(tx, engine, Scope::of(org, type_id), &deleted).await?;
     }
     Ok(applied)
 }

@@ -173,6 +173,8 @@ pub struct ApplyConfig {
     /// The batch came through the express queue: it takes a slot ahead of
     /// bulk batches waiting for one (see [`Local::take_slot`]).
     pub express: bool,
+    /// Plain PostgreSQL or Citus, where the counts are written here.
+    pub engine: objectsync_store::Engine,
 }
 
 /// A rejection of record `index`, as stored.
@@ -260,7 +262,7 @@ pub async fn handle(
         .fatal()?;
     let mut applied = match job {
         Job::Upsert(batch) => {
-            let mut done = upsert::apply(&tx, org, &object_type, batch).await?;
+            let mut done = upsert::apply(&tx, config.engine, org, &object_type, batch).await?;
             if batch.records.iter().any(|r| !r.associations.is_empty()) {
                 let types = object_types::list(&tx, org).await?;
                 let linked = associate::apply(
@@ -278,7 +280,7 @@ pub async fn handle(
             }
             done.applied
         }
-        Job::Delete(batch) => delete::apply(&tx, org, &object_type, batch).await?,
+        Job::Delete(batch) => delete::apply(&tx, config.engine, org, &object_type, batch).await?,
     };
     // Record rejections and link refusals, in request order.
     applied.rejections.sort_by_key(|e| e.index);

@@ -14,7 +14,7 @@
 use objectsync_model::prepare::{Checked, check_attributes};
 use objectsync_model::{ObjectType, OrgId, RecordId, RejectionCode, Upsert};
 use objectsync_store::records::{self, Keys, Merge, NewRow};
-use objectsync_store::{GenericClient, Scope};
+use objectsync_store::{Engine, GenericClient, Scope};
 
 use super::plan::{self, Candidate, Existing, Insert, Outcome, Rejection, Target, Update};
 use super::{Applied, rejection};
@@ -80,6 +80,7 @@ pub(crate) fn candidates<'r>(
 /// Applies `batch` inside `tx` and reports each record's outcome.
 pub(crate) async fn apply(
     tx: &impl GenericClient,
+    engine: Engine,
     org: OrgId,
     object_type: &ObjectType,
     batch: &Upsert<'_>,
@@ -91,7 +92,7 @@ pub(crate) async fn apply(
 
     write_updates(tx, scope, &plan.updates).await?;
     // Each new row: its id, and whether this batch created it.
-    let created = write_inserts(tx, scope, &plan.inserts).await?;
+    let created = write_inserts(tx, engine, scope, &plan.inserts).await?;
 
     let row_of = |t: Target| -> Option<(RecordId, bool)> {
         match t {
@@ -158,6 +159,7 @@ async fn write_updates(
 /// it (a row another batch created meanwhile is merged into instead).
 async fn write_inserts(
     tx: &impl GenericClient,
+    engine: Engine,
     scope: Scope,
     inserts: &[Insert<'_>],
 ) -> Result<Vec<(RecordId, bool)>, WorkerError> {
@@ -173,7 +175,7 @@ async fn write_inserts(
         let nulls = inserts
             .iter()
             .any(|i| i.attributes.values().any(Checked::is_null));
-        created = records::create(tx, scope, &rows, nulls).await?;
+        created = records::create(tx, engine, scope, &rows, nulls).await?;
         // New rows whose records sent `null`s (kept for the merge case).
         let with_nulls: Vec<RecordId> = inserts
             .iter()

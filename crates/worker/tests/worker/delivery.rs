@@ -69,6 +69,9 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
         max_links_per_type: 10,
         order_wait: Duration::from_secs(5),
         express: false,
+        engine: objectsync_store::Engine::detect(&app.pool.get().await.unwrap())
+            .await
+            .unwrap(),
     };
     assert_eq!(
         apply::handle(&app.pool, &apply::Local::new(4), &meta, &job, 3, config)
