@@ -103,7 +103,7 @@ impl Node {
                 if matches!(
                     e.kind(),
                     lapin::ErrorKind::ParsingError(_) | lapin::ErrorKind::InvalidProtocolVersion(_)
-                ) =>
+                ) || closed_at_handshake(&e) =>
             {
                 let said = format!(
                     "the port does not answer in plain AMQP; if it is a TLS port, the URL is \
@@ -195,4 +195,18 @@ mod tests {
             "amqps://mq.example.com/%2f?verify=verify_none"
         );
     }
+}
+
+/// Whether the server closed the connection before AMQP's handshake ended:
+/// a TLS port read our plain protocol header as a bad TLS record and reset
+/// the connection (or closed it), which is the other way it answers a plain
+/// client besides bytes that do not parse as AMQP.
+fn closed_at_handshake(e: &lapin::Error) -> bool {
+    matches!(
+        e.kind(),
+        lapin::ErrorKind::IOError(io) if matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+        )
+    )
 }
