@@ -67,7 +67,7 @@ fn new_existing_and_anonymous_records() {
     ]);
     let p = run(&idents, &maps, &stored(&[(5, Some("old")), (7, None)]));
     assert_eq!(p.inserts.len(), 2, "new rows in request order");
-    assert_eq!(p.inserts[0].ext_id.as_deref(), Some("new"));
+    assert_eq!(p.inserts[0].ext_id, Some("new"));
     assert_eq!(shown(&p.inserts[0].attributes), json!({"a": 1}));
     assert_eq!(p.updates.len(), 2);
     assert_eq!(p.updates[0].id, RecordId(5));
