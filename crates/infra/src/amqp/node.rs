@@ -143,6 +143,20 @@ impl Node {
     }
 }
 
+/// Whether the server closed the connection before AMQP's handshake ended:
+/// a TLS port read our plain protocol header as a bad TLS record and reset
+/// the connection (or closed it), which is the other way it answers a plain
+/// client besides bytes that do not parse as AMQP.
+fn closed_at_handshake(e: &lapin::Error) -> bool {
+    matches!(
+        e.kind(),
+        lapin::ErrorKind::IOError(io) if matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,18 +209,4 @@ mod tests {
             "amqps://mq.example.com/%2f?verify=verify_none"
         );
     }
-}
-
-/// Whether the server closed the connection before AMQP's handshake ended:
-/// a TLS port read our plain protocol header as a bad TLS record and reset
-/// the connection (or closed it), which is the other way it answers a plain
-/// client besides bytes that do not parse as AMQP.
-fn closed_at_handshake(e: &lapin::Error) -> bool {
-    matches!(
-        e.kind(),
-        lapin::ErrorKind::IOError(io) if matches!(
-            io.kind(),
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
-        )
-    )
 }
