@@ -151,6 +151,25 @@ def wait_done(port, db, expected):
         time.sleep(0.5)
 
 
+def drop_topology(prefix):
+    """Removes the queues and exchanges the services declared under
+    `prefix`, with rabbitmqctl (so on the broker's own host); says so when
+    it cannot."""
+    def ctl(*args):
+        return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+    try:
+        for q in ctl("list_queues", "name", "-q").stdout.split():
+            if q.startswith(prefix + "."):
+                ctl("delete_queue", q)
+        for x in ctl("list_exchanges", "name", "-q").stdout.split():
+            if x.startswith(prefix + "."):
+                ctl("eval", f'rabbit_exchange:delete(rabbit_misc:r(<<"/">>, exchange, <<"{x}">>), '
+                            'false, <<"profile.py">>).')
+    except OSError:
+        print(f"delete the queues and exchanges {prefix}.* by hand", file=sys.stderr)
+
+
 def cpu_of(pids):
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -301,6 +320,7 @@ def run_main(argv):
                 p.kill()
         if not a.keep:
             psql(a.pg_port, "postgres", f"drop database if exists {db} with (force)")
+            drop_topology(f"perf-{run}")
 
 
 
