@@ -24,16 +24,17 @@ impl ScratchServer {
     /// Initializes a cluster (trust authentication, user `postgres`) with
     /// `conf` appended to its `postgresql.conf`, and starts it.
     pub(crate) fn start(name: &str, conf: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("objectsync-{name}-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temporary directory");
-        let server = Self {
-            dir,
-            port: free_port(),
-            as_postgres: is_root(),
-        };
-        if server.as_postgres {
-            chown(&server.dir, "postgres");
-        }
+        let server = Self::init(name, conf);
+        server.boot();
+        server
+    }
+
+    /// Initializes a cluster as [`ScratchServer::start`] does, without
+    /// starting it: the caller writes what else it needs into its
+    /// directory (certificates, `pg_hba.conf`), then calls
+    /// [`ScratchServer::boot`].
+    pub(crate) fn init(name: &str, conf: &str) -> Self {
+        let server = Self::empty(name);
         let data = server.data().display().to_string();
         server.run(&[
             "initdb",
@@ -52,9 +53,95 @@ impl ScratchServer {
             server.dir.display()
         );
         append(&server.data().join("postgresql.conf"), &all);
-        let log = server.dir.join("log").display().to_string();
-        server.run(&["pg_ctl", "-D", &data, "-l", &log, "-w", "start"]);
         server
+    }
+
+    /// A hot standby of `primary` (whose `pg_hba.conf` must allow
+    /// replication from 127.0.0.1), made with `pg_basebackup -R`, which
+    /// copies the primary's configuration and writes `primary_conninfo`
+    /// and `standby.signal`; not started yet.
+    pub(crate) fn standby_of(primary: &ScratchServer, name: &str) -> Self {
+        let server = Self::empty(name);
+        server.run(&[
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &primary.port.to_string(),
+            "-U",
+            "postgres",
+            "-D",
+            &server.data().display().to_string(),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ]);
+        // The copied configuration names the primary's port and socket
+        // directory; a later line wins.
+        append(
+            &server.data().join("postgresql.conf"),
+            &format!(
+                "\nport = {}\nunix_socket_directories = '{}'\n",
+                server.port,
+                server.dir.display()
+            ),
+        );
+        server
+    }
+
+    /// A directory of its own (owned by `postgres` when we are root) and a
+    /// free port; no cluster yet.
+    fn empty(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("objectsync-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let server = Self {
+            dir,
+            port: free_port(),
+            as_postgres: is_root(),
+        };
+        server.hand_over();
+        server
+    }
+
+    /// Gives the directory, and what the caller wrote into it, to the
+    /// user the server runs as (when we are root).
+    pub(crate) fn hand_over(&self) {
+        if self.as_postgres {
+            chown(&self.dir, "postgres");
+        }
+    }
+
+    /// Starts the server (`pg_ctl start`, waiting until it accepts
+    /// connections).
+    pub(crate) fn boot(&self) {
+        let data = self.data().display().to_string();
+        let log = self.dir.join("log").display().to_string();
+        self.run(&["pg_ctl", "-D", &data, "-l", &log, "-w", "start"]);
+    }
+
+    /// Stops the server (`pg_ctl stop -m {mode}`, waiting until it has).
+    pub(crate) fn stop(&self, mode: &str) {
+        let data = self.data().display().to_string();
+        self.run(&["pg_ctl", "-D", &data, "-m", mode, "-w", "stop"]);
+    }
+
+    /// The directory the data directory and the log are in.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `text` to the cluster's `postgresql.conf` (a later line
+    /// wins over an earlier one).
+    pub(crate) fn configure(&self, text: &str) {
+        append(&self.data().join("postgresql.conf"), text);
+    }
+
+    /// Replaces the cluster's `pg_hba.conf` with `lines`.
+    pub(crate) fn write_hba(&self, lines: &str) {
+        std::fs::write(self.data().join("pg_hba.conf"), lines).expect("pg_hba.conf");
     }
 
     /// The port it listens on (127.0.0.1 only).
@@ -95,7 +182,7 @@ impl ScratchServer {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
 

@@ -27,13 +27,7 @@ pub async fn page(
     )
     .await?
     .iter()
-    .map(|r| Record {
-        id: r.get(0),
-        ext_id: r.get(1),
-        attributes: r.get(2),
-        created_at: r.get(3),
-        updated_at: r.get(4),
-    })
+    .map(record)
     .collect())
 }
 
@@ -87,13 +81,7 @@ pub async fn page_after(
     )
     .await?
     .iter()
-    .map(|r| Record {
-        id: r.get(0),
-        ext_id: r.get(1),
-        attributes: r.get(2),
-        created_at: r.get(3),
-        updated_at: r.get(4),
-    })
+    .map(record)
     .collect())
 }
 
@@ -131,4 +119,16 @@ pub async fn count(c: &impl GenericClient, scope: Scope) -> StoreResult<i64> {
     )
     .await?
     .get(0))
+}
+
+/// A row of the page statements (`id, ext_id, attributes, created_at,
+/// updated_at`, in that order) as a [`Record`].
+fn record(r: &tokio_postgres::Row) -> Record {
+    Record {
+        id: r.get(0),
+        ext_id: r.get(1),
+        attributes: r.get(2),
+        created_at: r.get(3),
+        updated_at: r.get(4),
+    }
 }
