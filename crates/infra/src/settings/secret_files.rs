@@ -13,7 +13,7 @@ use std::path::PathBuf;
 const FILE_SUFFIX: &str = "_FILE";
 
 /// The variables that may come from a file instead.
-pub(super) const SECRET_VARIABLES: [&str; 6] = [
+pub(super) const SECRET_VARIABLES: &[&str] = &[
     "DATABASE_URL",
     "DATABASE_READ_URL",
     "AMQP_URL",
