@@ -27,7 +27,13 @@
 //! keys are dropped while the tables are placed and added back after, as
 //! Citus turns a local table that references a new reference table into a
 //! "citus local" table, which then cannot be distributed with an identity
-//! column. Plain PostgreSQL is left exactly as the migrations made it.
+//! column. The dashboard views are put behind functions that read as
+//! their owner (see [`dashboard`]). Plain PostgreSQL is left exactly as
+//! the migrations made it.
+
+mod dashboard;
+
+pub use dashboard::wrap as wrap_dashboard_views;
 
 use tokio_postgres::Client;
 
@@ -157,6 +163,10 @@ pub(super) async fn place(
             distributed = ?placed.distributed,
             "citus: tables placed"
         );
+    }
+    let wrapped = wrap_dashboard_views(client).await?;
+    if !wrapped.is_empty() {
+        tracing::info!(views = ?wrapped, "citus: dashboard views read through their owner's functions");
     }
     Ok(())
 }
