@@ -1,11 +1,13 @@
 //! Stage 7: what completion events and webhooks cost on the apply path,
-//! and how soon they arrive. Three passes of fresh inserts end to end:
-//! without a webhook, with one registered (a receiver in this process that
-//! answers 200 at once), and without again; the figure without is the mean
-//! of the two passes around the one with, so that the table growing
-//! between passes does not count as the webhook's cost. Latencies: process
+//! and how soon they arrive. Rounds of two passes of fresh inserts end to
+//! end, one without a webhook and one with one registered (a receiver in
+//! this process that answers 200 at once), in alternating order so that
+//! the table growing between passes does not count as the webhook's cost;
+//! the cost is the median of the rounds' ratios, each round's shown too (a
+//! single pass on this 2-core machine swings by ±10 %). Latencies: process
 //! end (`completed_at`) → the event consumed from `{prefix}.events`, and →
-//! the webhook delivery received, per process of the pass with a webhook.
+//! the webhook delivery received, per process of the last pass with a
+//! webhook.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -162,26 +164,50 @@ async fn unregister(s: &Setup<'_>, id: i64) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Rounds of the comparison: each has a pass without and one with a
+/// webhook, in alternating order, so that neither the table's growth nor
+/// a slow moment of the machine falls on one side only.
+const ROUNDS: usize = 3;
+
 pub(crate) async fn run(s: &Setup<'_>) -> Result<EventFigures, String> {
     let (_conn, events) = listen(s).await?;
     let receiver = Receiver::start().await;
-    let (before, _) = pass(s, "ev-a").await?;
-    progress(&format!(
-        "events: inserts without a webhook: {before:.0} records/s"
-    ));
-    let webhook = register(s, &receiver.url).await?;
-    let (with, ids) = pass(s, "ev-b").await?;
-    progress(&format!(
-        "events: inserts with a webhook: {with:.0} records/s"
-    ));
-    let started = Instant::now();
-    let all = receiver.wait_for(ids.len(), Duration::from_secs(120)).await;
-    let drained = started.elapsed();
-    unregister(s, webhook).await?;
-    let (after, _) = pass(s, "ev-c").await?;
-    progress(&format!(
-        "events: inserts without a webhook again: {after:.0} records/s"
-    ));
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    let (mut without_all, mut with_all) = (Vec::new(), Vec::new());
+    let mut ids = Vec::new();
+    let mut drained = Duration::ZERO;
+    for round in 0..ROUNDS {
+        let mut without = 0.0;
+        let mut with = 0.0;
+        for webhook_first in [round % 2 == 1, round % 2 == 0] {
+            if webhook_first {
+                let already = receiver.received().len();
+                let webhook = register(s, &receiver.url).await?;
+                let (rps, pass_ids) = pass(s, &format!("ev-w{round}")).await?;
+                let started = Instant::now();
+                receiver
+                    .wait_for(already + pass_ids.len(), Duration::from_secs(120))
+                    .await;
+                drained = started.elapsed();
+                unregister(s, webhook).await?;
+                with = rps;
+                ids = pass_ids;
+            } else {
+                without = pass(s, &format!("ev-n{round}")).await?.0;
+            }
+        }
+        progress(&format!(
+            "events: round {}/{ROUNDS}: inserts {without:.0} records/s without a webhook, {with:.0} with ({:+.1} %)",
+            round + 1,
+            (1.0 - with / without.max(1.0)) * 100.0
+        ));
+        ratios.push(with / without.max(1.0));
+        without_all.push(without);
+        with_all.push(with);
+    }
+    let all = receiver.received();
+    let ratio = load::percentile(&ratios, 0.5);
+    let without = load::percentile(&without_all, 0.5);
 
     let mut delivered = HashMap::new();
     for r in &all {
@@ -194,12 +220,12 @@ pub(crate) async fn run(s: &Setup<'_>) -> Result<EventFigures, String> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let arrived = events.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let event_ms = latencies(s.pool, &ids, &arrived).await?;
-    let without = (before + after) / 2.0;
     let f = EventFigures {
         without_rps: without,
-        with_rps: with,
+        with_rps: without * ratio,
+        round_costs: ratios.iter().map(|r| (1.0 - r) * 100.0).collect(),
         batches: ids.len(),
-        delivered: delivered.len(),
+        delivered: ids.iter().filter(|id| delivered.contains_key(id)).count(),
         events: event_ms.len(),
         drained_after_ms: drained.as_secs_f64() * 1000.0,
         webhook_p50_ms: load::percentile(&webhook_ms, 0.5),
