@@ -56,7 +56,8 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
 #[tracing::instrument(skip_all, name = "retention_sweep")]
 async fn sweep(ctx: &Ctx, last: &mut Option<Sample>) -> Result<(), WorkerError> {
     let mut client = ctx.sweeper.get().await?;
-    let result = locked(&mut client, &ctx.retention, last).await;
+    let citus = ctx.engine.get() == Some(&objectsync_store::Engine::Citus);
+    let result = locked(&mut client, &ctx.retention, citus, last).await;
     // The lock belongs to the session: closing the connection releases it
     // whatever happened (an unlock could itself fail or time out).
     drop(Client::take(client));
@@ -66,6 +67,7 @@ async fn sweep(ctx: &Ctx, last: &mut Option<Sample>) -> Result<(), WorkerError> 
 async fn locked(
     client: &mut Client,
     s: &RetentionSettings,
+    citus: bool,
     last: &mut Option<Sample>,
 ) -> Result<(), WorkerError> {
     let locked: bool = client
@@ -76,7 +78,7 @@ async fn locked(
         return Ok(());
     }
     let started = Instant::now();
-    partitions::sweep(client, s, last).await?;
+    partitions::sweep(client, s, citus, last).await?;
     rows(client, s).await?;
     metrics::histogram!("objectsync_retention_sweep_seconds")
         .record(started.elapsed().as_secs_f64());

@@ -56,6 +56,14 @@ const DROPPED_TRIGGERS: &[(&str, &str)] = &[
     ("processes", "processes_ended"),
 ];
 
+/// The retention functions of migration V48, which read a partition and
+/// then detach or drop it in one transaction.
+const SEQUENTIAL_FUNCTIONS: &[&str] = &[
+    "processes_detach_partition(bigint, timestamptz)",
+    "processes_drop_partition(bigint, timestamptz)",
+    "process_errors_attach_partition(bigint)",
+];
+
 /// The table every distributed table is colocated with.
 const ANCHOR: &str = "processes";
 
@@ -163,6 +171,16 @@ pub(super) async fn place(
             distributed = ?placed.distributed,
             "citus: tables placed"
         );
+    }
+    // The functions that remove an expired partition read it over every
+    // shard, then change the tables: in one transaction Citus allows that
+    // only over one connection per worker.
+    for function in SEQUENTIAL_FUNCTIONS {
+        client
+            .batch_execute(&format!(
+                "alter function {function} set citus.multi_shard_modify_mode = 'sequential'"
+            ))
+            .await?;
     }
     let wrapped = wrap_dashboard_views(client).await?;
     if !wrapped.is_empty() {

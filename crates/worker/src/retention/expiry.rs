@@ -5,7 +5,9 @@
 //! rejections, in one transaction.
 //!
 //! How it is detached depends on who the sweeper runs as ([`Detach`]). The
-//! schema's owner detaches `concurrently` and blocks no one. The app role,
+//! schema's owner detaches `concurrently` and blocks no one, except on
+//! Citus, which refuses a concurrent detach of a distributed table. The
+//! app role (and the owner on Citus),
 //! which may change no table, calls the functions of migration V48: the
 //! detach then takes an ACCESS EXCLUSIVE lock on `processes` and
 //! `process_errors` for its catalog changes, waiting 500 ms at most for
@@ -26,14 +28,16 @@ use crate::error::WorkerError;
 pub(super) enum Detach {
     /// It owns the tables: `detach partition … concurrently`.
     Concurrently,
-    /// The app role: V48's functions, under a short lock.
+    /// The app role, and anyone on Citus: V48's functions, under a short
+    /// lock.
     Locked,
 }
 
 impl Detach {
-    /// Which one the session of `client` may use.
-    pub(super) async fn of(client: &Client) -> Result<Self, WorkerError> {
-        Ok(if partitions::owns_tables(client).await? {
+    /// Which one the session of `client` may use (`citus`: the database is
+    /// a Citus coordinator).
+    pub(super) async fn of(client: &Client, citus: bool) -> Result<Self, WorkerError> {
+        Ok(if !citus && partitions::owns_tables(client).await? {
             Self::Concurrently
         } else {
             Self::Locked

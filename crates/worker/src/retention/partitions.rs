@@ -41,14 +41,17 @@ pub(crate) struct Sample {
 /// tell the rate by; the one before it tells it.
 const MIN_SAMPLE_SECS: f64 = 600.0;
 
+/// One sweep of the partitions; `citus`: the database is a Citus
+/// coordinator.
 pub(crate) async fn sweep(
     client: &mut Client,
     s: &RetentionSettings,
+    citus: bool,
     last: &mut Option<Sample>,
 ) -> Result<(), WorkerError> {
     let now: DateTime<Utc> = client.query_one("select now()", &[]).await?.get(0);
     let cutoff = now - chrono::Duration::seconds(s.processes_secs.min(i64::MAX as u64) as i64);
-    let how = Detach::of(client).await?;
+    let how = Detach::of(client, citus).await?;
     finish_interrupted(client, how, s, cutoff).await?;
     let (attached, _) = partitions::list(&*client).await?;
     let next = partitions::next_id(&*client).await?;
