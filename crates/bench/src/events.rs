@@ -2,9 +2,10 @@
 //! and how soon they arrive. Rounds of two passes of fresh inserts end to
 //! end, one without a webhook and one with one registered (a receiver in
 //! this process that answers 200 at once), in alternating order so that
-//! the table growing between passes does not count as the webhook's cost;
-//! the cost is the median of the rounds' ratios, each round's shown too (a
-//! single pass on this 2-core machine swings by ±10 %). Latencies: process
+//! the table growing between passes does not count as the webhook's cost,
+//! and each after a checkpoint; the cost is the median of the rounds'
+//! ratios, each round's shown too (a single pass on this 2-core machine
+//! swings by ±10 %). Latencies: process
 //! end (`completed_at`) → the event consumed from `{prefix}.events`, and →
 //! the webhook delivery received, per process of the last pass with a
 //! webhook.
@@ -23,7 +24,7 @@ use objectsync_infra::Settings;
 use objectsync_testkit::events::Receiver;
 
 use crate::report::EventFigures;
-use crate::{data, load, progress};
+use crate::{cpu, data, load, progress};
 
 /// What the stage needs of the running system.
 pub(crate) struct Setup<'a> {
@@ -96,16 +97,57 @@ async fn listen(s: &Setup<'_>) -> Result<(Connection, Arrivals), String> {
     Ok((conn, arrivals))
 }
 
-/// One pass of `records` fresh inserts: records/s, and the processes.
-async fn pass(s: &Setup<'_>, run: &str) -> Result<(f64, Vec<i64>), String> {
+/// What one pass measured.
+struct Pass {
+    rps: f64,
+    /// CPU the services spent per 1,000 records, in ms, where `/proc` tells.
+    cpu_ms: Option<f64>,
+    ids: Vec<i64>,
+}
+
+/// One pass of `records` fresh inserts.
+async fn pass(s: &Setup<'_>, run: &str) -> Result<Pass, String> {
     let client = reqwest::Client::new();
     let url = format!("{}/v3/objects/item/batch/upsert", s.address);
     let bodies = Arc::new(data::bodies(run, 0, s.records, 1));
+    // Every pass starts right after a checkpoint: one that began in the
+    // middle of a pass (a pass writes about a third of max_wal_size) made
+    // that pass alone pay for its writes and the full pages after it.
+    crate::quiesce(s.pool).await;
+    let cpu = cpu::read();
     let t0 = Utc::now();
     let posted = load::post_all(&client, &url, s.key, bodies, s.producers).await?;
     let done = load::wait_completed(s.pool, &posted.process_ids, run).await?;
     let secs = (done - t0).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
-    Ok((s.records as f64 / secs, posted.process_ids))
+    if let Ok(c) = s.pool.get().await
+        && let Ok(r) = c
+            .query_one(
+                "select extract(epoch from max(created_at) - min(created_at))::float8 * 1000,
+                        percentile_cont(0.5) within group (order by extract(epoch from started_at - created_at)::float8 * 1000),
+                        max(extract(epoch from started_at - created_at)::float8 * 1000),
+                        percentile_cont(0.5) within group (order by extract(epoch from completed_at - started_at)::float8 * 1000),
+                        max(extract(epoch from completed_at - started_at)::float8 * 1000)
+                   from processes where id = any($1)",
+                &[&posted.process_ids],
+            )
+            .await
+    {
+        let ms = |i: usize| r.get::<_, Option<f64>>(i).unwrap_or(0.0);
+        progress(&format!(
+            "  {run}: {:.1} s; 202s over {:.0} ms; queued p50 {:.0} ms max {:.0}; applying p50 {:.0} ms max {:.0}",
+            secs,
+            ms(0),
+            ms(1),
+            ms(2),
+            ms(3),
+            ms(4)
+        ));
+    }
+    Ok(Pass {
+        rps: s.records as f64 / secs,
+        cpu_ms: cpu::others_since(cpu).map(|c| c * 1e6 / s.records as f64),
+        ids: posted.process_ids,
+    })
 }
 
 /// Milliseconds from each process's end to its arrival, for those that
@@ -167,43 +209,56 @@ async fn unregister(s: &Setup<'_>, id: i64) -> Result<(), String> {
 /// Rounds of the comparison: each has a pass without and one with a
 /// webhook, in alternating order, so that neither the table's growth nor
 /// a slow moment of the machine falls on one side only.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 pub(crate) async fn run(s: &Setup<'_>) -> Result<EventFigures, String> {
     let (_conn, events) = listen(s).await?;
     let receiver = Receiver::start().await;
     let mut ratios = Vec::with_capacity(ROUNDS);
-    let (mut without_all, mut with_all) = (Vec::new(), Vec::new());
+    let mut cpu_ratios = Vec::with_capacity(ROUNDS);
+    let mut without_all = Vec::with_capacity(ROUNDS);
     let mut ids = Vec::new();
     let mut drained = Duration::ZERO;
     for round in 0..ROUNDS {
-        let mut without = 0.0;
-        let mut with = 0.0;
+        let mut without = None;
+        let mut with = None;
         for webhook_first in [round % 2 == 1, round % 2 == 0] {
             if webhook_first {
                 let already = receiver.received().len();
                 let webhook = register(s, &receiver.url).await?;
-                let (rps, pass_ids) = pass(s, &format!("ev-w{round}")).await?;
+                let p = pass(s, &format!("ev-w{round}")).await?;
                 let started = Instant::now();
                 receiver
-                    .wait_for(already + pass_ids.len(), Duration::from_secs(120))
+                    .wait_for(already + p.ids.len(), Duration::from_secs(120))
                     .await;
                 drained = started.elapsed();
                 unregister(s, webhook).await?;
-                with = rps;
-                ids = pass_ids;
+                ids = p.ids.clone();
+                with = Some(p);
             } else {
-                without = pass(s, &format!("ev-n{round}")).await?.0;
+                without = Some(pass(s, &format!("ev-n{round}")).await?);
             }
         }
+        let (Some(without), Some(with)) = (without, with) else {
+            unreachable!("each round has both passes");
+        };
+        let ratio = with.rps / without.rps.max(1.0);
+        let cpu = with
+            .cpu_ms
+            .zip(without.cpu_ms)
+            .map(|(w, n)| w / n.max(1e-9));
         progress(&format!(
-            "events: round {}/{ROUNDS}: inserts {without:.0} records/s without a webhook, {with:.0} with ({:+.1} %)",
+            "events: round {}/{ROUNDS}: inserts {:.0} records/s without a webhook, {:.0} with ({:+.1} %); CPU of the services per 1,000 records {} ms without, {} ms with",
             round + 1,
-            (1.0 - with / without.max(1.0)) * 100.0
+            without.rps,
+            with.rps,
+            (1.0 - ratio) * 100.0,
+            without.cpu_ms.map_or("?".into(), |c| format!("{c:.0}")),
+            with.cpu_ms.map_or("?".into(), |c| format!("{c:.0}")),
         ));
-        ratios.push(with / without.max(1.0));
-        without_all.push(without);
-        with_all.push(with);
+        ratios.push(ratio);
+        cpu_ratios.extend(cpu);
+        without_all.push(without.rps);
     }
     let all = receiver.received();
     let ratio = load::percentile(&ratios, 0.5);
@@ -224,6 +279,7 @@ pub(crate) async fn run(s: &Setup<'_>) -> Result<EventFigures, String> {
         without_rps: without,
         with_rps: without * ratio,
         round_costs: ratios.iter().map(|r| (1.0 - r) * 100.0).collect(),
+        cpu_round_costs: cpu_ratios.iter().map(|r| (r - 1.0) * 100.0).collect(),
         batches: ids.len(),
         delivered: ids.iter().filter(|id| delivered.contains_key(id)).count(),
         events: event_ms.len(),

@@ -10,6 +10,7 @@
 //! alone (`Stages`). Everything runs against the local PostgreSQL and
 //! RabbitMQ in a database and queues of its own, removed afterwards.
 
+mod cpu;
 mod data;
 mod events;
 mod fairness;

@@ -13,6 +13,9 @@ pub struct EventFigures {
     pub with_rps: f64,
     /// Each round's cost of the webhook, in percent (negative: faster).
     pub round_costs: Vec<f64>,
+    /// Each round's added CPU of the services per record with the webhook,
+    /// in percent (empty where `/proc` does not tell).
+    pub cpu_round_costs: Vec<f64>,
     /// Batches of the pass with a webhook.
     pub batches: usize,
     /// Of those, deliveries received, and events consumed.
@@ -38,7 +41,21 @@ impl EventFigures {
         }
     }
 
+    /// The median of the rounds' added CPU per record, in percent.
+    pub fn cpu_cost_percent(&self) -> Option<f64> {
+        let mut v = self.cpu_round_costs.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    }
+
     pub(crate) fn rows(&self) -> Vec<[String; 3]> {
+        let rounds = |costs: &[f64]| {
+            costs
+                .iter()
+                .map(|c| format!("{c:+.1} %"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         vec![
             [
                 "end to end, inserts without a webhook (median of the rounds)".into(),
@@ -52,13 +69,17 @@ impl EventFigures {
                     "{:.0} records/s ({:+.1} % slower; rounds {})",
                     self.with_rps,
                     self.cost_percent(),
-                    self.round_costs
-                        .iter()
-                        .map(|c| format!("{c:+.1} %"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    rounds(&self.round_costs)
                 ),
                 "≤ 5 % slower".into(),
+            ],
+            [
+                "CPU of the services per record with a webhook (median of the rounds)".into(),
+                self.cpu_cost_percent().map_or_else(
+                    || "not measured (no /proc)".into(),
+                    |c| format!("{c:+.1} % (rounds {})", rounds(&self.cpu_round_costs)),
+                ),
+                String::new(),
             ],
             [
                 "process end → event consumed from the exchange, under that load".into(),
@@ -117,6 +138,19 @@ impl EventFigures {
             "events_webhook_cost_rounds_percent".into(),
             json!(
                 self.round_costs
+                    .iter()
+                    .map(|c| tenth(*c))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        o.insert(
+            "events_webhook_cpu_cost_percent".into(),
+            json!(self.cpu_cost_percent().map(tenth)),
+        );
+        o.insert(
+            "events_webhook_cpu_cost_rounds_percent".into(),
+            json!(
+                self.cpu_round_costs
                     .iter()
                     .map(|c| tenth(*c))
                     .collect::<Vec<_>>()
