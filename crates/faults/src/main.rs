@@ -70,6 +70,11 @@ async fn main() -> ExitCode {
     if let Some(Mode::Worker) = cli.mode {
         return objectsync_worker::run_process(None).await;
     }
+    // Ingest runs in this process and logs nothing unless asked: with
+    // RUST_LOG set, its log (and the suite's libraries') goes to stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        objectsync_infra::telemetry::init(objectsync_infra::settings::LogFormat::Auto);
+    }
     let opts = Options {
         duration: Duration::from_secs(cli.duration),
         producers: cli.producers,
