@@ -236,3 +236,23 @@ pub async fn pending(c: &impl GenericClient, webhook: i64, cap: i64) -> StoreRes
     .await?
     .get(0))
 }
+
+/// Removes up to `limit` deliveries that failed more than `older_than` ago,
+/// oldest first (retention); how many. Pending ones are never removed.
+pub async fn sweep_failed(
+    c: &impl GenericClient,
+    older_than: Duration,
+    limit: i64,
+) -> StoreResult<u64> {
+    crate::execute(
+        c,
+        "delete from webhook_deliveries
+          where id = any(array(
+                select id from webhook_deliveries
+                 where failed_at is not null
+                   and failed_at < now() - make_interval(secs => $1)
+                 order by failed_at limit $2))",
+        &[&older_than.as_secs_f64(), &limit],
+    )
+    .await
+}

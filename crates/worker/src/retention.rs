@@ -4,8 +4,9 @@
 //! `processes` ahead of the ids being drawn and drops the expired ones
 //! (`partitions`, `expiry`; as the schema's owner or as the app role), and
 //! removes, a bounded number per statement, dead
-//! letters resolved long ago, idempotency keys past their 24 hours and the
-//! rows of workers gone for `retention.workers_secs`.
+//! letters resolved long ago, webhook deliveries failed long ago,
+//! idempotency keys past their 24 hours and the rows of workers gone for
+//! `retention.workers_secs`.
 //!
 //! What it removed is counted in `objectsync_retention_removed_total`
 //! (label `what`), and each dropped partition is logged.
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Client;
 use objectsync_infra::settings::RetentionSettings;
-use objectsync_store::{dead_letters, idempotency, workers};
+use objectsync_store::{dead_letters, deliveries, idempotency, workers};
 use tokio_util::sync::CancellationToken;
 
 use crate::ctx::Ctx;
@@ -85,7 +86,8 @@ async fn locked(
     Ok(())
 }
 
-/// Dead letters, idempotency keys and worker rows past their time.
+/// Dead letters, failed webhook deliveries, idempotency keys and worker
+/// rows past their time.
 async fn rows(client: &Client, s: &RetentionSettings) -> Result<(), WorkerError> {
     if s.dead_letters_secs > 0 {
         let after = Duration::from_secs(s.dead_letters_secs);
@@ -98,6 +100,18 @@ async fn rows(client: &Client, s: &RetentionSettings) -> Result<(), WorkerError>
             }
         }
         removed("dead_letters", n);
+    }
+    if s.failed_deliveries_secs > 0 {
+        let after = Duration::from_secs(s.failed_deliveries_secs);
+        let mut n = 0;
+        for _ in 0..MAX_BATCHES {
+            let removed = deliveries::sweep_failed(client, after, BATCH).await?;
+            n += removed;
+            if removed < BATCH as u64 {
+                break;
+            }
+        }
+        removed("failed_deliveries", n);
     }
     let mut n = 0;
     for _ in 0..MAX_BATCHES {

@@ -14,6 +14,9 @@ pub struct RetentionSettings {
     /// Dead letters replayed or discarded this long ago are removed; 0
     /// keeps them. Unresolved ones are always kept.
     pub dead_letters_secs: u64,
+    /// Webhook deliveries that failed (retries over) this long ago are
+    /// removed; 0 keeps them. Pending ones are always kept.
+    pub failed_deliveries_secs: u64,
     /// Rows of workers not seen for this long (crashed ones) are removed.
     pub workers_secs: u64,
     /// The span of acceptance time a new partition of `processes` is sized
@@ -30,6 +33,7 @@ impl Default for RetentionSettings {
         Self {
             processes_secs: 30 * 86_400,
             dead_letters_secs: 7 * 86_400,
+            failed_deliveries_secs: 30 * 86_400,
             workers_secs: 3_600,
             partition_secs: 86_400,
             partition_min_processes: 1_000_000,
@@ -62,6 +66,7 @@ impl RetentionSettings {
         };
         kept("processes_secs", self.processes_secs)?;
         kept("dead_letters_secs", self.dead_letters_secs)?;
+        kept("failed_deliveries_secs", self.failed_deliveries_secs)?;
         for (name, v, min) in [
             ("workers_secs", self.workers_secs, Self::MIN_SECS),
             ("partition_secs", self.partition_secs, 1),
@@ -96,6 +101,7 @@ mod tests {
         let s = Settings::load_from(Role::Worker, None, env(&[])).unwrap();
         assert_eq!(s.retention.processes_secs, 30 * 86_400);
         assert_eq!(s.retention.dead_letters_secs, 7 * 86_400);
+        assert_eq!(s.retention.failed_deliveries_secs, 30 * 86_400);
         let s = Settings::load_from(
             Role::Worker,
             None,

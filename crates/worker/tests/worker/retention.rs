@@ -244,3 +244,65 @@ async fn expired_partitions_are_dropped_whole_and_open_processes_kept() {
     assert_counts_exact(&app, &[&a, &b]).await;
     assert_eq!(app.process_count().await, 3, "the recent ones stay");
 }
+
+/// Webhook deliveries whose retries ended longer ago than the retention
+/// time are removed; later failures and pending deliveries are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_webhook_deliveries_are_removed_after_their_time() {
+    let mut app = spawn_app_with(0, |s| {
+        s.retention.failed_deliveries_secs = 3600;
+        s.retention.sweep_secs = 1;
+    })
+    .await;
+    let a = app.org_with_vehicles().await;
+    let client = app.pool.get().await.unwrap();
+    let hook: i64 = client
+        .query_one(
+            "insert into webhooks (org_id, url, secret) values ($1, 'http://127.0.0.1:9/hook', $2)
+             returning id",
+            &[&a.id, &vec![7u8; 24]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Failed two hours ago (twice), ten minutes ago, and one pending whose
+    // next attempt is a day away (so the sender leaves it alone).
+    client
+        .execute(
+            "insert into webhook_deliveries
+                    (webhook_id, event_id, org_id, process_id, failed_at, last_error, next_attempt_at)
+             select $1, gen_random_uuid(), $2, 1, f,
+                    case when f is not null then 'HTTP 500' end, now() + interval '1 day'
+               from unnest(array[now() - interval '2 hours', now() - interval '2 hours',
+                                 now() - interval '10 minutes', null]) as f",
+            &[&hook, &a.id],
+        )
+        .await
+        .unwrap();
+
+    app.start_worker().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = client
+            .query_one(
+                "select count(*) filter (where failed_at is not null),
+                        count(*) filter (where failed_at is null),
+                        count(*) filter (where failed_at < now() - interval '1 hour')
+                   from webhook_deliveries",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (failed, pending, old): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        assert_eq!(pending, 1, "the pending delivery is kept");
+        if old == 0 {
+            assert_eq!(failed, 1, "the later failure is kept");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{old} deliveries failed two hours ago are still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
