@@ -28,6 +28,9 @@ use crate::ctx::Ctx;
 /// Events published in one pass (one transaction).
 const BATCH: i64 = 200;
 
+/// How long the relay waits for the broker's confirm of an event.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What a pass can fail with; the relay tries again after a pause.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RelayError {
@@ -150,7 +153,13 @@ async fn pass(ctx: &Ctx, cached: &mut Option<Channel>) -> Result<usize, RelayErr
     }
     let now = chrono::Utc::now();
     for (e, confirm) in confirms {
-        match confirm.await? {
+        // Unanswered, the outbox rows stay locked and this worker's stop
+        // waits: after the timeout the transaction rolls back, and the
+        // events go out again under the same ids.
+        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+            .await
+            .map_err(|_| RelayError::Refused(e.id, "no confirm in time".into()))?;
+        match confirmed? {
             Confirmation::Ack(_) => {}
             other => return Err(RelayError::Refused(e.id, format!("{other:?}"))),
         }

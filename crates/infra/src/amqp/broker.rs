@@ -192,7 +192,18 @@ impl Broker {
     /// A connection to `node` with the topology declared on it.
     async fn open_declared(&self, node: &Node) -> lapin::Result<Connection> {
         let conn = open(node, &self.name).await?;
-        if let Err(e) = self.topology.declare(&conn).await {
+        // Bounded like the connection: the reconnect lock is held meanwhile,
+        // and every request needing the broker waits behind it.
+        let declared = tokio::time::timeout(CONNECT_TIMEOUT, self.topology.declare(&conn))
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "RabbitMQ did not answer the topology's declarations in time",
+                )
+                .into())
+            });
+        if let Err(e) = declared {
             let close = conn.close(200, "topology not declared".into());
             let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
             return Err(e);
@@ -200,11 +211,14 @@ impl Broker {
         Ok(conn)
     }
 
-    /// Closes the connection, if any (graceful shutdown).
+    /// Closes the connection, if any (graceful shutdown), waiting for the
+    /// broker's answer [`CONNECT_TIMEOUT`] at most: a shutdown never hangs
+    /// on a broker that went quiet.
     pub async fn close(&self) {
         let conn = self.current().conn.take();
         if let Some(conn) = conn {
-            let _ = conn.close(200, "shutting down".into()).await;
+            let close = conn.close(200, "shutting down".into());
+            let _ = tokio::time::timeout(CONNECT_TIMEOUT, close).await;
         }
     }
 }
