@@ -206,6 +206,25 @@ async fn unregister(s: &Setup<'_>, id: i64) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// One pass with a webhook registered to `receiver`, and how long after
+/// it the last of its deliveries arrived.
+async fn with_webhook(
+    s: &Setup<'_>,
+    receiver: &Receiver,
+    round: usize,
+) -> Result<(Pass, Duration), String> {
+    let already = receiver.received().len();
+    let webhook = register(s, &receiver.url).await?;
+    let p = pass(s, &format!("ev-w{round}")).await?;
+    let started = Instant::now();
+    receiver
+        .wait_for(already + p.ids.len(), Duration::from_secs(120))
+        .await;
+    let drained = started.elapsed();
+    unregister(s, webhook).await?;
+    Ok((p, drained))
+}
+
 /// Rounds of the comparison: each has a pass without and one with a
 /// webhook, in alternating order, so that neither the table's growth nor
 /// a slow moment of the machine falls on one side only.
@@ -220,28 +239,16 @@ pub(crate) async fn run(s: &Setup<'_>) -> Result<EventFigures, String> {
     let mut ids = Vec::new();
     let mut drained = Duration::ZERO;
     for round in 0..ROUNDS {
-        let mut without = None;
-        let mut with = None;
-        for webhook_first in [round % 2 == 1, round % 2 == 0] {
-            if webhook_first {
-                let already = receiver.received().len();
-                let webhook = register(s, &receiver.url).await?;
-                let p = pass(s, &format!("ev-w{round}")).await?;
-                let started = Instant::now();
-                receiver
-                    .wait_for(already + p.ids.len(), Duration::from_secs(120))
-                    .await;
-                drained = started.elapsed();
-                unregister(s, webhook).await?;
-                ids = p.ids.clone();
-                with = Some(p);
-            } else {
-                without = Some(pass(s, &format!("ev-n{round}")).await?);
-            }
-        }
-        let (Some(without), Some(with)) = (without, with) else {
-            unreachable!("each round has both passes");
+        // Even rounds pass without the webhook first, odd ones with it.
+        let (without, (with, drain)) = if round % 2 == 0 {
+            let without = pass(s, &format!("ev-n{round}")).await?;
+            (without, with_webhook(s, &receiver, round).await?)
+        } else {
+            let with = with_webhook(s, &receiver, round).await?;
+            (pass(s, &format!("ev-n{round}")).await?, with)
         };
+        drained = drain;
+        ids.clone_from(&with.ids);
         let ratio = with.rps / without.rps.max(1.0);
         let cpu = with
             .cpu_ms

@@ -91,40 +91,37 @@ async fn locked(
 async fn rows(client: &Client, s: &RetentionSettings) -> Result<(), WorkerError> {
     if s.dead_letters_secs > 0 {
         let after = Duration::from_secs(s.dead_letters_secs);
-        let mut n = 0;
-        for _ in 0..MAX_BATCHES {
-            let removed = dead_letters::sweep_resolved(client, after, BATCH).await?;
-            n += removed;
-            if removed < BATCH as u64 {
-                break;
-            }
-        }
+        let n = batched(|| dead_letters::sweep_resolved(client, after, BATCH)).await?;
         removed("dead_letters", n);
     }
     if s.failed_deliveries_secs > 0 {
         let after = Duration::from_secs(s.failed_deliveries_secs);
-        let mut n = 0;
-        for _ in 0..MAX_BATCHES {
-            let removed = deliveries::sweep_failed(client, after, BATCH).await?;
-            n += removed;
-            if removed < BATCH as u64 {
-                break;
-            }
-        }
+        let n = batched(|| deliveries::sweep_failed(client, after, BATCH)).await?;
         removed("failed_deliveries", n);
     }
+    let n = batched(|| idempotency::sweep(client, BATCH)).await?;
+    removed("idempotency_keys", n);
+    let n = workers::sweep(client, Duration::from_secs(s.workers_secs)).await?;
+    removed("workers", n);
+    Ok(())
+}
+
+/// Runs `sweep` (one statement removing [`BATCH`] rows at most) until it
+/// removes fewer, [`MAX_BATCHES`] times at most; how many it removed.
+async fn batched<F, Fut>(mut sweep: F) -> Result<u64, WorkerError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, objectsync_store::StoreError>>,
+{
     let mut n = 0;
     for _ in 0..MAX_BATCHES {
-        let removed = idempotency::sweep(client, BATCH).await?;
+        let removed = sweep().await?;
         n += removed;
         if removed < BATCH as u64 {
             break;
         }
     }
-    removed("idempotency_keys", n);
-    let n = workers::sweep(client, Duration::from_secs(s.workers_secs)).await?;
-    removed("workers", n);
-    Ok(())
+    Ok(n)
 }
 
 /// Counts and logs what a sweep removed of `what`.

@@ -43,9 +43,8 @@ impl EventFigures {
 
     /// The median of the rounds' added CPU per record, in percent.
     pub fn cpu_cost_percent(&self) -> Option<f64> {
-        let mut v = self.cpu_round_costs.clone();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied()
+        (!self.cpu_round_costs.is_empty())
+            .then(|| crate::load::percentile(&self.cpu_round_costs, 0.5))
     }
 
     pub(crate) fn rows(&self) -> Vec<[String; 3]> {

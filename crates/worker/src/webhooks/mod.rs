@@ -86,8 +86,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
             wake = wait(&ctx, &stop, &done, poll).await;
             continue;
         }
-        let free = free_slots(&ctx, &in_flight);
-        let taken = match take(&ctx, &in_flight, free).await {
+        let (busy, total) = in_flight.busy();
+        let free = i64::from(ctx.webhooks.max_in_flight.max(1)) - i64::from(total);
+        let taken = match take(&ctx, &busy, free).await {
             Ok(t) => {
                 quiet_errors = 0;
                 t
@@ -152,23 +153,18 @@ fn per_endpoint(ctx: &Ctx) -> i32 {
     i32::try_from(ctx.webhooks.per_endpoint.max(1)).unwrap_or(i32::MAX)
 }
 
-/// Slots free of `webhooks.max_in_flight`.
-fn free_slots(ctx: &Ctx, in_flight: &InFlight) -> i64 {
-    i64::from(ctx.webhooks.max_in_flight.max(1)) - i64::from(in_flight.busy().1)
-}
-
-/// Takes the deliveries that are due and fit in the `free` slots.
-async fn take(ctx: &Ctx, in_flight: &InFlight, free: i64) -> Result<Vec<Taken>, StoreError> {
+/// Takes the deliveries that are due and fit in the `free` slots, with
+/// `busy` the attempts in flight per webhook.
+async fn take(ctx: &Ctx, busy: &[(i64, i32)], free: i64) -> Result<Vec<Taken>, StoreError> {
     if free <= 0 {
         return Ok(Vec::new());
     }
-    let (busy, _) = in_flight.busy();
     let client = ctx.events_pool.get().await?;
     let per_endpoint = per_endpoint(ctx);
     // The lease outlasts an attempt: the timeout, and time to write its end.
     let lease = ctx.webhooks.timeout() + Duration::from_secs(30);
     let retry_for = Duration::from_secs(ctx.webhooks.retry_for_secs);
-    deliveries::take(&client, per_endpoint, &busy, free, lease, retry_for).await
+    deliveries::take(&client, per_endpoint, busy, free, lease, retry_for).await
 }
 
 /// Makes one attempt of `d` and writes what it came to.
