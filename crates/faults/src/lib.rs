@@ -12,8 +12,10 @@
 //! the most queues, twice (see `cluster` and `node_faults`).
 //!
 //! With `citus`, it restarts none of the machine's services either: the
-//! database is a Citus coordinator and two workers of its own on loopback,
-//! and the faults are SIGKILLs of objectsync's workers only.
+//! database is a Citus coordinator and two workers of its own on loopback
+//! (or the coordinator `OBJECTSYNC_TEST_CITUS` names, under
+//! `objectsync-citus`), and the faults are SIGKILLs of objectsync's
+//! workers only.
 
 mod chaos;
 mod children;
@@ -27,7 +29,7 @@ mod verify;
 use std::sync::Arc;
 use std::time::Duration;
 
-use objectsync_testkit::citus::CitusCluster;
+use objectsync_testkit::citus::{CITUS_ENV, CitusCluster};
 use objectsync_testkit::{Sandbox, spawn_app_in};
 use serde_json::json;
 use tokio::time::Instant;
@@ -70,12 +72,12 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         false => None,
     };
     let urls = cluster.as_ref().map(|(c, _)| c.urls());
-    let citus = match opts.citus {
-        true => Some(start_citus().await?),
-        false => None,
+    let (citus, citus_url) = match opts.citus {
+        true => citus_cluster().await?,
+        false => (None, None),
     };
-    let sandbox = match &citus {
-        Some(c) => Sandbox::create_on_citus("test", &c.url("postgres")).await,
+    let sandbox = match &citus_url {
+        Some(url) => Sandbox::create_on_citus("test", url).await,
         None => Sandbox::create_on_brokers("test", urls.as_deref()).await,
     };
     let app = spawn_app_in(sandbox, 0, |s| {
@@ -243,7 +245,21 @@ async fn start_cluster() -> Result<(cluster::Cluster, Duration), String> {
     Ok((cluster, began.elapsed()))
 }
 
-/// Starts the `citus` mode's coordinator and two workers.
+/// The `citus` mode's coordinator: the one `OBJECTSYNC_TEST_CITUS` names
+/// when set (run under `objectsync-citus`, beside the tests, whose
+/// migrated template it reuses), else a coordinator and two workers of its
+/// own, returned so that they stop when the run ends.
+async fn citus_cluster() -> Result<(Option<CitusCluster>, Option<String>), String> {
+    if let Some(url) = std::env::var(CITUS_ENV).ok().filter(|v| !v.is_empty()) {
+        eprintln!("[faults] on the Citus coordinator {CITUS_ENV} names");
+        return Ok((None, Some(url)));
+    }
+    let cluster = start_citus().await?;
+    let url = cluster.url("postgres");
+    Ok((Some(cluster), Some(url)))
+}
+
+/// Starts a Citus coordinator and two workers.
 async fn start_citus() -> Result<CitusCluster, String> {
     eprintln!("[faults] starting a Citus coordinator and two workers of its own");
     let began = Instant::now();

@@ -51,8 +51,9 @@ struct Cli {
     #[arg(long, conflicts_with = "citus")]
     cluster: bool,
     /// Start a Citus coordinator and two workers of its own on loopback
-    /// for the database, and kill only objectsync's workers: none of the
-    /// machine's services is restarted.
+    /// for the database (or, run under `objectsync-citus`, use its
+    /// cluster), and kill only objectsync's workers: none of the machine's
+    /// services is restarted.
     #[arg(long)]
     citus: bool,
 }

@@ -181,7 +181,7 @@ async fn node_admin_urls(admin_url: &str) -> Result<Vec<String>, CitusError> {
 }
 
 /// The migrated, distributed database each sandbox is cloned from, by
-/// coordinator: made once per process and cluster.
+/// coordinator, once this process has found or made it.
 static TEMPLATES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
 
 /// Creates `name` migrated and distributed, as a copy of a template made
@@ -208,21 +208,51 @@ fn known_template(admin_url: &str) -> Option<String> {
         .map(|(_, t)| t.clone())
 }
 
-/// This process's template on the cluster `admin_url` names, made on
-/// first use: created, migrated (so distributed), then closed to
-/// connections and emptied of them (a template must have none, and
-/// Citus's maintenance daemon keeps one).
+/// The advisory lock (on the coordinator's `postgres` database) held
+/// while the cluster's template is looked for and made: test processes
+/// run one after another against one cluster in CI, and the second finds
+/// the template the first made.
+const TEMPLATE_LOCK: i64 = 0x6f73_7465_6d70; // "ostemp"
+
+/// The cluster's template on the coordinator `admin_url` names, made on
+/// first use by whichever process needs it first — created, migrated (so
+/// distributed), then closed to connections and emptied of them (a
+/// template must have none, and Citus's maintenance daemon keeps one) —
+/// and found by every process after it. Named by the latest migration, so
+/// a cluster kept across a change of the migrations makes a new one.
 async fn template(admin_url: &str) -> Result<String, CitusError> {
     let _setup = SETUP.lock().await;
     if let Some(t) = known_template(admin_url) {
         return Ok(t);
     }
-    let name = format!(
-        "objectsync_citus_template_{}",
-        uuid::Uuid::new_v4().simple()
-    );
-    create_database(admin_url, &name).await?;
-    db::migrate(&with_database(admin_url, &name)).await?;
+    let name = format!("objectsync_citus_template_v{}", db::latest_migration());
+    let admin = db::connect(admin_url).await?;
+    admin
+        .execute("select pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
+        .await?;
+    let made = match admin
+        .query_opt("select 1 from pg_database where datname = $1", &[&name])
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => make_template(admin_url, &name).await,
+    };
+    // Ends with the session too, if this process dies while holding it.
+    admin
+        .execute("select pg_advisory_unlock($1)", &[&TEMPLATE_LOCK])
+        .await?;
+    made?;
+    TEMPLATES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((admin_url.to_owned(), name.clone()));
+    Ok(name)
+}
+
+/// Makes the template `name` (see [`template`]).
+async fn make_template(admin_url: &str, name: &str) -> Result<(), CitusError> {
+    create_database(admin_url, name).await?;
+    db::migrate(&with_database(admin_url, name)).await?;
     for url in node_admin_urls(admin_url).await? {
         let admin = db::connect(&url).await?;
         admin
@@ -234,11 +264,7 @@ async fn template(admin_url: &str) -> Result<String, CitusError> {
     }
     // Ended sessions are gone a moment after they are told to go.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    TEMPLATES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((admin_url.to_owned(), name.clone()));
-    Ok(name)
+    Ok(())
 }
 
 /// Creates `name` on the coordinator (`admin_url`, its `postgres`
