@@ -13,6 +13,15 @@ use crate::{GenericClient, StoreResult};
 /// end of its queue then, so `came_round_at` takes that time (see
 /// [`crate::waits`]). Returns whether it is open: `false` if no open process
 /// is visible (not committed yet, rolled back, or already final).
+///
+/// Its commit does not wait for the WAL flush (`synchronous_commit` off for
+/// this statement's transaction alone): the batch's apply transaction
+/// commits synchronously after it and flushes it too, and if the server
+/// crashes before, what is lost is only that the batch had started — its
+/// message comes again and starts it again. A lone batch saves a flush
+/// wait; under load, a place in the queue of commits. Call it on a client
+/// outside a transaction: inside one, the setting would hold for the whole
+/// transaction's commit.
 pub async fn mark_started(
     c: &impl GenericClient,
     org: OrgId,
@@ -27,7 +36,8 @@ pub async fn mark_started(
                 deliveries = greatest(deliveries, $3),
                 last_delivery_at = clock.now,
                 came_round_at = gave_way_at
-           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now,
+                        set_config('synchronous_commit', 'off', true) as flush) as clock
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')",
         &[&org, &id, &delivery],
     )
@@ -194,7 +204,8 @@ async fn fail_with(
         "update processes
             set status = 'failed', error = {error_sql}, completed_at = clock.now,
                 footprint_keys = null, waiting_for = null
-           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now,
+                        set_config('synchronous_commit', 'off', true) as flush) as clock
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')"
     );
     Ok(crate::execute(c, &sql, &[&org, &id, &reason]).await? > 0)

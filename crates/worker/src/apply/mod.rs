@@ -22,7 +22,7 @@ use deadpool_postgres::Pool;
 use objectsync_model::{BatchMeta, Identifiers, Job, OrgId, ProcessId, RejectionCode};
 use objectsync_store::processes::{self, Counts, Rejection, XactStatus};
 use objectsync_store::workers::Applying;
-use objectsync_store::{GenericClient, ending, object_types};
+use objectsync_store::{GenericClient, ending, object_types, order};
 use serde_json::Value;
 
 use crate::error::{Classify, WorkerError};
@@ -236,11 +236,8 @@ pub async fn handle(
     let (org, pid) = (meta.org_id, meta.process_id);
     tracing::Span::current().record("delivery", delivery);
     let delivery = i32::try_from(delivery).unwrap_or(i32::MAX);
-    {
-        let client = pool.get().await?;
-        if !processes::mark_started(&client, org, pid, delivery).await? {
-            return not_open(&client, meta).await;
-        }
+    if !start(pool, org, pid, delivery).await? {
+        return not_open(&pool.get().await?, meta).await;
     }
     // The same footprint ingest stored: the same function on the same body.
     let mine = job.footprint(&meta.object_type);
@@ -288,6 +285,25 @@ pub async fn handle(
     processes::complete(&tx, org, pid, &applied.counts, delivery).await?;
     tx.commit().await?;
     Ok(Handled::Applied(applied.counts))
+}
+
+/// Marks the process started; `false` if it is not open. Ingest publishes
+/// a batch before it commits its process row, and a worker often has the
+/// message first: then the row is waited for (`order::barrier`, the
+/// organization's transactions that drew an id before now, this one's
+/// among them) and looked for once more, instead of a retry after a pause.
+async fn start(
+    pool: &Pool,
+    org: OrgId,
+    pid: ProcessId,
+    delivery: i32,
+) -> Result<bool, WorkerError> {
+    if processes::mark_started(&pool.get().await?, org, pid, delivery).await? {
+        return Ok(true);
+    }
+    // Without a connection while it waits.
+    order::barrier(pool, org).await?;
+    Ok(processes::mark_started(&pool.get().await?, org, pid, delivery).await?)
 }
 
 /// A batch whose process was not open when it arrived: ended before (a

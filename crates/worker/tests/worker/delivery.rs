@@ -219,6 +219,90 @@ async fn a_batch_whose_request_rolled_back_is_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_arrives_before_its_request_commits_waits_for_it_without_a_retry() {
+    // Ingest publishes before it commits the process row, and a worker
+    // often has the message first: one call of the apply function waits for
+    // the request's transaction and applies the batch, where it used to
+    // fail with "not yet" and come again after a retry's pause.
+    let app = spawn_app_with(0, |_| {}).await;
+    let org = app.org_with_vehicles().await;
+    let body = br#"{"records":[{"identifiers":{"ext_id":"early"}}]}"#;
+    let kind = objectsync_model::ProcessKind::Upsert;
+    let job = Job::decode(kind, body).unwrap();
+    let name = objectsync_model::ObjectTypeName::parse("vehicle").unwrap();
+    let engine = objectsync_store::Engine::detect(&app.pool.get().await.unwrap())
+        .await
+        .unwrap();
+    let mut client = app.pool.get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    let (process_id, xact_id) = objectsync_store::processes::insert(
+        &tx,
+        engine,
+        objectsync_store::processes::NewProcess {
+            org: objectsync_model::OrgId(org.id),
+            kind,
+            object_type: name.as_str(),
+            total: 1,
+            footprint: &job.footprint(&name),
+            queue: "ignored",
+        },
+    )
+    .await
+    .unwrap();
+    let meta = objectsync_model::BatchMeta {
+        org_id: objectsync_model::OrgId(org.id),
+        process_id,
+        kind,
+        object_type: name,
+        xact_id,
+        enqueued_at: chrono::Utc::now(),
+        request_id: None,
+    };
+    let commit = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tx.commit().await.unwrap();
+    };
+    let config = ApplyConfig {
+        max_links_per_type: 10,
+        order_wait: Duration::from_secs(5),
+        express: false,
+        engine,
+    };
+    let local = apply::Local::new(4);
+    let (handled, ()) = tokio::join!(
+        apply::handle(&app.pool, &local, &meta, &job, 1, config),
+        commit
+    );
+    assert!(
+        matches!(handled, Ok(Handled::Applied(ref c)) if c.created == 1),
+        "{handled:?}"
+    );
+    let p = app.process(&org, process_id.get()).await;
+    assert_eq!(p["status"], "completed", "{p}");
+
+    // Marking a batch started commits without waiting for the flush, and
+    // that setting ends with its statement's transaction.
+    let queued = app
+        .upsert_accepted(
+            &org,
+            "vehicle",
+            json!([{"identifiers": {"ext_id": "later"}}]),
+        )
+        .await;
+    let c = app.pool.get().await.unwrap();
+    let org_id = objectsync_model::OrgId(org.id);
+    let queued = objectsync_model::ProcessId(queued);
+    let started = objectsync_store::processes::mark_started(&c, org_id, queued, 1).await;
+    assert!(started.unwrap());
+    let setting: String = c
+        .query_one("show synchronous_commit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(setting, "on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_shutdown_a_batch_waiting_to_retry_is_handed_back_at_once() {
     let mut app = spawn_app_with(1, |s| s.worker.retry_budget_ms = 60_000).await;
     let org = app.org_with_vehicles().await;
