@@ -164,6 +164,80 @@ pub async fn still_open(
     .collect())
 }
 
+/// The advisory lock class of "records written" marks ("osrw").
+const WRITTEN_CLASS: i32 = 0x6f73_7277;
+
+/// The key of process `id`'s "records written" mark. Ids that agree in
+/// their low 31 bits share one: a mark taken for another process only lets
+/// a batch start early, and [`wait_final`] keeps that safe.
+fn written_key(id: ProcessId) -> i32 {
+    (id.get() & 0x7fff_ffff) as i32
+}
+
+/// Marks, until the transaction ends, that process `id` has written its
+/// records: its transaction holds the row lock of every record it writes
+/// and will take no other record's. A newer batch on the same records may
+/// start its own transaction then (see [`open_and_written`]): its writes
+/// wait for this one's row locks, so they land after this batch's, and it
+/// commits only once this batch is final (see [`wait_final`]).
+pub async fn mark_written(tx: &impl GenericClient, id: ProcessId) -> StoreResult<()> {
+    crate::execute(
+        tx,
+        "select pg_advisory_xact_lock($1, $2)",
+        &[&WRITTEN_CLASS, &written_key(id)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Which of `ids` are still open, each with whether its records are
+/// written (see [`mark_written`]).
+pub async fn open_and_written(
+    c: &impl GenericClient,
+    org: OrgId,
+    ids: &[ProcessId],
+) -> StoreResult<Vec<(ProcessId, bool)>> {
+    Ok(crate::query(
+        c,
+        "with written as (
+           select objid from pg_locks
+            where locktype = 'advisory' and classid = $3::int4::oid and objsubid = 2 and granted
+              and database = (select oid from pg_database where datname = current_database()))
+         select id, (id & 2147483647)::int4::oid in (select objid from written)
+           from processes
+          where org_id = $1 and id = any($2) and status in ('queued', 'in_process')",
+        &[&org, &ids, &WRITTEN_CLASS],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
+}
+
+/// In the transaction of a batch that started before the older batches
+/// `ids` were final: waits until each of them has committed or rolled back
+/// (each holds its process row locked until then) and says whether all are
+/// final now. `false` means one rolled back and will be applied again: the
+/// caller must roll back too, or its writes would come before that
+/// batch's.
+pub async fn wait_final(
+    tx: &impl GenericClient,
+    org: OrgId,
+    ids: &[ProcessId],
+) -> StoreResult<bool> {
+    // Under read committed, a row another transaction changed is read again
+    // once it is released, and the status checked again.
+    let open = crate::query(
+        tx,
+        "select id from processes
+          where org_id = $1 and id = any($2) and status in ('queued', 'in_process')
+            for share",
+        &[&org, &ids],
+    )
+    .await?;
+    Ok(open.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ mod blocked;
 mod concurrency;
 mod dead_letters;
 mod delivery;
+mod early;
 mod events;
 mod fairness;
 mod liveness;

@@ -370,3 +370,91 @@ async fn a_batch_waiting_too_long_gives_way_and_still_applies_in_order() {
         .get(0);
     assert_eq!(dead, 0);
 }
+
+/// Batches that only upsert vehicles by `ext_id` (no links, no deletes):
+/// the ones that start once the older batches on their records have
+/// written them, before those commit.
+fn plain_sequence(seed: u64, len: usize) -> Vec<Batch> {
+    let mut rng = Rng(seed);
+    (0..len)
+        .map(|seq| {
+            let records = (0..1 + rng.below(4))
+                .map(|_| {
+                    let mut r = vehicle(&mut rng, seq);
+                    r.as_object_mut().unwrap().remove("associations");
+                    r
+                })
+                .collect();
+            Batch::Upsert("vehicle", records)
+        })
+        .collect()
+}
+
+/// How many records each batch creates when applied one at a time: the
+/// first record of a batch naming a row that does not exist yet.
+fn serial_creates(batches: &[Batch]) -> Vec<i64> {
+    let mut exists = BTreeSet::new();
+    batches
+        .iter()
+        .map(|b| match b {
+            Batch::Upsert(_, records) => records
+                .iter()
+                .filter(|r| exists.insert(r["identifiers"]["ext_id"].as_str().unwrap().to_owned()))
+                .count() as i64,
+            Batch::Delete(..) => 0,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_plain_upserts_end_as_applied_one_by_one_counts_included() {
+    // Shuffled, many batches wait for older ones still in the queue: they
+    // give their place back soon instead of after the default 5 s.
+    let mut app = spawn_app_with(0, |s| {
+        s.worker.prefetch = 8;
+        s.worker.order_wait_ms = 300;
+    })
+    .await;
+    let org = app.org_with_vehicles().await;
+    // Every batch names one of six records or more: nearly every one
+    // overlaps the ones before it still open. Delivered in shuffled order
+    // to three workers, then in order to three workers.
+    for (seed, shuffle) in [(5, true), (77, false)] {
+        let batches = plain_sequence(seed, 80);
+        let mut ids = Vec::new();
+        for b in &batches {
+            ids.push(send(&app, &org, b).await);
+        }
+        if shuffle {
+            let mut messages = app.take_batches().await;
+            let mut rng = Rng(seed);
+            for i in (1..messages.len()).rev() {
+                let j = rng.below(i as u64 + 1) as usize;
+                messages.swap(i, j);
+            }
+            for (body, props) in messages {
+                app.publish_raw_with(&body, props).await;
+            }
+            for _ in 0..3 {
+                app.start_worker().await;
+            }
+        }
+        wait_all(&app, &org, &ids).await;
+        assert_eq!(stored(&app).await, model_of(&batches), "seed {seed}");
+        for ((id, b), created) in ids.iter().zip(&batches).zip(serial_creates(&batches)) {
+            let p = app.process(&org, *id).await;
+            let Batch::Upsert(_, records) = b else {
+                unreachable!()
+            };
+            let sent = records.len() as i64;
+            assert_eq!(
+                p["info"]["records"],
+                json!({"total": sent, "processed": sent, "created": created,
+                       "updated": sent - created, "deleted": 0, "failed": 0}),
+                "seed {seed}, process {id}"
+            );
+        }
+        let client = app.pool.get().await.unwrap();
+        client.batch_execute("delete from records").await.unwrap();
+    }
+}
