@@ -25,31 +25,12 @@ use objectsync_store::order::{self, OpenProcess};
 use crate::error::WorkerError;
 
 /// How a wait ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Turn {
-    /// Apply now: every conflicting older process is final, but for these,
-    /// which have written their records and not committed yet (see
-    /// `may_start_early`); the batch's transaction must wait until they
-    /// are final before it commits (`order::wait_final`).
-    Go { unfinished: Vec<ProcessId> },
+    /// Every conflicting older process is final: apply now.
+    Go,
     /// Still waiting after the allowed time: give the place back.
     GiveWay,
-}
-
-/// Whether a batch with footprint `f` only upserts records named by
-/// `ext_id`: no links, no deletes, no `id`s.
-pub(crate) fn plain(f: &Footprint) -> bool {
-    !f.wide && !f.links && !f.delete
-}
-
-/// Whether a batch may start once an older one it conflicts with has
-/// written its records, before that one commits: when both are [`plain`],
-/// their only common ground is the rows of the records both name, and
-/// PostgreSQL's row locks order those writes (the newer batch's wait for
-/// the older's). Not on Citus (the caller's to say), where the row locks
-/// are the workers' and the marks the coordinator's.
-fn may_start_early(mine: &Footprint, theirs: &OpenProcess) -> bool {
-    plain(mine) && !theirs.wide && !theirs.links && !theirs.delete
 }
 
 /// Keys by process, and the order they were read in (oldest evicted first).
@@ -93,47 +74,37 @@ fn decided(mine: &Footprint, theirs: &OpenProcess) -> bool {
     mine.wide || theirs.wide || (mine.delete && theirs.links) || (theirs.delete && mine.links)
 }
 
-/// The older open processes whose batches conflict with `mine`, and
-/// whether `mine` may start once each has written its records.
+/// The older open processes whose batches conflict with `mine`.
 async fn blockers(
     pool: &Pool,
     cache: &Footprints,
     meta: &BatchMeta,
     mine: &Footprint,
-) -> Result<(Vec<ProcessId>, bool), WorkerError> {
+) -> Result<Vec<ProcessId>, WorkerError> {
     // Without a connection while it waits; one is taken once it is over.
     order::barrier(pool, meta.org_id).await?;
     let client = pool.get().await?;
     let mut blockers = Vec::new();
-    let mut early = true;
     let mut unknown = Vec::new();
     for p in order::older_open(&client, meta.org_id, meta.process_id).await? {
-        let found = if decided(mine, &p) {
-            true
-        } else if let Some(keys) = cache.get(p.id) {
-            mine.names_any_of(&keys)
-        } else {
-            unknown.push(p);
-            false
-        };
-        if found {
+        if decided(mine, &p) {
             blockers.push(p.id);
-            early &= may_start_early(mine, &p);
+        } else if let Some(keys) = cache.get(p.id) {
+            if mine.names_any_of(&keys) {
+                blockers.push(p.id);
+            }
+        } else {
+            unknown.push(p.id);
         }
     }
     if !unknown.is_empty() {
-        let ids: Vec<ProcessId> = unknown.iter().map(|p| p.id).collect();
-        for (id, keys) in order::keys(&client, meta.org_id, &ids).await? {
+        for (id, keys) in order::keys(&client, meta.org_id, &unknown).await? {
             if mine.names_any_of(&cache.put(id, keys)) {
                 blockers.push(id);
-                early &= unknown
-                    .iter()
-                    .find(|p| p.id == id)
-                    .is_some_and(|p| may_start_early(mine, p));
             }
         }
     }
-    Ok((blockers, early))
+    Ok(blockers)
 }
 
 /// The first pause between checks of a wait.
@@ -163,21 +134,18 @@ fn next_pause(pause: Duration, waited: Duration) -> Duration {
 }
 
 /// Waits, for at most `patience`, until no older open process of the
-/// organization conflicts with `mine` — or, where `early` allows (see
-/// [`may_start_early`]), until every one that does has written its records.
+/// organization conflicts with `mine`.
 pub(crate) async fn wait(
     pool: &Pool,
     cache: &Footprints,
     meta: &BatchMeta,
     mine: &Footprint,
     patience: Duration,
-    early: bool,
 ) -> Result<Turn, WorkerError> {
-    let (mut blockers, early_here) = blockers(pool, cache, meta, mine).await?;
+    let mut blockers = blockers(pool, cache, meta, mine).await?;
     if blockers.is_empty() {
-        return Ok(Turn::Go { unfinished: vec![] });
+        return Ok(Turn::Go);
     }
-    let early = early && early_here;
     let started = Instant::now();
     tracing::debug!(waiting_for = ?blockers, "waiting for older batches on the same records");
     let mut report = crate::waits::Report::new(patience);
@@ -195,21 +163,10 @@ pub(crate) async fn wait(
         tokio::time::sleep(pause).await;
         pause = next_pause(pause, waited);
         let client = pool.get().await?;
-        if early {
-            let open = order::open_and_written(&client, meta.org_id, &blockers).await?;
-            if open.iter().all(|&(_, written)| written) {
-                let unfinished = open.into_iter().map(|(id, _)| id).collect();
-                metrics::histogram!("objectsync_order_wait_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                return Ok(Turn::Go { unfinished });
-            }
-            blockers = open.into_iter().map(|(id, _)| id).collect();
-        } else {
-            blockers = order::still_open(&client, meta.org_id, &blockers).await?;
-        }
+        blockers = order::still_open(&client, meta.org_id, &blockers).await?;
     }
     metrics::histogram!("objectsync_order_wait_seconds").record(started.elapsed().as_secs_f64());
-    Ok(Turn::Go { unfinished: vec![] })
+    Ok(Turn::Go)
 }
 
 #[cfg(test)]

@@ -241,25 +241,9 @@ pub async fn handle(
     }
     // The same footprint ingest stored: the same function on the same body.
     let mine = job.footprint(&meta.object_type);
-    // A batch that only upserts records by `ext_id` tells the batches after
-    // it when its records are written, and may start once the batches
-    // before it have (see `gate::may_start_early`).
-    let plain = config.engine == objectsync_store::Engine::Postgres
-        && matches!(job, Job::Upsert(b) if b.records.iter().all(|r| r.associations.is_empty()))
-        && gate::plain(&mine);
-    let unfinished = match gate::wait(
-        pool,
-        &local.footprints,
-        meta,
-        &mine,
-        config.order_wait,
-        plain,
-    )
-    .await?
-    {
-        Turn::Go { unfinished } => unfinished,
-        Turn::GiveWay => return Ok(Handled::GaveWay),
-    };
+    if gate::wait(pool, &local.footprints, meta, &mine, config.order_wait).await? == Turn::GiveWay {
+        return Ok(Handled::GaveWay);
+    }
     let _slot = local.take_slot(org, pid, config.express).await?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -295,16 +279,6 @@ pub async fn handle(
         }
         Job::Delete(batch) => delete::apply(&tx, config.engine, org, &object_type, batch).await?,
     };
-    if plain {
-        order::mark_written(&tx, pid).await?;
-    }
-    if !unfinished.is_empty() && !order::wait_final(&tx, org, &unfinished).await? {
-        // Rolled back: applied again later, so this batch must come after.
-        return Err(WorkerError::Retry(format!(
-            "an older batch on the same records ({unfinished:?}) rolled back after writing them; \
-             applying this one again after it"
-        )));
-    }
     // Record rejections and link refusals, in request order.
     applied.rejections.sort_by_key(|e| e.index);
     processes::write_rejections(&tx, org, pid, &applied.rejections).await?;

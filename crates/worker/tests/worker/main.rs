@@ -5,7 +5,6 @@ mod blocked;
 mod concurrency;
 mod dead_letters;
 mod delivery;
-mod early;
 mod events;
 mod fairness;
 mod liveness;
