@@ -308,21 +308,29 @@ async fn small_stages(
     system.start_workers(opts.workers)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut lone = Vec::new();
+    let mut accepted_at = Vec::new();
     for i in 0..opts.lone_batches {
         let body = data::bodies("lone", i * data::BATCH, data::BATCH, 1).remove(0);
         let posted = load::post_all(&client, &url, key, Arc::new(vec![body]), 1).await?;
         let accepted = Utc::now();
         let done = load::wait_completed(pool, &posted.process_ids, "lone batch").await?;
-        lone.push(((done - accepted).num_microseconds().unwrap_or(0).max(0)) as f64 / 1000.0);
+        lone.push(ms_between(accepted, done));
+        accepted_at.extend(posted.process_ids.iter().map(|&id| (id, accepted)));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     f.lone_batch_ms = load::percentile(&lone, 0.5);
     f.lone_batch_max_ms = load::percentile(&lone, 1.0);
+    let (to_start, to_end) = lone_split(pool, &accepted_at).await?;
+    f.lone_to_started_ms = load::percentile(&to_start, 0.5);
+    f.lone_started_to_completed_ms = load::percentile(&to_end, 0.5);
     progress(&format!(
-        "lone batch: 202 → completed in {:.1} ms (median of {}), max {:.1} ms",
+        "lone batch: 202 → completed in {:.1} ms (median of {}), max {:.1} ms; \
+         202 → started {:.1} ms, started → completed {:.1} ms (medians)",
         f.lone_batch_ms,
         lone.len(),
-        f.lone_batch_max_ms
+        f.lone_batch_max_ms,
+        f.lone_to_started_ms,
+        f.lone_started_to_completed_ms
     ));
 
     // Stage 7, events and webhooks: inserts with and without a webhook,
@@ -374,4 +382,39 @@ async fn small_stages(
         stopping.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// Milliseconds from `a` to `b` (0 if `b` is earlier).
+fn ms_between(a: chrono::DateTime<Utc>, b: chrono::DateTime<Utc>) -> f64 {
+    ((b - a).num_microseconds().unwrap_or(0).max(0)) as f64 / 1000.0
+}
+
+/// Where a lone batch's time goes: from its `202` to the worker marking it
+/// started (delivery, reading the body, the mark), and from there to its
+/// completion (the order gate, the apply transaction up to its last
+/// statement), for each of the `(process, 202 time)` given.
+async fn lone_split(
+    pool: &deadpool_postgres::Pool,
+    accepted: &[(i64, chrono::DateTime<Utc>)],
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let ids: Vec<i64> = accepted.iter().map(|(id, _)| *id).collect();
+    let rows = client
+        .query(
+            "select id, started_at, completed_at from processes where id = any($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut to_start, mut to_end) = (Vec::new(), Vec::new());
+    for row in rows {
+        let id: i64 = row.get(0);
+        let (started, completed): (chrono::DateTime<Utc>, chrono::DateTime<Utc>) =
+            (row.get(1), row.get(2));
+        if let Some((_, at)) = accepted.iter().find(|(i, _)| *i == id) {
+            to_start.push(ms_between(*at, started));
+            to_end.push(ms_between(started, completed));
+        }
+    }
+    Ok((to_start, to_end))
 }

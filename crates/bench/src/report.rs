@@ -41,6 +41,10 @@ pub struct Figures {
     pub ingest_half_rate_p99_ms: f64,
     pub lone_batch_ms: f64,
     pub lone_batch_max_ms: f64,
+    /// Medians of the lone batches' split: `202` → marked started, and
+    /// started → completed.
+    pub lone_to_started_ms: f64,
+    pub lone_started_to_completed_ms: f64,
     /// Batches the busy organization queued in the fairness stage.
     pub fair_backlog: usize,
     /// Its open batches when the quiet organization's were timed.
@@ -254,6 +258,8 @@ impl Figures {
             "ingest_max_ms": (self.ingest_max_ms * 10.0).round() / 10.0,
             "ingest_half_rate_p99_ms": (self.ingest_half_rate_p99_ms * 10.0).round() / 10.0,
             "lone_batch_ms": (self.lone_batch_ms * 10.0).round() / 10.0,
+            "lone_to_started_ms": (self.lone_to_started_ms * 10.0).round() / 10.0,
+            "lone_started_to_completed_ms": (self.lone_started_to_completed_ms * 10.0).round() / 10.0,
             "fair_backlog": self.fair_backlog,
             "fair_open_at_start": self.fair_open_at_start,
             "fair_open_at_end": self.fair_open_at_end,
