@@ -194,13 +194,22 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
     drop(app);
     drop(cluster);
     drop(citus);
-    Ok(findings.passed()
+    let passed = findings.passed()
         && event_findings.passed()
         && settled.is_ok()
         && shutdown.is_empty()
         && totals.refused == 0
         && totals.fault_errors.is_empty()
-        && node_faults.iter().all(|f| f.error.is_none()))
+        && node_faults.iter().all(|f| f.error.is_none());
+    // The workers' logs are for a run that failed; a passing run leaves
+    // nothing behind.
+    let logs = workers.log_dir().to_path_buf();
+    if passed {
+        let _ = std::fs::remove_dir_all(&logs);
+    } else {
+        eprintln!("[faults] the workers' logs are kept in {}", logs.display());
+    }
+    Ok(passed)
 }
 
 /// An organization with the object type `item` the producers write.
