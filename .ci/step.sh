@@ -1,7 +1,12 @@
 # Sourced by the CI scripts: runs a step and says how long it took, and the
-# run so far (SECONDS counts from the sourcing script's start).
+# run so far (from the first script that sourced this, whose start time the
+# scripts it starts inherit).
+: "${CI_STARTED:=$(date +%s)}"
+export CI_STARTED
 step() {
-    local started=$SECONDS
+    local started total
+    started=$(date +%s)
     "$@"
-    echo "[ci] $((SECONDS - started)) s for: $*; $((SECONDS / 60)) min $((SECONDS % 60)) s so far" >&2
+    total=$(($(date +%s) - CI_STARTED))
+    echo "[ci] $(($(date +%s) - started)) s for: $*; $((total / 60)) min $((total % 60)) s so far" >&2
 }
