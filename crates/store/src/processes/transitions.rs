@@ -204,8 +204,7 @@ async fn fail_with(
         "update processes
             set status = 'failed', error = {error_sql}, completed_at = clock.now,
                 footprint_keys = null, waiting_for = null
-           from (select pg_current_xact_id() as xid, clock_timestamp() as now,
-                        set_config('synchronous_commit', 'off', true) as flush) as clock
+           from (select pg_current_xact_id() as xid, clock_timestamp() as now) as clock
           where org_id = $1 and id = $2 and status in ('queued', 'in_process')"
     );
     Ok(crate::execute(c, &sql, &[&org, &id, &reason]).await? > 0)

@@ -18,6 +18,16 @@ async fn take_message(app: &TestApp) -> (Vec<u8>, BasicProperties) {
     taken.remove(0)
 }
 
+/// What the tests that call the apply function directly apply with.
+fn config(engine: objectsync_store::Engine) -> ApplyConfig {
+    ApplyConfig {
+        max_links_per_type: 10,
+        order_wait: Duration::from_secs(5),
+        express: false,
+        engine,
+    }
+}
+
 async fn db_value(app: &TestApp, sql: &str) -> i64 {
     let client = app.pool.get().await.unwrap();
     client.query_one(sql, &[]).await.unwrap().get(0)
@@ -65,18 +75,20 @@ async fn a_batch_delivered_twice_has_its_effect_once() {
     // And straight through the apply function: the second call is a no-op.
     let meta = message::read_meta(&props).unwrap();
     let job = Job::decode(meta.kind, &message).unwrap();
-    let config = ApplyConfig {
-        max_links_per_type: 10,
-        order_wait: Duration::from_secs(5),
-        express: false,
-        engine: objectsync_store::Engine::detect(&app.pool.get().await.unwrap())
-            .await
-            .unwrap(),
-    };
+    let engine = objectsync_store::Engine::detect(&app.pool.get().await.unwrap())
+        .await
+        .unwrap();
     assert_eq!(
-        apply::handle(&app.pool, &apply::Local::new(4), &meta, &job, 3, config)
-            .await
-            .unwrap(),
+        apply::handle(
+            &app.pool,
+            &apply::Local::new(4),
+            &meta,
+            &job,
+            3,
+            config(engine)
+        )
+        .await
+        .unwrap(),
         Handled::AlreadyDone
     );
 }
@@ -262,15 +274,9 @@ async fn a_batch_that_arrives_before_its_request_commits_waits_for_it_without_a_
         tokio::time::sleep(Duration::from_millis(300)).await;
         tx.commit().await.unwrap();
     };
-    let config = ApplyConfig {
-        max_links_per_type: 10,
-        order_wait: Duration::from_secs(5),
-        express: false,
-        engine,
-    };
     let local = apply::Local::new(4);
     let (handled, ()) = tokio::join!(
-        apply::handle(&app.pool, &local, &meta, &job, 1, config),
+        apply::handle(&app.pool, &local, &meta, &job, 1, config(engine)),
         commit
     );
     assert!(
@@ -289,7 +295,7 @@ async fn a_batch_that_arrives_before_its_request_commits_waits_for_it_without_a_
             json!([{"identifiers": {"ext_id": "later"}}]),
         )
         .await;
-    let c = app.pool.get().await.unwrap();
+    let mut c = app.pool.get().await.unwrap();
     let org_id = objectsync_model::OrgId(org.id);
     let queued = objectsync_model::ProcessId(queued);
     let started = objectsync_store::processes::mark_started(&c, org_id, queued, 1).await;
@@ -300,6 +306,21 @@ async fn a_batch_that_arrives_before_its_request_commits_waits_for_it_without_a_
         .unwrap()
         .get(0);
     assert_eq!(setting, "on");
+    // Failing a process is final: its commit, and that of any transaction
+    // it is part of, waits for the flush.
+    let tx = c.transaction().await.unwrap();
+    let failed = objectsync_store::processes::fail(&tx, org_id, queued, "test").await;
+    assert!(failed.unwrap());
+    let setting: String = tx
+        .query_one("show synchronous_commit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        setting, "on",
+        "failing a process keeps the commit synchronous"
+    );
+    tx.rollback().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
