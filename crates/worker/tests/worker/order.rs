@@ -180,6 +180,31 @@ async fn send(app: &TestApp, org: &Org, batch: &Batch) -> i64 {
     answer["processId"].as_i64().unwrap()
 }
 
+/// Sends `batches` in order; their process ids.
+async fn send_all(app: &TestApp, org: &Org, batches: &[Batch]) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(batches.len());
+    for b in batches {
+        ids.push(send(app, org, b).await);
+    }
+    ids
+}
+
+/// Takes every waiting batch off the queues and publishes them again in an
+/// order shuffled by `seed`; how many.
+async fn redeliver_shuffled(app: &TestApp, seed: u64) -> usize {
+    let mut messages = app.take_batches().await;
+    let mut rng = Rng(seed);
+    for i in (1..messages.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        messages.swap(i, j);
+    }
+    let n = messages.len();
+    for (body, props) in messages {
+        app.publish_raw_with(&body, props).await;
+    }
+    n
+}
+
 /// What the database holds, in the model's terms.
 async fn stored(app: &TestApp) -> State {
     let client = app.pool.get().await.unwrap();
@@ -235,10 +260,7 @@ async fn sequential_batches_end_as_applied_one_by_one_with_three_workers() {
     let org = app.org_with_vehicles_and_garages().await;
     for seed in [7, 1234] {
         let batches = sequence(seed, 50);
-        let mut ids = Vec::new();
-        for b in &batches {
-            ids.push(send(&app, &org, b).await);
-        }
+        let ids = send_all(&app, &org, &batches).await;
         wait_all(&app, &org, &ids).await;
         let expected = model_of(&batches);
         assert_eq!(stored(&app).await, expected, "seed {seed}");
@@ -256,20 +278,8 @@ async fn batches_delivered_in_shuffled_order_end_as_applied_in_acceptance_order(
     let mut app = spawn_app_with(0, |s| s.worker.prefetch = 8).await;
     let org = app.org_with_vehicles_and_garages().await;
     let batches = sequence(99, 60);
-    let mut ids = Vec::new();
-    for b in &batches {
-        ids.push(send(&app, &org, b).await);
-    }
-    let mut messages = app.take_batches().await;
-    assert_eq!(messages.len(), batches.len());
-    let mut rng = Rng(42);
-    for i in (1..messages.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        messages.swap(i, j);
-    }
-    for (body, props) in messages {
-        app.publish_raw_with(&body, props).await;
-    }
+    let ids = send_all(&app, &org, &batches).await;
+    assert_eq!(redeliver_shuffled(&app, 42).await, batches.len());
     for _ in 0..3 {
         app.start_worker().await;
     }
@@ -420,20 +430,9 @@ async fn overlapping_plain_upserts_end_as_applied_one_by_one_counts_included() {
     // to three workers, then in order to three workers.
     for (seed, shuffle) in [(5, true), (77, false)] {
         let batches = plain_sequence(seed, 80);
-        let mut ids = Vec::new();
-        for b in &batches {
-            ids.push(send(&app, &org, b).await);
-        }
+        let ids = send_all(&app, &org, &batches).await;
         if shuffle {
-            let mut messages = app.take_batches().await;
-            let mut rng = Rng(seed);
-            for i in (1..messages.len()).rev() {
-                let j = rng.below(i as u64 + 1) as usize;
-                messages.swap(i, j);
-            }
-            for (body, props) in messages {
-                app.publish_raw_with(&body, props).await;
-            }
+            redeliver_shuffled(&app, seed).await;
             for _ in 0..3 {
                 app.start_worker().await;
             }
