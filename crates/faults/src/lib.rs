@@ -73,7 +73,10 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
     };
     let urls = cluster.as_ref().map(|(c, _)| c.urls());
     let (citus, citus_url) = match opts.citus {
-        true => citus_cluster().await?,
+        true => {
+            let (cluster, url) = citus_cluster().await?;
+            (cluster, Some(url))
+        }
         false => (None, None),
     };
     let sandbox = match &citus_url {
@@ -258,14 +261,14 @@ async fn start_cluster() -> Result<(cluster::Cluster, Duration), String> {
 /// when set (run under `objectsync-citus`, beside the tests, whose
 /// migrated template it reuses), else a coordinator and two workers of its
 /// own, returned so that they stop when the run ends.
-async fn citus_cluster() -> Result<(Option<CitusCluster>, Option<String>), String> {
+async fn citus_cluster() -> Result<(Option<CitusCluster>, String), String> {
     if let Some(url) = std::env::var(CITUS_ENV).ok().filter(|v| !v.is_empty()) {
         eprintln!("[faults] on the Citus coordinator {CITUS_ENV} names");
-        return Ok((None, Some(url)));
+        return Ok((None, url));
     }
     let cluster = start_citus().await?;
     let url = cluster.url("postgres");
-    Ok((Some(cluster), Some(url)))
+    Ok((Some(cluster), url))
 }
 
 /// Starts a Citus coordinator and two workers.
