@@ -97,8 +97,7 @@ pub(crate) async fn run(system: &mut System, s: Setup<'_>) -> Result<Fairness, S
         let posted = load::post_all(&client, &url, &quiet_key, Arc::new(vec![body]), 1).await?;
         let accepted = Utc::now();
         let done = load::wait_completed(s.pool, &posted.process_ids, "quiet batch").await?;
-        f.lone_ms
-            .push(((done - accepted).num_microseconds().unwrap_or(0).max(0)) as f64 / 1000.0);
+        f.lone_ms.push(load::ms_between(accepted, done));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     f.open_at_end = open_of(s.pool, s.busy_org).await?;

@@ -314,7 +314,7 @@ async fn small_stages(
         let posted = load::post_all(&client, &url, key, Arc::new(vec![body]), 1).await?;
         let accepted = Utc::now();
         let done = load::wait_completed(pool, &posted.process_ids, "lone batch").await?;
-        lone.push(ms_between(accepted, done));
+        lone.push(load::ms_between(accepted, done));
         accepted_at.extend(posted.process_ids.iter().map(|&id| (id, accepted)));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -384,11 +384,6 @@ async fn small_stages(
     Ok(())
 }
 
-/// Milliseconds from `a` to `b` (0 if `b` is earlier).
-fn ms_between(a: chrono::DateTime<Utc>, b: chrono::DateTime<Utc>) -> f64 {
-    ((b - a).num_microseconds().unwrap_or(0).max(0)) as f64 / 1000.0
-}
-
 /// Where a lone batch's time goes: from its `202` to the worker marking it
 /// started (delivery, reading the body, the mark), and from there to its
 /// completion (the order gate, the apply transaction up to its last
@@ -412,8 +407,8 @@ async fn lone_split(
         let (started, completed): (chrono::DateTime<Utc>, chrono::DateTime<Utc>) =
             (row.get(1), row.get(2));
         if let Some((_, at)) = accepted.iter().find(|(i, _)| *i == id) {
-            to_start.push(ms_between(*at, started));
-            to_end.push(ms_between(started, completed));
+            to_start.push(load::ms_between(*at, started));
+            to_end.push(load::ms_between(started, completed));
         }
     }
     Ok((to_start, to_end))

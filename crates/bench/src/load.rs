@@ -157,6 +157,11 @@ pub(crate) async fn post_at_rate(
     Ok(latencies)
 }
 
+/// Milliseconds from `a` to `b` (0 if `b` is earlier).
+pub(crate) fn ms_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
+    ((b - a).num_microseconds().unwrap_or(0).max(0)) as f64 / 1000.0
+}
+
 /// Waits until every process of `ids` ended; returns the latest
 /// `completed_at`. Fails if any process failed.
 pub(crate) async fn wait_completed(
