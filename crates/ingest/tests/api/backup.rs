@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use objectsync_ingest::Application;
-use objectsync_testkit::{Sandbox, spawn_app};
+use objectsync_testkit::{Sandbox, TestApp, spawn_app_with};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -49,7 +49,9 @@ async fn read(client: &reqwest::Client, base: &str, key: &str, process: i64) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_restored_into_a_new_database_serves_the_same_records() {
-    let app = spawn_app().await;
+    // Sweeps every second: the first drops the fresh database's empty
+    // first partition, and the dump starts once it is gone.
+    let app = spawn_app_with(1, |s| s.retention.sweep_secs = 1).await;
     let org = app.org_with_vehicles().await;
     let p = app
         .upsert_and_wait(
@@ -67,6 +69,8 @@ async fn a_dump_restored_into_a_new_database_serves_the_same_records() {
     let http = reqwest::Client::new();
     let before = read(&http, &app.address, &org.key, process).await;
     assert_eq!(before[2]["count"], 1, "one rejection: {}", before[2]);
+
+    first_sweep_done(&app).await;
 
     let dump: PathBuf =
         std::env::temp_dir().join(format!("objectsync-{}.dump", uuid_like(&app.address)));
@@ -111,6 +115,30 @@ async fn a_dump_restored_into_a_new_database_serves_the_same_records() {
     assert!(body["processId"].as_i64().unwrap() > process, "{body}");
     cancel.cancel();
     let _ = serving.await;
+}
+
+/// Waits (30 s at most) until the sweeper has dropped the fresh database's
+/// empty first partition. The sweeper drops no partition while a dump runs,
+/// but one that judged before the dump connected could drop it under the
+/// dump's start; with nothing left to expire, the dump below is certain.
+async fn first_sweep_done(app: &TestApp) {
+    let client = app.pool.get().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let gone: bool = client
+            .query_one("select to_regclass('processes_p0') is null", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if gone {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processes_p0 still there after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// A name part unique to this test run (the app's port).

@@ -143,6 +143,24 @@ pub async fn next_id(c: &impl GenericClient) -> StoreResult<i64> {
     Ok(crate::query_one(c, &sql, &[]).await?.get(0))
 }
 
+/// Whether a `pg_dump` is connected to this database (its sessions say so
+/// in `application_name`, which every role may read). A table dropped
+/// between a dump's reading of the catalog and its locking of the tables
+/// fails the dump ("relation … does not exist"), so the sweeper drops no
+/// partition while one runs; a dump that is already locking holds the
+/// drop off anyway.
+pub async fn dump_running(c: &impl GenericClient) -> StoreResult<bool> {
+    Ok(crate::query_one(
+        c,
+        "select exists (select 1 from pg_stat_activity
+                         where datname = current_database() and application_name = 'pg_dump'
+                           and pid <> pg_backend_pid())",
+        &[],
+    )
+    .await?
+    .get(0))
+}
+
 /// The lowest id of a partition and when that process was accepted, from
 /// the index on id; `None` for an empty partition.
 pub async fn first(

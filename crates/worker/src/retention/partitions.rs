@@ -13,7 +13,9 @@
 //! A partition is expired when every id of it has been drawn, none of its
 //! processes is open, and the last one ended before the retention time: an
 //! open process, however old, keeps its whole partition. It is then
-//! removed (`super::expiry`).
+//! removed (`super::expiry`), unless a `pg_dump` is reading the database:
+//! a table dropped under a starting dump fails it, so the drop waits for a
+//! sweep with no dump running.
 //!
 //! The partitions ahead are made by migration V43's function, which runs
 //! with its owner's rights (V47): the app role may call it.
@@ -52,7 +54,12 @@ pub(crate) async fn sweep(
     let now: DateTime<Utc> = client.query_one("select now()", &[]).await?.get(0);
     let cutoff = now - chrono::Duration::seconds(s.processes_secs.min(i64::MAX as u64) as i64);
     let how = Detach::of(client, citus).await?;
-    finish_interrupted(client, how, s, cutoff).await?;
+    let dumping = partitions::dump_running(&*client).await?;
+    if dumping {
+        tracing::info!("a pg_dump is reading the database: no partition is dropped until it ends");
+    } else {
+        finish_interrupted(client, how, s, cutoff).await?;
+    }
     let (attached, _) = partitions::list(&*client).await?;
     let next = partitions::next_id(&*client).await?;
     let short = last.map(|l| rate(l.next, next, l.at.elapsed().as_secs_f64()));
@@ -72,7 +79,7 @@ pub(crate) async fn sweep(
             .increment(made.len() as u64);
     }
     let mut kept = attached.len() + made.len();
-    if s.processes_secs > 0 {
+    if s.processes_secs > 0 && !dumping {
         for p in attached.iter().filter(|p| p.hi <= next) {
             if expire(client, how, p, cutoff).await? {
                 kept -= 1;

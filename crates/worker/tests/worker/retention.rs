@@ -306,3 +306,44 @@ async fn failed_webhook_deliveries_are_removed_after_their_time() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// No partition is dropped while a `pg_dump` reads the database (a table
+/// dropped between a dump's reading of the catalog and its locking of the
+/// tables fails the dump); once the dump ends, the next sweep drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_partition_is_dropped_while_a_dump_reads_the_database() {
+    let mut app = spawn_app_with(0, |s| {
+        s.retention.processes_secs = 3600;
+        s.retention.sweep_secs = 1;
+    })
+    .await;
+    // p0 and p1 are empty and every id of theirs drawn: expired.
+    next_id_is(&app, 1_000_001).await;
+    let mut config: tokio_postgres::Config =
+        app.settings.database.url.expose_secret().parse().unwrap();
+    config.application_name("pg_dump");
+    let (dump, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    let connection = tokio::spawn(connection);
+
+    app.start_worker().await;
+    // A sweep ran with the dump connected: it added the partitions ahead
+    // of id 1,000,001 ...
+    wait_for_partitions(&app, "partitions ahead", |names| {
+        names.iter().any(|n| n == "processes_p2000001")
+    })
+    .await;
+    // ... and dropped nothing.
+    let names = partitions(&app).await;
+    for kept in ["processes_p0", "processes_p1"] {
+        assert!(names.iter().any(|n| n == kept), "{kept} kept: {names:?}");
+    }
+
+    drop(dump);
+    let _ = connection.await;
+    wait_for_partitions(&app, "p0 and p1 dropped once the dump ended", |names| {
+        !names
+            .iter()
+            .any(|n| n == "processes_p0" || n == "processes_p1")
+    })
+    .await;
+}
