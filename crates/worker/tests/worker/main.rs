@@ -11,6 +11,7 @@ mod liveness;
 mod order;
 mod retention;
 mod retention_app_role;
+mod split;
 mod timeouts;
 mod upgrade;
 mod webhooks;
