@@ -74,23 +74,13 @@ fn decided(mine: &Footprint, theirs: &OpenProcess) -> bool {
     mine.wide || theirs.wide || (mine.delete && theirs.links) || (theirs.delete && mine.links)
 }
 
-/// An older open process a batch must wait for.
-#[derive(Debug, Clone)]
-pub(crate) struct Blocker {
-    pub(crate) id: ProcessId,
-    /// Its footprint keys, when it conflicts by them alone; `None` when its
-    /// flags or the batch's decide it (it must be final before any of the
-    /// batch is written).
-    pub(crate) keys: Option<Arc<Vec<i64>>>,
-}
-
 /// The older open processes whose batches conflict with `mine`.
-pub(crate) async fn blockers(
+async fn blockers(
     pool: &Pool,
     cache: &Footprints,
     meta: &BatchMeta,
     mine: &Footprint,
-) -> Result<Vec<Blocker>, WorkerError> {
+) -> Result<Vec<ProcessId>, WorkerError> {
     // Without a connection while it waits; one is taken once it is over.
     order::barrier(pool, meta.org_id).await?;
     let client = pool.get().await?;
@@ -98,16 +88,10 @@ pub(crate) async fn blockers(
     let mut unknown = Vec::new();
     for p in order::older_open(&client, meta.org_id, meta.process_id).await? {
         if decided(mine, &p) {
-            blockers.push(Blocker {
-                id: p.id,
-                keys: None,
-            });
+            blockers.push(p.id);
         } else if let Some(keys) = cache.get(p.id) {
             if mine.names_any_of(&keys) {
-                blockers.push(Blocker {
-                    id: p.id,
-                    keys: Some(keys),
-                });
+                blockers.push(p.id);
             }
         } else {
             unknown.push(p.id);
@@ -115,16 +99,11 @@ pub(crate) async fn blockers(
     }
     if !unknown.is_empty() {
         for (id, keys) in order::keys(&client, meta.org_id, &unknown).await? {
-            let keys = cache.put(id, keys);
-            if mine.names_any_of(&keys) {
-                blockers.push(Blocker {
-                    id,
-                    keys: Some(keys),
-                });
+            if mine.names_any_of(&cache.put(id, keys)) {
+                blockers.push(id);
             }
         }
     }
-    blockers.sort_by_key(|b| b.id);
     Ok(blockers)
 }
 
@@ -154,18 +133,19 @@ fn next_pause(pause: Duration, waited: Duration) -> Duration {
     (pause * 2).min(cap)
 }
 
-/// Waits, for at most `patience`, until none of `blockers` (older open
-/// processes that conflict with the batch of `meta`) is open.
+/// Waits, for at most `patience`, until no older open process of the
+/// organization conflicts with `mine`.
 pub(crate) async fn wait(
     pool: &Pool,
+    cache: &Footprints,
     meta: &BatchMeta,
-    blockers: &[Blocker],
+    mine: &Footprint,
     patience: Duration,
 ) -> Result<Turn, WorkerError> {
+    let mut blockers = blockers(pool, cache, meta, mine).await?;
     if blockers.is_empty() {
         return Ok(Turn::Go);
     }
-    let mut blockers: Vec<ProcessId> = blockers.iter().map(|b| b.id).collect();
     let started = Instant::now();
     tracing::debug!(waiting_for = ?blockers, "waiting for older batches on the same records");
     let mut report = crate::waits::Report::new(patience);
@@ -187,35 +167,6 @@ pub(crate) async fn wait(
     }
     metrics::histogram!("objectsync_order_wait_seconds").record(started.elapsed().as_secs_f64());
     Ok(Turn::Go)
-}
-
-/// Whether every one of `blockers` ended within `patience`, checked as
-/// often as [`wait`] checks in its first half second. For a batch that
-/// waits inside its transaction (`apply::split`): it neither reports nor
-/// gives way, since it holds a connection and a slot and gives them back
-/// itself when this says `false`.
-pub(crate) async fn ended_within(
-    pool: &Pool,
-    org: objectsync_model::OrgId,
-    blockers: &[Blocker],
-    patience: Duration,
-) -> Result<bool, WorkerError> {
-    let mut open: Vec<ProcessId> = blockers.iter().map(|b| b.id).collect();
-    let started = Instant::now();
-    let mut pause = FIRST_PAUSE;
-    loop {
-        let client = pool.get().await?;
-        open = order::still_open(&client, org, &open).await?;
-        drop(client);
-        if open.is_empty() {
-            return Ok(true);
-        }
-        if started.elapsed() >= patience {
-            return Ok(false);
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(QUICK_PAUSE);
-    }
 }
 
 #[cfg(test)]

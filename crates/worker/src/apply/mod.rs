@@ -13,14 +13,13 @@ mod links;
 mod plan;
 #[cfg(test)]
 mod proptests;
-mod split;
 mod upsert;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use deadpool_postgres::Pool;
-use objectsync_model::{BatchMeta, Identifiers, Job, ObjectType, OrgId, ProcessId, RejectionCode};
+use objectsync_model::{BatchMeta, Identifiers, Job, OrgId, ProcessId, RejectionCode};
 use objectsync_store::processes::{self, Counts, Rejection, XactStatus};
 use objectsync_store::workers::Applying;
 use objectsync_store::{GenericClient, ending, object_types, order};
@@ -110,22 +109,6 @@ impl Local {
             self.slots.acquire().await.fatal()?
         };
         Ok(Slot {
-            local: self,
-            ticket: self.applying.add(org, pid),
-            _permit: permit,
-        })
-    }
-
-    /// A slot for a batch that will wait inside its transaction
-    /// (`split`): only if one is free now and another stays free for the
-    /// batches whose turn has come, so that waiting batches never hold
-    /// every slot; `None` otherwise.
-    fn try_take_spare_slot(&self, org: OrgId, pid: ProcessId) -> Option<Slot<'_>> {
-        if self.slots.available_permits() < 2 {
-            return None;
-        }
-        let permit = self.slots.try_acquire().ok()?;
-        Some(Slot {
             local: self,
             ticket: self.applying.add(org, pid),
             _permit: permit,
@@ -258,28 +241,22 @@ pub async fn handle(
     }
     // The same footprint ingest stored: the same function on the same body.
     let mine = job.footprint(&meta.object_type);
-    let blockers = gate::blockers(pool, &local.footprints, meta, &mine).await?;
-    if !blockers.is_empty() {
-        if let Job::Upsert(batch) = job
-            && let Some(parts) = split::parts(&meta.object_type, batch, &mine, &blockers)
-            && let Some(handled) = split::apply(
-                pool, local, meta, batch, &parts, &blockers, delivery, config,
-            )
-            .await?
-        {
-            return Ok(handled);
-        }
-        if gate::wait(pool, meta, &blockers, config.order_wait).await? == Turn::GiveWay {
-            return Ok(Handled::GaveWay);
-        }
+    if gate::wait(pool, &local.footprints, meta, &mine, config.order_wait).await? == Turn::GiveWay {
+        return Ok(Handled::GaveWay);
     }
     let _slot = local.take_slot(org, pid, config.express).await?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let object_type = match begin(&tx, meta).await? {
-        Ok(t) => t,
-        Err(handled) => return Ok(handled),
-    };
+    match processes::lock(&tx, org, pid).await? {
+        Some(status) if status.is_final() => return Ok(Handled::AlreadyDone),
+        Some(_) => {}
+        None => return missing(&tx, meta).await,
+    }
+    let name = meta.object_type.as_str();
+    let object_type = object_types::find(&tx, org, name)
+        .await?
+        .ok_or_else(|| format!("object type '{name}' no longer exists"))
+        .fatal()?;
     let mut applied = match job {
         Job::Upsert(batch) => {
             let mut done = upsert::apply(&tx, config.engine, org, &object_type, batch).await?;
@@ -302,44 +279,12 @@ pub async fn handle(
         }
         Job::Delete(batch) => delete::apply(&tx, config.engine, org, &object_type, batch).await?,
     };
-    finish(tx, meta, &mut applied, delivery).await?;
-    Ok(Handled::Applied(applied.counts))
-}
-
-/// The start of a batch's transaction: its process row locked, its object
-/// type read; or what to answer instead (ended before, or no such process).
-async fn begin(
-    tx: &deadpool_postgres::Transaction<'_>,
-    meta: &BatchMeta,
-) -> Result<Result<ObjectType, Handled>, WorkerError> {
-    let (org, pid) = (meta.org_id, meta.process_id);
-    match processes::lock(tx, org, pid).await? {
-        Some(status) if status.is_final() => return Ok(Err(Handled::AlreadyDone)),
-        Some(_) => {}
-        None => return missing(tx, meta).await.map(Err),
-    }
-    let name = meta.object_type.as_str();
-    let object_type = object_types::find(tx, org, name)
-        .await?
-        .ok_or_else(|| format!("object type '{name}' no longer exists"))
-        .fatal()?;
-    Ok(Ok(object_type))
-}
-
-/// The end of a batch's transaction: its rejections and link refusals
-/// written in request order, the process completed, committed.
-async fn finish(
-    tx: deadpool_postgres::Transaction<'_>,
-    meta: &BatchMeta,
-    applied: &mut Applied,
-    delivery: i32,
-) -> Result<(), WorkerError> {
-    let (org, pid) = (meta.org_id, meta.process_id);
+    // Record rejections and link refusals, in request order.
     applied.rejections.sort_by_key(|e| e.index);
     processes::write_rejections(&tx, org, pid, &applied.rejections).await?;
     processes::complete(&tx, org, pid, &applied.counts, delivery).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Handled::Applied(applied.counts))
 }
 
 /// Marks the process started; `false` if it is not open. Ingest publishes

@@ -11,7 +11,6 @@ mod liveness;
 mod order;
 mod retention;
 mod retention_app_role;
-mod split;
 mod timeouts;
 mod upgrade;
 mod webhooks;
