@@ -5,6 +5,8 @@
 //! next (disk flushes, the broker's own housekeeping); the CPU a pass costs
 //! swings much less, so a small cost shows in it first.
 
+use crate::report::CpuSplit;
+
 /// Clock ticks per second of `/proc/stat` and `/proc/self/stat` (USER_HZ,
 /// 100 on every Linux architecture that matters here).
 const TICKS: f64 = 100.0;
@@ -30,6 +32,56 @@ pub(crate) fn others_since(start: Option<Reading>) -> Option<f64> {
     let machine = end.machine.saturating_sub(start.machine);
     let own = end.own.saturating_sub(start.own);
     Some(machine.saturating_sub(own) as f64 / TICKS)
+}
+
+/// Names of RabbitMQ's processes: the Erlang VM and its helpers.
+const RABBITMQ: [&str; 4] = ["beam.smp", "erl_child_setup", "epmd", "inet_gethost"];
+
+/// The CPU every part of the system has spent so far, from every
+/// process's `/proc/<pid>/stat` (`ingest` and `workers`: the bench's
+/// children); `None` where `/proc` does not tell. A process that ends
+/// between two readings drops out of its part and counts as `other`.
+pub(crate) fn split(ingest: Option<u32>, workers: &[u32]) -> Option<CpuSplit> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let machine = busy(stat.lines().next()?)? as f64 / TICKS;
+    let me = std::process::id();
+    let mut s = CpuSplit::default();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(name), Some(ticks)) = (name(&stat), own(&stat)) else {
+            continue;
+        };
+        let part = if pid == me {
+            &mut s.producers
+        } else if Some(pid) == ingest {
+            &mut s.ingest
+        } else if workers.contains(&pid) {
+            &mut s.workers
+        } else if name == "postgres" {
+            &mut s.postgres
+        } else if RABBITMQ.contains(&name) {
+            &mut s.rabbitmq
+        } else {
+            continue;
+        };
+        *part += ticks as f64 / TICKS;
+    }
+    s.other = machine - (s.postgres + s.rabbitmq + s.ingest + s.workers + s.producers);
+    Some(s)
+}
+
+/// The command name of a `/proc/<pid>/stat` line (field 2, in parentheses).
+fn name(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
 /// Busy ticks of the `cpu` line of `/proc/stat`: user, nice, system, irq,
@@ -61,6 +113,13 @@ fn own(stat: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stat_line_gives_its_name_and_ticks() {
+        let line = "42 (beam.smp) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0";
+        assert_eq!(name(line), Some("beam.smp"));
+        assert_eq!(own(line), Some(300));
+    }
 
     #[test]
     fn the_cpu_line_counts_busy_ticks_only() {

@@ -93,9 +93,14 @@ pub(crate) async fn run(
         "large table, end to end: {} random-key updates with {} producers",
         opts.large_updates, opts.producers
     ));
+    let (ingest_pid, worker_pids) = system.pids();
+    let cpu0 = crate::cpu::split(ingest_pid, &worker_pids);
     let t0 = Utc::now();
     let posted = post(bodies).await?;
     let done = load::wait_completed(pool, &posted.process_ids, "large table, updates").await?;
+    f.update_cpu = cpu0
+        .zip(crate::cpu::split(ingest_pid, &worker_pids))
+        .map(|(start, end)| end.since(&start).per_batch(posted.process_ids.len()));
     let updated = load::sum_counter(pool, &posted.process_ids, "records_updated").await?;
     if updated != opts.large_updates as i64 {
         return Err(format!(
@@ -109,6 +114,12 @@ pub(crate) async fn run(
         "large table, end to end, updates: {:.0} records/s",
         f.update_rps
     ));
+    if let Some(c) = &f.update_cpu {
+        progress(&format!(
+            "large table, end to end updates: CPU per 1,000-record batch: {}",
+            c.describe()
+        ));
+    }
     let waits = system.order_waits().await?;
     f.order_wait_batches = waits.batches - waits_before.batches;
     f.order_wait_secs = waits.seconds - waits_before.seconds;

@@ -31,7 +31,7 @@ use objectsync_ingest::admin::service;
 use objectsync_model::DefinitionInput;
 use objectsync_testkit::Sandbox;
 
-pub use report::{EventFigures, Figures, LargeFigures, Latency, ReadFigures};
+pub use report::{CpuSplit, EventFigures, Figures, LargeFigures, Latency, ReadFigures};
 
 /// Which stages run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,9 +218,14 @@ async fn small_stages(
             bodies.len(),
             opts.producers
         ));
+        let (ingest_pid, worker_pids) = system.pids();
+        let cpu0 = cpu::split(ingest_pid, &worker_pids);
         let t0 = Utc::now();
-        let posted = load::post_all(&client, &url, key, bodies, opts.producers).await?;
+        let posted = load::post_all(&client, &url, key, bodies.clone(), opts.producers).await?;
         let done = load::wait_completed(pool, &posted.process_ids, label).await?;
+        let cpu = cpu0
+            .zip(cpu::split(ingest_pid, &worker_pids))
+            .map(|(start, end)| end.since(&start).per_batch(bodies.len()));
         let secs = (done - t0).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
         let column = if version == 1 {
             "records_created"
@@ -238,10 +243,18 @@ async fn small_stages(
             "end to end, {label}: {rps:.0} records/s ({secs:.2} s; all posted after {:.2} s)",
             posted.elapsed.as_secs_f64()
         ));
+        if let Some(c) = &cpu {
+            progress(&format!(
+                "end to end, {label}: CPU per 1,000-record batch: {}",
+                c.describe()
+            ));
+        }
         if version == 1 {
             f.e2e_insert_rps = rps;
+            f.e2e_insert_cpu = cpu;
         } else {
             f.e2e_update_rps = rps;
+            f.e2e_update_cpu = cpu;
         }
     }
     // The same 1,000 records updated by many batches at once: every batch

@@ -1,11 +1,13 @@
 //! The figures, as a table and as one JSON object; each shows only the
 //! stages that ran.
 
+mod cpu;
 mod events;
 mod large;
 
 use serde_json::json;
 
+pub use cpu::CpuSplit;
 pub use events::EventFigures;
 pub use large::{LargeFigures, Latency, ReadFigures};
 
@@ -28,6 +30,9 @@ pub struct Figures {
     pub naive_autocommit_insert_rps: f64,
     pub e2e_insert_rps: f64,
     pub e2e_update_rps: f64,
+    /// CPU per 1,000-record batch by part of the system, end to end.
+    pub e2e_insert_cpu: Option<CpuSplit>,
+    pub e2e_update_cpu: Option<CpuSplit>,
     /// Many batches updating the same records at once.
     pub contended_update_rps: f64,
     pub e2e_insert_ratio: f64,
@@ -140,6 +145,18 @@ impl Figures {
             format!("{:.0} records/s", self.e2e_update_rps),
             "",
         );
+        for (label, cpu) in [
+            ("inserts", &self.e2e_insert_cpu),
+            ("updates", &self.e2e_update_cpu),
+        ] {
+            if let Some(c) = cpu {
+                row(
+                    &format!("end to end, {label}: CPU per 1,000-record batch"),
+                    c.describe(),
+                    "",
+                );
+            }
+        }
         row(
             "end to end, batches all updating the same 1,000 records",
             format!("{:.0} records/s", self.contended_update_rps),
@@ -227,6 +244,14 @@ impl Figures {
             && let serde_json::Value::Object(small) = self.small_json()
         {
             o.extend(small);
+            for (key, cpu) in [
+                ("e2e_insert_cpu", &self.e2e_insert_cpu),
+                ("e2e_update_cpu", &self.e2e_update_cpu),
+            ] {
+                if let Some(c) = cpu {
+                    o.insert(key.into(), c.json());
+                }
+            }
         }
         if let Some(e) = &self.events {
             e.add_json(&mut o);

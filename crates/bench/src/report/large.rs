@@ -33,6 +33,8 @@ pub struct LargeFigures {
     pub updates: usize,
     pub load_rps: f64,
     pub update_rps: f64,
+    /// CPU per 1,000-record batch of those updates, by part of the system.
+    pub update_cpu: Option<super::CpuSplit>,
     /// The same updates, set-based, straight into `records`.
     pub raw_update_rps: f64,
     pub update_ratio: f64,
@@ -98,6 +100,11 @@ impl LargeFigures {
                     self.updates
                 ),
                 format!("{:.0} records/s", self.update_rps),
+                String::new(),
+            ],
+            [
+                "large table, end to end updates: CPU per 1,000-record batch".into(),
+                self.update_cpu.map_or_else(String::new, |c| c.describe()),
                 String::new(),
             ],
             [
@@ -178,6 +185,9 @@ impl LargeFigures {
         add("load_rps", json!(self.load_rps.round()));
         add("update_rps", json!(self.update_rps.round()));
         add("raw_update_rps", json!(self.raw_update_rps.round()));
+        if let Some(c) = &self.update_cpu {
+            add("update_cpu", c.json());
+        }
         add("update_ratio", json!(round(self.update_ratio, 3)));
         add("hot_update_share", json!(round(self.hot_update_share, 3)));
         add("order_wait_batches", json!(self.order_wait_batches));
