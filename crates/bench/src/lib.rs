@@ -193,10 +193,24 @@ async fn small_stages(
         ),
     ];
     let mut rates = [0.0; 5];
-    for (rate, (table, count, version, loader, label)) in rates.iter_mut().zip(runs) {
+    let mut cpus = [None; 5];
+    for ((rate, cpu), (table, count, version, loader, label)) in
+        rates.iter_mut().zip(cpus.iter_mut()).zip(runs)
+    {
+        let cpu0 = cpu::split(None, &[]);
         *rate = raw::run(pool, table, count, version, c, loader).await?;
         progress(&format!("{label}: {rate:.0} records/s ({count} records)"));
+        *cpu = cpu0
+            .zip(cpu::split(None, &[]))
+            .map(|(start, end)| end.since(&start).per_batch(count.div_ceil(data::BATCH)));
+        if let Some(c) = cpu {
+            progress(&format!(
+                "{label}: CPU per 1,000-record batch: {}",
+                c.describe()
+            ));
+        }
     }
+    [f.raw_insert_cpu, f.raw_update_cpu] = [cpus[0], cpus[1]];
     [
         f.raw_insert_rps,
         f.raw_update_rps,
