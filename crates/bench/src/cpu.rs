@@ -66,8 +66,10 @@ pub(crate) fn split(ingest: Option<u32>, workers: &[u32]) -> Option<CpuSplit> {
             &mut s.ingest
         } else if workers.contains(&pid) {
             &mut s.workers
-        } else if name == "postgres" {
+        } else if name == "postgres" && client_session(&entry.path()) {
             &mut s.postgres
+        } else if name == "postgres" {
+            &mut s.postgres_server
         } else if RABBITMQ.contains(&name) {
             &mut s.rabbitmq
         } else {
@@ -75,8 +77,19 @@ pub(crate) fn split(ingest: Option<u32>, workers: &[u32]) -> Option<CpuSplit> {
         };
         *part += ticks as f64 / TICKS;
     }
-    s.other = machine - (s.postgres + s.rabbitmq + s.ingest + s.workers + s.producers);
+    s.other = machine
+        - (s.postgres + s.postgres_server + s.rabbitmq + s.ingest + s.workers + s.producers);
     Some(s)
+}
+
+/// Whether the PostgreSQL process at `/proc/<pid>` serves a client: its
+/// title names the client's address and port, `… 127.0.0.1(52974) …`
+/// (the server's own processes' titles name their role).
+fn client_session(proc_dir: &std::path::Path) -> bool {
+    std::fs::read(proc_dir.join("cmdline")).is_ok_and(|title| {
+        let title = String::from_utf8_lossy(&title);
+        title.contains('(') && title.contains(')')
+    })
 }
 
 /// The command name of a `/proc/<pid>/stat` line (field 2, in parentheses).

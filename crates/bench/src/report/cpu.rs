@@ -7,8 +7,11 @@ use serde_json::json;
 /// has scaled a difference of two readings.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CpuSplit {
-    /// Every process named `postgres`: the backends and the server's own.
+    /// PostgreSQL's backends: the sessions of clients.
     pub postgres: f64,
+    /// PostgreSQL's own processes: the WAL writer, the checkpointer, the
+    /// background writer and the others without a client.
+    pub postgres_server: f64,
     /// Erlang's `beam.smp` and its helpers.
     pub rabbitmq: f64,
     pub ingest: f64,
@@ -21,9 +24,10 @@ pub struct CpuSplit {
 }
 
 impl CpuSplit {
-    fn parts(&self) -> [(&'static str, f64); 6] {
+    fn parts(&self) -> [(&'static str, f64); 7] {
         [
             ("postgres", self.postgres),
+            ("postgres_server", self.postgres_server),
             ("rabbitmq", self.rabbitmq),
             ("ingest", self.ingest),
             ("workers", self.workers),
@@ -36,6 +40,7 @@ impl CpuSplit {
     pub(crate) fn since(&self, start: &CpuSplit) -> CpuSplit {
         CpuSplit {
             postgres: self.postgres - start.postgres,
+            postgres_server: self.postgres_server - start.postgres_server,
             rabbitmq: self.rabbitmq - start.rabbitmq,
             ingest: self.ingest - start.ingest,
             workers: self.workers - start.workers,
@@ -49,6 +54,7 @@ impl CpuSplit {
         let k = 1000.0 / batches.max(1) as f64;
         CpuSplit {
             postgres: self.postgres * k,
+            postgres_server: self.postgres_server * k,
             rabbitmq: self.rabbitmq * k,
             ingest: self.ingest * k,
             workers: self.workers * k,
@@ -67,7 +73,8 @@ impl CpuSplit {
         let total = self.total().max(f64::MIN_POSITIVE);
         let named = |k: &str| {
             match k {
-                "postgres" => "PostgreSQL",
+                "postgres" => "PostgreSQL sessions",
+                "postgres_server" => "PostgreSQL's own processes",
                 "rabbitmq" => "RabbitMQ",
                 other => other,
             }
@@ -111,9 +118,13 @@ mod tests {
         assert_eq!(per.postgres, 100.0);
         assert_eq!(per.rabbitmq, 20.0);
         assert_eq!(per.ingest, 10.0);
+        let described = per.describe();
         assert!(
-            per.describe()
-                .starts_with("PostgreSQL 100.0 ms (77 %), RabbitMQ 20.0 ms (15 %)")
+            described.starts_with(
+                "PostgreSQL sessions 100.0 ms (77 %), PostgreSQL's own processes 0.0 ms (0 %), \
+                 RabbitMQ 20.0 ms (15 %)"
+            ),
+            "{described}"
         );
         assert_eq!(per.json()["postgres_ms"], 100.0);
     }
