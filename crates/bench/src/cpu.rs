@@ -5,11 +5,9 @@
 //! next (disk flushes, the broker's own housekeeping); the CPU a pass costs
 //! swings much less, so a small cost shows in it first.
 
-use crate::report::CpuSplit;
-
 /// Clock ticks per second of `/proc/stat` and `/proc/self/stat` (USER_HZ,
 /// 100 on every Linux architecture that matters here).
-const TICKS: f64 = 100.0;
+pub(crate) const TICKS: f64 = 100.0;
 
 /// A reading of the machine's and this process's CPU time, in ticks.
 #[derive(Debug, Clone, Copy)]
@@ -34,72 +32,14 @@ pub(crate) fn others_since(start: Option<Reading>) -> Option<f64> {
     Some(machine.saturating_sub(own) as f64 / TICKS)
 }
 
-/// Names of RabbitMQ's processes: the Erlang VM and its helpers.
-const RABBITMQ: [&str; 4] = ["beam.smp", "erl_child_setup", "epmd", "inet_gethost"];
-
-/// The CPU every part of the system has spent so far, from every
-/// process's `/proc/<pid>/stat` (`ingest` and `workers`: the bench's
-/// children); `None` where `/proc` does not tell. A process that ends
-/// between two readings drops out of its part and counts as `other`.
-pub(crate) fn split(ingest: Option<u32>, workers: &[u32]) -> Option<CpuSplit> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let machine = busy(stat.lines().next()?)? as f64 / TICKS;
-    let me = std::process::id();
-    let mut s = CpuSplit::default();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let (Some(name), Some(ticks)) = (name(&stat), own(&stat)) else {
-            continue;
-        };
-        let part = if pid == me {
-            &mut s.producers
-        } else if Some(pid) == ingest {
-            &mut s.ingest
-        } else if workers.contains(&pid) {
-            &mut s.workers
-        } else if name == "postgres" && client_session(&entry.path()) {
-            &mut s.postgres
-        } else if name == "postgres" {
-            &mut s.postgres_server
-        } else if RABBITMQ.contains(&name) {
-            &mut s.rabbitmq
-        } else {
-            continue;
-        };
-        *part += ticks as f64 / TICKS;
-    }
-    s.other = machine
-        - (s.postgres + s.postgres_server + s.rabbitmq + s.ingest + s.workers + s.producers);
-    Some(s)
-}
-
-/// Whether the PostgreSQL process at `/proc/<pid>` serves a client: its
-/// title names the client's address and port, `… 127.0.0.1(52974) …`
-/// (the server's own processes' titles name their role).
-fn client_session(proc_dir: &std::path::Path) -> bool {
-    std::fs::read(proc_dir.join("cmdline")).is_ok_and(|title| {
-        let title = String::from_utf8_lossy(&title);
-        title.contains('(') && title.contains(')')
-    })
-}
-
 /// The command name of a `/proc/<pid>/stat` line (field 2, in parentheses).
-fn name(stat: &str) -> Option<&str> {
+pub(crate) fn name(stat: &str) -> Option<&str> {
     stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
 /// Busy ticks of the `cpu` line of `/proc/stat`: user, nice, system, irq,
 /// softirq and steal (not idle, not waiting for I/O).
-fn busy(line: &str) -> Option<u64> {
+pub(crate) fn busy(line: &str) -> Option<u64> {
     let mut fields = line.split_whitespace();
     if fields.next()? != "cpu" {
         return None;
@@ -116,7 +56,7 @@ fn busy(line: &str) -> Option<u64> {
 
 /// utime + stime of `/proc/self/stat` (fields 14 and 15; the command name,
 /// field 2, is in parentheses and may hold spaces).
-fn own(stat: &str) -> Option<u64> {
+pub(crate) fn own(stat: &str) -> Option<u64> {
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After the name, field 3 (state) is at index 0: utime is 14 - 3.

@@ -94,13 +94,12 @@ pub(crate) async fn run(
         opts.large_updates, opts.producers
     ));
     let (ingest_pid, worker_pids) = system.pids();
-    let cpu0 = crate::cpu::split(ingest_pid, &worker_pids);
+    let cpu0 = crate::parts::snapshot();
     let t0 = Utc::now();
     let posted = post(bodies).await?;
     let done = load::wait_completed(pool, &posted.process_ids, "large table, updates").await?;
-    f.update_cpu = cpu0
-        .zip(crate::cpu::split(ingest_pid, &worker_pids))
-        .map(|(start, end)| end.since(&start).per_batch(posted.process_ids.len()));
+    let n_posted = posted.process_ids.len();
+    f.update_cpu = crate::parts::spent(pool, cpu0, ingest_pid, &worker_pids, n_posted).await;
     let updated = load::sum_counter(pool, &posted.process_ids, "records_updated").await?;
     if updated != opts.large_updates as i64 {
         return Err(format!(

@@ -16,6 +16,7 @@ mod events;
 mod fairness;
 mod large;
 mod load;
+mod parts;
 mod raw;
 mod reads;
 mod report;
@@ -197,12 +198,10 @@ async fn small_stages(
     for ((rate, cpu), (table, count, version, loader, label)) in
         rates.iter_mut().zip(cpus.iter_mut()).zip(runs)
     {
-        let cpu0 = cpu::split(None, &[]);
+        let cpu0 = parts::snapshot();
         *rate = raw::run(pool, table, count, version, c, loader).await?;
         progress(&format!("{label}: {rate:.0} records/s ({count} records)"));
-        *cpu = cpu0
-            .zip(cpu::split(None, &[]))
-            .map(|(start, end)| end.since(&start).per_batch(count.div_ceil(data::BATCH)));
+        *cpu = parts::spent(pool, cpu0, None, &[], count.div_ceil(data::BATCH)).await;
         if let Some(c) = cpu {
             progress(&format!(
                 "{label}: CPU per 1,000-record batch: {}",
@@ -233,13 +232,11 @@ async fn small_stages(
             opts.producers
         ));
         let (ingest_pid, worker_pids) = system.pids();
-        let cpu0 = cpu::split(ingest_pid, &worker_pids);
+        let cpu0 = parts::snapshot();
         let t0 = Utc::now();
         let posted = load::post_all(&client, &url, key, bodies.clone(), opts.producers).await?;
         let done = load::wait_completed(pool, &posted.process_ids, label).await?;
-        let cpu = cpu0
-            .zip(cpu::split(ingest_pid, &worker_pids))
-            .map(|(start, end)| end.since(&start).per_batch(bodies.len()));
+        let cpu = parts::spent(pool, cpu0, ingest_pid, &worker_pids, bodies.len()).await;
         let secs = (done - t0).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
         let column = if version == 1 {
             "records_created"

@@ -133,6 +133,15 @@ impl Sessions {
         };
         format!("-c statement_timeout={statement} -c lock_timeout={lock}")
     }
+
+    /// The pool's kind, after the process's name in `application_name`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Apply => "apply",
+            Self::Monitors => "monitors",
+        }
+    }
 }
 
 /// Connections of a monitors' pool: monitors run one statement at a time
@@ -206,6 +215,13 @@ fn pool_on(
         None => ours,
     };
     config.options(merged);
+    if config.get_application_name().is_none() && !settings.application_name.is_empty() {
+        config.application_name(format!(
+            "{}/{}",
+            settings.application_name,
+            sessions.label()
+        ));
+    }
     let size = match sessions {
         Sessions::Monitors => MONITOR_POOL_SIZE,
         Sessions::Requests | Sessions::Apply => settings.pool_size,

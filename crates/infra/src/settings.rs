@@ -46,6 +46,14 @@ impl Role {
             Self::Worker => 8081,
         }
     }
+
+    /// The binary's name, which its database sessions carry by default.
+    fn binary(self) -> &'static str {
+        match self {
+            Self::Ingest => "objectsync-ingest",
+            Self::Worker => "objectsync-worker",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +125,11 @@ pub struct DatabaseSettings {
     pub monitor_statement_timeout_ms: u64,
     /// Longest wait of a monitor's statement for a lock (ms).
     pub monitor_lock_timeout_ms: u64,
+    /// What the process's sessions call themselves (`application_name`,
+    /// with the pool's kind after a slash: `objectsync-worker/apply`), so
+    /// that `pg_stat_activity` tells whose a session is; the binary's name
+    /// by default. An `application_name` in the URL wins.
+    pub application_name: String,
     /// The password `objectsync-ingest migrate` gives the app role (see
     /// `db::APP_ROLE`), letting it log in; unset, migrate leaves the role
     /// as it is. Only `migrate` reads it.
@@ -275,6 +288,7 @@ impl Settings {
                 "postgres://postgres@127.0.0.1:5432/objectsync",
             )?
             .set_default("database.pool_size", 16)?
+            .set_default("database.application_name", role.binary())?
             .set_default("database.pool_timeout_ms", 5000)?
             .set_default("database.statement_timeout_ms", 30_000)?
             .set_default("database.lock_timeout_ms", 5_000)?
@@ -405,6 +419,8 @@ mod tests {
         assert!(s.admin.token.is_none());
         let w = Settings::load_from(Role::Worker, None, HashMap::new()).unwrap();
         assert_eq!(w.http.port, 8081);
+        assert_eq!(s.database.application_name, "objectsync-ingest");
+        assert_eq!(w.database.application_name, "objectsync-worker");
         assert_eq!(w.worker.heartbeat_secs, 5);
         assert_eq!(w.worker.fail_lost_after_secs, 300);
         assert!(!s.console.secure_cookie, "plain HTTP works out of the box");

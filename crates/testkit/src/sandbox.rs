@@ -130,7 +130,13 @@ impl Sandbox {
                 .expect("migrate the sandbox database");
         }
         drop(setup);
-        let pool = db::pool(&settings.database).expect("sandbox pool");
+        // The test's (or bench's) own sessions: named apart from those of
+        // the ingest and workers it starts, which keep their binaries' names.
+        let pool = db::pool(&objectsync_infra::settings::DatabaseSettings {
+            application_name: "objectsync-testkit".into(),
+            ..settings.database.clone()
+        })
+        .expect("sandbox pool");
         Self {
             settings,
             pool,

@@ -1,14 +1,18 @@
-//! CPU time by part of the system during a stage (`crate::cpu::split`).
+//! CPU time by part of the system during a pass (`crate::parts`).
 
 use serde_json::json;
 
-/// CPU by part of the system: seconds since each process started when
-/// read, milliseconds per 1,000-record batch once [`CpuSplit::per_batch`]
-/// has scaled a difference of two readings.
+/// CPU by part of the system, in milliseconds per 1,000-record batch (in
+/// seconds until [`CpuSplit::per_batch`] scales it).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CpuSplit {
-    /// PostgreSQL's backends: the sessions of clients.
-    pub postgres: f64,
+    /// PostgreSQL's sessions of ingest (`application_name`
+    /// `objectsync-ingest/…`).
+    pub postgres_ingest: f64,
+    /// PostgreSQL's sessions of the workers (`objectsync-worker/…`).
+    pub postgres_workers: f64,
+    /// PostgreSQL's other sessions: the bench's own, and any other.
+    pub postgres_other: f64,
     /// PostgreSQL's own processes: the WAL writer, the checkpointer, the
     /// background writer and the others without a client.
     pub postgres_server: f64,
@@ -19,41 +23,48 @@ pub struct CpuSplit {
     /// The bench itself: the producers.
     pub producers: f64,
     /// The rest of the machine's busy time: other processes, processes
-    /// that ended between the readings, the kernel's own work.
+    /// that ended during the pass, the kernel's own work.
     pub other: f64,
 }
 
 impl CpuSplit {
-    fn parts(&self) -> [(&'static str, f64); 7] {
+    fn parts(&self) -> [(&'static str, &'static str, f64); 9] {
         [
-            ("postgres", self.postgres),
-            ("postgres_server", self.postgres_server),
-            ("rabbitmq", self.rabbitmq),
-            ("ingest", self.ingest),
-            ("workers", self.workers),
-            ("producers", self.producers),
-            ("other", self.other),
+            (
+                "postgres_workers",
+                "PostgreSQL, the workers' sessions",
+                self.postgres_workers,
+            ),
+            (
+                "postgres_ingest",
+                "PostgreSQL, ingest's sessions",
+                self.postgres_ingest,
+            ),
+            (
+                "postgres_other",
+                "PostgreSQL, other sessions",
+                self.postgres_other,
+            ),
+            (
+                "postgres_server",
+                "PostgreSQL's own processes",
+                self.postgres_server,
+            ),
+            ("rabbitmq", "RabbitMQ", self.rabbitmq),
+            ("ingest", "ingest", self.ingest),
+            ("workers", "workers", self.workers),
+            ("producers", "producers", self.producers),
+            ("other", "other", self.other),
         ]
-    }
-
-    /// What was spent between reading `start` and this one.
-    pub(crate) fn since(&self, start: &CpuSplit) -> CpuSplit {
-        CpuSplit {
-            postgres: self.postgres - start.postgres,
-            postgres_server: self.postgres_server - start.postgres_server,
-            rabbitmq: self.rabbitmq - start.rabbitmq,
-            ingest: self.ingest - start.ingest,
-            workers: self.workers - start.workers,
-            producers: self.producers - start.producers,
-            other: self.other - start.other,
-        }
     }
 
     /// Seconds spent on `batches` batches, as milliseconds per batch.
     pub(crate) fn per_batch(&self, batches: usize) -> CpuSplit {
         let k = 1000.0 / batches.max(1) as f64;
         CpuSplit {
-            postgres: self.postgres * k,
+            postgres_ingest: self.postgres_ingest * k,
+            postgres_workers: self.postgres_workers * k,
+            postgres_other: self.postgres_other * k,
             postgres_server: self.postgres_server * k,
             rabbitmq: self.rabbitmq * k,
             ingest: self.ingest * k,
@@ -63,34 +74,26 @@ impl CpuSplit {
         }
     }
 
-    fn total(&self) -> f64 {
-        self.parts().iter().map(|(_, v)| v).sum()
+    /// Every part together.
+    pub(crate) fn total(&self) -> f64 {
+        self.parts().iter().map(|(_, _, v)| v).sum()
     }
 
-    /// "PostgreSQL 21.0 ms (55 %), RabbitMQ …": milliseconds per batch and
-    /// shares of the total.
+    /// "PostgreSQL, the workers' sessions 21.0 ms (55 %), …": each part in
+    /// milliseconds per batch and as a share of the total.
     pub fn describe(&self) -> String {
         let total = self.total().max(f64::MIN_POSITIVE);
-        let named = |k: &str| {
-            match k {
-                "postgres" => "PostgreSQL sessions",
-                "postgres_server" => "PostgreSQL's own processes",
-                "rabbitmq" => "RabbitMQ",
-                other => other,
-            }
-            .to_owned()
-        };
         let parts: Vec<String> = self
             .parts()
             .iter()
-            .map(|(k, v)| format!("{} {v:.1} ms ({:.0} %)", named(k), v * 100.0 / total))
+            .map(|(_, label, v)| format!("{label} {v:.1} ms ({:.0} %)", v * 100.0 / total))
             .collect();
         format!("{} of {total:.1} ms", parts.join(", "))
     }
 
     pub(crate) fn json(&self) -> serde_json::Value {
         let mut o = serde_json::Map::new();
-        for (k, v) in self.parts() {
+        for (k, _, v) in self.parts() {
             o.insert(format!("{k}_ms"), json!((v * 10.0).round() / 10.0));
         }
         serde_json::Value::Object(o)
@@ -102,30 +105,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_difference_is_scaled_to_milliseconds_per_batch() {
-        let start = CpuSplit {
-            postgres: 10.0,
-            rabbitmq: 1.0,
-            ..Default::default()
-        };
-        let end = CpuSplit {
-            postgres: 40.0,
-            rabbitmq: 7.0,
+    fn seconds_are_scaled_to_milliseconds_per_batch() {
+        let spent = CpuSplit {
+            postgres_workers: 30.0,
+            rabbitmq: 6.0,
             ingest: 3.0,
             ..Default::default()
         };
-        let per = end.since(&start).per_batch(300);
-        assert_eq!(per.postgres, 100.0);
+        let per = spent.per_batch(300);
+        assert_eq!(per.postgres_workers, 100.0);
         assert_eq!(per.rabbitmq, 20.0);
-        assert_eq!(per.ingest, 10.0);
+        assert_eq!(per.total(), 130.0);
         let described = per.describe();
         assert!(
             described.starts_with(
-                "PostgreSQL sessions 100.0 ms (77 %), PostgreSQL's own processes 0.0 ms (0 %), \
-                 RabbitMQ 20.0 ms (15 %)"
+                "PostgreSQL, the workers' sessions 100.0 ms (77 %), \
+                 PostgreSQL, ingest's sessions 0.0 ms (0 %)"
             ),
             "{described}"
         );
-        assert_eq!(per.json()["postgres_ms"], 100.0);
+        assert_eq!(per.json()["postgres_workers_ms"], 100.0);
     }
 }

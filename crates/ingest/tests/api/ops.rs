@@ -225,3 +225,51 @@ async fn a_healthy_start_logs_no_error() {
         "a healthy start logged errors: {errors:#?}"
     );
 }
+
+/// Every session says whose it is in `pg_stat_activity`: the binary's name
+/// (`database.application_name`) and the pool's kind; an
+/// `application_name` in the URL wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_sessions_name_their_binary_and_pool() {
+    let app = spawn_app().await;
+    let org = app.org_with_vehicles().await;
+    let p = app
+        .upsert_and_wait(&org, "vehicle", json!([{"identifiers": {"ext_id": "a"}}]))
+        .await;
+    assert_eq!(p["status"], "completed");
+    let client = app.pool.get().await.unwrap();
+    let names: Vec<String> = client
+        .query(
+            "select distinct application_name from pg_stat_activity
+              where datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let binary = &app.settings.database.application_name;
+    for expected in [
+        format!("{binary}/requests"),
+        format!("{binary}/apply"),
+        "objectsync-testkit/requests".to_owned(),
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+
+    let mut settings = app.settings.database.clone();
+    let url = settings.url.expose_secret().to_owned();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    settings.url = format!("{url}{sep}application_name=mine").into();
+    let own = objectsync_infra::db::pool(&settings).unwrap();
+    let name: String = own
+        .get()
+        .await
+        .unwrap()
+        .query_one("select current_setting('application_name')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "mine");
+}
