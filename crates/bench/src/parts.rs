@@ -87,7 +87,8 @@ async fn owners(pool: &Pool) -> HashMap<u32, Owner> {
             let app: Option<&str> = r.get(1);
             let owner = match app.unwrap_or("") {
                 a if a.starts_with("objectsync-ingest") => Owner::Ingest,
-                a if a.starts_with("objectsync-worker") => Owner::Workers,
+                "objectsync-worker/apply" => Owner::Workers,
+                a if a.starts_with("objectsync-worker") => Owner::WorkerMonitors,
                 _ => Owner::Other,
             };
             Some((pid, owner))
@@ -98,7 +99,10 @@ async fn owners(pool: &Pool) -> HashMap<u32, Owner> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
     Ingest,
+    /// The workers' batches: `objectsync-worker/apply`.
     Workers,
+    /// The workers' monitors, event relay, webhook sender and sweeper.
+    WorkerMonitors,
     Other,
 }
 
@@ -129,6 +133,7 @@ pub(crate) async fn spent(
             match (kind, owners.get(pid)) {
                 (Kind::Session, Some(Owner::Ingest)) => &mut s.postgres_ingest,
                 (Kind::Session, Some(Owner::Workers)) => &mut s.postgres_workers,
+                (Kind::Session, Some(Owner::WorkerMonitors)) => &mut s.postgres_monitors,
                 (Kind::Session, _) => &mut s.postgres_other,
                 (Kind::Server, _) => &mut s.postgres_server,
                 (Kind::RabbitMq, _) => &mut s.rabbitmq,

@@ -9,8 +9,12 @@ pub struct CpuSplit {
     /// PostgreSQL's sessions of ingest (`application_name`
     /// `objectsync-ingest/…`).
     pub postgres_ingest: f64,
-    /// PostgreSQL's sessions of the workers (`objectsync-worker/…`).
+    /// PostgreSQL's sessions applying the workers' batches
+    /// (`objectsync-worker/apply`).
     pub postgres_workers: f64,
+    /// PostgreSQL's sessions of the workers' monitors, event relay,
+    /// webhook sender and sweeper (`objectsync-worker/monitors`).
+    pub postgres_monitors: f64,
     /// PostgreSQL's other sessions: the bench's own, and any other.
     pub postgres_other: f64,
     /// PostgreSQL's own processes: the WAL writer, the checkpointer, the
@@ -28,12 +32,17 @@ pub struct CpuSplit {
 }
 
 impl CpuSplit {
-    fn parts(&self) -> [(&'static str, &'static str, f64); 9] {
+    fn parts(&self) -> [(&'static str, &'static str, f64); 10] {
         [
             (
                 "postgres_workers",
                 "PostgreSQL, the workers' sessions",
                 self.postgres_workers,
+            ),
+            (
+                "postgres_monitors",
+                "PostgreSQL, the workers' monitors",
+                self.postgres_monitors,
             ),
             (
                 "postgres_ingest",
@@ -64,6 +73,7 @@ impl CpuSplit {
         CpuSplit {
             postgres_ingest: self.postgres_ingest * k,
             postgres_workers: self.postgres_workers * k,
+            postgres_monitors: self.postgres_monitors * k,
             postgres_other: self.postgres_other * k,
             postgres_server: self.postgres_server * k,
             rabbitmq: self.rabbitmq * k,
@@ -120,7 +130,7 @@ mod tests {
         assert!(
             described.starts_with(
                 "PostgreSQL, the workers' sessions 100.0 ms (77 %), \
-                 PostgreSQL, ingest's sessions 0.0 ms (0 %)"
+                 PostgreSQL, the workers' monitors 0.0 ms (0 %)"
             ),
             "{described}"
         );
