@@ -138,9 +138,24 @@ impl System {
         self.worker_ports.clear();
     }
 
+    /// Stops every child; removes their logs when all of them stopped
+    /// cleanly, and says where they are kept otherwise.
     pub(crate) async fn stop(&mut self) {
-        self.stop_workers().await;
-        services::terminate(std::slice::from_mut(&mut self.ingest), STOP_GRACE).await;
+        let mut problems = services::terminate(&mut self.workers, STOP_GRACE).await;
+        self.workers.clear();
+        self.worker_ports.clear();
+        problems
+            .extend(services::terminate(std::slice::from_mut(&mut self.ingest), STOP_GRACE).await);
+        let logs = self.spawner.log_dir();
+        if problems.is_empty() {
+            let _ = std::fs::remove_dir_all(logs);
+        } else {
+            eprintln!(
+                "[bench] {}; the services' logs are kept in {}",
+                problems.join("; "),
+                logs.display()
+            );
+        }
     }
 
     pub(crate) fn pids(&self) -> (Option<u32>, Vec<u32>) {
