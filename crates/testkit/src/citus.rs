@@ -218,7 +218,8 @@ const TEMPLATE_LOCK: i64 = 0x6f73_7465_6d70; // "ostemp"
 /// first use by whichever process needs it first — created, migrated (so
 /// distributed), then closed to connections and emptied of them (a
 /// template must have none, and Citus's maintenance daemon keeps one) —
-/// and found by every process after it. Named by the latest migration, so
+/// and found by every process after it; one a process left half-made (it
+/// still takes connections) is dropped and made again. Named by the latest migration, so
 /// a cluster kept across a change of the migrations makes a new one.
 async fn template(admin_url: &str) -> Result<String, CitusError> {
     let _setup = SETUP.lock().await;
@@ -231,10 +232,20 @@ async fn template(admin_url: &str) -> Result<String, CitusError> {
         .execute("select pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
         .await?;
     let made = match admin
-        .query_opt("select 1 from pg_database where datname = $1", &[&name])
+        .query_opt(
+            "select datallowconn from pg_database where datname = $1",
+            &[&name],
+        )
         .await?
     {
-        Some(_) => Ok(()),
+        // Closed to connections on the coordinator: the last step of
+        // making it, done there after every worker.
+        Some(row) if !row.get::<_, bool>(0) => Ok(()),
+        // Left half-made by a process that died making it.
+        Some(_) => {
+            drop_database(admin_url, &name).await;
+            make_template(admin_url, &name).await
+        }
         None => make_template(admin_url, &name).await,
     };
     // Ends with the session too, if this process dies while holding it.
@@ -253,7 +264,9 @@ async fn template(admin_url: &str) -> Result<String, CitusError> {
 async fn make_template(admin_url: &str, name: &str) -> Result<(), CitusError> {
     create_database(admin_url, name).await?;
     db::migrate(&with_database(admin_url, name)).await?;
-    for url in node_admin_urls(admin_url).await? {
+    // The coordinator (first in the list) last: once it is closed, the
+    // template is whole (see [`template`]).
+    for url in node_admin_urls(admin_url).await?.into_iter().rev() {
         let admin = db::connect(&url).await?;
         admin
             .batch_execute(&format!(
