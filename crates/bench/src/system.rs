@@ -131,19 +131,19 @@ impl System {
         Ok((count, sum))
     }
 
-    /// SIGTERM to every worker, then wait for them.
-    pub(crate) async fn stop_workers(&mut self) {
-        services::terminate(&mut self.workers, STOP_GRACE).await;
+    /// SIGTERM to every worker, then wait for them; what did not stop
+    /// cleanly.
+    pub(crate) async fn stop_workers(&mut self) -> Vec<String> {
+        let problems = services::terminate(&mut self.workers, STOP_GRACE).await;
         self.workers.clear();
         self.worker_ports.clear();
+        problems
     }
 
     /// Stops every child; removes their logs when all of them stopped
     /// cleanly, and says where they are kept otherwise.
     pub(crate) async fn stop(&mut self) {
-        let mut problems = services::terminate(&mut self.workers, STOP_GRACE).await;
-        self.workers.clear();
-        self.worker_ports.clear();
+        let mut problems = self.stop_workers().await;
         problems
             .extend(services::terminate(std::slice::from_mut(&mut self.ingest), STOP_GRACE).await);
         let logs = self.spawner.log_dir();
