@@ -105,6 +105,34 @@ impl Figures {
         format!("| figure | value | target |\n|---|---|---|\n{t}")
     }
 
+    /// The CPU splits measured, each with its JSON key and its label.
+    fn cpu_splits(&self) -> impl Iterator<Item = (&'static str, &'static str, &CpuSplit)> {
+        [
+            (
+                "raw_insert_cpu",
+                "raw ceiling, inserts",
+                &self.raw_insert_cpu,
+            ),
+            (
+                "raw_update_cpu",
+                "raw ceiling, updates",
+                &self.raw_update_cpu,
+            ),
+            (
+                "e2e_insert_cpu",
+                "end to end, inserts",
+                &self.e2e_insert_cpu,
+            ),
+            (
+                "e2e_update_cpu",
+                "end to end, updates",
+                &self.e2e_update_cpu,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, label, cpu)| cpu.as_ref().map(|c| (key, label, c)))
+    }
+
     /// The rows of stages 1–6.
     fn small_rows(&self, t: &mut String) {
         let mut row = |what: &str, value: String, target: &str| {
@@ -149,19 +177,12 @@ impl Figures {
             format!("{:.0} records/s", self.e2e_update_rps),
             "",
         );
-        for (label, cpu) in [
-            ("raw ceiling, inserts", &self.raw_insert_cpu),
-            ("raw ceiling, updates", &self.raw_update_cpu),
-            ("end to end, inserts", &self.e2e_insert_cpu),
-            ("end to end, updates", &self.e2e_update_cpu),
-        ] {
-            if let Some(c) = cpu {
-                row(
-                    &format!("{label}: CPU per 1,000-record batch"),
-                    c.describe(),
-                    "",
-                );
-            }
+        for (_, label, c) in self.cpu_splits() {
+            row(
+                &format!("{label}: CPU per 1,000-record batch"),
+                c.describe(),
+                "",
+            );
         }
         row(
             "end to end, batches all updating the same 1,000 records",
@@ -250,15 +271,8 @@ impl Figures {
             && let serde_json::Value::Object(small) = self.small_json()
         {
             o.extend(small);
-            for (key, cpu) in [
-                ("raw_insert_cpu", &self.raw_insert_cpu),
-                ("raw_update_cpu", &self.raw_update_cpu),
-                ("e2e_insert_cpu", &self.e2e_insert_cpu),
-                ("e2e_update_cpu", &self.e2e_update_cpu),
-            ] {
-                if let Some(c) = cpu {
-                    o.insert(key.into(), c.json());
-                }
+            for (key, _, c) in self.cpu_splits() {
+                o.insert(key.into(), c.json());
             }
         }
         if let Some(e) = &self.events {
