@@ -113,12 +113,7 @@ pub(crate) async fn run(
         "large table, end to end, updates: {:.0} records/s",
         f.update_rps
     ));
-    if let Some(c) = &f.update_cpu {
-        progress(&format!(
-            "large table, end to end updates: CPU per 1,000-record batch: {}",
-            c.describe()
-        ));
-    }
+    crate::parts::report("large table, end to end updates", f.update_cpu.as_ref());
     let waits = system.order_waits().await?;
     f.order_wait_batches = waits.batches - waits_before.batches;
     f.order_wait_secs = waits.seconds - waits_before.seconds;

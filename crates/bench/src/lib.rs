@@ -202,12 +202,7 @@ async fn small_stages(
         *rate = raw::run(pool, table, count, version, c, loader).await?;
         progress(&format!("{label}: {rate:.0} records/s ({count} records)"));
         *cpu = parts::spent(pool, cpu0, None, &[], count.div_ceil(data::BATCH)).await;
-        if let Some(c) = cpu {
-            progress(&format!(
-                "{label}: CPU per 1,000-record batch: {}",
-                c.describe()
-            ));
-        }
+        parts::report(label, cpu.as_ref());
     }
     [f.raw_insert_cpu, f.raw_update_cpu] = [cpus[0], cpus[1]];
     [
@@ -254,12 +249,7 @@ async fn small_stages(
             "end to end, {label}: {rps:.0} records/s ({secs:.2} s; all posted after {:.2} s)",
             posted.elapsed.as_secs_f64()
         ));
-        if let Some(c) = &cpu {
-            progress(&format!(
-                "end to end, {label}: CPU per 1,000-record batch: {}",
-                c.describe()
-            ));
-        }
+        parts::report(&format!("end to end, {label}"), cpu.as_ref());
         if version == 1 {
             f.e2e_insert_rps = rps;
             f.e2e_insert_cpu = cpu;

@@ -145,3 +145,13 @@ pub(crate) async fn spent(
     s.other = (end.machine - start.machine) - s.total();
     Some(s.per_batch(batches))
 }
+
+/// Says what the pass `label` cost by part, when it was measured.
+pub(crate) fn report(label: &str, cpu: Option<&CpuSplit>) {
+    if let Some(c) = cpu {
+        crate::progress(&format!(
+            "{label}: CPU per 1,000-record batch: {}",
+            c.describe()
+        ));
+    }
+}
