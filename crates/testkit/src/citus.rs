@@ -219,8 +219,9 @@ const TEMPLATE_LOCK: i64 = 0x6f73_7465_6d70; // "ostemp"
 /// distributed), then closed to connections and emptied of them (a
 /// template must have none, and Citus's maintenance daemon keeps one) —
 /// and found by every process after it; one a process left half-made (it
-/// still takes connections) is dropped and made again. Named by the latest migration, so
-/// a cluster kept across a change of the migrations makes a new one.
+/// still takes connections) is dropped and made again. Named by the latest
+/// migration, so a cluster kept across a change of the migrations makes a
+/// new one.
 async fn template(admin_url: &str) -> Result<String, CitusError> {
     let _setup = SETUP.lock().await;
     if let Some(t) = known_template(admin_url) {

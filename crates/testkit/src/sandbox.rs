@@ -1,6 +1,7 @@
 //! A database and a set of queue names of one's own, removed on drop.
 
 use deadpool_postgres::Pool;
+use objectsync_infra::settings::DatabaseSettings;
 use objectsync_infra::{Role, Settings, Topology, db};
 
 /// Settings pointing at a fresh uuid-named database (migrated) and a unique
@@ -132,7 +133,7 @@ impl Sandbox {
         drop(setup);
         // The test's (or bench's) own sessions: named apart from those of
         // the ingest and workers it starts, which keep their binaries' names.
-        let pool = db::pool(&objectsync_infra::settings::DatabaseSettings {
+        let pool = db::pool(&DatabaseSettings {
             application_name: "objectsync-testkit".into(),
             ..settings.database.clone()
         })
