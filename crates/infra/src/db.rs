@@ -11,11 +11,12 @@ use crate::settings::DatabaseSettings;
 
 mod app_role;
 pub mod citus;
+mod lag;
 mod reads;
 mod tls;
 
 pub use app_role::{APP_ROLE, set_password as set_app_password, setup};
-pub use reads::{ReadClient, ReadPool, STANDBY_RETRY, Server};
+pub use reads::{ReadClient, ReadPool, STANDBY_RETRY, Server, StandbyState};
 pub use tls::{PgTls, SslMode, Target, TlsSetupError};
 
 mod embedded {
@@ -191,7 +192,11 @@ pub fn read_pool(
         .map(|u| u.expose_secret())
         .filter(|u| !u.is_empty());
     Ok(match url {
-        Some(url) => ReadPool::with_standby(primary, pool_on(url, settings, sessions, options)?),
+        Some(url) => ReadPool::with_standby(
+            primary,
+            pool_on(url, settings, sessions, options)?,
+            settings.read_max_lag(),
+        ),
         None => ReadPool::primary_only(primary),
     })
 }

@@ -21,7 +21,8 @@
 //! | `objectsync_processes_failed_total` | `reason` | processes marked `failed`: `permanent`, `retries_exhausted`, `dead_lettered`, `unreadable`, `panic`, `stale`, `lost` (its message provably gone while batches waited for it), `misnamed` (its message's headers named another organization) |
 //! | `objectsync_processes_stale` | | gauge: processes open with no delivery for `worker.stale_after_secs` |
 //! | `objectsync_processes_stale_total` | | processes reported stale (each once) |
-//! | `objectsync_read_fallbacks_total` | | lag-tolerant reads (record lists, console overview) served by the primary because the configured standby could not take them |
+//! | `objectsync_read_fallbacks_total` | | lag-tolerant reads (record lists, console overview) served by the primary because the configured standby could not take them or lagged too far behind |
+//! | `objectsync_read_standby_lag_seconds` | | gauge: how far the read standby was behind the primary at the last measurement (ingest, with a standby and a maximum lag) |
 //! | `objectsync_processes_blocked` | | gauge: open processes waiting for an older process of their organization that is still open |
 //! | `objectsync_events_published_total` | | completion events published (confirmed by the broker) |
 //! | `objectsync_event_publish_lag_seconds` | | process end → its event confirmed by the broker |

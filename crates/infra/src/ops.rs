@@ -5,9 +5,9 @@
 //! live; a load balancer or orchestrator takes the instance out while not.
 //! On ingest it also says, for information, how many workers the broker
 //! sees consuming (see [`Probes::workers`]) and, when a read standby is
-//! configured, whether it answers: a standby that does not is no reason to
-//! take ingest out, since its reads go to the primary meanwhile (see
-//! `db::ReadPool`).
+//! configured, whether it answers and keeps up: a standby that does not is
+//! no reason to take ingest out, since its reads go to the primary
+//! meanwhile (see `db::ReadPool`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +31,7 @@ pub struct Probes {
     /// know them. A worker does not: it would mostly count itself.
     pub report_workers: bool,
     /// The lag-tolerant reads, whose standby (if any) `/readyz` reports
-    /// as `"read_standby": "up" | "down"`, for information.
+    /// as `"read_standby": "up" | "down" | "behind"`, for information.
     pub reads: Option<crate::db::ReadPool>,
 }
 
@@ -111,9 +111,9 @@ async fn readyz(State(probes): State<Probes>) -> (StatusCode, Json<Value>) {
     let standby = async {
         let reads = probes.reads.as_ref()?;
         let limit = Duration::from_secs(2);
-        match tokio::time::timeout(limit, reads.standby_answers()).await {
-            Ok(up) => up,
-            Err(_) => Some(false),
+        match tokio::time::timeout(limit, reads.standby_state()).await {
+            Ok(state) => state,
+            Err(_) => Some(crate::db::StandbyState::Down),
         }
     };
     let ((db, mq), workers, standby) = tokio::join!(probes.check(), workers, standby);
@@ -133,10 +133,10 @@ async fn readyz(State(probes): State<Probes>) -> (StatusCode, Json<Value>) {
     if let Some(workers) = workers {
         body["workers"] = json!({ "consumers": workers });
     }
-    // Information only too: while the standby is down its reads go to the
-    // primary.
-    if let Some(up) = standby {
-        body["read_standby"] = json!(word(up));
+    // Information only too: while the standby is down or lags too far
+    // behind, its reads go to the primary.
+    if let Some(state) = standby {
+        body["read_standby"] = json!(state.word());
     }
     (status, Json(body))
 }

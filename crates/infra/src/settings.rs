@@ -105,6 +105,10 @@ pub struct DatabaseSettings {
     /// everything from `url`. See `db::ReadPool`.
     #[serde(default)]
     pub read_url: Option<SecretUrl>,
+    /// The most the read standby may lag behind `url` while it serves
+    /// reads (ms): further behind, they go to `url` until it catches up
+    /// (see `db::ReadPool::watch_lag`). 0: no bound.
+    pub read_max_lag_ms: u64,
     /// Connections in the pool of each process.
     pub pool_size: usize,
     /// How long a request waits for a free connection before it fails (ms).
@@ -138,6 +142,11 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
+    /// `read_max_lag_ms` as a bound (`None` for 0: no bound).
+    pub fn read_max_lag(&self) -> Option<std::time::Duration> {
+        (self.read_max_lag_ms > 0).then(|| std::time::Duration::from_millis(self.read_max_lag_ms))
+    }
+
     /// The timeouts as `(name, statement, lock)`, for validation.
     fn timeouts(&self) -> [(&'static str, u64, u64); 3] {
         [
@@ -290,6 +299,7 @@ impl Settings {
             .set_default("database.pool_size", 16)?
             .set_default("database.application_name", role.binary())?
             .set_default("database.pool_timeout_ms", 5000)?
+            .set_default("database.read_max_lag_ms", 10_000)?
             .set_default("database.statement_timeout_ms", 30_000)?
             .set_default("database.lock_timeout_ms", 5_000)?
             .set_default("database.apply_statement_timeout_ms", 120_000)?
@@ -467,6 +477,22 @@ mod tests {
                 .map(ExposeSecret::expose_secret),
             Some("12345")
         );
+    }
+
+    #[test]
+    fn the_read_standby_s_lag_is_bounded_by_default_and_zero_lifts_the_bound() {
+        use std::time::Duration;
+        let s = Settings::load_from(Role::Ingest, None, HashMap::new()).unwrap();
+        assert_eq!(s.database.read_max_lag(), Some(Duration::from_secs(10)));
+        for (value, bound) in [("250", Some(Duration::from_millis(250))), ("0", None)] {
+            let s = Settings::load_from(
+                Role::Ingest,
+                None,
+                env(&[("OBJECTSYNC__DATABASE__READ_MAX_LAG_MS", value)]),
+            )
+            .unwrap();
+            assert_eq!(s.database.read_max_lag(), bound, "{value}");
+        }
     }
 
     #[test]

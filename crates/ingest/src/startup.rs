@@ -39,6 +39,9 @@ pub struct Application {
     /// The sessions of the gauges (monitors' timeouts); requests have
     /// their own pool in the router's state.
     monitors: deadpool_postgres::Pool,
+    /// The lag-tolerant reads, whose standby's lag is watched while ingest
+    /// runs.
+    reads: db::ReadPool,
     port: u16,
 }
 
@@ -197,7 +200,7 @@ impl Application {
                 pool: pool.clone(),
                 broker: broker.clone(),
                 report_workers: true,
-                reads: Some(reads),
+                reads: Some(reads.clone()),
             },
         );
         let listener = TcpListener::bind(settings.http_addr()).await?;
@@ -210,6 +213,7 @@ impl Application {
             broker,
             inbox,
             monitors,
+            reads,
             port,
             queues,
         })
@@ -229,6 +233,7 @@ impl Application {
             self.queues.clone(),
             cancel.clone(),
         ));
+        tokio::spawn(self.reads.watch_lag(cancel.clone()));
         let inbox = self
             .inbox
             .map(|inbox| tokio::spawn(crate::inbox::run(inbox, cancel.clone())));

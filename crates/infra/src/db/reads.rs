@@ -10,6 +10,10 @@
 //! (it stopped under the request, or a recovery conflict cancelled it) is a
 //! transient error, a 503 like any other, never a 500; the standby is then
 //! skipped too, so the client's retry lands on the primary.
+//!
+//! A standby that answers but has fallen further behind than
+//! `database.read_max_lag_ms` is skipped the same way until it catches up
+//! (see [`super::lag`], and [`ReadPool::watch_lag`], which measures it).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -17,6 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
+use tokio_util::sync::CancellationToken;
+
+use super::lag::{self, Marks};
 
 /// How long reads skip a standby that failed before trying it again.
 pub const STANDBY_RETRY: Duration = Duration::from_secs(5);
@@ -39,6 +46,11 @@ struct Standby {
     /// Whether the last attempt failed, so that the change is logged once
     /// each way rather than on every request.
     down: AtomicBool,
+    /// The most its replay may lag behind the primary while it serves
+    /// reads (`None`: no bound).
+    max_lag: Option<Duration>,
+    /// Whether it lags further behind than that, as last measured.
+    behind: AtomicBool,
 }
 
 impl Standby {
@@ -63,6 +75,51 @@ impl Standby {
     fn mark_up(&self) {
         if self.down.swap(false, Ordering::Relaxed) {
             tracing::info!("read standby answers again; lag-tolerant reads go to it");
+        }
+    }
+
+    /// Records a measured lag: past `max_lag`, reads go to the primary
+    /// until a measurement says it is back within it.
+    fn set_lag(&self, lag: Duration) {
+        metrics::gauge!("objectsync_read_standby_lag_seconds").set(lag.as_secs_f64());
+        let Some(max) = self.max_lag else { return };
+        let behind = lag > max;
+        if self.behind.swap(behind, Ordering::Relaxed) != behind {
+            if behind {
+                tracing::warn!(
+                    ?lag,
+                    ?max,
+                    "read standby lags too far behind; its reads go to the primary"
+                );
+            } else {
+                tracing::info!(?lag, "read standby caught up; lag-tolerant reads go to it");
+            }
+        }
+    }
+
+    fn usable(&self) -> bool {
+        !self.skipped() && !self.behind.load(Ordering::Relaxed)
+    }
+}
+
+/// What `/readyz` says of the read standby.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandbyState {
+    /// It answers and is within the maximum lag: it serves the reads.
+    Up,
+    /// It does not answer: its reads go to the primary.
+    Down,
+    /// It answers but lags too far behind: its reads go to the primary.
+    Behind,
+}
+
+impl StandbyState {
+    /// The word `/readyz` uses.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Behind => "behind",
         }
     }
 }
@@ -125,8 +182,9 @@ impl ReadPool {
         }
     }
 
-    /// Reads on `standby`, or on `primary` while the standby fails.
-    pub fn with_standby(primary: Pool, standby: Pool) -> Self {
+    /// Reads on `standby`, or on `primary` while the standby fails or
+    /// (once [`Self::watch_lag`] runs) lags more than `max_lag` behind.
+    pub fn with_standby(primary: Pool, standby: Pool, max_lag: Option<Duration>) -> Self {
         Self {
             primary,
             standby: Some(Arc::new(Standby {
@@ -134,7 +192,71 @@ impl ReadPool {
                 epoch: Instant::now(),
                 skip_until: AtomicU64::new(0),
                 down: AtomicBool::new(false),
+                max_lag,
+                behind: AtomicBool::new(false),
             })),
+        }
+    }
+
+    /// Measures the standby's lag behind the primary until `cancel` fires
+    /// (see [`super::lag`]), sending the reads to the primary while it is
+    /// past the maximum. Returns at once without a standby or a maximum.
+    pub async fn watch_lag(self, cancel: CancellationToken) {
+        let Some(standby) = self.standby.clone() else {
+            return;
+        };
+        let Some(max) = standby.max_lag else { return };
+        let (tick, keep) = (lag::tick(max), lag::keep(max));
+        let mut marks = Marks::default();
+        let mut not_a_standby_said = false;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(tick) => {}
+            }
+            let at = Instant::now();
+            let Ok(primary) = self.primary.get().await else {
+                continue;
+            };
+            let Ok(row) = primary
+                .query_one(
+                    "select (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8",
+                    &[],
+                )
+                .await
+            else {
+                continue;
+            };
+            drop(primary);
+            marks.push(at, row.get(0), keep);
+            if standby.skipped() {
+                continue;
+            }
+            let replayed = match standby.pool.get().await {
+                Ok(c) => c
+                    .query_one(
+                        "select (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8",
+                        &[],
+                    )
+                    .await
+                    .map(|r| r.get::<_, Option<i64>>(0))
+                    .map_err(|e| e.to_string()),
+                Err(PoolError::Timeout(TimeoutType::Wait)) => continue,
+                Err(e) => Err(e.to_string()),
+            };
+            match replayed {
+                Ok(Some(replayed)) => standby.set_lag(marks.lag(Instant::now(), replayed)),
+                // Not in recovery: no replay to lag behind.
+                Ok(None) => {
+                    if !std::mem::replace(&mut not_a_standby_said, true) {
+                        tracing::warn!(
+                            "the read URL names a server that is not a standby; its lag is not measured"
+                        );
+                    }
+                    standby.set_lag(Duration::ZERO);
+                }
+                Err(e) => standby.mark_down(&e),
+            }
         }
     }
 
@@ -151,7 +273,7 @@ impl ReadPool {
     /// A connection to the standby, or to the primary when there is no
     /// standby or it cannot give one now. Errors are the primary's.
     pub async fn get(&self) -> Result<ReadClient, PoolError> {
-        if let Some(standby) = self.standby.as_ref().filter(|s| !s.skipped()) {
+        if let Some(standby) = self.standby.as_ref().filter(|s| s.usable()) {
             match standby.pool.get().await {
                 Ok(client) => {
                     standby.mark_up();
@@ -174,14 +296,19 @@ impl ReadPool {
         })
     }
 
-    /// Whether the standby answers a trivial query (`None`: no standby).
-    pub async fn standby_answers(&self) -> Option<bool> {
+    /// Whether the standby answers a trivial query and is within its
+    /// maximum lag (`None`: no standby).
+    pub async fn standby_state(&self) -> Option<StandbyState> {
         let standby = self.standby.as_ref()?;
         let up = super::ping(&standby.pool).await;
         if !up {
             standby.mark_down(&"it did not answer /readyz's query");
+            return Some(StandbyState::Down);
         }
-        Some(up)
+        Some(match standby.behind.load(Ordering::Relaxed) {
+            true => StandbyState::Behind,
+            false => StandbyState::Up,
+        })
     }
 }
 

@@ -4,7 +4,9 @@
 //! records and the console's overview show what the standby holds while
 //! the process a producer polls shows what the primary holds; a standby
 //! stopped under load makes those reads 200 (from the primary) or 503,
-//! never 500; started again, it serves them again.
+//! never 500; started again, it serves them again. A standby further
+//! behind than `database.read_max_lag_ms` gives its reads to the primary
+//! until it catches up.
 
 use std::time::{Duration, Instant};
 
@@ -101,8 +103,11 @@ async fn lag_tolerant_reads_go_to_the_standby_and_to_the_primary_while_it_is_dow
     let primary = db::connect(&pg.primary_url(sandbox.database()))
         .await
         .unwrap();
+    // Replay stays paused for seconds below: far within the bound, so the
+    // reads stay on the standby however slow the machine.
     let app = spawn_app_in(sandbox, 1, |s| {
         s.database.read_url = Some(standby_url.as_str().into());
+        s.database.read_max_lag_ms = 600_000;
     })
     .await;
     let standby = db::connect(&standby_url).await.unwrap();
@@ -245,4 +250,120 @@ async fn lag_tolerant_reads_go_to_the_standby_and_to_the_primary_while_it_is_dow
         .execute("select pg_wal_replay_resume()", &[])
         .await
         .unwrap();
+}
+
+/// The name the record list gives vehicle `ext_id`.
+async fn name_of(app: &TestApp, org: &Org, ext_id: &str) -> String {
+    let body: Value = app
+        .get(&org.key, "/v3/objects/vehicle/records?limit=100&page_num=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let records = body["records"].as_array().expect("a record list");
+    let record = records
+        .iter()
+        .find(|r| r["identifiers"]["ext_id"] == ext_id)
+        .unwrap_or_else(|| panic!("{ext_id} listed: {body}"));
+    record["attributes"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn read_standby(app: &TestApp) -> Value {
+    let ready: Value = reqwest::get(app.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ready["read_standby"].clone()
+}
+
+/// Polls `check` every 50 ms until it holds, for up to `limit`; how long
+/// that took.
+async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_too_far_behind_gives_its_reads_to_the_primary_until_it_catches_up() {
+    let pg = tokio::task::spawn_blocking(StandbyPair::start)
+        .await
+        .unwrap();
+    let sandbox = Sandbox::create_on("standby_lag", Some(&pg.primary_url("postgres"))).await;
+    let standby_url = pg.standby_url(sandbox.database());
+    let primary = db::connect(&pg.primary_url(sandbox.database()))
+        .await
+        .unwrap();
+    let max_lag = Duration::from_secs(3);
+    let app = spawn_app_in(sandbox, 1, |s| {
+        s.database.read_url = Some(standby_url.as_str().into());
+        s.database.read_max_lag_ms = max_lag.as_millis() as u64;
+    })
+    .await;
+    let standby = db::connect(&standby_url).await.unwrap();
+    let org = app.org_with_vehicles_and_garages().await;
+    app.upsert_and_wait(&org, "vehicle", json!([vehicle("v1", &[])]))
+        .await;
+    caught_up(&primary, &standby).await;
+    assert_eq!(read_standby(&app).await, "up");
+    assert_eq!(vehicles(&app, &org).await, (200, 1));
+
+    // Replay stops and the primary goes on: past the bound the lists come
+    // from the primary, up to date.
+    pause_replay(&standby).await;
+    app.upsert_and_wait(&org, "vehicle", json!([vehicle("v2", &[])]))
+        .await;
+    let took = within(max_lag * 4, "reads go to the primary", || async {
+        vehicles(&app, &org).await == (200, 2)
+    })
+    .await;
+    eprintln!("the primary served the lists {took:?} after the write");
+    assert_eq!(read_standby(&app).await, "behind");
+    let ready = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(
+        ready.status(),
+        200,
+        "a standby behind is no reason to be unready"
+    );
+
+    // Replay goes on: once it caught up, the standby serves them again.
+    standby
+        .execute("select pg_wal_replay_resume()", &[])
+        .await
+        .unwrap();
+    caught_up(&primary, &standby).await;
+    within(max_lag * 4, "the standby is up again", || async {
+        read_standby(&app).await == "up"
+    })
+    .await;
+    // Shown by a change the standby has not replayed, read at once (far
+    // within the bound): the list still has the old name.
+    pause_replay(&standby).await;
+    primary
+        .execute(
+            "update records set attributes = attributes || '{\"name\": \"renamed\"}'
+              where ext_id = 'v1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(name_of(&app, &org, "v1").await, "v1", "{}", pg.log());
+    standby
+        .execute("select pg_wal_replay_resume()", &[])
+        .await
+        .unwrap();
+    caught_up(&primary, &standby).await;
+    assert_eq!(name_of(&app, &org, "v1").await, "renamed");
 }
