@@ -32,6 +32,8 @@ use utoipa::{Modify, OpenApi};
         crate::api::processes::errors,
         crate::admin::http::create_org,
         crate::admin::http::create_key,
+        crate::admin::keys::list_keys,
+        crate::admin::keys::revoke_key,
         crate::admin::http::list_objects,
         crate::admin::http::put_object,
         crate::admin::http::get_limits,

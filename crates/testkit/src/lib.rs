@@ -249,6 +249,27 @@ impl TestApp {
         )
     }
 
+    /// Any admin call, with the admin token: the status and the JSON body
+    /// (`null` when there is none).
+    pub async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .header("admin-token", ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     pub async fn admin_put(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .put(self.url(path))

@@ -15,8 +15,8 @@ use objectsync_store::liveness;
 use objectsync_store::organizations::Limits;
 use serde_json::{Value, json};
 
-use super::fail;
 use super::service::{self, AdminError, Definition};
+use super::{fail, keys};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -32,6 +32,21 @@ pub enum AdminCommand {
     CreateKey {
         #[arg(long)]
         org: i64,
+    },
+    /// Print an organization's API keys, newest first: each one's id, last
+    /// four characters and dates (never the key).
+    ListKeys {
+        #[arg(long)]
+        org: i64,
+    },
+    /// Revoke an API key: every request with it gets 401 from then on.
+    RevokeKey {
+        #[arg(long)]
+        org: i64,
+        /// The key's id as `list-keys` prints it: the hex of its SHA-256
+        /// (`printf %s "$KEY" | sha256sum`).
+        #[arg(long)]
+        key_id: String,
     },
     /// Create or replace an object type.
     ///
@@ -250,6 +265,11 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<Value, Cl
             json!(org)
         }
         AdminCommand::CreateKey { org } => json!(service::create_key(&client, OrgId(org)).await?),
+        AdminCommand::ListKeys { org } => json!(keys::list(&client, OrgId(org)).await?),
+        AdminCommand::RevokeKey { org, key_id } => {
+            keys::revoke(&client, OrgId(org), &key_id).await?;
+            json!({ "revoked": key_id })
+        }
         AdminCommand::DefineType {
             org,
             name,

@@ -15,7 +15,7 @@ use objectsync_model::{ApiCode, DefinitionInput, ObjectTypeName};
 
 use super::body::{self, DefinitionIn, LimitsIn, NewOrg};
 use super::service::{self, AdminError, CreatedKey, CreatedOrg, Definition, LimitsOut};
-use super::{processes, webhooks};
+use super::{keys, processes, webhooks};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::web::{PathParts, json_request, org_id};
@@ -34,7 +34,14 @@ impl From<AdminError> for ApiError {
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/organizations", post(create_org))
-        .route("/admin/organizations/{org_id}/api-keys", post(create_key))
+        .route(
+            "/admin/organizations/{org_id}/api-keys",
+            post(create_key).get(keys::list_keys),
+        )
+        .route(
+            "/admin/organizations/{org_id}/api-keys/{key_id}",
+            delete(keys::revoke_key),
+        )
         .route("/admin/organizations/{org_id}/objects", get(list_objects))
         .route(
             "/admin/organizations/{org_id}/objects/{object_type}",

@@ -3,6 +3,7 @@
 
 mod admin;
 mod amqps;
+mod api_keys;
 mod app_password;
 mod app_role;
 mod associations;

@@ -2,23 +2,9 @@
 //! answers, which URLs are refused, and the organization's page (register,
 //! secret shown once, delete, failed deliveries resent).
 
-use objectsync_testkit::{ADMIN_TOKEN, TestApp, no_redirects, spawn_app_with};
+use objectsync_testkit::{TestApp, no_redirects, spawn_app_with};
 use reqwest::Method;
-use serde_json::{Value, json};
-
-async fn admin(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = app
-        .client
-        .request(method, app.url(path))
-        .header("admin-token", ADMIN_TOKEN);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_registered_listed_and_deleted() {
@@ -27,7 +13,9 @@ async fn webhooks_are_registered_listed_and_deleted() {
     let hooks = format!("/admin/organizations/{}/webhooks", org.id);
 
     let url = "https://example.com/hooks/objectsync";
-    let (status, created) = admin(&app, Method::POST, &hooks, Some(json!({"url": url}))).await;
+    let (status, created) = app
+        .admin_call(Method::POST, &hooks, Some(json!({"url": url})))
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["url"], url);
     let secret = created["secret"].as_str().unwrap();
@@ -37,7 +25,7 @@ async fn webhooks_are_registered_listed_and_deleted() {
     assert!((24..=64).contains(&webhook), "{webhook} bytes");
     let id = created["id"].as_i64().unwrap();
 
-    let (status, listed) = admin(&app, Method::GET, &hooks, None).await;
+    let (status, listed) = app.admin_call(Method::GET, &hooks, None).await;
     assert_eq!(status, 200);
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["id"], id);
@@ -48,40 +36,37 @@ async fn webhooks_are_registered_listed_and_deleted() {
     );
 
     let one = format!("{hooks}/{id}");
-    assert_eq!(admin(&app, Method::DELETE, &one, None).await.0, 204);
-    let (status, gone) = admin(&app, Method::DELETE, &one, None).await;
+    assert_eq!(app.admin_call(Method::DELETE, &one, None).await.0, 204);
+    let (status, gone) = app.admin_call(Method::DELETE, &one, None).await;
     assert_eq!(status, 404, "{gone}");
     assert_eq!(gone["code"], "document_not_found");
-    let (_, listed) = admin(&app, Method::GET, &hooks, None).await;
+    let (_, listed) = app.admin_call(Method::GET, &hooks, None).await;
     assert_eq!(listed, json!([]));
 
     // Unknown organization; another organization's webhook.
-    let (status, _) = admin(
-        &app,
-        Method::POST,
-        "/admin/organizations/999999/webhooks",
-        Some(json!({"url": url})),
-    )
-    .await;
+    let (status, _) = app
+        .admin_call(
+            Method::POST,
+            "/admin/organizations/999999/webhooks",
+            Some(json!({"url": url})),
+        )
+        .await;
     assert_eq!(status, 404);
     assert_eq!(
-        admin(
-            &app,
-            Method::GET,
-            "/admin/organizations/999999/webhooks",
-            None
-        )
-        .await
-        .0,
+        app.admin_call(Method::GET, "/admin/organizations/999999/webhooks", None)
+            .await
+            .0,
         404
     );
-    let (_, created) = admin(&app, Method::POST, &hooks, Some(json!({"url": url}))).await;
+    let (_, created) = app
+        .admin_call(Method::POST, &hooks, Some(json!({"url": url})))
+        .await;
     let other = app.create_org(true).await;
     let path = format!(
         "/admin/organizations/{}/webhooks/{}",
         other.id, created["id"]
     );
-    assert_eq!(admin(&app, Method::DELETE, &path, None).await.0, 404);
+    assert_eq!(app.admin_call(Method::DELETE, &path, None).await.0, 404);
 }
 
 fn standard_key_len(b64: &str) -> usize {
@@ -113,19 +98,21 @@ async fn bad_webhook_urls_are_a_400_naming_the_field() {
         (json!({"url": "https://e.com", "events": ["x"]}), "events"),
         (json!({}), "url"),
     ] {
-        let (status, answer) = admin(&app, Method::POST, &hooks, Some(body.clone())).await;
+        let (status, answer) = app
+            .admin_call(Method::POST, &hooks, Some(body.clone()))
+            .await;
         assert_eq!(status, 400, "{body}: {answer}");
         let message = answer["message"].as_str().unwrap();
         assert!(message.contains(says), "{body}: {message}");
     }
     // A public address is fine.
-    let (status, _) = admin(
-        &app,
-        Method::POST,
-        &hooks,
-        Some(json!({"url": "https://93.184.216.34/x"})),
-    )
-    .await;
+    let (status, _) = app
+        .admin_call(
+            Method::POST,
+            &hooks,
+            Some(json!({"url": "https://93.184.216.34/x"})),
+        )
+        .await;
     assert_eq!(status, 201);
 }
 
@@ -165,13 +152,13 @@ async fn the_console_registers_deletes_and_resends() {
     let page = app.console_page(&cookie, &page_path).await;
     assert!(page.contains("https://example.com/h"));
     assert!(!page.contains("whsec_"), "shown once only");
-    let (_, listed) = admin(
-        &app,
-        Method::GET,
-        &format!("/admin/organizations/{}/webhooks", org.id),
-        None,
-    )
-    .await;
+    let (_, listed) = app
+        .admin_call(
+            Method::GET,
+            &format!("/admin/organizations/{}/webhooks", org.id),
+            None,
+        )
+        .await;
     let id = listed[0]["id"].as_i64().unwrap();
 
     // A bad URL is refused, saying why.
