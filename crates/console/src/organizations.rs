@@ -123,19 +123,23 @@ pub(crate) async fn render(
     ))
 }
 
-/// The organization's API keys, each with its revoke button, and the
-/// button that creates one.
+/// The organization's API keys, each with when it was last used (to the
+/// minute) and its revoke button, and the button that creates one.
 fn keys_section(session: &Session, org: OrgId, keys: &[KeyInfo]) -> Markup {
     html! {
         h2 { "API keys" }
         table #keys {
-            thead { tr { th { "key" } th { "created" } th { "state" } th {} } }
+            thead { tr { th { "key" } th { "created" } th { "last used" } th { "state" } th {} } }
             tbody {
                 @for k in keys {
                     @let id = hex::encode(&k.key_hash);
                     tr data-key=(id) {
                         td { code { "osk_…" (k.hint.as_deref().unwrap_or("????")) } }
                         td { (layout::time(k.created_at)) }
+                        td.last-used { @match k.last_used_at {
+                            Some(t) => { (layout::time(t)) }
+                            None => { "—" }
+                        } }
                         td { @match k.revoked_at {
                             Some(t) => { span.badge.failed { "revoked" } " " (layout::time(t)) }
                             None => { span.badge.completed { "live" } }

@@ -76,9 +76,11 @@ pub(crate) async fn authenticate(
         ));
     };
     let client = state.pool.get().await?;
-    let Some(owner) = organizations::by_key(&client, &hash_key(key)).await? else {
+    let hash = hash_key(key);
+    let Some(owner) = organizations::by_key(&client, &hash).await? else {
         return Err(ApiError::unauthorized("Key not found"));
     };
+    state.key_use.record(&state.pool, &hash);
     crate::trace::record_org(owner.org);
     if !owner.custom_objects_enabled {
         return Err(ApiError::new(

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gauges;
 pub mod idempotency;
 mod inbox;
+mod key_use;
 mod lanes;
 mod limits;
 mod linger;

@@ -185,6 +185,7 @@ impl Application {
             limits: settings.limits,
             token_guard,
             allow_private_webhooks: settings.webhooks.allow_private_addresses,
+            key_use: Arc::default(),
         };
         let inbox = settings.inbox.consume.then(|| {
             Arc::new(crate::inbox::Inbox {

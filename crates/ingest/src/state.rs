@@ -25,4 +25,6 @@ pub struct AppState {
     /// Whether webhook URLs may name private addresses
     /// (`webhooks.allow_private_addresses`).
     pub allow_private_webhooks: bool,
+    /// When each API key was last used, written in the background.
+    pub(crate) key_use: Arc<crate::key_use::KeyUse>,
 }

@@ -46,13 +46,16 @@ pub struct KeyInfo {
     pub hint: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it last authenticated a request, to the minute (see
+    /// [`mark_used`]); `None` if never since that was recorded.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Every key of `org`, newest first, revoked ones included.
 pub async fn keys(c: &impl GenericClient, org: OrgId) -> StoreResult<Vec<KeyInfo>> {
     Ok(crate::query(
         c,
-        "select key_hash, hint, created_at, revoked_at from api_keys
+        "select key_hash, hint, created_at, revoked_at, last_used_at from api_keys
           where org_id = $1 order by created_at desc",
         &[&org],
     )
@@ -63,8 +66,24 @@ pub async fn keys(c: &impl GenericClient, org: OrgId) -> StoreResult<Vec<KeyInfo
         hint: r.get(1),
         created_at: r.get(2),
         revoked_at: r.get(3),
+        last_used_at: r.get(4),
     })
     .collect())
+}
+
+/// Records that the key `key_hash` authenticated a request now, unless a
+/// use less than a minute ago is recorded already: a write a minute at
+/// most per key, however many requests and replicas.
+pub async fn mark_used(c: &impl GenericClient, key_hash: &[u8]) -> StoreResult<()> {
+    crate::execute(
+        c,
+        "update api_keys set last_used_at = now()
+          where key_hash = $1
+            and (last_used_at is null or last_used_at < now() - interval '1 minute')",
+        &[&key_hash],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Revokes a key of `org`: from the next request on, on every replica, it

@@ -34,6 +34,11 @@ pub struct KeyOut {
     /// When it was revoked; `null` while it works.
     #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
+    /// When it last authenticated a request, to the minute; `null` if it
+    /// has not since this was recorded. Check it before revoking a key
+    /// being rotated out.
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
 }
 
 /// The keys of `org`, newest first, revoked ones included.
@@ -49,6 +54,7 @@ pub async fn list(c: &impl GenericClient, org: OrgId) -> Result<Vec<KeyOut>, Adm
             hint: k.hint,
             created_at: timestamp(k.created_at),
             revoked_at: k.revoked_at.map(timestamp),
+            last_used_at: k.last_used_at.map(timestamp),
         })
         .collect())
 }

@@ -1,7 +1,9 @@
 //! API keys through the admin API and the CLI: listed newest first, named
-//! by the hex of their SHA-256 and never shown again; revoked one at a
-//! time, after which the key gets 401 and the organization's other keys
-//! still work.
+//! by the hex of their SHA-256 and never shown again, with when each was
+//! last used; revoked one at a time, after which the key gets 401 and the
+//! organization's other keys still work.
+
+use std::time::{Duration, Instant};
 
 use objectsync_testkit::{Org, TestApp, spawn_app_with};
 use reqwest::Method;
@@ -46,11 +48,26 @@ async fn a_key_is_listed_revoked_and_refused_from_then_on() {
     assert_eq!(listed[0]["hint"], second[second.len() - 4..]);
     assert!(listed[0]["created_at"].is_string(), "{listed}");
     assert!(listed[0]["revoked_at"].is_null() && listed[1]["revoked_at"].is_null());
+    assert!(listed[0]["last_used_at"].is_null() && listed[1]["last_used_at"].is_null());
     let text = listed.to_string();
     assert!(
         !text.contains(&second) && !text.contains(&org.key),
         "{text}"
     );
+
+    // The first key is used: that shows (written in the background), and
+    // the unused one stays without a use.
+    assert_eq!(records_status(&app, &org.key).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let (_, listed) = app.admin_call(Method::GET, &keys, None).await;
+        if listed[1]["last_used_at"].is_string() {
+            break listed;
+        }
+        assert!(Instant::now() < deadline, "no use recorded: {listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(listed[0]["last_used_at"].is_null(), "{listed}");
 
     let first = format!("{keys}/{}", id_of(&org.key));
     let (status, body) = app.admin_call(Method::DELETE, &first, None).await;
