@@ -6,7 +6,7 @@
 //! replica), so requests neither wait for it nor add a write each.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
@@ -41,19 +41,27 @@ impl KeyUse {
         }
     }
 
+    /// Takes back that `key_hash` was written: its write failed, and the
+    /// next request with it tries again.
+    fn forget(&self, key_hash: &[u8]) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.remove(key_hash);
+    }
+
     /// Records that `key_hash` authenticated a request, in the background.
-    pub(crate) fn record(&self, pool: &Pool, key_hash: &[u8]) {
+    pub(crate) fn record(self: &Arc<Self>, pool: &Pool, key_hash: &[u8]) {
         if !self.due(key_hash, Instant::now()) {
             return;
         }
-        let (pool, key_hash) = (pool.clone(), key_hash.to_vec());
+        let (uses, pool, key_hash) = (self.clone(), pool.clone(), key_hash.to_vec());
         tokio::spawn(async move {
             let written = async {
                 let client = pool.get().await?;
                 organizations::mark_used(&client, &key_hash).await
             };
             if let Err(e) = written.await as Result<(), StoreError> {
-                tracing::debug!(error = %e, "an API key's use was not recorded");
+                uses.forget(&key_hash);
+                tracing::debug!(error = %e, "an API key's use was not recorded; the next request tries again");
             }
         });
     }
@@ -72,6 +80,15 @@ mod tests {
         assert!(uses.due(b"b", t0 + Duration::from_secs(1)));
         assert!(uses.due(b"a", t0 + INTERVAL));
         assert!(!uses.due(b"a", t0 + INTERVAL + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_write_that_failed_is_tried_again_by_the_next_request() {
+        let uses = KeyUse::default();
+        let t0 = Instant::now();
+        assert!(uses.due(b"a", t0));
+        uses.forget(b"a");
+        assert!(uses.due(b"a", t0 + Duration::from_secs(1)));
     }
 
     #[test]

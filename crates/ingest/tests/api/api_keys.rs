@@ -55,11 +55,12 @@ async fn a_key_is_listed_revoked_and_refused_from_then_on() {
         "{text}"
     );
 
-    // The first key is used: that shows (written in the background), and
-    // the unused one stays without a use.
-    assert_eq!(records_status(&app, &org.key).await, 200);
+    // The first key is used: that shows (written in the background; a
+    // write that failed is tried again by the next request), and the
+    // unused one stays without a use.
     let deadline = Instant::now() + Duration::from_secs(10);
     let listed = loop {
+        assert_eq!(records_status(&app, &org.key).await, 200);
         let (_, listed) = app.admin_call(Method::GET, &keys, None).await;
         if listed[1]["last_used_at"].is_string() {
             break listed;
