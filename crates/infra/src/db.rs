@@ -371,7 +371,7 @@ pub async fn migrate_if_behind(url: &str) -> Result<usize, DbError> {
 /// just works.
 async fn create_database(url: &str) -> Result<(), DbError> {
     let Target { config, tls, .. } = Target::parse(url)?;
-    let name = config.get_dbname().unwrap_or("objectsync").to_owned();
+    let name = database_name(&config).to_owned();
     let mut maintenance = config.clone();
     maintenance.dbname("postgres");
     let (client, connection) = maintenance.connect(tls).await?;
@@ -387,6 +387,16 @@ async fn create_database(url: &str) -> Result<(), DbError> {
         Err(e) => return Err(e.into()),
     }
     Ok(())
+}
+
+/// The database a connection made with `config` opens: the one it names,
+/// or, like libpq, the user's name when it names none (so that the
+/// database created is the one connected to afterwards).
+fn database_name(config: &tokio_postgres::Config) -> &str {
+    config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres")
 }
 
 /// The newest migration applied to the database, if any.
@@ -459,5 +469,23 @@ pub async fn ping(pool: &Pool) -> bool {
     match pool.get().await {
         Ok(client) => client.simple_query("select 1").await.is_ok(),
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_created_is_the_one_the_url_connects_to() {
+        for (url, name) in [
+            ("postgres://app@db.example/objectsync", "objectsync"),
+            ("postgres://app:pw@db.example:5433", "app"),
+            ("postgres://app@db.example/", "app"),
+            ("host=db.example user=owner", "owner"),
+        ] {
+            let target = Target::parse(url).unwrap();
+            assert_eq!(database_name(&target.config), name, "{url}");
+        }
     }
 }
