@@ -93,24 +93,36 @@ fn vehicle(ext_id: &str, garages: &[&str]) -> Value {
            "associations": [{"object_type": "garage", "records": linked}]})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lag_tolerant_reads_go_to_the_standby_and_to_the_primary_while_it_is_down() {
+/// A primary and its streaming standby of their own, and an app (one
+/// worker) whose lag-tolerant reads go to the standby while it is at most
+/// `max_lag_ms` behind; sessions on both servers' sandbox database, and
+/// the standby's URL.
+async fn on_a_standby(
+    kind: &str,
+    max_lag_ms: u64,
+) -> (StandbyPair, TestApp, Client, Client, String) {
     let pg = tokio::task::spawn_blocking(StandbyPair::start)
         .await
         .unwrap();
-    let sandbox = Sandbox::create_on("standby", Some(&pg.primary_url("postgres"))).await;
+    let sandbox = Sandbox::create_on(kind, Some(&pg.primary_url("postgres"))).await;
     let standby_url = pg.standby_url(sandbox.database());
     let primary = db::connect(&pg.primary_url(sandbox.database()))
         .await
         .unwrap();
-    // Replay stays paused for seconds below: far within the bound, so the
-    // reads stay on the standby however slow the machine.
     let app = spawn_app_in(sandbox, 1, |s| {
         s.database.read_url = Some(standby_url.as_str().into());
-        s.database.read_max_lag_ms = 600_000;
+        s.database.read_max_lag_ms = max_lag_ms;
     })
     .await;
     let standby = db::connect(&standby_url).await.unwrap();
+    (pg, app, primary, standby, standby_url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_tolerant_reads_go_to_the_standby_and_to_the_primary_while_it_is_down() {
+    // Replay stays paused for seconds below: far within the bound, so the
+    // reads stay on the standby however slow the machine.
+    let (pg, app, primary, standby, standby_url) = on_a_standby("standby", 600_000).await;
     let in_recovery: bool = standby
         .query_one("select pg_is_in_recovery()", &[])
         .await
@@ -239,13 +251,7 @@ async fn lag_tolerant_reads_go_to_the_standby_and_to_the_primary_while_it_is_dow
     app.upsert_and_wait(&org, "vehicle", json!([vehicle("v4", &[])]))
         .await;
     assert_eq!(vehicles(&app, &org).await, (200, 3), "{}", pg.log());
-    let ready: Value = reqwest::get(app.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ready["read_standby"], "up", "{ready}");
+    assert_eq!(read_standby(&app).await, "up");
     standby
         .execute("select pg_wal_replay_resume()", &[])
         .await
@@ -298,21 +304,9 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_too_far_behind_gives_its_reads_to_the_primary_until_it_catches_up() {
-    let pg = tokio::task::spawn_blocking(StandbyPair::start)
-        .await
-        .unwrap();
-    let sandbox = Sandbox::create_on("standby_lag", Some(&pg.primary_url("postgres"))).await;
-    let standby_url = pg.standby_url(sandbox.database());
-    let primary = db::connect(&pg.primary_url(sandbox.database()))
-        .await
-        .unwrap();
     let max_lag = Duration::from_secs(3);
-    let app = spawn_app_in(sandbox, 1, |s| {
-        s.database.read_url = Some(standby_url.as_str().into());
-        s.database.read_max_lag_ms = max_lag.as_millis() as u64;
-    })
-    .await;
-    let standby = db::connect(&standby_url).await.unwrap();
+    let (pg, app, primary, standby, _) =
+        on_a_standby("standby_lag", max_lag.as_millis() as u64).await;
     let org = app.org_with_vehicles_and_garages().await;
     app.upsert_and_wait(&org, "vehicle", json!([vehicle("v1", &[])]))
         .await;
