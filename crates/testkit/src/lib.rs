@@ -541,6 +541,25 @@ impl Drop for TestApp {
     }
 }
 
+/// The first column of every row `sql` returns: for tests that compare
+/// a list read from the database (names, plans, ids) with what they expect.
+pub async fn column<T>(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    client
+        .query(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// The text of the `.value` of the console overview's card `id`.
 pub fn console_card(html: &str, id: &str) -> String {
     let after = html

@@ -60,26 +60,22 @@ async fn ingest_and_a_worker_run_as_the_app_role_and_cannot_change_the_schema() 
 
     // Every session of the services was the app role's login.
     let owner = app.pool.get().await.unwrap();
-    let users: Vec<String> = owner
-        .query(
-            "select distinct usename::text from pg_stat_activity
+    let users: Vec<String> = objectsync_testkit::column(
+        &owner,
+        "select distinct usename::text from pg_stat_activity
               where datname = current_database() and pid <> pg_backend_pid()
                 and backend_type = 'client backend'
                 -- Citus's own sessions (2PC recovery, its daemons) on Citus.
                 and application_name not like 'citus%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        &[],
+    )
+    .await;
     assert_eq!(users, vec![login.name.clone()]);
 
     // The rule of ARCHITECTURE.md: every table and sequence, rows only.
-    let missing: Vec<String> = owner
-        .query(
-            "select c.relname::text from pg_class c
+    let missing: Vec<String> = objectsync_testkit::column(
+        &owner,
+        "select c.relname::text from pg_class c
                join pg_namespace n on n.oid = c.relnamespace
               where n.nspname = 'public' and c.relname <> 'refinery_schema_history'
                 and ((c.relkind in ('r', 'p') and not (
@@ -88,13 +84,9 @@ async fn ingest_and_a_worker_run_as_the_app_role_and_cannot_change_the_schema() 
                       and has_table_privilege($1, c.oid, 'update')
                       and has_table_privilege($1, c.oid, 'delete')))
                   or (c.relkind = 'S' and not has_sequence_privilege($1, c.oid, 'usage')))",
-            &[&db::APP_ROLE],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        &[&db::APP_ROLE],
+    )
+    .await;
     assert!(
         missing.is_empty(),
         "the app role lacks rights on {missing:?}"

@@ -454,9 +454,9 @@ async fn the_dashboard_role_reads_the_views_and_no_table() {
     // What the role can read, PUBLIC's privileges included: the views, and
     // outside the system catalogs and an extension's own views (Citus's
     // metadata: table names and sizes) nothing else.
-    let readable: Vec<String> = client
-        .query(
-            "select n.nspname || '.' || c.relname
+    let readable: Vec<String> = objectsync_testkit::column(
+        &client,
+        "select n.nspname || '.' || c.relname
                from pg_class c
                join pg_namespace n on n.oid = c.relnamespace
               where c.relkind in ('r', 'p', 'v', 'm', 'f')
@@ -466,13 +466,9 @@ async fn the_dashboard_role_reads_the_views_and_no_table() {
                                  where d.classid = 'pg_class'::regclass and d.objid = c.oid
                                    and d.deptype = 'e')
               order by 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        &[],
+    )
+    .await;
     let mut views: Vec<String> = VIEWS.iter().map(|v| format!("dashboard.{v}")).collect();
     views.sort();
     assert_eq!(readable, views);

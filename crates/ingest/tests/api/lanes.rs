@@ -23,16 +23,12 @@ async fn post(app: &TestApp, org: &Org, n: usize) -> Vec<i64> {
 /// The queue of each of `org`'s processes, in acceptance order.
 async fn queues(app: &TestApp, org: &Org) -> Vec<Option<String>> {
     let client = app.pool.get().await.unwrap();
-    client
-        .query(
-            "select queue from processes where org_id = $1 order by id",
-            &[&org.id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    objectsync_testkit::column(
+        &client,
+        "select queue from processes where org_id = $1 order by id",
+        &[&org.id],
+    )
+    .await
 }
 
 /// The one bulk queue of `org`'s batches after its first `bulk_after`,

@@ -238,17 +238,13 @@ async fn database_sessions_name_their_binary_and_pool() {
         .await;
     assert_eq!(p["status"], "completed");
     let client = app.pool.get().await.unwrap();
-    let names: Vec<String> = client
-        .query(
-            "select distinct application_name from pg_stat_activity
+    let names: Vec<String> = objectsync_testkit::column(
+        &client,
+        "select distinct application_name from pg_stat_activity
               where datname = current_database()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        &[],
+    )
+    .await;
     let binary = &app.settings.database.application_name;
     for expected in [
         format!("{binary}/requests"),

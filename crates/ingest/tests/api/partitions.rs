@@ -11,19 +11,15 @@ use objectsync_testkit::{Sandbox, spawn_app_with};
 
 /// The partitions of `table`, with their bounds, lowest first.
 async fn partitions(client: &deadpool_postgres::Client, table: &str) -> Vec<String> {
-    client
-        .query(
-            "select c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid)
+    objectsync_testkit::column(
+        client,
+        "select c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid)
                from pg_inherits i join pg_class c on c.oid = i.inhrelid
               where i.inhparent = $1::text::regclass
               order by c.relname",
-            &[&table],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+        &[&table],
+    )
+    .await
 }
 
 async fn relkind(client: &deadpool_postgres::Client, table: &str) -> String {
@@ -85,13 +81,12 @@ async fn a_fresh_database_has_partitioned_process_tables_and_lookups_read_one_pa
     for (sql, partition) in [(get, "processes_p1"), (errors, "process_errors_p1")] {
         // As prepared and run with its parameters (a custom plan): the
         // planner keeps one partition.
-        let plan: Vec<String> = client
-            .query(&format!("explain (costs off) {sql}"), &[&org.id, &first])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let plan: Vec<String> = objectsync_testkit::column(
+            &client,
+            &format!("explain (costs off) {sql}"),
+            &[&org.id, &first],
+        )
+        .await;
         let plan = plan.join("\n");
         assert!(plan.contains(&format!(" on {partition} ")), "{plan}");
         assert!(
@@ -112,16 +107,12 @@ async fn a_fresh_database_has_partitioned_process_tables_and_lookups_read_one_pa
         ))
         .await
         .unwrap();
-    let plan: Vec<String> = client
-        .query(
-            &format!("explain (costs off) execute lookup({}, {first})", org.id),
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let plan: Vec<String> = objectsync_testkit::column(
+        &client,
+        &format!("explain (costs off) execute lookup({}, {first})", org.id),
+        &[],
+    )
+    .await;
     let plan = plan.join("\n");
     assert!(plan.contains("Subplans Removed: 2"), "{plan}");
     client

@@ -115,16 +115,12 @@ async fn paged_reads_walk_the_primary_key_without_statistics() {
         }
     }
     // Pages after a cursor start the walk at the cursor's key, wherever it is.
-    let ids: Vec<i64> = setup
-        .query(
-            "select id from records where org_id = $1 order by id",
-            &[&org.id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids: Vec<i64> = objectsync_testkit::column(
+        &setup,
+        "select id from records where org_id = $1 order by id",
+        &[&org.id],
+    )
+    .await;
     for order in [Order::Asc, Order::Desc] {
         let sql = records::page_after_sql(order);
         let (first, deep) = match order {

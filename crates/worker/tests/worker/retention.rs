@@ -69,19 +69,15 @@ pub(crate) async fn next_id_is(app: &TestApp, next: i64) {
 /// subtracted: a sweep is over when its table is gone).
 pub(crate) async fn partitions(app: &TestApp) -> Vec<String> {
     let client = app.pool.get().await.unwrap();
-    client
-        .query(
-            "select relname from pg_class
+    objectsync_testkit::column(
+        &client,
+        "select relname from pg_class
               where relkind = 'r' and relname ~ '^processes_p[0-9]+$'
                 and relnamespace = 'public'::regnamespace
               order by relname",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+        &[],
+    )
+    .await
 }
 
 /// Waits (20 s at most) until the partitions of `processes` satisfy `ok`.

@@ -128,13 +128,12 @@ async fn rows_of_crashed_workers_are_not_live_and_are_swept_after_an_hour() {
     // worker starts.
     let deadline = Instant::now() + Duration::from_secs(10);
     let hosts = loop {
-        let hosts: Vec<String> = client
-            .query("select host from workers order by started_at", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let hosts: Vec<String> = objectsync_testkit::column(
+            &client,
+            "select host from workers order by started_at",
+            &[],
+        )
+        .await;
         if !hosts.contains(&"gone".to_owned()) {
             break hosts;
         }
