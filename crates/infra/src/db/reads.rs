@@ -78,11 +78,10 @@ impl Standby {
         }
     }
 
-    /// Records a measured lag: past `max_lag`, reads go to the primary
-    /// until a measurement says it is back within it.
-    fn set_lag(&self, lag: Duration) {
+    /// Records a measured lag: past `max`, reads go to the primary until a
+    /// measurement says it is back within it.
+    fn set_lag(&self, lag: Duration, max: Duration) {
         metrics::gauge!("objectsync_read_standby_lag_seconds").set(lag.as_secs_f64());
-        let Some(max) = self.max_lag else { return };
         let behind = lag > max;
         if self.behind.swap(behind, Ordering::Relaxed) != behind {
             if behind {
@@ -245,7 +244,7 @@ impl ReadPool {
                 Err(e) => Err(e.to_string()),
             };
             match replayed {
-                Ok(Some(replayed)) => standby.set_lag(marks.lag(Instant::now(), replayed)),
+                Ok(Some(replayed)) => standby.set_lag(marks.lag(Instant::now(), replayed), max),
                 // Not in recovery: no replay to lag behind.
                 Ok(None) => {
                     if !std::mem::replace(&mut not_a_standby_said, true) {
@@ -253,7 +252,7 @@ impl ReadPool {
                             "the read URL names a server that is not a standby; its lag is not measured"
                         );
                     }
-                    standby.set_lag(Duration::ZERO);
+                    standby.set_lag(Duration::ZERO, max);
                 }
                 Err(e) => standby.mark_down(&e),
             }
