@@ -6,8 +6,13 @@
 //! `<target>/previous/src-<commit>` and built there (debug profile) with
 //! `<target>/previous` as its own `CARGO_TARGET_DIR`, `<target>` being the
 //! target directory of the running test. The two binaries are then copied
-//! to `<target>/previous/<commit>/`, and a later run that finds them there
-//! builds nothing: only the first run pays for the build (minutes).
+//! to a cache outside the target directory, `objectsync/previous/<full
+//! commit hash>/` under `$XDG_CACHE_HOME` (else `~/.cache`), or the
+//! directory `OBJECTSYNC_PREVIOUS_CACHE` names; a later run that finds them
+//! there builds nothing, from this checkout or another one of the same
+//! repository (a fresh clone, a worktree, CI): only the first run on a
+//! machine pays for the build (minutes). A commit's binaries never change,
+//! so the cache needs no invalidation; delete the directory to reclaim it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,7 +40,7 @@ pub fn target_dir() -> PathBuf {
 /// Blocking: call it from `spawn_blocking`.
 pub fn build(commit: &str) -> Release {
     let root = target_dir().join("previous");
-    let bins = root.join(commit);
+    let bins = cache_dir().join(full_hash(commit));
     let release = Release {
         commit: commit.to_owned(),
         ingest: bins.join("objectsync-ingest"),
@@ -66,12 +71,47 @@ pub fn build(commit: &str) -> Release {
         .current_dir(&src)
         .env("CARGO_TARGET_DIR", &root);
     run(&mut cargo, &format!("cargo build of {commit}"));
-    std::fs::create_dir_all(&bins).expect("the binaries' directory");
+    // Copied whole, then renamed: a run stopped half-way leaves no pair
+    // that a later one would take as built.
+    let partial = bins.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial).expect("the binaries' directory");
     for name in ["objectsync-ingest", "objectsync-worker"] {
-        std::fs::copy(root.join("debug").join(name), bins.join(name))
+        std::fs::copy(root.join("debug").join(name), partial.join(name))
             .unwrap_or_else(|e| panic!("copy {name}: {e}"));
     }
+    let _ = std::fs::remove_dir_all(&bins);
+    std::fs::rename(&partial, &bins).expect("move the binaries into the cache");
     release
+}
+
+/// Where built releases are kept (see the module's comment).
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OBJECTSYNC_PREVIOUS_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| target_dir().join("previous"));
+    base.join("objectsync").join("previous")
+}
+
+/// The full hash of `commit` (which may be abbreviated), so that the
+/// cache's key cannot grow ambiguous as the repository grows.
+fn full_hash(commit: &str) -> String {
+    let output = Command::new("git")
+        .args(["rev-parse", "--verify", &format!("{commit}^{{commit}}")])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap_or_else(|e| panic!("git rev-parse {commit}: {e}"));
+    assert!(
+        output.status.success(),
+        "git rev-parse {commit} (is the commit in this clone?): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// `git archive <commit>` of this repository, extracted into `dest`.
