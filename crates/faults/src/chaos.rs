@@ -1,14 +1,17 @@
-//! The faults: a worker SIGKILLed (and replaced) every few seconds, and
-//! once each, a RabbitMQ restart and a PostgreSQL restart, by shell commands
-//! that default to this kind of machine's and can be replaced.
+//! The faults: a worker SIGKILLed (and replaced) every few seconds, the
+//! inbox's ingest replica likewise, half-way between two worker kills and
+//! every other time, and once each, a RabbitMQ restart and a PostgreSQL
+//! restart, by shell commands that default to this kind of machine's and
+//! can be replaced.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::process::Command;
 use tokio::time::Instant;
 
-use crate::children::Workers;
+use crate::children::Children;
 
 /// Restart RabbitMQ: stop the node, start it, wait until it serves.
 pub const BROKER_RESTART: &str = "rabbitmqctl -q shutdown && rabbitmq-server -detached && \
@@ -21,6 +24,7 @@ pub const DATABASE_RESTART: &str =
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     WorkerKill,
+    IngestKill,
     BrokerRestart,
     DatabaseRestart,
 }
@@ -57,7 +61,9 @@ async fn shell(cmd: &str) -> Option<String> {
 
 /// Injects faults from `start` until the deadline.
 pub(crate) async fn run(
-    workers: &mut Workers,
+    workers: &mut Children,
+    mut inbox: Option<&mut Children>,
+    ledger: &crate::load::Ledger,
     schedule: &Schedule,
     start: Instant,
     until: &crate::load::Deadline,
@@ -66,6 +72,7 @@ pub(crate) async fn run(
     let mut broker_due = schedule.broker_at.map(|d| start + d);
     let mut database_due = schedule.database_at.map(|d| start + d);
     let mut next_kill = start + schedule.kill_every;
+    let mut next_ingest_kill = start + schedule.kill_every * 3 / 2;
     let mut kills = 0usize;
     loop {
         let now = Instant::now();
@@ -124,6 +131,28 @@ pub(crate) async fn run(
                 error,
             });
             next_kill += schedule.kill_every;
+        }
+        if let Some(replicas) = inbox.as_deref_mut().filter(|r| r.len() > 0)
+            && Instant::now() >= next_ingest_kill
+        {
+            let at = Utc::now();
+            if ledger.inbox_in_flight.load(Ordering::Relaxed) > 0 {
+                ledger
+                    .inbox_kills_mid_message
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            let error = replicas
+                .kill_and_replace(0)
+                .await
+                .err()
+                .map(|e| e.to_string());
+            faults.push(Fault {
+                kind: Kind::IngestKill,
+                at,
+                took: Duration::ZERO,
+                error,
+            });
+            next_ingest_kill += schedule.kill_every * 2;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,10 +1,12 @@
 //! The fault suite behind `objectsync-faults`: drives sustained load through
-//! the real HTTP API while workers are SIGKILLed and RabbitMQ and
-//! PostgreSQL restart, then checks a ledger of every batch that got a `202`.
+//! the real HTTP API and the AMQP inbox while workers and the inbox's
+//! ingest replica are SIGKILLed and RabbitMQ and PostgreSQL restart, then
+//! checks a ledger of every batch that got a `202`.
 //!
 //! It restarts the machine's services, so it runs alone (CI runs it after
-//! the tests, never beside them). Ingest runs in this process (it is never
-//! killed); workers are child processes.
+//! the tests, never beside them). The HTTP API's ingest runs in this
+//! process (it is never killed); workers and the ingest replica that
+//! consumes the inbox are child processes.
 //!
 //! With `cluster`, it restarts none of the machine's services: it starts
 //! three RabbitMQ nodes of its own, clustered, points ingest and the
@@ -21,6 +23,7 @@ mod chaos;
 mod children;
 mod cluster;
 mod events;
+mod inbox;
 mod load;
 mod node_faults;
 mod report;
@@ -43,6 +46,9 @@ pub use verify::Findings;
 pub struct Options {
     pub duration: Duration,
     pub producers: usize,
+    /// Producers over the AMQP inbox, served by an ingest replica of its
+    /// own that is SIGKILLed too (0: no inbox, no replica).
+    pub inbox_producers: usize,
     /// Ranges of 100 records each producer cycles through.
     pub ranges: usize,
     pub workers: usize,
@@ -83,8 +89,11 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         Some(url) => Sandbox::create_on_citus("test", url).await,
         None => Sandbox::create_on_brokers("test", urls.as_deref()).await,
     };
+    // With inbox producers, only the replica that is killed consumes the
+    // inbox, so that every message goes through it.
     let app = spawn_app_in(sandbox, 0, |s| {
         s.database.pool_size = 16;
+        s.inbox.consume = opts.inbox_producers == 0;
     })
     .await;
     let cluster_formed = survey(cluster.as_ref(), &app.settings.amqp.prefix)?;
@@ -95,11 +104,19 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         .map_err(|e| format!("could not bind a queue to the events exchange: {e}"))?;
     let log_dir =
         std::env::temp_dir().join(format!("objectsync-faults-{}", app.settings.amqp.prefix));
-    let mut workers = children::Workers::start(&app.settings, opts.workers, log_dir)
+    let mut workers = children::Children::workers(&app.settings, opts.workers, log_dir.clone())
         .map_err(|e| format!("could not start workers: {e}"))?;
+    let mut replicas = match opts.inbox_producers {
+        0 => None,
+        _ => Some(
+            children::Children::inbox_replicas(&app.settings, 1, log_dir)
+                .map_err(|e| format!("could not start the inbox's ingest replica: {e}"))?,
+        ),
+    };
     eprintln!(
-        "[faults] {} producers, {} workers, {:?} of load; worker logs in {}",
+        "[faults] {} producers and {} over the inbox, {} workers, {:?} of load; logs in {}",
         opts.producers,
+        opts.inbox_producers,
         opts.workers,
         opts.duration,
         workers.log_dir().display()
@@ -139,6 +156,19 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         let until = until.clone();
         async move { producer.run(&until).await }
     });
+    let exchange = app.topology().inbox_exchange;
+    let inbox_producers = (0..opts.inbox_producers).map(|k| {
+        let producer = inbox::InboxProducer {
+            id: opts.producers + k,
+            ranges: opts.ranges,
+            amqp: &app.settings.amqp,
+            exchange: &exchange,
+            org: &org,
+            ledger: &ledger,
+        };
+        let until = until.clone();
+        async move { producer.run(&until).await }
+    });
     let node_faults = cluster.map(|(c, _)| {
         tokio::spawn(node_faults::run(
             c,
@@ -148,9 +178,17 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
             until.clone(),
         ))
     });
-    let (_, faults) = tokio::join!(
+    let (_, _, faults) = tokio::join!(
         futures_join(producers),
-        chaos::run(&mut workers, &schedule, start, &until)
+        futures_join(inbox_producers),
+        chaos::run(
+            &mut workers,
+            replicas.as_mut(),
+            &ledger,
+            &schedule,
+            start,
+            &until
+        )
     );
     let (cluster, node_faults) = match node_faults {
         Some(task) => {
@@ -171,13 +209,25 @@ pub async fn run(opts: &Options) -> Result<bool, String> {
         "[faults] {:>5.1}s  settled; stopping workers with SIGTERM",
         start.elapsed().as_secs_f64()
     );
-    let shutdown = workers.stop_gracefully(Duration::from_secs(40)).await;
+    let mut shutdown = workers.stop_gracefully(Duration::from_secs(40)).await;
+    if let Some(replicas) = replicas.as_mut() {
+        let problems = replicas.stop_gracefully(Duration::from_secs(40)).await;
+        shutdown.extend(problems.into_iter().map(|p| format!("inbox ingest {p}")));
+    }
     eprintln!(
         "[faults] {:>5.1}s  workers stopped; checking the ledger",
         start.elapsed().as_secs_f64()
     );
     let not_ready = not_ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let findings = verify::check(&app.pool, &ledger.snapshot(), &faults, &not_ready).await?;
+    let unanswered = ledger.unanswered.load(std::sync::atomic::Ordering::Relaxed);
+    let findings = verify::check(
+        &app.pool,
+        &ledger.snapshot(),
+        &faults,
+        &not_ready,
+        unanswered,
+    )
+    .await?;
     let received = events::collect(&tap).await?;
     let event_findings = match opts.citus {
         true => EventFindings::default(),

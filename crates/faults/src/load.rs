@@ -35,7 +35,7 @@ pub(crate) enum Write {
 
 impl Write {
     /// The write of batch `seq` to a range whose previous write was `last`.
-    fn choose(seq: u64, last: Option<Write>) -> Self {
+    pub(crate) fn choose(seq: u64, last: Option<Write>) -> Self {
         match seq % 7 {
             3 if last != Some(Write::Delete) => Write::Delete,
             1 | 5 => Write::Clear,
@@ -65,6 +65,22 @@ pub(crate) struct Ledger {
     pub(crate) unavailable_at: Mutex<Vec<DateTime<Utc>>>,
     pub(crate) transport_errors: AtomicU64,
     pub(crate) refused: AtomicU64,
+    /// Batches whose producer gave up asking (30 s past the deadline): one
+    /// may have been accepted without the ledger knowing.
+    pub(crate) unanswered: AtomicU64,
+    /// Inbox messages published for the first time, and again after no
+    /// answer came in time.
+    pub(crate) inbox_published: AtomicU64,
+    pub(crate) inbox_republished: AtomicU64,
+    /// Inbox messages published and not answered yet.
+    pub(crate) inbox_in_flight: AtomicU64,
+    /// Kills of the inbox's replica while a message was in flight.
+    pub(crate) inbox_kills_mid_message: AtomicU64,
+    /// Inbox connections that could not be opened or broke (the broker
+    /// was away).
+    pub(crate) inbox_broker_errors: AtomicU64,
+    /// Inbox answers to a message answered already.
+    pub(crate) inbox_answered_again: AtomicU64,
 }
 
 impl Ledger {
@@ -109,7 +125,12 @@ pub(crate) fn ext_id(producer: usize, range: usize, i: usize) -> String {
 }
 
 /// The path and body of batch `seq` of a range.
-fn batch(producer: usize, range: usize, seq: u64, write: Write) -> (&'static str, Value) {
+pub(crate) fn batch(
+    producer: usize,
+    range: usize,
+    seq: u64,
+    write: Write,
+) -> (&'static str, Value) {
     let exts = (0..RECORDS_PER_BATCH).map(|i| ext_id(producer, range, i));
     if write == Write::Delete {
         let exts: Vec<String> = exts.collect();
@@ -217,6 +238,7 @@ impl Producer<'_> {
                 }
             }
             if tokio::time::Instant::now() > give_up {
+                self.ledger.unanswered.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,6 +1,6 @@
 //! `objectsync-faults`: the fault suite (see the crate docs). Exits 1 if any
-//! guarantee was broken. Its hidden `worker` mode is how it runs workers as
-//! child processes.
+//! guarantee was broken. Its hidden `worker` and `ingest` modes are how it
+//! runs workers and the inbox's ingest replica as child processes.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use objectsync_faults::{BROKER_RESTART, DATABASE_RESTART, Options};
 #[derive(Parser)]
 #[command(
     name = "objectsync-faults",
-    about = "Load objectsync while killing workers and restarting RabbitMQ and PostgreSQL, then check that nothing was lost or doubled"
+    about = "Load objectsync while killing workers and an ingest replica and restarting RabbitMQ and PostgreSQL, then check that nothing was lost or doubled"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,6 +22,11 @@ struct Cli {
     /// Concurrent producers.
     #[arg(long, default_value_t = 4)]
     producers: usize,
+    /// Producers over the AMQP inbox, whose ingest replica (a child
+    /// process consuming the inbox) is SIGKILLed every other worker kill;
+    /// 0 leaves the inbox out.
+    #[arg(long, default_value_t = 2)]
+    inbox_producers: usize,
     /// Ranges of 100 records per producer. Few ranges keep several batches
     /// of one range in flight at once, which is what tests acceptance order
     /// (with 3, a run without the ordering gate gets counts wrong).
@@ -63,13 +68,18 @@ enum Mode {
     /// Run one worker (used for the suite's child processes).
     #[command(hide = true)]
     Worker,
+    /// Run one ingest (used for the inbox's replica).
+    #[command(hide = true)]
+    Ingest,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Mode::Worker) = cli.mode {
-        return objectsync_worker::run_process(None).await;
+    match cli.mode {
+        Some(Mode::Worker) => return objectsync_worker::run_process(None).await,
+        Some(Mode::Ingest) => return objectsync_ingest::run_process(None).await,
+        None => {}
     }
     // Ingest runs in this process and logs nothing unless asked: with
     // RUST_LOG set, its log (and the suite's libraries') goes to stderr.
@@ -79,6 +89,7 @@ async fn main() -> ExitCode {
     let opts = Options {
         duration: Duration::from_secs(cli.duration),
         producers: cli.producers,
+        inbox_producers: cli.inbox_producers,
         ranges: cli.ranges.max(1),
         workers: cli.workers.max(1),
         kill_every: Duration::from_secs(cli.kill_every.max(1)),

@@ -17,6 +17,12 @@ pub(crate) struct Totals {
     pub(crate) transport_errors: u64,
     pub(crate) refused: u64,
     pub(crate) kills: usize,
+    pub(crate) ingest_kills: usize,
+    pub(crate) inbox_published: u64,
+    pub(crate) inbox_republished: u64,
+    pub(crate) inbox_kills_mid_message: u64,
+    pub(crate) inbox_broker_errors: u64,
+    pub(crate) inbox_answered_again: u64,
     pub(crate) fault_errors: Vec<String>,
     pub(crate) elapsed: Duration,
 }
@@ -33,6 +39,15 @@ impl Totals {
                 .iter()
                 .filter(|f| f.kind == crate::chaos::Kind::WorkerKill)
                 .count(),
+            ingest_kills: faults
+                .iter()
+                .filter(|f| f.kind == crate::chaos::Kind::IngestKill)
+                .count(),
+            inbox_published: ledger.inbox_published.load(Ordering::Relaxed),
+            inbox_republished: ledger.inbox_republished.load(Ordering::Relaxed),
+            inbox_kills_mid_message: ledger.inbox_kills_mid_message.load(Ordering::Relaxed),
+            inbox_broker_errors: ledger.inbox_broker_errors.load(Ordering::Relaxed),
+            inbox_answered_again: ledger.inbox_answered_again.load(Ordering::Relaxed),
             fault_errors: faults.iter().filter_map(|f| f.error.clone()).collect(),
             elapsed,
         }
@@ -57,9 +72,11 @@ pub(crate) async fn progress(ledger: Arc<Ledger>, pool: Pool, start: Instant) {
             Err(_) => "?".into(),
         };
         eprintln!(
-            "[faults] {:>5.1}s  posts {}  accepted {}  5xx {}  dropped {}  completed {completed}",
+            "[faults] {:>5.1}s  posts {}  inbox {}  accepted {}  5xx {}  dropped {}  completed {completed}",
             start.elapsed().as_secs_f64(),
             ledger.posts.load(Ordering::Relaxed),
+            ledger.inbox_published.load(Ordering::Relaxed)
+                + ledger.inbox_republished.load(Ordering::Relaxed),
             ledger.accepted.load(Ordering::Relaxed),
             ledger.unavailable.load(Ordering::Relaxed),
             ledger.transport_errors.load(Ordering::Relaxed),
@@ -106,6 +123,13 @@ pub(crate) fn print(t: &Totals, f: &Findings, settle: Option<&String>, shutdown:
     println!();
     println!("objectsync fault suite — {:.0} s", t.elapsed.as_secs_f64());
     println!("  requests sent            {}", t.posts);
+    if t.inbox_published > 0 {
+        println!(
+            "  inbox messages           {} ({} published again after no answer in time; \
+             {} answers to a message answered already; {} connections to the broker failed)",
+            t.inbox_published, t.inbox_republished, t.inbox_answered_again, t.inbox_broker_errors
+        );
+    }
     println!("  answered 5xx (retried)   {}", t.unavailable);
     println!("  dropped connections      {}", t.transport_errors);
     println!("  refused 4xx              {}", t.refused);
@@ -127,6 +151,17 @@ pub(crate) fn print(t: &Totals, f: &Findings, settle: Option<&String>, shutdown:
         f.records_stale
     );
     println!("  records duplicated       {}", f.records_duplicated);
+    println!(
+        "  processes unaccounted    {}{} (no producer was answered with them)",
+        f.unaccounted.len(),
+        match f.unanswered {
+            0 => String::new(),
+            n => format!(", {n} batches whose producer gave up asking"),
+        }
+    );
+    for id in f.unaccounted.iter().take(10) {
+        println!("    process {id}");
+    }
     println!("  counter mismatches       {}", f.counter_mismatches.len());
     for m in f.counter_mismatches.iter().take(10) {
         println!("    {m}");
@@ -138,6 +173,12 @@ pub(crate) fn print(t: &Totals, f: &Findings, settle: Option<&String>, shutdown:
         latency.last().copied().unwrap_or(0.0)
     );
     println!("  workers SIGKILLed        {}", t.kills);
+    if t.inbox_published > 0 {
+        println!(
+            "  inbox ingest SIGKILLed   {} ({} with a message between its publication and its answer)",
+            t.ingest_kills, t.inbox_kills_mid_message
+        );
+    }
     for r in &f.recoveries {
         println!(
             "  {:<24} down for {:.1} s, /readyz said not ready {} times; once back: next 202 after {}, a batch accepted since completed after {}",
@@ -155,7 +196,9 @@ pub(crate) fn print(t: &Totals, f: &Findings, settle: Option<&String>, shutdown:
         println!("  not settled: {e}");
     }
     if shutdown.is_empty() {
-        println!("  graceful shutdown        every worker exited 0 on SIGTERM");
+        println!(
+            "  graceful shutdown        every worker (and ingest replica) exited 0 on SIGTERM"
+        );
     } else {
         for s in shutdown {
             println!("  graceful shutdown        {s}");

@@ -37,6 +37,11 @@ pub struct Findings {
     pub records_stale: usize,
     pub records_duplicated: usize,
     pub counter_mismatches: Vec<String>,
+    /// Processes no producer was answered with: a batch accepted twice
+    /// (an idempotency key that did not find its first process), unless
+    /// a producer gave up asking about as many batches (`unanswered`).
+    pub unaccounted: Vec<i64>,
+    pub unanswered: u64,
     pub latency_ms: Vec<f64>,
     pub recoveries: Vec<Recovery>,
 }
@@ -64,6 +69,7 @@ impl Findings {
             && self.records_stale == 0
             && self.records_duplicated == 0
             && self.counter_mismatches.is_empty()
+            && self.unaccounted.len() as u64 <= self.unanswered
     }
 }
 
@@ -175,13 +181,22 @@ pub(crate) async fn check(
     ledger: &[Entry],
     faults: &[Fault],
     not_ready: &[DateTime<Utc>],
+    unanswered: u64,
 ) -> Result<Findings, String> {
     let processes = load_processes(pool).await?;
     let records = load_records(pool).await?;
     let mut f = Findings {
         batches_accepted: ledger.len(),
+        unanswered,
         ..Findings::default()
     };
+    let answered: std::collections::HashSet<i64> = ledger.iter().map(|e| e.process_id).collect();
+    f.unaccounted = processes
+        .keys()
+        .filter(|id| !answered.contains(id))
+        .copied()
+        .collect();
+    f.unaccounted.sort_unstable();
 
     // Per range, the batches in acceptance (processId) order.
     let mut ranges: BTreeMap<(usize, usize), Vec<&Entry>> = BTreeMap::new();
@@ -254,7 +269,10 @@ pub(crate) async fn check(
 
     // Recovery after each restart, counted from when the service was back:
     // the first 202, and the first completion of a batch accepted since.
-    for fault in faults.iter().filter(|x| x.kind != Kind::WorkerKill) {
+    for fault in faults
+        .iter()
+        .filter(|x| matches!(x.kind, Kind::BrokerRestart | Kind::DatabaseRestart))
+    {
         let back = fault.at + chrono::TimeDelta::from_std(fault.took).unwrap_or_default();
         let after: Vec<&Entry> = ledger.iter().filter(|e| e.accepted_at >= back).collect();
         let first_accept = after
@@ -269,8 +287,7 @@ pub(crate) async fn check(
             .map(|t| seconds(t - back));
         let label = match fault.kind {
             Kind::BrokerRestart => "RabbitMQ restart",
-            Kind::DatabaseRestart => "PostgreSQL restart",
-            Kind::WorkerKill => "worker kill",
+            _ => "PostgreSQL restart",
         };
         f.recoveries.push(Recovery {
             label: label.to_owned(),
