@@ -119,7 +119,7 @@ fn kill_and_restart(
     sleep_until(killed + down_for);
     eprintln!("[faults] restarting RabbitMQ node {name}");
     let restarting = Instant::now();
-    cluster.nodes[victim].restart();
+    cluster.nodes[victim].restart_ahead();
     let restart_took = restarting.elapsed();
     if restart_took > Duration::from_secs(20) {
         eprintln!(

@@ -167,6 +167,18 @@ impl ScratchNode {
     /// Starts the node (again, after [`ScratchNode::kill`]) on its data and
     /// waits until it accepts connections; panics if it does not in time.
     pub fn restart(&mut self) {
+        self.launch(None);
+    }
+
+    /// [`ScratchNode::restart`] at a higher CPU priority (`nice -n -10`,
+    /// when run as root): a node booting on a machine whose cores are
+    /// saturated by a load otherwise takes five times as long as on an idle
+    /// one, which a node with cores of its own would not.
+    pub fn restart_ahead(&mut self) {
+        self.launch(Some(-10));
+    }
+
+    fn launch(&mut self, nice: Option<i32>) {
         self.kill();
         let out = std::fs::File::create(self.dir.join("out.log")).expect("out.log");
         let dist_port = std::fs::read_to_string(self.dir.join("dist_port")).expect("dist_port");
@@ -193,8 +205,16 @@ impl ScratchNode {
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
                 .into(),
         ];
-        let server = self
-            .command(&format!("{BIN}/rabbitmq-server"), &env)
+        let mut command = self.command(&format!("{BIN}/rabbitmq-server"), &env);
+        if let Some(n) = nice.filter(|_| self.as_rabbitmq) {
+            let inner = command;
+            command = Command::new("nice");
+            command
+                .args(["-n", &n.to_string(), "--"])
+                .arg(inner.get_program())
+                .args(inner.get_args());
+        }
+        let server = command
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("out.log"))
             .stderr(out)
