@@ -191,12 +191,16 @@ static TEMPLATES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::ne
 /// seconds, most of them spent while no other sandbox may do the same.
 pub async fn create_migrated_database(admin_url: &str, name: &str) -> Result<(), CitusError> {
     let template = template(admin_url).await?;
-    for url in node_admin_urls(admin_url).await? {
-        let admin = db::connect(&url).await?;
-        admin
-            .batch_execute(&format!("create database {name} template {template}"))
-            .await?;
-    }
+    // On every node at once: a copy takes most of a second per node.
+    let copies = node_admin_urls(admin_url).await?.into_iter().map(|url| {
+        let sql = format!("create database {name} template {template}");
+        async move {
+            let admin = db::connect(&url).await?;
+            admin.batch_execute(&sql).await?;
+            Ok::<_, CitusError>(())
+        }
+    });
+    futures_util::future::try_join_all(copies).await?;
     Ok(())
 }
 
@@ -312,8 +316,14 @@ pub async fn create_database(admin_url: &str, name: &str) -> Result<(), CitusErr
 /// Drops `name` on the coordinator and on every worker (best effort: for
 /// cleanup after a test).
 pub async fn drop_database(admin_url: &str, name: &str) {
-    for url in node_admin_urls(admin_url).await.unwrap_or_default() {
-        if let Ok(admin) = db::connect(&url).await {
+    let drops = node_admin_urls(admin_url)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|url| async move {
+            let Ok(admin) = db::connect(&url).await else {
+                return;
+            };
             // The maintenance daemon may hold a connection a moment longer.
             for _ in 0..3 {
                 let dropped = admin
@@ -324,6 +334,6 @@ pub async fn drop_database(admin_url: &str, name: &str) {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        }
-    }
+        });
+    futures_util::future::join_all(drops).await;
 }
