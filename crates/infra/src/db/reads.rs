@@ -51,7 +51,16 @@ struct Standby {
     max_lag: Option<Duration>,
     /// Whether it lags further behind than that, as last measured.
     behind: AtomicBool,
+    /// Milliseconds after `epoch` of the last measurement of its lag
+    /// (`NOT_WATCHED` until [`ReadPool::watch_lag`] starts).
+    measured_ms: AtomicU64,
+    /// Whether reads left it because its lag went unmeasured, so that the
+    /// change is logged once each way.
+    unmeasured: AtomicBool,
 }
+
+/// `Standby::measured_ms` while nothing measures the lag.
+const NOT_WATCHED: u64 = u64::MAX;
 
 impl Standby {
     fn now_ms(&self) -> u64 {
@@ -81,6 +90,7 @@ impl Standby {
     /// Records a measured lag: past `max`, reads go to the primary until a
     /// measurement says it is back within it.
     fn set_lag(&self, lag: Duration, max: Duration) {
+        self.measured_ms.store(self.now_ms(), Ordering::Relaxed);
         metrics::gauge!("objectsync_read_standby_lag_seconds").set(lag.as_secs_f64());
         let behind = lag > max;
         if self.behind.swap(behind, Ordering::Relaxed) != behind {
@@ -96,8 +106,35 @@ impl Standby {
         }
     }
 
+    /// Whether the lag is measured but went unmeasured for longer than its
+    /// bound (the watcher waited that long for a connection, under a flood,
+    /// or for the primary): the standby may be that far behind unseen, so
+    /// reads leave it until a measurement comes.
+    fn unmeasured(&self) -> bool {
+        let Some(max) = self.max_lag else {
+            return false;
+        };
+        let measured = self.measured_ms.load(Ordering::Relaxed);
+        let stale = measured != NOT_WATCHED
+            && self.now_ms().saturating_sub(measured) > max.as_millis() as u64;
+        if self.unmeasured.swap(stale, Ordering::Relaxed) != stale {
+            match stale {
+                true => tracing::warn!(
+                    ?max,
+                    "read standby's lag went unmeasured for longer than its bound; its reads go to the primary"
+                ),
+                false => tracing::info!("read standby's lag is measured again"),
+            }
+        }
+        stale
+    }
+
+    fn behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed) || self.unmeasured()
+    }
+
     fn usable(&self) -> bool {
-        !self.skipped() && !self.behind.load(Ordering::Relaxed)
+        !self.skipped() && !self.behind()
     }
 }
 
@@ -193,6 +230,8 @@ impl ReadPool {
                 down: AtomicBool::new(false),
                 max_lag,
                 behind: AtomicBool::new(false),
+                measured_ms: AtomicU64::new(NOT_WATCHED),
+                unmeasured: AtomicBool::new(false),
             })),
         }
     }
@@ -206,6 +245,11 @@ impl ReadPool {
         };
         let Some(max) = standby.max_lag else { return };
         let (tick, keep) = (lag::tick(max), lag::keep(max));
+        // From now on, a lag left unmeasured for longer than `max` counts
+        // as too far behind.
+        standby
+            .measured_ms
+            .store(standby.now_ms(), Ordering::Relaxed);
         let mut marks = Marks::default();
         let mut not_a_standby_said = false;
         loop {
@@ -304,7 +348,7 @@ impl ReadPool {
             standby.mark_down(&"it did not answer /readyz's query");
             return Some(StandbyState::Down);
         }
-        Some(match standby.behind.load(Ordering::Relaxed) {
+        Some(match standby.behind() {
             true => StandbyState::Behind,
             false => StandbyState::Up,
         })
@@ -334,6 +378,33 @@ mod tests {
         };
         assert!(matches!(e, DbError::Tls(_)), "{e}");
         assert!(e.to_string().contains("sslrootcert"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_lag_left_unmeasured_longer_than_its_bound_counts_as_too_far_behind() {
+        use std::sync::atomic::Ordering;
+        use std::time::Duration;
+        let s = settings("postgres://app@standby/x");
+        let max = Duration::from_millis(200);
+        let primary = pool(&s.database).unwrap();
+        let standby = pool(&s.database).unwrap();
+        let reads = super::ReadPool::with_standby(primary, standby, Some(max));
+        let standby = reads.standby.as_ref().unwrap();
+        // Nothing measures: nothing to go stale.
+        std::thread::sleep(2 * max);
+        assert!(standby.usable());
+        // The watcher starts (as `watch_lag` does), then cannot measure.
+        let started = standby.now_ms();
+        standby.measured_ms.store(started, Ordering::Relaxed);
+        assert!(standby.usable());
+        std::thread::sleep(max + Duration::from_millis(50));
+        assert!(!standby.usable());
+        // A measurement within the bound brings the reads back.
+        standby.set_lag(Duration::from_millis(10), max);
+        assert!(standby.usable());
+        // One past it keeps them on the primary, measured or not.
+        standby.set_lag(2 * max, max);
+        assert!(!standby.usable());
     }
 
     #[tokio::test]
