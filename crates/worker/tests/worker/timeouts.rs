@@ -103,7 +103,7 @@ async fn a_locked_row_delays_its_batch_and_other_organizations_go_on() {
 async fn a_batch_waiting_for_its_turn_holds_no_connection() {
     // A pool of one: a waiting batch that kept its connection would leave
     // none for the others.
-    let app = spawn_app_with(1, |s| s.database.pool_size = 1).await;
+    let mut app = spawn_app_with(0, |s| s.database.pool_size = 1).await;
     let (a, b) = two_orgs(&app).await;
 
     // A request of `a` that drew a process id and has not committed yet
@@ -115,6 +115,11 @@ async fn a_batch_waiting_for_its_turn_holds_no_connection() {
     let waiting = app
         .upsert_accepted(&a, "vehicle", json!([{"identifiers": {"ext_id": "a"}}]))
         .await;
+    // The worker starts once the batch's process is committed: a delivery
+    // that came before the commit would wait for `a`'s requests in flight
+    // (the held lock among them) before it could even mark the batch
+    // started, and this test is about the wait after that.
+    app.start_worker().await;
     until("the batch never started", async || {
         app.process(&a, waiting).await["status"] == "in_process"
     })
