@@ -20,7 +20,6 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
@@ -31,7 +30,7 @@ use objectsync_infra::settings::AmqpSettings;
 use objectsync_testkit::Org;
 use serde_json::Value;
 
-use crate::load::{Deadline, Entry, Ledger, Write, batch};
+use crate::load::{Deadline, Ledger, write_ranges};
 
 /// How long a producer waits for an answer before publishing again.
 const ANSWER_WAIT: Duration = Duration::from_secs(8);
@@ -112,41 +111,19 @@ impl InboxProducer<'_> {
     /// Publishes batches until the deadline, each after the one before was
     /// answered `202`.
     pub(crate) async fn run(&self, until: &Deadline) {
-        let mut last: Vec<Option<Write>> = vec![None; self.ranges];
         let mut session: Option<Session> = None;
-        let mut seq: u64 = 0;
-        while tokio::time::Instant::now() < until.get() {
-            let range = (seq as usize) % self.ranges;
-            let write = Write::choose(seq / self.ranges as u64, last[range]);
-            let (action, body) = batch(self.id, range, seq, write);
-            let key = format!("faults-inbox-p{}-{seq}", self.id);
-            let Some(process_id) = self
-                .send(
-                    &mut session,
-                    action,
-                    body.to_string().as_bytes(),
-                    &key,
-                    until,
-                )
-                .await
-            else {
-                break;
-            };
-            self.ledger
-                .entries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Entry {
-                    producer: self.id,
-                    range,
-                    seq,
-                    write,
-                    process_id,
-                    accepted_at: Utc::now(),
-                });
-            last[range] = Some(write);
-            seq += 1;
-        }
+        write_ranges(
+            self.id,
+            self.ranges,
+            self.ledger,
+            until,
+            async |action, body, seq| {
+                let key = format!("faults-inbox-p{}-{seq}", self.id);
+                self.send(&mut session, action, body.as_bytes(), &key, until)
+                    .await
+            },
+        )
+        .await;
         if let Some(s) = session {
             s.close().await;
         }

@@ -35,7 +35,7 @@ pub(crate) enum Write {
 
 impl Write {
     /// The write of batch `seq` to a range whose previous write was `last`.
-    pub(crate) fn choose(seq: u64, last: Option<Write>) -> Self {
+    fn choose(seq: u64, last: Option<Write>) -> Self {
         match seq % 7 {
             3 if last != Some(Write::Delete) => Write::Delete,
             1 | 5 => Write::Clear,
@@ -125,12 +125,7 @@ pub(crate) fn ext_id(producer: usize, range: usize, i: usize) -> String {
 }
 
 /// The path and body of batch `seq` of a range.
-pub(crate) fn batch(
-    producer: usize,
-    range: usize,
-    seq: u64,
-    write: Write,
-) -> (&'static str, Value) {
+fn batch(producer: usize, range: usize, seq: u64, write: Write) -> (&'static str, Value) {
     let exts = (0..RECORDS_PER_BATCH).map(|i| ext_id(producer, range, i));
     if write == Write::Delete {
         let exts: Vec<String> = exts.collect();
@@ -161,34 +156,58 @@ pub(crate) struct Producer<'a> {
     pub(crate) ledger: &'a Ledger,
 }
 
+/// Producer `producer`'s batches until the deadline, in turn over its
+/// `ranges` (see the module's comment), each sent by `send` (its action,
+/// its body and its sequence number, to the process id it was accepted as,
+/// or `None` to stop) only after the one before was accepted, and written
+/// in the ledger.
+pub(crate) async fn write_ranges(
+    producer: usize,
+    ranges: usize,
+    ledger: &Ledger,
+    until: &Deadline,
+    mut send: impl AsyncFnMut(&'static str, String, u64) -> Option<i64>,
+) {
+    let mut last: Vec<Option<Write>> = vec![None; ranges];
+    let mut seq: u64 = 0;
+    while tokio::time::Instant::now() < until.get() {
+        let range = (seq as usize) % ranges;
+        let write = Write::choose(seq / ranges as u64, last[range]);
+        let (action, body) = batch(producer, range, seq, write);
+        let Some(process_id) = send(action, body.to_string(), seq).await else {
+            break;
+        };
+        ledger
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Entry {
+                producer,
+                range,
+                seq,
+                write,
+                process_id,
+                accepted_at: Utc::now(),
+            });
+        last[range] = Some(write);
+        seq += 1;
+    }
+}
+
 impl Producer<'_> {
     /// Sends batches until the deadline.
     pub(crate) async fn run(&self, until: &Deadline) {
-        let mut last: Vec<Option<Write>> = vec![None; self.ranges];
-        let mut seq: u64 = 0;
-        while tokio::time::Instant::now() < until.get() {
-            let range = (seq as usize) % self.ranges;
-            let write = Write::choose(seq / self.ranges as u64, last[range]);
-            let (action, body) = batch(self.id, range, seq, write);
-            let key = format!("faults-p{}-{seq}", self.id);
-            let Some(process_id) = self.post(action, &body.to_string(), &key, until).await else {
-                break;
-            };
-            self.ledger
-                .entries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Entry {
-                    producer: self.id,
-                    range,
-                    seq,
-                    write,
-                    process_id,
-                    accepted_at: Utc::now(),
-                });
-            last[range] = Some(write);
-            seq += 1;
-        }
+        write_ranges(
+            self.id,
+            self.ranges,
+            self.ledger,
+            until,
+            async |action, body, seq| {
+                let key = format!("faults-p{}-{seq}", self.id);
+                self.post(action, &body, &key, until).await
+            },
+        )
+        .await;
     }
 
     /// Posts until a definite answer; `None` if the load period ended first.
