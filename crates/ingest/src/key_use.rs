@@ -29,12 +29,18 @@ impl KeyUse {
     /// so, it is taken as written).
     fn due(&self, key_hash: &[u8], now: Instant) -> bool {
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        if written.len() >= REMEMBERED {
-            written.retain(|_, at| now.duration_since(*at) < INTERVAL);
-        }
-        match written.get(key_hash) {
+        match written.get_mut(key_hash) {
             Some(at) if now.duration_since(*at) < INTERVAL => false,
-            _ => {
+            Some(at) => {
+                *at = now;
+                true
+            }
+            // Only a key not remembered yet grows the map, so only then is
+            // it pruned: a request with a known key never walks it.
+            None => {
+                if written.len() >= REMEMBERED {
+                    written.retain(|_, at| now.duration_since(*at) < INTERVAL);
+                }
                 written.insert(key_hash.to_vec(), now);
                 true
             }
