@@ -118,43 +118,37 @@ pub(crate) async fn run(
         if Instant::now() >= next_kill && workers.len() > 0 {
             let victim = (kills * 7 + 3) % workers.len();
             kills += 1;
-            let at = Utc::now();
-            let error = workers
-                .kill_and_replace(victim)
-                .await
-                .err()
-                .map(|e| e.to_string());
-            faults.push(Fault {
-                kind: Kind::WorkerKill,
-                at,
-                took: Duration::ZERO,
-                error,
-            });
+            faults.push(kill(workers, victim, Kind::WorkerKill).await);
             next_kill += schedule.kill_every;
         }
         if let Some(replicas) = inbox.as_deref_mut().filter(|r| r.len() > 0)
             && Instant::now() >= next_ingest_kill
         {
-            let at = Utc::now();
             if ledger.inbox_in_flight.load(Ordering::Relaxed) > 0 {
                 ledger
                     .inbox_kills_mid_message
                     .fetch_add(1, Ordering::Relaxed);
             }
-            let error = replicas
-                .kill_and_replace(0)
-                .await
-                .err()
-                .map(|e| e.to_string());
-            faults.push(Fault {
-                kind: Kind::IngestKill,
-                at,
-                took: Duration::ZERO,
-                error,
-            });
+            faults.push(kill(replicas, 0, Kind::IngestKill).await);
             next_ingest_kill += schedule.kill_every * 2;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     faults
+}
+
+/// SIGKILLs child `i` of `children`, starts its replacement, and says so.
+async fn kill(children: &mut Children, i: usize, kind: Kind) -> Fault {
+    let at = Utc::now();
+    let error = children
+        .kill_and_replace(i)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    Fault {
+        kind,
+        at,
+        took: Duration::ZERO,
+        error,
+    }
 }
