@@ -9,7 +9,7 @@ use axum::extract::{Form, Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Duration;
 use maud::{Markup, html};
-use objectsync_model::{ObjectType, OrgId};
+use objectsync_model::{KeyId, ObjectType, OrgId};
 use objectsync_store::organizations::KeyInfo;
 use objectsync_store::{Scope, operations, organizations, records};
 
@@ -235,9 +235,11 @@ pub(crate) async fn revoke_key(
 ) -> ConsoleResult<Response> {
     session.check(&f.csrf)?;
     let org = org_id(&raw)?;
-    let hash = hex::decode(&key).map_err(|_| ConsoleError::NotFound("No such key".into()))?;
+    let key: KeyId = key
+        .parse()
+        .map_err(|_| ConsoleError::NotFound("No such key".into()))?;
     let client = state.pool.get().await?;
-    if organizations::revoke_key(&client, org, &hash).await? {
+    if organizations::revoke_key(&client, org, key.hash()).await? {
         tracing::warn!(
             who = session.who,
             org_id = org.get(),

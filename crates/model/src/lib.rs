@@ -8,6 +8,7 @@
 pub mod envelope;
 pub mod error;
 pub mod ids;
+pub mod key_id;
 pub mod limits;
 pub mod names;
 pub mod number;
@@ -21,6 +22,7 @@ pub mod wire;
 pub use envelope::{BatchMeta, HeaderValue, MetaError};
 pub use error::{ApiCode, RejectionCode, RequestError};
 pub use ids::{OrgId, ProcessId, RecordId, TypeId};
+pub use key_id::{KeyId, KeyIdError};
 pub use names::{AttributeKey, NameError, ObjectTypeName};
 pub use process::{ProcessKind, ProcessStatus};
 pub use report::ProcessEvent;

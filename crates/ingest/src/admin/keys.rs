@@ -10,7 +10,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use objectsync_model::{FieldError, OrgId};
+use objectsync_model::{FieldError, KeyId, KeyIdError, OrgId};
 use objectsync_store::{GenericClient, organizations};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -61,16 +61,10 @@ pub async fn list(c: &impl GenericClient, org: OrgId) -> Result<Vec<KeyOut>, Adm
 
 /// Revokes the live key `id` (see [`KeyOut::id`]) of `org`.
 pub async fn revoke(c: &impl GenericClient, org: OrgId, id: &str) -> Result<(), AdminError> {
-    let hash = hex::decode(id)
-        .ok()
-        .filter(|h| h.len() == 32)
-        .ok_or_else(|| {
-            FieldError::new(
-                "key_id",
-                format!("'{id}' is not a key id: the 64 hex digits of the key's SHA-256"),
-            )
-        })?;
-    if !organizations::revoke_key(c, org, &hash).await? {
+    let key: KeyId = id
+        .parse()
+        .map_err(|e: KeyIdError| FieldError::new("key_id", e.to_string()))?;
+    if !organizations::revoke_key(c, org, key.hash()).await? {
         if !organizations::exists(c, org).await? {
             return Err(no_such_org(org));
         }
