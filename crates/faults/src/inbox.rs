@@ -43,8 +43,22 @@ struct Session {
     replies: Consumer,
 }
 
+/// The longest a producer waits for the broker to open a session, take a
+/// message or close: a broker that restarts mid-handshake may never
+/// answer, and the connection is then given up and opened again.
+const BROKER_WAIT: Duration = Duration::from_secs(10);
+
 impl Session {
-    async fn open(amqp: &AmqpSettings, id: usize) -> lapin::Result<Self> {
+    /// A session, or `None` if it could not be opened within
+    /// [`BROKER_WAIT`].
+    async fn open(amqp: &AmqpSettings, id: usize) -> Option<Self> {
+        tokio::time::timeout(BROKER_WAIT, Self::try_open(amqp, id))
+            .await
+            .ok()?
+            .ok()
+    }
+
+    async fn try_open(amqp: &AmqpSettings, id: usize) -> lapin::Result<Self> {
         let conn = objectsync_infra::amqp::connect(amqp, &format!("faults-inbox-{id}")).await?;
         let channel = conn.create_channel().await?;
         channel
@@ -82,7 +96,7 @@ impl Session {
     }
 
     async fn close(self) {
-        let _ = self.conn.close(200, "OK".into()).await;
+        let _ = tokio::time::timeout(BROKER_WAIT, self.conn.close(200, "OK".into())).await;
     }
 }
 
@@ -147,8 +161,8 @@ impl InboxProducer<'_> {
             let give_up = until.get() + Duration::from_secs(30);
             if session.is_none() {
                 match Session::open(self.amqp, self.id).await {
-                    Ok(s) => *session = Some(s),
-                    Err(_) => {
+                    Some(s) => *session = Some(s),
+                    None => {
                         self.ledger
                             .inbox_broker_errors
                             .fetch_add(1, Ordering::Relaxed);
@@ -212,24 +226,23 @@ impl InboxProducer<'_> {
             .with_message_id(key.into())
             .with_correlation_id(key.into())
             .with_reply_to(s.reply_queue.as_str().into());
-        let published = s
-            .channel
-            .basic_publish(
-                self.exchange.into(),
-                "item".into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                props,
-            )
-            .await;
-        let confirmed = match published {
-            Ok(confirm) => tokio::time::timeout(Duration::from_secs(10), confirm).await,
-            Err(_) => return Outcome::Again { broken: true },
+        let publish = async {
+            let confirm = s
+                .channel
+                .basic_publish(
+                    self.exchange.into(),
+                    "item".into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    body,
+                    props,
+                )
+                .await?;
+            confirm.await
         };
-        match confirmed {
+        match tokio::time::timeout(BROKER_WAIT, publish).await {
             Ok(Ok(Confirmation::Ack(None))) => {}
             // Returned (no queue bound yet), refused, or no confirm.
             _ => return Outcome::Again { broken: true },

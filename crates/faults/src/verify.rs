@@ -280,9 +280,13 @@ pub(crate) async fn check(
             .map(|e| e.accepted_at)
             .min()
             .map(|t| seconds(t - back));
+        // An inbox batch's 202 can reach its producer after the batch
+        // completed (its first answer went to a reply queue the restart
+        // removed): only completions once the service was back count.
         let first_done = after
             .iter()
             .filter_map(|e| processes.get(&e.process_id)?.completed_at)
+            .filter(|t| *t >= back)
             .min()
             .map(|t| seconds(t - back));
         let label = match fault.kind {
